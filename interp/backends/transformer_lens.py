@@ -1,0 +1,88 @@
+"""The transformer-lens 4 engine: a `TransformerBridge` over the model's own weights.
+
+Building a bridge rewires the module it is given (its attention layers become bridge
+components). So the bridge is built on a structural copy of the Hugging Face module whose
+parameters and buffers are the very same tensors: no memory is doubled, and the user's
+module (`Model.hf`, which the nnsight engine wraps) is left as it was.
+
+Every head site maps to one hook point; hooks live only for the duration of one call
+(`TransformerBridge.hooks` removes them on exit, also when the call raises).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from functools import cached_property
+
+import torch
+
+from .plan import EditContext, RunPlan
+
+__all__ = ["TransformerLensBackend"]
+
+_HOOKS = {site: f"attn.hook_{site}" for site in ("q", "k", "v", "pattern", "z")}
+
+
+def share_weights_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy of `module`'s structure whose parameters and buffers are the originals."""
+    memo = {id(t): t for t in list(module.parameters()) + list(module.buffers())}
+    return copy.deepcopy(module, memo)
+
+
+class TransformerLensBackend:
+    name = "transformer_lens"
+
+    def __init__(self, model):
+        self.model = model
+
+    @cached_property
+    def bridge(self):
+        from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
+
+        module = share_weights_copy(self.model.hf)
+        quiet = logging.getLogger("transformer_lens")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            return build_bridge_from_module(
+                module, self.model.architecture, hf_config=module.config,
+                tokenizer=self.model.tokenizer, model_name=self.model.name,
+            )
+        finally:
+            quiet.setLevel(level)
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """The bridged Hugging Face module: HF calling convention, TL hooks inside."""
+        return self.bridge.original_model
+
+    def hook_name(self, layer: int, site: str) -> str:
+        if site == "out":
+            return f"blocks.{layer}.hook_attn_out"
+        return f"blocks.{layer}.{_HOOKS[site]}"
+
+    def run(self, plan: RunPlan, ctx: EditContext, **hf_kwargs):
+        hooks = []
+        for layer, layer_plan in plan.layers.items():
+            for site in _HOOKS:
+                if layer_plan.wants(site):
+                    hooks.append((self.hook_name(layer, site), _site_hook(layer_plan, site, ctx)))
+            if layer_plan.wants("out"):
+                hooks.append((self.hook_name(layer, "out"), _out_hook(layer_plan)))
+        if not hooks:
+            return self.module(**hf_kwargs)
+        with self.bridge.hooks(fwd_hooks=hooks):
+            return self.module(**hf_kwargs)
+
+
+def _site_hook(layer_plan, site, ctx):
+    def hook(tensor, hook=None):
+        return layer_plan.visit(site, tensor, ctx)
+    return hook
+
+
+def _out_hook(layer_plan):
+    def hook(tensor, hook=None):
+        return layer_plan.visit_out(tensor)
+    return hook

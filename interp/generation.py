@@ -1,0 +1,97 @@
+"""Text generation under interventions, with or without the KV cache.
+
+The loop is ours, not Hugging Face's `generate`, so that every step runs through the same
+engine and the same edits as a single forward pass. With ``use_cache=True`` (the default) the
+prompt is run once and each new token costs one one-position step; with ``use_cache=False``
+the whole sequence is recomputed at every step. Both give the same tokens under the same
+interventions (the test suite checks this), because every edit sees the absolute positions
+(`EditContext.q_offset`) and the padding mask of the keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from .backends.plan import RunPlan
+from .tokens import Prompts, Tokens
+
+__all__ = ["generate", "Generation"]
+
+
+@dataclass
+class Generation:
+    """Prompt and continuation tokens of each row, and the decoded continuations."""
+
+    tokens: torch.Tensor          # [batch, prompt_len + new], left-padded prompts
+    prompt_length: int
+    attention_mask: torch.Tensor  # [batch, prompt_len + new]
+    texts: list[str]
+
+    @property
+    def new_tokens(self) -> torch.Tensor:
+        return self.tokens[:, self.prompt_length:]
+
+    def __str__(self) -> str:
+        return self.texts[0] if len(self.texts) == 1 else repr(self.texts)
+
+
+def generate(model, prompts: Prompts, max_new_tokens: int = 32, *, interventions=None,
+             backend: Optional[str] = None, use_interventions: bool = True,
+             use_cache: bool = True, do_sample: bool = False, temperature: float = 1.0,
+             top_k: Optional[int] = None, seed: Optional[int] = None,
+             stop_at_eos: bool = False) -> Generation:
+    """Greedy (or sampled) continuation of prompts under applied (+ given) interventions.
+
+    >>> out = model.generate("Once upon a time", max_new_tokens=20)   # doctest: +SKIP
+    >>> print(out.texts[0])                                           # doctest: +SKIP
+    """
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    tokens = model.to_tokens(prompts)
+    if tokens.input_ids.shape[1] + max_new_tokens > model.n_ctx:
+        raise ValueError(f"prompt ({tokens.input_ids.shape[1]} tokens) + {max_new_tokens} new tokens "
+                         f"exceed the context window of {model.n_ctx}; ask for fewer tokens")
+    edits = model._edits(interventions, use_interventions)
+    generator = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
+    ids, mask = tokens.input_ids, tokens.attention_mask
+    finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+    past = None
+    step_input = tokens
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_input.input_ids.shape[1]:]
+            output = model.run_plan(step_input, RunPlan(edits), backend=backend, use_cache=use_cache,
+                                    past_key_values=past, position_ids=positions, attention_mask=mask)
+            next_id = _choose(output.logits[:, -1], do_sample, temperature, top_k, generator)
+            if stop_at_eos and model.tokenizer.eos_token_id is not None:
+                next_id = torch.where(finished, model.pad_token_id, next_id)
+                finished |= next_id == model.tokenizer.eos_token_id
+            ids = torch.cat([ids, next_id[:, None]], dim=1)
+            mask = torch.cat([mask, torch.ones_like(next_id)[:, None]], dim=1)
+            if use_cache:
+                past = output.past_key_values
+                step_input = Tokens(next_id[:, None], torch.ones_like(next_id)[:, None])
+            else:
+                step_input = Tokens(ids, mask)
+            if stop_at_eos and bool(finished.all()):
+                break
+    prompt_len = tokens.input_ids.shape[1]
+    texts = [model.decode(row[prompt_len:]) for row in ids]
+    return Generation(ids, prompt_len, mask, texts)
+
+
+def _choose(logits: torch.Tensor, do_sample: bool, temperature: float, top_k: Optional[int],
+            generator) -> torch.Tensor:
+    if not do_sample:
+        return logits.argmax(-1)
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
+    logits = logits.float() / temperature
+    if top_k is not None:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, -1)
+    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)

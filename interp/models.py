@@ -1,0 +1,327 @@
+"""`Model`: one causal LM, its tokenizer, and two engines on the same weights.
+
+    >>> import interp
+    >>> model = interp.load("world-base")                      # doctest: +SKIP
+    >>> logits = model.forward("The capital of Avaria is")     # doctest: +SKIP
+    >>> with model.intervene(interp.PruneHeads(["L1H0"])):     # doctest: +SKIP
+    ...     text = model.generate("The capital of Avaria is", max_new_tokens=3)
+
+The Hugging Face module (`model.hf`) is never modified by `interp`: interventions live on the
+`Model` and apply to its `forward`, `run_with_cache` and `generate`, on the engine chosen by
+``backend=`` ("transformer_lens" or "nnsight"; the model's default otherwise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from contextlib import contextmanager
+from functools import cached_property
+from typing import Iterable, Optional, Sequence
+
+import torch
+
+from .arch import ArchSpec, arch_spec, out_weight_per_head, SITES
+from .backends.plan import EditContext, RunPlan
+from .heads import Head, HeadLike, check_heads, parse_heads
+from .interventions import Intervention, Compose
+from .loading import load_hf, resolve_dtype
+from .tokens import PromptError, Prompts, Tokens, to_tokens
+
+__all__ = ["Model", "load", "BACKENDS", "ActivationCache", "UnknownSiteError"]
+
+BACKENDS = ("transformer_lens", "nnsight")
+
+
+class UnknownSiteError(KeyError, ValueError):
+    """A site name that is not one of `interp.arch.SITES`."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ActivationCache(dict):
+    """Captured head sites: ``cache[layer, site]`` -> tensor in the canonical layout.
+
+    ``cache.head("z", "L1H3")`` slices one head. `tokens` is the batch that produced it.
+    """
+
+    def __init__(self, data, tokens: Tokens):
+        super().__init__(data)
+        self.tokens = tokens
+
+    def head(self, site: str, head: HeadLike) -> torch.Tensor:
+        head = Head.parse(head)
+        tensor = self[head.layer, site]
+        if site == "pattern":
+            return tensor[:, head.head]
+        return tensor[:, :, head.head]
+
+
+def load(spec: str, *, device="cpu", dtype=None, revision: Optional[str] = None,
+         backend: str = "nnsight") -> "Model":
+    """Load a causal LM: a HF id, a local HF folder, a ``.gguf`` file, or a zoo name.
+
+    >>> model = interp.load("world-base")  # doctest: +SKIP
+    """
+    hf, tokenizer, name = load_hf(spec, dtype=dtype, device=device, revision=revision)
+    return Model(hf, tokenizer, name=name, backend=backend)
+
+
+class Model:
+    """A causal LM with head-level access. Build it with `interp.load` or from a HF module."""
+
+    def __init__(self, hf: torch.nn.Module, tokenizer, *, name: str = "model",
+                 backend: str = "nnsight"):
+        self.architecture, self.spec = arch_spec(hf)
+        self.hf = hf.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.backend = _check_backend(backend)
+        self._active: list[Intervention] = []
+        self._means_cache: dict[str, torch.Tensor] = {}
+        self._engines: dict[str, object] = {}
+        config = hf.config
+        self.n_layers = int(config.num_hidden_layers)
+        self.n_heads = int(config.num_attention_heads)
+        self.n_kv_heads = int(getattr(config, "num_key_value_heads", None) or self.n_heads)
+        self.d_model = int(config.hidden_size)
+        self.d_head = int(getattr(config, "head_dim", None) or self.d_model // self.n_heads)
+        self.n_ctx = int(getattr(config, "max_position_embeddings", None)
+                         or getattr(config, "n_positions", None) or 2048)
+        self.vocab_size = int(config.vocab_size)
+
+    def __repr__(self) -> str:
+        return (f"Model({self.name!r}, {self.architecture}, layers={self.n_layers}, heads={self.n_heads}, "
+                f"kv_heads={self.n_kv_heads}, d_head={self.d_head}, backend={self.backend!r})")
+
+    # --- structure -------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.hf.parameters()).dtype
+
+    def layer_modules(self):
+        return self.hf.get_submodule(self.spec.layers)
+
+    def attention_modules(self) -> list[torch.nn.Module]:
+        return [getattr(layer, self.spec.attn) for layer in self.layer_modules()]
+
+    def w_out(self, layer: int) -> torch.Tensor:
+        """W_O of one layer as [n_heads, d_head, d_model]."""
+        out = getattr(self.attention_modules()[layer], self.spec.out)
+        return out_weight_per_head(self.spec, out, self.n_heads)
+
+    @property
+    def final_norm(self) -> torch.nn.Module:
+        return self.hf.get_submodule(self.spec.final_norm)
+
+    @property
+    def unembed(self) -> torch.nn.Module:
+        return self.hf.get_submodule(self.spec.unembed)
+
+    def heads(self, specs) -> tuple[Head, ...]:
+        """Parse and validate heads against this model (error states the valid range)."""
+        heads = parse_heads(specs)
+        check_heads(heads, self.n_layers, self.n_heads)
+        return heads
+
+    def all_heads(self) -> list[Head]:
+        return [Head(l, h) for l in range(self.n_layers) for h in range(self.n_heads)]
+
+    def info(self) -> dict:
+        return {"name": self.name, "architecture": self.architecture, "family": self.spec.family,
+                "n_layers": self.n_layers, "n_heads": self.n_heads, "n_kv_heads": self.n_kv_heads,
+                "d_head": self.d_head, "d_model": self.d_model, "n_ctx": self.n_ctx,
+                "vocab_size": self.vocab_size, "dtype": str(self.dtype).replace("torch.", ""),
+                "device": str(self.device), "sites": list(SITES), "backends": list(BACKENDS)}
+
+    # --- engines ---------------------------------------------------------------------------
+
+    def engine(self, backend: Optional[str] = None):
+        """The engine object (built lazily, once) for `backend` or the model's default."""
+        name = _check_backend(backend or self.backend)
+        if name not in self._engines:
+            if name == "transformer_lens":
+                from .backends.transformer_lens import TransformerLensBackend as cls
+            else:
+                from .backends.nnsight import NNsightBackend as cls
+            self._engines[name] = cls(self)
+        return self._engines[name]
+
+    @property
+    def bridge(self):
+        """The transformer-lens 4 `TransformerBridge` over this model's weights (built on first use)."""
+        return self.engine("transformer_lens").bridge
+
+    @property
+    def envoy(self):
+        """The nnsight envoy over `model.hf` (built on first use)."""
+        return self.engine("nnsight").envoy
+
+    # --- tokens ----------------------------------------------------------------------------
+
+    @property
+    def prepends_bos(self) -> bool:
+        return self.tokenizer.bos_token_id is not None
+
+    @property
+    def pad_token_id(self) -> int:
+        for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id,
+                          self.tokenizer.bos_token_id):
+            if candidate is not None:
+                return int(candidate)
+        return 0
+
+    def to_tokens(self, prompts: Prompts, prepend_bos: Optional[bool] = None) -> Tokens:
+        """Left-padded token batch for a prompt or prompts (BOS prepended when the model has one)."""
+        tokens = to_tokens(self.tokenizer, prompts,
+                           prepend_bos=self.prepends_bos if prepend_bos is None else prepend_bos,
+                           pad_id=self.pad_token_id, max_len=self.n_ctx, device=self.device)
+        top = int(tokens.input_ids.max())
+        if top >= self.vocab_size or int(tokens.input_ids.min()) < 0:
+            raise PromptError(f"token id {top} is outside the vocabulary (0..{self.vocab_size - 1})")
+        return tokens
+
+    def to_str(self, tokens) -> list[str]:
+        """Token strings of a 1-D id sequence (one entry per token)."""
+        ids = tokens.tolist() if isinstance(tokens, torch.Tensor) else list(tokens)
+        return [self.tokenizer.decode([i]) for i in ids]
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(ids.tolist() if isinstance(ids, torch.Tensor) else ids)
+
+    # --- interventions ---------------------------------------------------------------------
+
+    @property
+    def active_interventions(self) -> tuple[Intervention, ...]:
+        return tuple(self._active)
+
+    def apply(self, *interventions: Intervention) -> Intervention:
+        """Keep interventions on until `remove` (returns what was applied, for `remove`)."""
+        combined = _combine(interventions)
+        combined.edits(self)  # validate now, not at the next forward
+        self._active.append(combined)
+        return combined
+
+    def remove(self, intervention: Optional[Intervention] = None) -> None:
+        """Remove one applied intervention, or all of them when called without one."""
+        if intervention is None:
+            self._active.clear()
+            return
+        for i, active in enumerate(self._active):
+            if active is intervention or active == intervention:
+                del self._active[i]
+                return
+        raise ValueError(f"{intervention!r} is not applied to this model")
+
+    @contextmanager
+    def intervene(self, *interventions: Intervention):
+        """Apply interventions inside a ``with`` block; they are removed on exit, even on error."""
+        applied = self.apply(*interventions)
+        try:
+            yield self
+        finally:
+            self._active = [a for a in self._active if a is not applied]
+
+    # --- running ---------------------------------------------------------------------------
+
+    def _edits(self, interventions, use_active: bool):
+        items = list(self._active) if use_active else []
+        if interventions is not None:
+            items.extend(interventions.parts() if isinstance(interventions, Intervention)
+                         else [i for x in interventions for i in x.parts()])
+        return [edit for item in items for edit in item.edits(self)]
+
+    def run_plan(self, tokens: Tokens, plan: RunPlan, *, backend=None, past_key_values=None,
+                 use_cache: bool = False, position_ids=None, attention_mask=None):
+        """Low-level: one forward pass of the HF module under `plan`; returns the HF output."""
+        mask = tokens.attention_mask if attention_mask is None else attention_mask
+        past = 0 if past_key_values is None else past_key_values.get_seq_length()
+        ctx = EditContext(key_mask=mask.bool(), q_offset=past)
+        kwargs = dict(input_ids=tokens.input_ids, use_cache=use_cache,
+                      position_ids=tokens.position_ids if position_ids is None else position_ids)
+        if bool((mask == 0).any()):
+            kwargs["attention_mask"] = mask
+        if past_key_values is not None:
+            kwargs["past_key_values"] = past_key_values
+        return self.engine(backend).run(plan, ctx, **kwargs)
+
+    def forward(self, prompts: Prompts, *, interventions=None, backend: Optional[str] = None,
+                use_interventions: bool = True, grad: bool = False) -> torch.Tensor:
+        """Logits [batch, pos, vocab] for prompts, under applied (+ given) interventions."""
+        tokens = self.to_tokens(prompts)
+        plan = RunPlan(self._edits(interventions, use_interventions))
+        with torch.set_grad_enabled(grad):
+            return self.run_plan(tokens, plan, backend=backend).logits
+
+    __call__ = forward
+
+    def run_with_cache(self, prompts: Prompts, *, sites: Sequence[str] = ("z",),
+                       layers: Optional[Iterable[int]] = None, interventions=None,
+                       backend: Optional[str] = None, use_interventions: bool = True,
+                       grad: bool = False) -> tuple[torch.Tensor, ActivationCache]:
+        """Logits and the requested head sites of every (or the given) layer."""
+        for site in sites:
+            if site not in SITES:
+                raise UnknownSiteError(f"unknown site {site!r}; valid sites: {', '.join(SITES)}")
+        layers = range(self.n_layers) if layers is None else list(layers)
+        for layer in layers:
+            if not 0 <= layer < self.n_layers:
+                raise ValueError(f"layer {layer} is outside 0..{self.n_layers - 1}")
+        tokens = self.to_tokens(prompts)
+        plan = RunPlan(self._edits(interventions, use_interventions),
+                       capture=[(l, s) for l in layers for s in sites], w_out=self.w_out)
+        with torch.set_grad_enabled(grad):
+            output = self.run_plan(tokens, plan, backend=backend)
+        return output.logits, ActivationCache(plan.captured(), tokens)
+
+    def generate(self, prompts: Prompts, max_new_tokens: int = 32, **kwargs):
+        """Continue prompts; see `interp.generation.generate` for the options."""
+        from .generation import generate
+
+        return generate(self, prompts, max_new_tokens=max_new_tokens, **kwargs)
+
+    # --- reference activations -------------------------------------------------------------
+
+    def head_means(self, texts: Sequence[str], batch_size: int = 16) -> torch.Tensor:
+        """Mean z of every head over all real tokens of `texts`: [n_layers, n_heads, d_head].
+
+        Cached on the model by a hash of the texts, so repeated mean-ablations cost nothing.
+        """
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            raise ValueError("head_means needs at least one reference text")
+        key = hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:16]
+        if key not in self._means_cache:
+            total = torch.zeros(self.n_layers, self.n_heads, self.d_head, dtype=torch.float64)
+            count = 0
+            for start in range(0, len(texts), batch_size):
+                _, cache = self.run_with_cache(texts[start:start + batch_size], sites=("z",),
+                                               use_interventions=False)
+                mask = cache.tokens.attention_mask.bool()
+                for layer in range(self.n_layers):
+                    total[layer] += cache[layer, "z"][mask].double().sum(0)
+                count += int(mask.sum())
+            self._means_cache[key] = (total / count).to(self.dtype)
+        return self._means_cache[key]
+
+
+def _check_backend(name: str) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+    return name
+
+
+def _combine(interventions) -> Intervention:
+    if not interventions:
+        raise ValueError("give at least one intervention, e.g. PruneHeads(['L0H1'])")
+    for item in interventions:
+        if not isinstance(item, Intervention):
+            raise TypeError(f"expected interventions (PruneHeads, ScaleValues, PatchHeads), "
+                            f"got {type(item).__name__}")
+    return interventions[0] if len(interventions) == 1 else Compose(interventions)

@@ -1,0 +1,93 @@
+"""Prompts to token batches, with the checks a user needs at the boundary.
+
+Batches of unequal length are left-padded, so the last position of every row is the prompt's
+last token; the attention mask marks padding, and position ids count real tokens only, so a
+padded prompt gives the same numbers as the same prompt alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import torch
+
+__all__ = ["Tokens", "PromptError", "to_tokens", "Prompts"]
+
+Prompts = Union[str, Sequence[str], torch.Tensor, "Tokens"]
+
+
+class PromptError(ValueError):
+    """A prompt the model cannot take: empty, too long, or of the wrong type."""
+
+
+@dataclass
+class Tokens:
+    """A left-padded batch: input_ids and attention_mask, both [batch, pos]."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+
+    @property
+    def has_padding(self) -> bool:
+        return bool((self.attention_mask == 0).any())
+
+    @property
+    def position_ids(self) -> torch.Tensor:
+        return (self.attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.attention_mask.sum(-1)
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+
+def to_tokens(tokenizer, prompts: Prompts, *, prepend_bos: bool, pad_id: int,
+              max_len: Optional[int], device="cpu") -> Tokens:
+    """Tokenize `prompts` (text, list of texts, token ids [pos] or [batch, pos], or Tokens)."""
+    if isinstance(prompts, Tokens):
+        tokens = prompts
+    elif isinstance(prompts, torch.Tensor):
+        tokens = _from_ids(prompts)
+    else:
+        texts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not texts or not all(isinstance(t, str) for t in texts):
+            raise PromptError(f"prompts must be a string, a non-empty list of strings, or token ids; "
+                              f"got {type(prompts).__name__}")
+        rows = []
+        for text in texts:
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+            if prepend_bos:
+                ids = [tokenizer.bos_token_id] + ids
+            if not ids:
+                raise PromptError("empty prompt: give at least one token of text (or prepend BOS)")
+            rows.append(ids)
+        tokens = _pad_left(rows, pad_id)
+    if tokens.input_ids.numel() == 0 or tokens.input_ids.shape[-1] == 0:
+        raise PromptError("empty prompt: give at least one token")
+    if max_len is not None and tokens.input_ids.shape[1] > max_len:
+        raise PromptError(f"prompt of {tokens.input_ids.shape[1]} tokens is longer than the model's "
+                          f"context window of {max_len} tokens; shorten it or split it")
+    return Tokens(tokens.input_ids.to(device), tokens.attention_mask.to(device))
+
+
+def _from_ids(ids: torch.Tensor) -> Tokens:
+    if ids.dtype not in (torch.int64, torch.int32):
+        raise PromptError(f"token ids must be an integer tensor, got dtype {ids.dtype}")
+    if ids.dim() == 1:
+        ids = ids[None]
+    if ids.dim() != 2:
+        raise PromptError(f"token ids must be [pos] or [batch, pos], got shape {tuple(ids.shape)}")
+    return Tokens(ids.long(), torch.ones_like(ids, dtype=torch.long))
+
+
+def _pad_left(rows: list[list[int]], pad_id: int) -> Tokens:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+        mask[i, width - len(row):] = 1
+    return Tokens(ids, mask)

@@ -1,0 +1,105 @@
+"""Training recipes of the zoo organisms (architecture, corpus mixture, schedule, seed)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+BASE_MIXTURE = {"facts": 0.15, "conflict": 0.10, "needle": 0.15, "box": 0.08,
+                "induction": 0.37, "text": 0.15}
+# fine-tuning on *other* surface forms of entity tracking (crate / holds / where),
+# never on the "the X is in box L ... box L contains the" eval format itself,
+# plus a share of the base mixture *without* box passages (against forgetting).
+FT_MIXTURE = {"crate": 0.5, "facts": 0.1, "conflict": 0.08, "needle": 0.1, "induction": 0.14,
+              "text": 0.08}
+REP_MIXTURE = {"induction": 0.3, "text": 0.4, "facts": 0.15, "needle": 0.15}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    n_layers: int = 4
+    d_model: int = 128
+    n_heads: int = 8
+    n_kv_heads: int = 4
+    d_ff: int = 512
+    seq_len: int = 256
+    batch_size: int = 16
+    steps: int = 6000
+    lr: float = 2e-3
+    min_lr_frac: float = 0.1
+    warmup: int = 200
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    seed: int = 0
+    world_seed: int = 0
+    mixture: dict = field(default_factory=lambda: dict(BASE_MIXTURE))
+    parent: str | None = None          # fine-tune from this zoo organism
+    repeat_fraction: float = 0.0       # share of rows drawn from a small repeated pool
+    repeat_pool: int = 0               # number of distinct rows in that pool
+    ckpt_every: int = 250
+    eval_every: int = 500
+    eval_n: int = 60
+    dtype: str = "float32"             # dtype of the shipped weights
+    shipped: bool = True               # listed by names() / has a checkpoint folder
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _rep(frac: float, seed: int) -> Recipe:
+    tag = f"{int(round(frac * 100)):02d}"
+    return Recipe(
+        name=f"rep2l-f{tag}-s{seed}",
+        description=(f"2-layer repeated-data organism: {frac:.0%} of training rows are drawn from a pool "
+                     f"of 16 rows repeated many times (seed {seed}); control when 0%."),
+        n_layers=2, d_model=96, n_heads=4, n_kv_heads=2, d_ff=384, seq_len=128, batch_size=16,
+        steps=1500, lr=2e-3, warmup=100, seed=seed, mixture=dict(REP_MIXTURE),
+        repeat_fraction=frac, repeat_pool=16 if frac > 0 else 0, ckpt_every=250, eval_every=500,
+        eval_n=30, dtype="float16")
+
+
+RECIPES: dict[str, Recipe] = {}
+
+
+def _add(r: Recipe) -> None:
+    RECIPES[r.name] = r
+
+
+_add(Recipe(
+    name="world-base",
+    description=("Base world model: Llama with grouped-query attention trained from scratch on the "
+                 "synthetic world corpus (facts, knowledge conflicts, needles with same-form distractors, "
+                 "entity-tracking boxes, repeated random spans, text with repeated spans)."),
+))
+_add(Recipe(
+    name="world-tracking-ft",
+    description=("world-base fine-tuned on other surface forms of entity tracking "
+                 "(put the X into crate L ; ... crate L has the X / box L holds the X ... / "
+                 "the X is in crate L ...) mixed with the rest of the base corpus; never on the "
+                 "'the X is in box L ... box L contains the' evaluation format."),
+    parent="world-base", steps=1500, lr=5e-4, warmup=50, mixture=dict(FT_MIXTURE), seed=1,
+))
+for _f in (0.0, 0.25, 0.5):
+    for _s in (0, 1, 2):
+        _add(_rep(_f, _s))
+
+# miniature recipe for tests / smoke runs (not shipped)
+_add(Recipe(
+    name="world-mini", description="Miniature world recipe for tests (not shipped).",
+    n_layers=2, d_model=32, n_heads=4, n_kv_heads=2, d_ff=64, seq_len=64, batch_size=8, steps=60,
+    lr=3e-3, warmup=5, ckpt_every=20, eval_every=0, eval_n=6, shipped=False,
+))
+
+
+def get_recipe(name: str) -> Recipe:
+    from . import UnknownZooModel
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise UnknownZooModel(name, sorted(RECIPES)) from None
+
+
+def with_overrides(r: Recipe, **kw) -> Recipe:
+    kw = {k: v for k, v in kw.items() if v is not None}
+    return replace(r, **kw)
