@@ -33,7 +33,6 @@ stable fingerprint to store as provenance.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -92,10 +91,10 @@ def _as_scores(scores: Any) -> torch.Tensor:
     elif isinstance(scores, (np.ndarray, list, tuple)):
         try:
             t = torch.from_numpy(np.array(scores)) if isinstance(scores, np.ndarray) else torch.tensor(scores)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RuntimeError) as exc:
             raise TypeError(
                 f"HeadScores.scores must be a rectangular [n_layers, n_heads] grid of numbers, "
-                f"got {type(scores).__name__} that numpy cannot read as one ({exc}); "
+                f"got {type(scores).__name__} that cannot be read as one ({exc}); "
                 f"pass a torch.Tensor of shape [n_layers, n_heads]"
             ) from None
     else:

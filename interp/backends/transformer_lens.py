@@ -47,7 +47,7 @@ class TransformerLensBackend:
         try:
             return build_bridge_from_module(
                 module, self.model.architecture, hf_config=module.config,
-                tokenizer=self.model.tokenizer, model_name=self.model.name,
+                model_name=self.model.name,
             )
         finally:
             quiet.setLevel(level)

@@ -1,0 +1,84 @@
+"""Tiny random models of every supported architecture, built locally from configs.
+
+They need no download and run in milliseconds, so tests, notebooks and bug reports can use
+them. Each comes with a small word-level tokenizer (one token per word).
+
+    >>> model = tiny_model("llama")   # 2 layers, 8 query heads, 4 kv heads (GQA)
+    >>> model.n_heads, model.n_kv_heads
+    (8, 4)
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["TINY_ARCHITECTURES", "tiny_hf_model", "tiny_model", "word_tokenizer"]
+
+TINY_WORDS = ("the a an of in on is was and to it he she they box key apple cat dog red blue "
+              "green big small once upon time there little girl boy named played saw capital "
+              "city country what where who how one two three four five six seven eight nine ten "
+              ". , ? : ;").split()
+
+TINY_ARCHITECTURES = ("gpt2", "gpt_neox", "llama", "qwen2", "mistral")
+
+
+def word_tokenizer(words=TINY_WORDS):
+    """A whitespace word-level fast tokenizer with <bos>, <eos>, <pad>, <unk> at ids 0..3."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<bos>", "<eos>", "<pad>", "<unk>"]
+    vocab = {token: i for i, token in enumerate(specials + list(dict.fromkeys(words)))}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<bos>", eos_token="<eos>",
+                                   pad_token="<pad>", unk_token="<unk>")
+
+
+def _config(arch: str, vocab: int, n_layers: int, n_ctx: int):
+    from transformers import (GPT2Config, GPTNeoXConfig, LlamaConfig, MistralConfig, Qwen2Config)
+
+    common = dict(vocab_size=vocab, num_hidden_layers=n_layers, max_position_embeddings=n_ctx,
+                  hidden_size=64, intermediate_size=128, bos_token_id=0, eos_token_id=1,
+                  pad_token_id=2)
+    if arch == "gpt2":
+        return GPT2Config(vocab_size=vocab, n_layer=n_layers, n_head=4, n_embd=64, n_positions=n_ctx,
+                          bos_token_id=0, eos_token_id=1, architectures=["GPT2LMHeadModel"])
+    if arch == "gpt_neox":
+        return GPTNeoXConfig(num_attention_heads=4, rotary_pct=0.25, architectures=["GPTNeoXForCausalLM"],
+                             **common)
+    if arch == "llama":
+        return LlamaConfig(num_attention_heads=8, num_key_value_heads=4, architectures=["LlamaForCausalLM"],
+                           **common)
+    if arch == "qwen2":
+        return Qwen2Config(num_attention_heads=8, num_key_value_heads=2, architectures=["Qwen2ForCausalLM"],
+                           **common)
+    if arch == "mistral":
+        return MistralConfig(num_attention_heads=8, num_key_value_heads=2, sliding_window=None,
+                             architectures=["MistralForCausalLM"], **common)
+    raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {TINY_ARCHITECTURES}")
+
+
+def tiny_hf_model(arch: str = "llama", *, n_layers: int = 2, n_ctx: int = 128, seed: int = 0,
+                  vocab: int = None):
+    """A randomly initialised HF causal LM of `arch` (weights scaled up so heads differ)."""
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = word_tokenizer()
+    config = _config(arch, vocab or len(tokenizer), n_layers, n_ctx)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():  # default init is tiny; widen it so attention patterns are not flat
+        for param in model.parameters():
+            if param.dim() == 2:
+                param.normal_(0, 0.15)
+    return model, tokenizer
+
+
+def tiny_model(arch: str = "llama", *, backend: str = "nnsight", **kwargs):
+    """An `interp.Model` around `tiny_hf_model(arch)`."""
+    from .models import Model
+
+    hf, tokenizer = tiny_hf_model(arch, **kwargs)
+    return Model(hf, tokenizer, name=f"tiny-{arch}", backend=backend)
