@@ -49,7 +49,20 @@ def resolve_dtype(dtype) -> torch.dtype:
 
 def load_hf(spec: str, *, dtype=None, device="cpu", revision: Optional[str] = None):
     """Return (hf_model in eval mode, tokenizer, display name) for a spec (see module docstring)."""
+    from transformers.utils import logging as hf_logging
+
     dtype = resolve_dtype(dtype)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model, tokenizer, name = _load_any(spec, dtype, revision)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    return model.to(device).eval(), tokenizer, name
+
+
+def _load_any(spec, dtype, revision):
     path = Path(os.path.expanduser(str(spec)))
     if str(spec).endswith(".gguf") or path.is_file():
         if not path.exists():
@@ -69,7 +82,7 @@ def load_hf(spec: str, *, dtype=None, device="cpu", revision: Optional[str] = No
     else:
         model, tokenizer = _load_hub(str(spec), dtype, revision)
         name = str(spec) if revision is None else f"{spec}@{revision}"
-    return model.to(device).eval(), tokenizer, name
+    return model, tokenizer, name
 
 
 def _is_zoo_name(spec) -> bool:

@@ -23,7 +23,7 @@ class Recipe:
     n_heads: int = 8
     n_kv_heads: int = 4
     d_ff: int = 512
-    seq_len: int = 256
+    seq_len: int = 128
     batch_size: int = 16
     steps: int = 6000
     lr: float = 2e-3
