@@ -97,9 +97,11 @@ def nnsight_trace(envoy, input_ids, d_head: int):
 # --- timing ---------------------------------------------------------------------------------
 
 def interleaved(variants: dict[str, Callable[[], object]], *, rounds: int, warmup: int = 2,
-                progress: bool = True) -> dict[str, list[float]]:
+                progress: Optional[bool] = None) -> dict[str, list[float]]:
     """Seconds per call of each variant, all variants run once per round in rotating order."""
     names = list(variants)
+    if progress is None:
+        progress = sys.stderr.isatty()
     for _ in range(warmup):
         for name in names:
             variants[name]()

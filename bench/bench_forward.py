@@ -79,8 +79,8 @@ def main(argv=None) -> int:
         edited = (outs["interp_tl"] - outs["hf"]).abs().max().item()
         print("\ncorrectness (max |diff| of logits, tolerance 1e-5):")
         for label, diff in checks.items():
-            print(f"  {label:<34}{diff:.2e}  {'OK' if diff <= TOLERANCE else 'MISMATCH'}")
-        print(f"  {'(edits change logits: interp vs hf)':<34}{edited:.2e}  "
+            print(f"  {label:<38}{diff:.2e}  {'OK' if diff <= TOLERANCE else 'MISMATCH'}")
+        print(f"  {'(edits change logits: interp vs hf)':<38}{edited:.2e}  "
               f"{'OK' if edited > 1e-3 else 'EDITS HAD NO EFFECT'}")
         del outs
 
