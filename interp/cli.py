@@ -26,6 +26,24 @@ except ImportError:  # pragma: no cover - the zoo ships with the package
     pass
 
 
+def _register_analyzers() -> None:
+    """Each analyzer module in `circuits` adds its own subcommand through `register(app)`."""
+    import importlib
+
+    from circuits import ANALYZERS
+
+    for name in ANALYZERS:
+        try:
+            module = importlib.import_module(f"circuits.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"circuits.{name}":
+                raise
+            continue
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(app)
+
+
 def _load(spec: str, backend: str = "nnsight"):
     import interp
 
@@ -122,6 +140,9 @@ def demo(
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
     typer.echo(json.dumps(summary, indent=2))
+
+
+_register_analyzers()
 
 
 def main():  # pragma: no cover
