@@ -20,8 +20,6 @@ result    [batch, pos, n_heads, d_model]         the head's contribution to the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
-
 import torch
 
 __all__ = ["ArchSpec", "ARCHITECTURES", "SITES", "arch_spec", "UnsupportedArchitectureError"]
@@ -91,11 +89,6 @@ def arch_spec(hf_model: torch.nn.Module) -> tuple[str, ArchSpec]:
     )
 
 
-def get_submodule(root: torch.nn.Module, dotted: str) -> torch.nn.Module:
-    """`root.get_submodule` that also walks into ModuleLists by index."""
-    return root.get_submodule(dotted)
-
-
 def out_weight_per_head(spec: ArchSpec, out_module: torch.nn.Module, n_heads: int) -> torch.Tensor:
     """W_O as [n_heads, d_head, d_model], whatever the storage convention."""
     weight = out_module.weight
@@ -129,6 +122,3 @@ def merge_qkv(spec: ArchSpec, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor)
         return torch.cat([q, k, v], dim=-1).reshape(batch, pos, -1)
     raise ValueError(f"no fused layout {spec.qkv_layout!r}")
 
-
-def optional_bias(module: torch.nn.Module) -> Optional[torch.Tensor]:
-    return getattr(module, "bias", None)
