@@ -1,0 +1,1 @@
+"""Prompt builders for the analyzers (boxes for entity tracking, ...)."""

@@ -1,0 +1,364 @@
+"""Box prompts for entity tracking (Prakash et al. 2024), with the counterfactuals the method needs.
+
+A sample lists objects in labelled boxes and asks for the content of one box:
+
+    the apple is in box F , the key is in box Q , the pen is in box B . box Q contains the -> key
+
+Every object and label must be one token in context, so all prompts with the same number of
+boxes tokenize to the same length and can be patched position by position. Three positions
+matter to the circuit: the last token, the query label (``Q`` after the context) and the
+earlier occurrence of that label in the context (the correct segment's label).
+
+Counterfactual constructions (each keeps the token length of its base):
+
+- `corrupt`: for path patching, a different sample whose correct segment is at another
+  position, with its query label replaced by a random label absent from its context.
+- `desiderata` (DCM): base/source pairs, each with its own target, that separate what a head
+  carries. ``positional``: source with new objects and labels, query at another position ->
+  target is the base object at the source's query position. ``object``: the base with the
+  correct object replaced by a new one -> target is the new object. ``label``: the base with
+  the query box's label swapped with another box's label, queried by that other label (so the
+  source's correct segment stays at the base position) -> target is the base object of the box
+  the new label names.
+
+    >>> import interp                                                          # doctest: +SKIP
+    >>> data = box_dataset(interp.load("world-base"), n=300, n_boxes=7)         # doctest: +SKIP
+    >>> data.prompts[0], data.answers[0], int(data.query_pos[0])                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from typing import Optional, Sequence
+
+import torch
+
+__all__ = ["BoxTemplate", "ZOO_TEMPLATE", "PAPER_TEMPLATE", "BoxSample", "BoxDataset", "BoxPairs",
+           "BoxDataError", "DESIDERATA", "box_samples", "box_dataset", "corrupt", "desiderata",
+           "single_token_id"]
+
+DESIDERATA = ("positional", "object", "label")
+
+
+class BoxDataError(ValueError):
+    """Box data that cannot be built: too few objects/labels, or words that are not one token."""
+
+
+@dataclass(frozen=True)
+class BoxTemplate:
+    """How a sample becomes text: segments joined by `separator`, then `end`, then the query."""
+
+    segment: str = "the {object} is in box {label}"
+    separator: str = " , "
+    end: str = " . "
+    query: str = "box {label} contains the"
+
+    def render(self, objects: Sequence[str], labels: Sequence[str], query_label: str) -> str:
+        body = self.separator.join(self.segment.format(object=o, label=l) for o, l in zip(objects, labels))
+        return body + self.end + self.query.format(label=query_label)
+
+
+# The zoo's world language (interp.zoo.world: `box_prompts`), word level.
+ZOO_TEMPLATE = BoxTemplate()
+# The paper's wording, for pretrained subword models ("Box T contains the" -> " pot").
+PAPER_TEMPLATE = BoxTemplate("the {object} is in Box {label}", ", ", ". ", "Box {label} contains the")
+
+_DEFAULT_OBJECTS = ("apple", "key", "pen", "coin", "ring", "book", "cup", "lamp", "shoe", "hat",
+                    "bell", "drum", "map", "card", "rope", "stone", "plate", "fork", "clock", "ball")
+_DEFAULT_LABELS = tuple(chr(c) for c in range(ord("A"), ord("Z") + 1))
+
+
+@dataclass(frozen=True)
+class BoxSample:
+    """One prompt: ``objects[i]`` is in box ``labels[i]``; the query asks for box ``query_label``.
+
+    `query` is the index of the correct segment (for a corrupt sample, whose query label is
+    absent from the context, the segment it was built around).
+    """
+
+    objects: tuple[str, ...]
+    labels: tuple[str, ...]
+    query: int
+    query_label: str
+
+    @property
+    def answer(self) -> str:
+        return self.objects[self.query]
+
+    def prompt(self, template: BoxTemplate = ZOO_TEMPLATE) -> str:
+        return template.render(self.objects, self.labels, self.query_label)
+
+
+@dataclass(frozen=True)
+class BoxDataset:
+    """Samples, their prompts, answer token ids and the circuit's positions (all [n] tensors).
+
+    Positions index the model's token sequence (BOS included): `last_pos` the final token,
+    `query_pos` the query label, `label_pos` the correct segment's label in the context
+    (the earlier occurrence of the query label), `object_pos` the correct object.
+    """
+
+    samples: tuple[BoxSample, ...]
+    prompts: tuple[str, ...]
+    answer_ids: torch.Tensor
+    last_pos: torch.Tensor
+    query_pos: torch.Tensor
+    label_pos: torch.Tensor
+    object_pos: torch.Tensor
+    template: BoxTemplate
+    seq_len: int
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def answers(self) -> list[str]:
+        return [s.answer for s in self.samples]
+
+    @property
+    def n_boxes(self) -> int:
+        return len(self.samples[0].objects)
+
+    def subset(self, index) -> "BoxDataset":
+        """Rows `index` (a slice or a list of ints) as a new dataset."""
+        rows = list(range(len(self)))[index] if isinstance(index, slice) else [int(i) for i in index]
+        pick = torch.tensor(rows, dtype=torch.long)
+        return replace(self, samples=tuple(self.samples[i] for i in rows),
+                       prompts=tuple(self.prompts[i] for i in rows), answer_ids=self.answer_ids[pick],
+                       last_pos=self.last_pos[pick], query_pos=self.query_pos[pick],
+                       label_pos=self.label_pos[pick], object_pos=self.object_pos[pick])
+
+
+@dataclass(frozen=True)
+class BoxPairs:
+    """A DCM desideratum: base and source datasets (same shapes) and the target token per pair."""
+
+    kind: str
+    base: BoxDataset
+    source: BoxDataset
+    target_ids: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def subset(self, index) -> "BoxPairs":
+        rows = list(range(len(self)))[index] if isinstance(index, slice) else [int(i) for i in index]
+        return BoxPairs(self.kind, self.base.subset(rows), self.source.subset(rows),
+                        self.target_ids[torch.tensor(rows, dtype=torch.long)])
+
+
+# --- tokenizer checks ----------------------------------------------------------------------
+
+def _tokenizer_of(model_or_tokenizer):
+    return getattr(model_or_tokenizer, "tokenizer", model_or_tokenizer)
+
+
+def _ids(tokenizer, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def single_token_id(tokenizer, word: str, context: str = "the") -> Optional[int]:
+    """The id of `word` when it is exactly one token after `context` (as inside a prompt), else None."""
+    before, after = _ids(tokenizer, context), _ids(tokenizer, f"{context} {word}")
+    if len(after) != len(before) + 1 or after[:len(before)] != before:
+        return None
+    unk = getattr(tokenizer, "unk_token_id", None)
+    return None if after[-1] == unk else after[-1]
+
+
+def _check_single_tokens(tokenizer, words: Sequence[str], what: str) -> dict[str, int]:
+    ids = {w: single_token_id(tokenizer, w) for w in words}
+    bad = [w for w, i in ids.items() if i is None]
+    if bad:
+        raise BoxDataError(f"{what} must each be one token of the model's tokenizer; not single tokens: "
+                           f"{bad[:8]}. Pass {what} that are (e.g. filter with single_token_id).")
+    if len(set(ids.values())) != len(ids):
+        raise BoxDataError(f"{what} map to repeated token ids; give distinct single-token words")
+    return ids
+
+
+def _defaults(tokenizer, objects, labels):
+    if objects is None or labels is None:
+        from interp.zoo.world import BOX_LABELS, OBJECTS
+
+        vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
+        zoo = all(w in vocab for w in OBJECTS[:5] + BOX_LABELS[:5])
+        if objects is None:
+            objects = OBJECTS if zoo else [w for w in _DEFAULT_OBJECTS if single_token_id(tokenizer, w) is not None]
+        if labels is None:
+            labels = BOX_LABELS if zoo else [w for w in _DEFAULT_LABELS if single_token_id(tokenizer, w) is not None]
+    objects, labels = list(dict.fromkeys(objects)), list(dict.fromkeys(labels))
+    if set(objects) & set(labels):
+        raise BoxDataError(f"objects and labels must not share words; both contain {sorted(set(objects) & set(labels))}")
+    return objects, labels
+
+
+def _check_counts(n_boxes: int, objects, labels, extra_labels: int = 0, extra_objects: int = 0) -> None:
+    if n_boxes < 2:
+        raise BoxDataError(f"n_boxes must be at least 2 (a query needs alternatives), got {n_boxes}")
+    need_l, need_o = n_boxes + extra_labels, n_boxes + extra_objects
+    if len(labels) < need_l:
+        raise BoxDataError(f"{n_boxes} boxes need at least {need_l} distinct box labels, only {len(labels)} "
+                           "available; lower n_boxes or pass more labels")
+    if len(objects) < need_o:
+        raise BoxDataError(f"{n_boxes} boxes need at least {need_o} distinct objects, only {len(objects)} "
+                           "available; lower n_boxes or pass more objects")
+
+
+# --- samples -------------------------------------------------------------------------------
+
+def _fresh_sample(rng: random.Random, n_boxes: int, objects, labels, query: Optional[int] = None) -> BoxSample:
+    objs, labs = tuple(rng.sample(objects, n_boxes)), tuple(rng.sample(labels, n_boxes))
+    q = rng.randrange(n_boxes) if query is None else query
+    return BoxSample(objs, labs, q, labs[q])
+
+
+def box_samples(n: int, n_boxes: int = 7, objects: Sequence[str] = None, labels: Sequence[str] = None,
+                seed: int = 0) -> list[BoxSample]:
+    """`n` random samples (no tokenizer involved); objects and labels are drawn without repeats."""
+    if objects is None or labels is None:
+        raise BoxDataError("box_samples needs explicit objects and labels; box_dataset picks defaults")
+    _check_counts(n_boxes, objects, labels)
+    rng = random.Random(seed)
+    return [_fresh_sample(rng, n_boxes, list(objects), list(labels)) for _ in range(n)]
+
+
+def _positions(ids: torch.Tensor, samples, label_ids, object_ids):
+    n, width = ids.shape
+    last = torch.full((n,), width - 1, dtype=torch.long)
+    query_pos, label_pos, object_pos = (torch.empty(n, dtype=torch.long) for _ in range(3))
+    for i, s in enumerate(samples):
+        row = ids[i].tolist()
+        query_pos[i] = _last_index(row, label_ids[s.query_label])
+        label_pos[i] = row.index(label_ids[s.labels[s.query]])
+        object_pos[i] = row.index(object_ids[s.objects[s.query]])
+    return last, query_pos, label_pos, object_pos
+
+
+def _last_index(row: list[int], token: int) -> int:
+    return len(row) - 1 - row[::-1].index(token)
+
+
+def _build(model_or_tokenizer, samples, template) -> BoxDataset:
+    from interp.tokens import to_tokens
+
+    tokenizer = _tokenizer_of(model_or_tokenizer)
+    used_o = sorted({o for s in samples for o in s.objects})
+    used_l = sorted({l for s in samples for l in s.labels + (s.query_label,)})
+    object_ids = _check_single_tokens(tokenizer, used_o, "objects")
+    label_ids = _check_single_tokens(tokenizer, used_l, "labels")
+    prompts = tuple(s.prompt(template) for s in samples)
+    bos = getattr(tokenizer, "bos_token_id", None)
+    tokens = to_tokens(tokenizer, list(prompts), prepend_bos=bos is not None, pad_id=0, max_len=None)
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is not None and bool((tokens.input_ids == unk).any()):
+        words = [w for w in template.render(["x"], ["y"], "y").split() if single_token_id(tokenizer, w) is None
+                 and w not in ("x", "y")]
+        raise BoxDataError(f"the template has words the tokenizer does not know ({words}); pass a "
+                           "BoxTemplate written in the model's vocabulary")
+    if tokens.has_padding:
+        raise BoxDataError("box prompts tokenize to different lengths; every object and label must be "
+                           "one token in context and all samples must have the same number of boxes")
+    ids = tokens.input_ids
+    last, query_pos, label_pos, object_pos = _positions(ids, samples, label_ids, object_ids)
+    answers = torch.tensor([object_ids[s.answer] for s in samples], dtype=torch.long)
+    return BoxDataset(tuple(samples), prompts, answers, last, query_pos, label_pos, object_pos,
+                      template, int(ids.shape[1]))
+
+
+def box_dataset(model, n: int = 300, n_boxes: int = 7, *, objects: Sequence[str] = None,
+                labels: Sequence[str] = None, seed: int = 0,
+                template: BoxTemplate = ZOO_TEMPLATE) -> BoxDataset:
+    """`n` box prompts for `model` (or a tokenizer), with answer ids and circuit positions.
+
+    Objects/labels default to the zoo's world vocabulary when the tokenizer has it, else to
+    common words / capital letters that are single tokens of the tokenizer.
+
+    >>> from interp.testing import tiny_model
+    >>> m = tiny_model("llama")
+    >>> d = box_dataset(m, n=4, n_boxes=3, objects=["key", "apple", "cat", "dog"],
+    ...                 labels=["one", "two", "three", "four"], template=BoxTemplate(query="box {label} is the"))
+    >>> d.seq_len, len(d), m.to_str(d.answer_ids[:1]) == [d.answers[0]]
+    (26, 4, True)
+    """
+    tokenizer = _tokenizer_of(model)
+    objects, labels = _defaults(tokenizer, objects, labels)
+    _check_counts(n_boxes, objects, labels)
+    samples = box_samples(n, n_boxes, objects, labels, seed)
+    return _build(model, samples, template)
+
+
+# --- counterfactuals -----------------------------------------------------------------------
+
+def _vocab(data: BoxDataset, objects, labels):
+    objects = list(objects) if objects is not None else sorted({o for s in data.samples for o in s.objects})
+    labels = list(labels) if labels is not None else sorted({l for s in data.samples for l in s.labels})
+    return objects, labels
+
+
+def corrupt(model, data: BoxDataset, *, objects: Sequence[str] = None, labels: Sequence[str] = None,
+            seed: int = 1) -> BoxDataset:
+    """Path-patching counterparts of `data`: for each sample a different sample whose correct
+    segment is at another position, its query label replaced by a label absent from its context.
+
+    Objects/labels default to those seen in `data` (pass the full lists to draw from more).
+    """
+    objects, labels = _vocab(data, objects, labels)
+    _check_counts(data.n_boxes, objects, labels, extra_labels=1)
+    rng = random.Random(seed)
+    out = []
+    for s in data.samples:
+        q = rng.choice([i for i in range(data.n_boxes) if i != s.query])
+        fresh = _fresh_sample(rng, data.n_boxes, objects, labels, query=q)
+        absent = [l for l in labels if l not in fresh.labels]
+        out.append(replace(fresh, query_label=rng.choice(absent)))
+    return _build(model, out, data.template)
+
+
+def desiderata(model, data: BoxDataset, kind: str, *, objects: Sequence[str] = None,
+               labels: Sequence[str] = None, seed: int = 2) -> BoxPairs:
+    """DCM pairs of desideratum `kind` ("positional", "object", "label") built on `data` (the base)."""
+    if kind not in DESIDERATA:
+        raise BoxDataError(f"unknown desideratum {kind!r}; choose one of {DESIDERATA}")
+    objects, labels = _vocab(data, objects, labels)
+    k = data.n_boxes
+    _check_counts(k, objects, labels, extra_objects=1 if kind == "object" else 0)
+    rng = random.Random(f"{seed}-{kind}")
+    sources, targets = [], []
+    for s in data.samples:
+        source, target = _DESIDERATUM[kind](rng, s, k, objects, labels)
+        sources.append(source)
+        targets.append(target)
+    source = _build(model, sources, data.template)
+    tok = _tokenizer_of(model)
+    target_ids = torch.tensor([single_token_id(tok, t) for t in targets], dtype=torch.long)
+    return BoxPairs(kind, data, source, target_ids)
+
+
+def _disjoint_or_any(rng, pool, avoid, k):
+    fresh = [x for x in pool if x not in avoid]
+    return tuple(rng.sample(fresh if len(fresh) >= k else list(pool), k))
+
+
+def _positional(rng, s: BoxSample, k, objects, labels):
+    q = rng.choice([i for i in range(k) if i != s.query])
+    objs = _disjoint_or_any(rng, objects, set(s.objects), k)
+    labs = _disjoint_or_any(rng, labels, set(s.labels), k)
+    return BoxSample(objs, labs, q, labs[q]), s.objects[q]
+
+
+def _object(rng, s: BoxSample, k, objects, labels):
+    new = rng.choice([o for o in objects if o not in s.objects])
+    objs = tuple(new if i == s.query else o for i, o in enumerate(s.objects))
+    return BoxSample(objs, s.labels, s.query, s.query_label), new
+
+
+def _label(rng, s: BoxSample, k, objects, labels):
+    other = rng.choice([i for i in range(k) if i != s.query])
+    labs = list(s.labels)
+    labs[s.query], labs[other] = labs[other], labs[s.query]
+    return BoxSample(s.objects, tuple(labs), s.query, labs[s.query]), s.objects[other]
+
+
+_DESIDERATUM = {"positional": _positional, "object": _object, "label": _label}

@@ -1,0 +1,293 @@
+"""Box data, counterfactuals, circuit bookkeeping, faithfulness and the `interp entity` command."""
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import circuits.entity_tracking as et
+from interp.circuit import Circuit
+from interp.data.boxes import (DESIDERATA, BoxDataError, BoxTemplate, box_dataset, corrupt, desiderata,
+                               single_token_id)
+from interp.heads import Head
+from interp.results import HeadScores
+from interp.testing import tiny_model, word_tokenizer
+from interp.zoo.world import BOX_LABELS, OBJECTS, World
+
+TINY_TEMPLATE = BoxTemplate(query="box {label} is the")
+TINY_OBJECTS = ("key", "apple", "cat", "dog", "girl", "boy", "time")
+TINY_LABELS = ("one", "two", "three", "four", "five", "six", "seven", "eight")
+
+
+@pytest.fixture(scope="module")
+def world_tok():
+    return World(0).build_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_model("llama", n_layers=3)
+
+
+def _tiny_data(model, n=12, k=3, seed=0):
+    return box_dataset(model, n, k, objects=TINY_OBJECTS, labels=TINY_LABELS, seed=seed, template=TINY_TEMPLATE)
+
+
+# --- data ----------------------------------------------------------------------------------
+
+def test_zoo_prompts_have_the_world_format_and_positions(world_tok):
+    data = box_dataset(world_tok, n=20, n_boxes=7, seed=0)
+    s = data.samples[0]
+    assert set(s.objects) <= set(OBJECTS) and set(s.labels) <= set(BOX_LABELS)
+    words = []
+    for i, (o, l) in enumerate(zip(s.objects, s.labels)):
+        words += ["the", o, "is", "in", "box", l, "," if i < 6 else "."]
+    assert data.prompts[0] == " ".join(words + ["box", s.query_label, "contains", "the"])
+    ids = world_tok(list(data.prompts), add_special_tokens=True)["input_ids"]  # the world adds BOS
+    for i, row in enumerate(ids):
+        s = data.samples[i]
+        label_id = world_tok.convert_tokens_to_ids(s.query_label)
+        assert len(row) == data.seq_len and data.last_pos[i] == data.seq_len - 1
+        assert row[data.query_pos[i]] == label_id == row[data.label_pos[i]]
+        assert data.label_pos[i] < data.query_pos[i] == data.seq_len - 3
+        assert row[data.object_pos[i]] == data.answer_ids[i] == world_tok.convert_tokens_to_ids(s.answer)
+        assert data.label_pos[i] - data.object_pos[i] == 4
+
+
+def test_box_counts_and_tokens_are_checked(world_tok, tiny):
+    with pytest.raises(BoxDataError, match="at least 27 distinct box labels"):
+        box_dataset(world_tok, n=2, n_boxes=27)
+    with pytest.raises(BoxDataError, match="distinct objects"):
+        box_dataset(world_tok, n=2, n_boxes=5, objects=OBJECTS[:4], labels=BOX_LABELS)
+    with pytest.raises(BoxDataError, match="one token"):
+        box_dataset(tiny, n=2, n_boxes=2, objects=["key", "apple", "zebra"], labels=["one", "two"],
+                    template=TINY_TEMPLATE)
+    with pytest.raises(BoxDataError, match="does not know"):
+        box_dataset(tiny, n=2, n_boxes=2, objects=TINY_OBJECTS, labels=TINY_LABELS)  # 'contains' unknown
+    with pytest.raises(BoxDataError, match="more labels|box labels"):  # corrupt needs a spare label
+        corrupt(tiny, box_dataset(tiny, 3, 3, objects=TINY_OBJECTS, labels=TINY_LABELS[:3], template=TINY_TEMPLATE))
+    assert single_token_id(world_tok, "apple") == world_tok.convert_tokens_to_ids("apple")
+    assert single_token_id(world_tok, "zebra") is None
+
+
+def test_corrupt_moves_the_correct_segment_and_hides_the_label(world_tok):
+    data = box_dataset(world_tok, n=30, n_boxes=5, seed=1)
+    bad = corrupt(world_tok, data, seed=2)
+    assert bad.seq_len == data.seq_len and len(bad) == len(data)
+    for s, c in zip(data.samples, bad.samples):
+        assert c.query != s.query
+        assert c.query_label not in c.labels
+    assert bool((bad.query_pos == data.query_pos).all())
+
+
+def test_desiderata_targets(world_tok):
+    data = box_dataset(world_tok, n=30, n_boxes=5, seed=3)
+    for kind in DESIDERATA:
+        pairs = desiderata(world_tok, data, kind)
+        assert pairs.source.seq_len == data.seq_len and len(pairs) == 30
+        for b, s, t in zip(pairs.base.samples, pairs.source.samples, pairs.target_ids.tolist()):
+            target = world_tok.convert_ids_to_tokens(t)
+            if kind == "positional":   # the base object at the source's query position
+                assert s.query != b.query and target == b.objects[s.query]
+                assert not set(s.objects) & set(b.objects) and not set(s.labels) & set(b.labels)
+            elif kind == "object":     # same everything but the correct object
+                assert target == s.answer not in b.objects and s.labels == b.labels and s.query == b.query
+            else:                      # same position, another label: the object that label names in the base
+                assert s.query == b.query and s.objects == b.objects and s.query_label != b.query_label
+                assert target == b.objects[b.labels.index(s.query_label)] != b.answer
+    with pytest.raises(BoxDataError, match="unknown desideratum"):
+        desiderata(world_tok, data, "colour")
+
+
+# --- circuit logic -------------------------------------------------------------------------
+
+def test_select_group_takes_the_most_negative_heads():
+    scores = torch.tensor([[0.0, -0.30, 0.2], [-0.01, -0.5, -0.06]])
+    hs = HeadScores(scores, model="toy", method="planted")
+    assert et.select_group(hs, 0.05, 5) == [Head(1, 1), Head(0, 1), Head(1, 2)]
+    assert et.select_group(hs, 0.05, 2) == [Head(1, 1), Head(0, 1)]
+    assert et.select_group(hs, 0.05, 5, exclude=[Head(1, 1)]) == [Head(0, 1), Head(1, 2)]
+
+
+def test_prune_minimal_keeps_only_heads_that_cost_accuracy(monkeypatch):
+    needed = {Head(2, 0): 0.3, Head(1, 1): 0.2, Head(0, 3): 0.004}  # accuracy each head is worth
+
+    def fake_accuracy(model, heads, data, reference, **kw):
+        return 0.4 + sum(needed.get(h, 0.0) for h in heads)
+
+    monkeypatch.setattr(et, "circuit_accuracy", fake_accuracy)
+    groups = {"A": [Head(2, 0), Head(2, 1)], "B": [Head(1, 1), Head(1, 2)], "C": [Head(0, 3)], "D": []}
+    scores = {k: HeadScores(torch.full((3, 4), -0.1), model="toy", method="planted") for k in "ABC"}
+    kept, removed = et.prune_minimal(None, groups, None, None, 0.01, scores, full=0.9)
+    assert kept == {"A": [Head(2, 0)], "B": [Head(1, 1)], "C": [], "D": []}
+    assert set(removed) == {Head(2, 1), Head(1, 2), Head(0, 3)}
+
+
+def test_circuit_object_figure_and_json(tiny):
+    groups = {"A": [Head(2, 1), Head(2, 4)], "B": [Head(1, 0)], "C": [Head(0, 2)], "D": []}
+    scores = {k: HeadScores(torch.full((3, 8), -0.2), model="toy", method="planted") for k in "ABC"}
+    circuit = et.build_circuit(tiny, groups, scores, {"n_prompts": 3})
+    assert [str(h) for h in circuit.heads("value fetcher")] == ["L2H1", "L2H4"]
+    kinds = {(e.source, e.target): e.kind for e in circuit.edges}
+    assert kinds[("L2H1", "logits")] == "out" and kinds[("L1H0", "L2H4")] == "q" and kinds[("L0H2", "L1H0")] == "v"
+    assert Circuit.from_json(circuit.to_json()) == circuit
+    fig = et.circuit_figure(circuit, tiny.n_layers, tiny.n_heads)
+    names = {t.name for t in fig.data}
+    assert {"value fetcher", "position transmitter", "position detector", "logits"} <= names
+
+
+def test_faithfulness_is_one_for_all_heads_and_matches_manual_ablation(tiny):
+    data, ref = _tiny_data(tiny, n=16), _tiny_data(tiny, n=8, seed=5)
+    full = et.accuracy(tiny, data)
+    assert et.circuit_accuracy(tiny, tiny.all_heads(), data, ref) == full
+    others = [h for h in tiny.all_heads() if h != Head(0, 0)]
+    means = tiny.head_means(list(ref.prompts))
+    with torch.no_grad():
+        handles = []
+        for layer in range(tiny.n_layers):
+            attn = tiny.hf.model.layers[layer].self_attn
+            def pre(m, args, layer=layer):
+                z = args[0].clone().view(*args[0].shape[:2], tiny.n_heads, tiny.d_head)
+                for h in others:
+                    if h.layer == layer:
+                        z[:, :, h.head] = means[layer, h.head]
+                return (z.view(*args[0].shape),)
+            handles.append(attn.o_proj.register_forward_pre_hook(pre))
+        try:
+            logits = tiny.hf(tiny.to_tokens(list(data.prompts)).input_ids).logits[:, -1]
+        finally:
+            for h in handles:
+                h.remove()
+    planted = dataclasses.replace(data, answer_ids=logits.argmax(-1))  # what the ablated model says
+    assert et.circuit_accuracy(tiny, [Head(0, 0)], planted, ref) == 1.0
+    assert et.accuracy(tiny, planted) < 1.0  # ... and the full model does not
+    assert tiny.active_interventions == ()
+
+
+def test_path_patching_groups_use_the_right_receivers(tiny):
+    data = _tiny_data(tiny, n=6)
+    corr = corrupt(tiny, data, objects=TINY_OBJECTS, labels=TINY_LABELS)
+    a = et.group_scores(tiny, data, corr, "A")
+    assert a.n_scored == tiny.n_layers * tiny.n_heads
+    c = et.group_scores(tiny, data, corr, "C", [Head(2, 0)])
+    assert c.n_scored == 2 * tiny.n_heads and "v" in c.method  # only layers below the receivers
+    rec = et._receivers("D", [Head(1, 0)], data)
+    assert rec.site == "v" and list(rec.positions) == data.label_pos.tolist()
+    assert list(et._receivers("C", [Head(1, 0)], data).positions) == data.query_pos.tolist()
+
+
+def test_a_model_at_chance_gets_no_circuit(tiny):
+    cfg = et.Config(n_prompts=12, n_eval=30, n_reference=6, n_boxes=3, objects=TINY_OBJECTS,
+                    labels=TINY_LABELS, template=TINY_TEMPLATE, dcm_pairs=0)
+    res = et.run(tiny, cfg)
+    assert res.at_chance and res.circuit is None and "chance" in res.note
+    assert res.numbers()["at_chance"] is True and "circuit" not in res.numbers()
+
+
+# --- the command ---------------------------------------------------------------------------
+
+def _world_tiny_folder(tmp_path: Path) -> Path:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = World(0).build_tokenizer()
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    return tmp_path / "m"
+
+
+def _app():
+    """A typer app with only this analyzer's command, as interp.cli registers it."""
+    import typer
+
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    et.register(app)
+    return app
+
+
+def test_cli_reports_chance_and_writes_summary(tmp_path):
+    from typer.testing import CliRunner
+
+    from interp.cli import app  # registered by interp.cli from circuits.ANALYZERS
+
+    folder = _world_tiny_folder(tmp_path)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["entity", str(folder), "--out", str(out), "--n-prompts", "8",
+                                      "--n-eval", "40", "--n-boxes", "3", "--dcm-pairs", "0"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["analyzer"] == "entity_tracking" and summary["numbers"]["at_chance"] is True
+    assert summary["data"]["n_eval"] == 40 and "chance" in result.output
+
+
+def test_cli_bad_input_is_a_clear_error(tmp_path):
+    from typer.testing import CliRunner
+
+    app = _app()
+    folder = _world_tiny_folder(tmp_path)
+    result = CliRunner().invoke(app, ["entity", str(folder), "--out", str(tmp_path / "o"), "--n-boxes", "30"])
+    assert result.exit_code == 2 and "box labels" in result.output
+
+
+def test_position_mean_ablation_sets_each_position_to_its_reference_mean(tiny):
+    data, ref = _tiny_data(tiny, n=5), _tiny_data(tiny, n=7, seed=9)
+    iv = et._ablate_others(tiny, [Head(1, 2)], ref, "position-mean")
+    _, cache = tiny.run_with_cache(list(data.prompts), sites=("z",), interventions=iv)
+    _, ref_cache = tiny.run_with_cache(list(ref.prompts), sites=("z",))
+    assert torch.allclose(cache.head("z", "L2H5"), ref_cache.head("z", "L2H5").mean(0).expand(5, -1, -1), atol=1e-5)
+    assert not torch.allclose(cache.head("z", "L1H2")[0], cache.head("z", "L1H2")[1])  # kept head varies
+    assert et.circuit_accuracy(tiny, tiny.all_heads(), data, ref, ablation="position-mean") == et.accuracy(tiny, data)
+    with pytest.raises(ValueError, match="ablation must be one of"):
+        et.circuit_accuracy(tiny, [Head(0, 0)], data, ref, ablation="zero")
+    assert tiny.active_interventions == ()
+
+
+@pytest.mark.slow
+def test_world_base_circuit_or_chance_verdict():
+    """On the shipped zoo model: either an honest 'at chance' or a circuit that beats random ones."""
+    import interp
+    import interp.zoo
+
+    if "world-base" not in interp.zoo.names():
+        pytest.skip("world-base is not shipped in this checkout")
+    model = interp.load("world-base")
+    res = et.run(model, et.Config(n_prompts=100, n_eval=200, n_reference=100, n_boxes=5, dcm_pairs=0, n_random=3))
+    if res.at_chance:
+        assert res.circuit is None and "chance" in res.note
+    else:
+        assert res.circuit is not None and res.faithfulness > max(res.random_faithfulness)
+
+
+def test_end_to_end_on_a_planted_task(tiny, tmp_path, monkeypatch):
+    """Planted task: each prompt's 'answer' is the tiny model's own prediction (accuracy 1 by
+    construction), so every stage runs: discovery, pruning, faithfulness, random circuits, DCM,
+    CMAP from a second model, figures and summary."""
+    other = tiny_model("llama", n_layers=3, seed=1)
+    build = et._datasets
+
+    def own_answers(model, cfg):
+        def relabel(d):
+            with torch.no_grad():
+                return dataclasses.replace(d, answer_ids=tiny.forward(list(d.prompts))[:, -1].argmax(-1))
+        return tuple(relabel(d) for d in build(model, cfg))
+
+    monkeypatch.setattr(et, "_datasets", own_answers)
+    cfg = et.Config(n_prompts=16, n_eval=16, n_reference=8, n_boxes=3, objects=TINY_OBJECTS, labels=TINY_LABELS,
+                    template=TINY_TEMPLATE, dcm_pairs=16, n_random=3, threshold=0.01)
+    res = et.run(tiny, cfg, finetuned=other)
+    assert not res.at_chance and res.full_accuracy == 1.0 and res.circuit is not None
+    assert res.faithfulness == pytest.approx(res.circuit_accuracy) and len(res.random_faithfulness) == 3
+    assert set(res.dcm) == set(DESIDERATA) and all(r.split == (8, 4, 4) for r in res.dcm.values())
+    groups = [row["group"] for row in res.cmap["rows"]]
+    assert groups[-1] == "circuit" and "A" in groups and res.cmap["base_accuracy"] == 1.0
+    summary = json.loads(et.write_outputs(res, tiny, tmp_path).read_text())
+    assert summary["numbers"]["faithfulness"] == pytest.approx(res.faithfulness)
+    assert summary["numbers"]["n_circuit_heads"] == len(res.circuit.heads())
+    assert Circuit.from_json(str(tmp_path / "circuit.json")) == res.circuit
+    assert (tmp_path / "circuit.html").exists() and (tmp_path / "group_A.html").exists()
+    assert tiny.active_interventions == () and other.active_interventions == ()
