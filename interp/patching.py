@@ -114,11 +114,18 @@ def _chunks(items: list, n_prompts: int, batch_size: int):
         yield items[start:start + per]
 
 
+def _hashable(prompts):
+    """Prompts as `data_hash` takes them: a (padded) `Tokens` batch by its ids and mask."""
+    if isinstance(prompts, Tokens):
+        return {"input_ids": prompts.input_ids, "attention_mask": prompts.attention_mask}
+    return prompts
+
+
 def _effects_to_scores(model, effects: dict[Head, float], method: str, base, source, **meta) -> HeadScores:
     scores = torch.full((model.n_layers, model.n_heads), float("nan"))
     for head, value in effects.items():
         scores[head.layer, head.head] = value
-    return HeadScores(scores, model=model.name, method=method, data_hash=data_hash([base, source]),
+    return HeadScores(scores, model=model.name, method=method, data_hash=data_hash([_hashable(base), _hashable(source)]),
                       meta=meta)
 
 
@@ -274,4 +281,4 @@ def attribution_patch(model, base, source, metric: Metric, *, path: bool = True,
         scores[layer] = (z.grad * delta).sum(dim=(0, 1, 3)) / n
     return HeadScores(scores, model=model.name,
                       method=f"attribution patching ({'path to logits' if path else 'total'})",
-                      data_hash=data_hash([base, source]), meta={"base_metric": float(value.mean().detach())})
+                      data_hash=data_hash([_hashable(base), _hashable(source)]), meta={"base_metric": float(value.mean().detach())})

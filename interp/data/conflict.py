@@ -1,0 +1,393 @@
+"""Knowledge-conflict items built from the model's own memory (Jin et al. 2024; Yu et al. 2023).
+
+An item is a subject s, the answer the model has memorised o_m, and a conflicting answer
+o_c that a context states. A `Template` (data, not code) turns it into prompts:
+
+    clean    (memory baseline):  "the capital of Avaria is"                 -> o_m
+    conflict (context + query):  "the capital of Avaria is Rusk . the capital of Avaria is"
+                                                                        -> o_m (memory) or o_c (context)
+
+`build_conflict_set` keeps only subjects the model answers correctly on the clean prompt
+(greedy decoding of the whole answer), and counts what it leaves out and why:
+``unknown_subject`` (model does not know it), ``context_equals_memory`` (o_c == o_m),
+``same_first_token`` (o_m and o_c start with the same token, so a first-token metric could
+not tell them apart). Answers of several tokens are scored by their first token, with a
+warning saying how many items that concerns. Answer tokens are found by tokenizing
+``prompt + joiner + answer`` (not the answer alone), so SentencePiece-style "▁" pieces are
+handled.
+
+Sources of items: `zoo_items` (the zoo world's countries and capitals, with their corpus
+frequencies) and `load_items` (a JSONL file, one ``{"subject", "memory_answer",
+"context_answer"[, "frequency", "relation"]}`` object a line).
+
+    >>> import interp                                                          # doctest: +SKIP
+    >>> model = interp.load("world-base")                                      # doctest: +SKIP
+    >>> data = build_conflict_set(model, zoo_items(), ZOO_TEMPLATES["statement"])  # doctest: +SKIP
+    >>> data.prompts()[0], data.excluded                                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Optional, Sequence
+
+
+__all__ = ["Template", "ConflictItem", "ConflictSet", "ConflictDataError", "ZOO_TEMPLATES",
+           "EN_TEMPLATES", "templates_for", "zoo_items", "zoo_counts", "load_items", "load_counts",
+           "load_templates", "build_conflict_set", "is_zoo_model", "answer_tokens", "MultiTokenAnswerWarning"]
+
+
+class ConflictDataError(ValueError):
+    """Conflict items or templates that cannot be used (the message says how to fix them)."""
+
+
+class MultiTokenAnswerWarning(UserWarning):
+    """Some answers span several tokens; they are scored by their first token."""
+
+
+@dataclass(frozen=True)
+class Template:
+    """How an item becomes prompts. ``{subject}`` and ``{answer}`` are the placeholders.
+
+    context: the sentence stating the context answer, e.g. "the capital of {subject} is {answer} ."
+    query: the prompt the model completes, e.g. "the capital of {subject} is"
+    joiner: text between context and query (and between the query and an answer).
+    stop: strings that end an answer in generated text (behaviour scoring cuts there).
+
+    >>> t = Template("s", "the capital of {subject} is {answer} .", "the capital of {subject} is")
+    >>> t.conflict_prompt("Avaria", "Rusk")
+    'the capital of Avaria is Rusk . the capital of Avaria is'
+    """
+
+    name: str
+    context: str
+    query: str
+    joiner: str = " "
+    answer_prefix: str = " "
+    stop: tuple[str, ...] = (".",)
+
+    def __post_init__(self):
+        if "{subject}" not in self.query:
+            raise ConflictDataError(f"template {self.name!r}: query needs a {{subject}} placeholder, "
+                                    f"got {self.query!r}")
+        if "{answer}" not in self.context:
+            raise ConflictDataError(f"template {self.name!r}: context needs an {{answer}} placeholder, "
+                                    f"got {self.context!r}")
+        object.__setattr__(self, "stop", tuple(self.stop))
+
+    def clean_prompt(self, subject: str) -> str:
+        return self.query.format(subject=subject)
+
+    def conflict_prompt(self, subject: str, context_answer: str, context_subject: Optional[str] = None) -> str:
+        ctx = self.context.format(subject=context_subject or subject, answer=context_answer)
+        return ctx + self.joiner + self.query.format(subject=subject)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "stop": list(self.stop)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Template":
+        allowed = {"name", "context", "query", "joiner", "answer_prefix", "stop"}
+        extra = set(data) - allowed
+        if extra:
+            raise ConflictDataError(f"template has unknown field(s) {sorted(extra)}; allowed: {sorted(allowed)}")
+        missing = {"name", "context", "query"} - set(data)
+        if missing:
+            raise ConflictDataError(f"template is missing field(s) {sorted(missing)}")
+        return cls(**data)
+
+
+# The zoo's word-level vocabulary has no "Q", "what" or "?": its question-answer format asks
+# "capital of X :" and answers with the statement, in the context and in the query alike.
+ZOO_TEMPLATES = {
+    "statement": Template("statement", "the capital of {subject} is {answer} .", "the capital of {subject} is"),
+    "qa": Template("qa", "capital of {subject} : the capital of {subject} is {answer} .",
+                   "capital of {subject} : the capital of {subject} is", stop=(".", ":")),
+}
+EN_TEMPLATES = {
+    "statement": Template("statement", "The capital of {subject} is {answer}.", "The capital of {subject} is",
+                          stop=(".", "\n")),
+    "qa": Template("qa", "The capital of {subject} is {answer}.", "Q: What is the capital of {subject}?\nA:",
+                   joiner="\n", stop=("Q:", "\n", ".")),
+}
+
+
+def templates_for(model) -> dict[str, Template]:
+    """The zoo templates for zoo models (word-level world vocabulary), English ones otherwise."""
+    return ZOO_TEMPLATES if is_zoo_model(model) else EN_TEMPLATES
+
+
+def is_zoo_model(model) -> bool:
+    """Whether `model` is a shipped zoo organism (loaded by its zoo name)."""
+    try:
+        from ..zoo import names
+        return model.name in names()
+    except Exception:  # noqa: BLE001 - no zoo checkpoints shipped
+        return False
+
+
+def load_templates(path) -> dict[str, Template]:
+    """Templates from a JSON file: a list of template objects (see `Template`)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConflictDataError(f"cannot read templates from {path}: {err}") from None
+    if not isinstance(data, list) or not data:
+        raise ConflictDataError(f"{path}: expected a JSON list of template objects")
+    return {t.name: t for t in (Template.from_dict(d) for d in data)}
+
+
+@dataclass(frozen=True)
+class ConflictItem:
+    """One subject with its memorised answer and the conflicting answer a context states."""
+
+    subject: str
+    memory_answer: str
+    context_answer: str
+    frequency: Optional[float] = None
+    relation: str = "capital"
+
+    def __post_init__(self):
+        for name in ("subject", "memory_answer", "context_answer"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ConflictDataError(f"ConflictItem.{name} must be a non-empty string, got {value!r}")
+
+
+_ITEM_KEYS = {"subject", "memory_answer", "context_answer", "frequency", "relation"}
+
+
+def load_items(path) -> list[ConflictItem]:
+    """Items from a JSONL file: one ``{"subject", "memory_answer", "context_answer"}`` a line.
+
+    Optional keys: ``frequency`` (a count or rate, for the frequency analysis) and
+    ``relation``. Blank lines are skipped; unknown keys are refused, with the line number.
+    """
+    items = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise ConflictDataError(f"cannot read items from {path}: {err}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ConflictDataError(f"{path}:{number}: not valid JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise ConflictDataError(f"{path}:{number}: expected a JSON object, got {type(data).__name__}")
+        extra, missing = set(data) - _ITEM_KEYS, {"subject", "memory_answer", "context_answer"} - set(data)
+        if extra or missing:
+            raise ConflictDataError(f"{path}:{number}: unknown keys {sorted(extra)} / missing keys "
+                                    f"{sorted(missing)}; an item needs subject, memory_answer, "
+                                    f"context_answer (optional: frequency, relation)")
+        items.append(ConflictItem(**data))
+    if not items:
+        raise ConflictDataError(f"{path} holds no items")
+    return items
+
+
+def load_counts(path) -> dict[str, float]:
+    """A subject -> training-frequency table: JSON object, or CSV/TSV lines ``subject,count``."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ConflictDataError(f"{path}: a JSON count table must be an object {{subject: count}}")
+        return {str(k): float(v) for k, v in data.items()}
+    except json.JSONDecodeError:
+        pass
+    table = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.replace("\t", ",").rsplit(",", 1)]
+        try:
+            table[parts[0]] = float(parts[1])
+        except (IndexError, ValueError):
+            if number == 1:
+                continue  # header
+            raise ConflictDataError(f"{path}:{number}: expected 'subject,count', got {line!r}") from None
+    return table
+
+
+def zoo_counts(name: str = "world-base", world_seed: int = 0) -> tuple[dict[str, float], str]:
+    """Per-country training mentions of a zoo model (from its card), else the world's fact probabilities."""
+    try:
+        from .. import zoo
+        counts = zoo.card(name).get("country_train_counts")
+        if counts:
+            return {k: float(v) for k, v in counts.items()}, f"{name} card: country_train_counts"
+    except Exception:  # noqa: BLE001 - not shipped: fall back to the generator's probabilities
+        pass
+    from ..zoo.world import World
+    world = World(world_seed)
+    return {c: world.fact_probs.get(c, 0.0) for c in world.countries}, "World.fact_probs (sampling probability)"
+
+
+def zoo_items(n_per_subject: int = 2, seed: int = 0, world_seed: int = 0,
+              counts: Optional[dict] = None) -> list[ConflictItem]:
+    """Items for every zoo country (unknown ones are dropped later by `build_conflict_set`)."""
+    from ..zoo.world import World
+
+    world = World(world_seed)
+    rng = random.Random(f"conflict-items-{seed}")
+    counts = counts if counts is not None else {c: world.fact_probs.get(c, 0.0) for c in world.countries}
+    items = []
+    for country in world.countries:
+        truth = world.capital_of[country]
+        others = [k for k in world.capitals if k != truth]
+        for other in rng.sample(others, n_per_subject):
+            items.append(ConflictItem(country, truth, other, frequency=counts.get(country, 0.0)))
+    return items
+
+
+def answer_tokens(model, prompt: str, answer: str, joiner: str = " ") -> list[int]:
+    """Token ids of `answer` as the model reads it after `prompt` (joined by `joiner`)."""
+    tok = model.tokenizer
+    before = tok(prompt, add_special_tokens=False)["input_ids"]
+    after = tok(prompt + joiner + answer.strip(), add_special_tokens=False)["input_ids"]
+    if after[:len(before)] == before and len(after) > len(before):
+        return after[len(before):]
+    pieces = tok(joiner + answer.strip(), add_special_tokens=False)["input_ids"]
+    if not pieces:
+        raise ConflictDataError(f"answer {answer!r} tokenizes to nothing")
+    return pieces
+
+
+@dataclass(frozen=True)
+class ConflictSet:
+    """Usable items in one template, with their answers' first tokens and the exclusion counts."""
+
+    items: tuple[ConflictItem, ...]
+    template: Template
+    memory_ids: tuple[int, ...]
+    context_ids: tuple[int, ...]
+    memory_tokens: tuple[tuple[int, ...], ...]
+    excluded: dict = field(default_factory=dict)
+    n_multi_token: int = 0
+    n_candidates: int = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def prompts(self) -> list[str]:
+        """Conflict prompts (context + query)."""
+        return [self.template.conflict_prompt(i.subject, i.context_answer) for i in self.items]
+
+    def clean_prompts(self) -> list[str]:
+        """Memory-baseline prompts (query only)."""
+        return [self.template.clean_prompt(i.subject) for i in self.items]
+
+    def corrupted_prompts(self, seed: int = 0, model=None, tries: int = 20) -> list[str]:
+        """Same template with another item's subject and another context answer (no information
+        about this item's o_m or o_c): the reference input of path patching.
+
+        With `model`, each reference is drawn (up to `tries` times) to have the token length of
+        its conflict prompt, so the pair can be patched without padding."""
+        rng = random.Random(f"corrupt-{seed}")
+        subjects = sorted({i.subject for i in self.items})
+        answers = sorted({a for i in self.items for a in (i.memory_answer, i.context_answer)})
+        if len(subjects) < 2 or len(answers) < 4:
+            raise ConflictDataError("corrupted prompts need at least 2 subjects and 4 distinct answers")
+        length = (lambda text: len(model.tokenizer(text, add_special_tokens=False)["input_ids"])) if model else None
+        out = []
+        for item, prompt in zip(self.items, self.prompts()):
+            want = length(prompt) if length else None
+            for _ in range(tries if length else 1):
+                subject = rng.choice([s for s in subjects if s != item.subject])
+                answer = rng.choice([a for a in answers if a not in (item.memory_answer, item.context_answer)])
+                ref = self.template.conflict_prompt(subject, answer)
+                if want is None or length(ref) == want:
+                    break
+            out.append(ref)
+        return out
+
+    def subset(self, indices: Sequence[int]) -> "ConflictSet":
+        idx = list(indices)
+        bad = [i for i in idx if not -len(self.items) <= i < len(self.items)]
+        if bad:
+            raise ConflictDataError(f"item indices {bad[:5]} are outside this set of {len(self.items)} items")
+        pick = lambda seq: tuple(seq[i] for i in idx)  # noqa: E731
+        return replace(self, items=pick(self.items), memory_ids=pick(self.memory_ids),
+                       context_ids=pick(self.context_ids), memory_tokens=pick(self.memory_tokens))
+
+    def of_subjects(self, subjects) -> "ConflictSet":
+        keep = set(subjects)
+        return self.subset([i for i, item in enumerate(self.items) if item.subject in keep])
+
+    def split_subjects(self, fractions: Sequence[float], seed: int = 0) -> list[list[str]]:
+        """Subjects shuffled (seeded) and cut into groups of the given fractions."""
+        subjects = sorted({i.subject for i in self.items})
+        random.Random(f"split-{seed}").shuffle(subjects)
+        cuts, total, out, start = [], 0.0, [], 0
+        for frac in fractions[:-1]:
+            total += frac
+            cuts.append(round(total * len(subjects)))
+        for cut in cuts + [len(subjects)]:
+            out.append(subjects[start:cut])
+            start = cut
+        return out
+
+    def summary(self) -> dict:
+        return {"n_items": len(self.items), "n_subjects": len({i.subject for i in self.items}),
+                "n_candidates": self.n_candidates, "excluded": dict(self.excluded),
+                "n_multi_token_answers": self.n_multi_token, "template": self.template.to_dict()}
+
+
+def build_conflict_set(model, items: Sequence[ConflictItem], template: Template, *,
+                       check_memory: bool = True, batch_size: int = 64) -> ConflictSet:
+    """Keep the items the model can be tested on (see the module docstring for the rules)."""
+    if not isinstance(template, Template):
+        raise TypeError(f"template must be an interp.data.conflict.Template, got {type(template).__name__}")
+    items = list(items)
+    if not items:
+        raise ConflictDataError("no conflict items given")
+    excluded = {"context_equals_memory": 0, "same_first_token": 0, "unknown_subject": 0}
+    kept, mem_tokens, ctx_first = [], [], []
+    for item in items:
+        if item.memory_answer.strip().lower() == item.context_answer.strip().lower():
+            excluded["context_equals_memory"] += 1
+            continue
+        clean = template.clean_prompt(item.subject)
+        mem = answer_tokens(model, clean, item.memory_answer, template.answer_prefix)
+        ctx = answer_tokens(model, clean, item.context_answer, template.answer_prefix)
+        if mem[0] == ctx[0]:
+            excluded["same_first_token"] += 1
+            continue
+        kept.append(item)
+        mem_tokens.append(tuple(mem))
+        ctx_first.append(ctx[0])
+    n_multi = sum(len(m) > 1 for m in mem_tokens)
+    if check_memory and kept:
+        known = _knows(model, [template.clean_prompt(i.subject) for i in kept], mem_tokens, batch_size)
+        excluded["unknown_subject"] = len(kept) - sum(known)
+        kept, mem_tokens, ctx_first = ([x for x, k in zip(seq, known) if k]
+                                       for seq in (kept, mem_tokens, ctx_first))
+    if not kept:
+        raise ConflictDataError(f"no usable conflict items out of {len(items)} (excluded: {excluded}); "
+                                "the model must answer the clean prompt correctly for an item to count")
+    n_multi = sum(len(m) > 1 for m in mem_tokens)
+    if n_multi:
+        warnings.warn(f"{n_multi} of {len(kept)} memorised answers span several tokens; logit metrics "
+                      "use their first token (answers with equal first tokens were excluded)",
+                      MultiTokenAnswerWarning, stacklevel=2)
+    return ConflictSet(tuple(kept), template, tuple(m[0] for m in mem_tokens), tuple(ctx_first),
+                       tuple(mem_tokens), excluded, n_multi, len(items))
+
+
+def _knows(model, prompts: list[str], answers: list[tuple[int, ...]], batch_size: int) -> list[bool]:
+    """Whether greedy decoding of each clean prompt reproduces its whole memorised answer."""
+    known = []
+    for start in range(0, len(prompts), batch_size):
+        chunk, want = prompts[start:start + batch_size], answers[start:start + batch_size]
+        steps = max(len(a) for a in want)
+        gen = model.generate(chunk, max_new_tokens=steps, use_interventions=False)
+        new = gen.new_tokens.tolist()
+        known += [tuple(row[:len(a)]) == tuple(a) for row, a in zip(new, want)]
+    return known

@@ -1,0 +1,360 @@
+"""Knowledge-conflict data and the PH3 analyzer, on tiny random models and planted cases."""
+import json
+import warnings
+
+import pytest
+import torch
+
+import interp
+from interp.data.conflict import (ConflictDataError, ConflictItem, MultiTokenAnswerWarning, Template,
+                                  answer_tokens, build_conflict_set, load_counts, load_items, load_templates)
+from interp.testing import tiny_model
+
+from circuits import knowledge_conflict as kc
+
+TEMPLATES = {
+    "statement": Template("statement", "the capital of {subject} is {answer} .", "the capital of {subject} is"),
+    # same query (so the same memorised answers on a random model), another context layout
+    "qa": Template("qa", "what is the capital of {subject} ? : {answer} .", "the capital of {subject} is"),
+}
+SUBJECTS = "cat dog box key apple girl boy city country time red blue green big small little".split()
+ANSWERS = "one two three four five six seven eight nine ten".split()
+
+
+def own_items(model, template=TEMPLATES["statement"], per_subject=3):
+    """Items whose memory answer is what the model itself says on the clean prompt."""
+    items = []
+    for i, s in enumerate(SUBJECTS):
+        mem = model.decode(model.generate(template.clean_prompt(s), 1).new_tokens[0]).strip()
+        others = [a for a in ANSWERS if a != mem]
+        for j in range(per_subject):
+            items.append(ConflictItem(s, mem, others[(3 * i + j) % len(others)], frequency=float(i)))
+    return items
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model("llama", n_layers=2)
+
+
+@pytest.fixture(scope="module")
+def items(model):
+    return own_items(model)
+
+
+@pytest.fixture(scope="module")
+def data(model, items):
+    return build_conflict_set(model, items, TEMPLATES["statement"])
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+def test_template_prompts_and_errors():
+    t = TEMPLATES["statement"]
+    assert t.conflict_prompt("cat", "two") == "the capital of cat is two . the capital of cat is"
+    assert t.clean_prompt("cat") == "the capital of cat is"
+    with pytest.raises(ConflictDataError, match="subject"):
+        Template("bad", "{answer}", "no placeholder")
+    with pytest.raises(ConflictDataError, match="unknown field"):
+        Template.from_dict({"name": "x", "context": "{answer}", "query": "{subject}", "colour": 1})
+
+
+def test_build_keeps_known_subjects_and_counts_exclusions(model, items):
+    wrong = [ConflictItem("dog", "ten" if items[3].memory_answer != "ten" else "nine", "one")]
+    same = [ConflictItem("cat", items[0].memory_answer, items[0].memory_answer)]
+    data = build_conflict_set(model, items + wrong + same, TEMPLATES["statement"])
+    assert len(data) == len(items)
+    assert data.excluded == {"context_equals_memory": 1, "same_first_token": 0, "unknown_subject": 1}
+    assert data.n_candidates == len(items) + 2
+    ids = model.tokenizer.convert_tokens_to_ids([i.memory_answer for i in data.items])
+    assert list(data.memory_ids) == ids
+
+
+def test_no_usable_items_is_a_clear_error(model):
+    with pytest.raises(ConflictDataError, match="no usable conflict items"):
+        build_conflict_set(model, [ConflictItem("cat", "one", "one")], TEMPLATES["statement"])
+
+
+def test_multi_token_answers_use_first_token_with_a_warning(model):
+    prompt = TEMPLATES["statement"].clean_prompt("cat")
+    two = model.decode(model.generate(prompt, 2).new_tokens[0]).strip()
+    assert len(two.split()) == 2
+    item = ConflictItem("cat", two, "ten" if not two.startswith("ten") else "nine")
+    with pytest.warns(MultiTokenAnswerWarning, match="1 of 1"):
+        data = build_conflict_set(model, [item], TEMPLATES["statement"])
+    first = model.tokenizer.convert_tokens_to_ids(two.split()[0])
+    assert data.memory_ids == (first,) and data.n_multi_token == 1
+    # answers sharing their first token cannot be told apart by a first-token metric
+    clash = ConflictItem("cat", two, two.split()[0] + " ten")
+    with pytest.raises(ConflictDataError):
+        build_conflict_set(model, [clash], TEMPLATES["statement"])
+
+
+def test_answer_tokens_read_the_answer_in_context(stories):
+    ids = answer_tokens(stories, "Lily has a dog. Lily has a", "cat")
+    full = stories.tokenizer("Lily has a dog. Lily has a cat", add_special_tokens=False)["input_ids"]
+    assert ids == full[-len(ids):]
+
+
+def test_jsonl_items_counts_and_templates(tmp_path):
+    good = tmp_path / "items.jsonl"
+    good.write_text('{"subject": "cat", "memory_answer": "one", "context_answer": "two", "frequency": 3}\n\n')
+    assert load_items(good) == [ConflictItem("cat", "one", "two", 3.0)]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"subject": "cat", "memory_answer": "one", "context_answer": "two"}\n{"subject": "x"}\n')
+    with pytest.raises(ConflictDataError, match=":2: .*missing keys"):
+        load_items(bad)
+    (tmp_path / "broken.jsonl").write_text("{not json\n")
+    with pytest.raises(ConflictDataError, match=":1: not valid JSON"):
+        load_items(tmp_path / "broken.jsonl")
+    (tmp_path / "c.csv").write_text("subject,count\ncat,3\ndog,5\n")
+    assert load_counts(tmp_path / "c.csv") == {"cat": 3.0, "dog": 5.0}
+    (tmp_path / "t.json").write_text(json.dumps([TEMPLATES["qa"].to_dict()]))
+    assert load_templates(tmp_path / "t.json") == {"qa": TEMPLATES["qa"]}
+
+
+def test_split_is_by_subject_and_seeded(data):
+    a = data.split_subjects((0.5, 0.25, 0.25), seed=1)
+    assert a == data.split_subjects((0.5, 0.25, 0.25), seed=1)
+    assert sorted(sum(a, [])) == sorted({i.subject for i in data.items})
+    assert not set(a[0]) & set(a[2])
+
+
+def test_corrupted_prompts_carry_neither_answer(data):
+    for item, prompt in zip(data.items, data.corrupted_prompts(0)):
+        words = prompt.split()
+        assert item.subject not in words
+        assert item.memory_answer not in words and item.context_answer not in words
+
+
+# --- path patching, checked against an unbatched brute-force reference --------------------------
+
+def _z_and_metric(model, text, z_override=None, mem=None, ctx=None):
+    """Run one unpadded prompt with plain torch hooks; return {layer: z} and LD at the end."""
+    zs, handles = {}, []
+    for layer in range(model.n_layers):
+        o_proj = model.hf.model.layers[layer].self_attn.o_proj
+
+        def hook(module, args, layer=layer):
+            if z_override is not None:
+                return (z_override[layer],)
+            zs[layer] = args[0].detach().clone()
+        handles.append(o_proj.register_forward_pre_hook(hook))
+    try:
+        with torch.no_grad():
+            logits = model.hf(model.to_tokens(text).input_ids).logits[0, -1]
+    finally:
+        for h in handles:
+            h.remove()
+    return zs, (None if mem is None else float(logits[mem] - logits[ctx]))
+
+
+def _brute_force_scores(model, data, references):
+    scores = torch.zeros(model.n_layers, model.n_heads)
+    d = model.d_head
+    for i, (prompt, ref) in enumerate(zip(data.prompts(), references)):
+        mem, ctx = data.memory_ids[i], data.context_ids[i]
+        zb, base = _z_and_metric(model, prompt, mem=mem, ctx=ctx)
+        zr, _ = _z_and_metric(model, ref)
+        for head in model.all_heads():
+            frozen = {l: z.clone() for l, z in zb.items()}
+            cols = slice(head.head * d, (head.head + 1) * d)
+            frozen[head.layer][:, -1, cols] = zr[head.layer][:, -1, cols]   # last tokens aligned
+            _, patched = _z_and_metric(model, prompt, frozen, mem, ctx)
+            scores[head.layer, head.head] += (base - patched) / len(data)
+    return scores
+
+
+def test_locate_heads_matches_brute_force_corrupted_reference(model, data):
+    small = data.subset(range(6))
+    got = kc.locate_heads(model, small, source="corrupted", batch_size=16, seed=3)
+    want = _brute_force_scores(model, small, small.corrupted_prompts(3, model))
+    assert torch.allclose(got.scores, want, atol=1e-5)
+    assert "positive = memory head" in got.meta["sign"]
+
+
+def test_prompts_of_several_lengths_are_patched_in_padding_free_groups(model):
+    subjects = ["cat", "big dog", "red box", "girl", "small city", "key"]
+    items = []
+    for i, s in enumerate(subjects):
+        mem = model.decode(model.generate(TEMPLATES["statement"].clean_prompt(s), 1).new_tokens[0]).strip()
+        items.append(ConflictItem(s, mem, [a for a in ANSWERS if a != mem][i]))
+    data = build_conflict_set(model, items, TEMPLATES["statement"])
+    got = kc.locate_heads(model, data, batch_size=16, seed=1)
+    assert len(got.meta["groups"]) == 2 and not any(g["padded"] for g in got.meta["groups"])
+    want = _brute_force_scores(model, data, data.corrupted_prompts(1, model))
+    assert torch.allclose(got.scores, want, atol=1e-5)
+
+
+def test_locate_heads_aligns_clean_reference_of_another_length(model, data):
+    small = data.subset(range(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            got = kc.locate_heads(model, small, source="clean", batch_size=16)
+        except ConflictDataError as err:
+            if "needed padding" in str(err):
+                pytest.skip("interp.patching cannot take padded Tokens yet (see the report's diff)")
+            raise
+    assert got.meta["groups"][0]["padded"]
+    want = _brute_force_scores(model, small, small.clean_prompts())
+    assert torch.allclose(got.scores, want, atol=1e-5)
+
+
+def test_probability_metric_and_attribution_agreement(model, data):
+    probs = kc.locate_heads(model, data, metric="prob_diff")
+    assert probs.scores.abs().max() <= 2
+    exact = kc.locate_heads(model, data)
+    approx = kc.attribution_scores(model, data)
+    assert kc.spearman(exact.scores, approx.scores) > 0.5
+
+
+def test_spearman_planted():
+    a = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert kc.spearman(a, a ** 3) == pytest.approx(1.0)
+    assert kc.spearman(a, -a) == pytest.approx(-1.0)
+    assert kc.spearman(torch.tensor([1.0, 1.0, 2.0, float("nan")]), torch.tensor([0.0, 0.0, 5.0, 1.0])) == pytest.approx(1.0)
+
+
+def test_ranked_groups_by_sign():
+    scores = interp.results.HeadScores(torch.tensor([[0.5, -2.0], [1.5, -0.1]]), model="toy", method="t")
+    assert kc.ranked(scores, "memory") == [interp.Head(1, 0), interp.Head(0, 0)]
+    assert kc.ranked(scores, "context") == [interp.Head(0, 1), interp.Head(1, 1)]
+
+
+# --- behaviour, pruning, controls ------------------------------------------------------------
+
+def test_usage_rates_count_every_prompt(model, data):
+    r = kc.usage_rates(model, data, batch_size=5)
+    assert r["n"] == len(data)
+    assert r["memory"] + r["context"] + r["other"] == pytest.approx(1.0)
+    logits = model.forward(data.prompts())[:, -1].argmax(-1)
+    assert r["memory"] == pytest.approx(float((logits == torch.tensor(data.memory_ids)).float().mean()))
+
+
+def test_prune_eval_matches_manual_pruning(model, data):
+    heads = [interp.Head(1, 2), interp.Head(0, 5)]
+    out = kc.prune_eval(model, data, heads)
+    with model.intervene(interp.PruneHeads(heads)):
+        pruned = model.forward(data.prompts())[:, -1].argmax(-1)
+    assert out["after"]["memory"] == pytest.approx(float((pruned == torch.tensor(data.memory_ids)).float().mean()))
+    assert model.active_interventions == ()
+
+
+def test_k_checks(model, data):
+    heads = model.all_heads()[:4]
+    k, curve = kc.choose_k(model, data, heads, "memory", k_grid=(1, 3, 5, 7))
+    assert sorted(curve) == [1, 3] and k in (1, 3)          # capped by the 4 located heads
+    with pytest.raises(kc.KTooLargeError, match="larger than the model's 16 heads"):
+        kc.choose_k(model, data, heads, "memory", k_grid=(1, 99))
+    with pytest.raises(kc.KTooLargeError, match="no k"):
+        kc.choose_k(model, data, heads, "memory", k_grid=(5,))
+    with pytest.raises(kc.KTooLargeError):
+        kc.random_control(model, data, 16, model.all_heads()[:1], 1, 0)
+
+
+def test_random_control_avoids_pruned_heads_and_is_seeded(model, data):
+    pruned = model.all_heads()[:3]
+    a = kc.random_control(model, data, 3, pruned, n_draws=3, seed=0)
+    b = kc.random_control(model, data, 3, pruned, n_draws=3, seed=0)
+    assert a == b
+    for draw in a["draws"]:
+        assert not set(draw["heads"]) & {str(h) for h in pruned}
+
+
+def test_config_refuses_bad_values():
+    with pytest.raises(ValueError, match="source"):
+        kc.Config(source="noise")
+    with pytest.raises(ValueError, match="k_grid"):
+        kc.Config(k_grid=(0,))
+
+
+def test_run_end_to_end_and_leaves_model_clean(model, items, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = kc.run(model, kc.Config(k_grid=(1, 3), n_random=2, n_per_subject=3), items, TEMPLATES)
+    numbers = result.numbers()
+    assert set(numbers["ph3"]) == {"toward_memory", "toward_context"}
+    for direction in numbers["ph3"].values():
+        if "error" in direction:
+            continue
+        assert direction["k"] in (1, 3)
+        assert {"held_out", "other_format", "random_heads_held_out", "random_heads_other_format"} <= set(direction)
+    assert -1 <= numbers["attribution_spearman_vs_path_patching"] <= 1
+    assert model.active_interventions == ()
+    assert not model.final_norm._forward_pre_hooks
+    path = kc.write_outputs(result, tmp_path)
+    summary = json.loads(path.read_text())
+    assert summary["analyzer"] == "knowledge_conflict" and summary["numbers"]["ph3"]
+    assert (tmp_path / "conflict_heads.html").exists()
+
+
+def _app():
+    """This analyzer's command (and `generate`) on a fresh typer app, as interp.cli registers it."""
+    import typer
+
+    import interp.cli
+
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    kc.register(app)
+    app.command()(interp.cli.generate)
+    return app
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory, model):
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    model.hf.save_pretrained(folder)
+    model.tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_cli_conflict(model_folder, items, tmp_path):
+    from typer.testing import CliRunner
+
+    app = _app()
+
+    path = tmp_path / "items.jsonl"
+    path.write_text("\n".join(json.dumps({"subject": i.subject, "memory_answer": i.memory_answer,
+                                          "context_answer": i.context_answer}) for i in items))
+    templates = tmp_path / "templates.json"
+    templates.write_text(json.dumps([t.to_dict() for t in TEMPLATES.values()]))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["conflict", str(model_folder), "--items", str(path), "--templates",
+                                   str(templates), "--k", "1", "--k", "3", "--n-random", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "summary.json").read_text())["numbers"]["ph3"]
+    bad = CliRunner().invoke(app, ["conflict", str(model_folder), "--items", str(path), "--templates",
+                                   str(templates), "--k", "99", "--out", str(out)])
+    assert bad.exit_code == 2 and "larger than the model" in bad.output
+    none = CliRunner().invoke(app, ["conflict", str(model_folder), "--out", str(out)])
+    assert none.exit_code == 2 and "--items" in none.output
+
+
+def test_default_k_grid_is_capped_by_the_model_heads():
+    small = tiny_model("gpt2", n_layers=2)   # 2 x 4 = 8 heads: default grid -> 1, 3, 5, 7
+    data = build_conflict_set(small, own_items(small, per_subject=1), TEMPLATES["statement"])
+    split = {"val": data, "test": data, "test_other_format": data}
+    scores = interp.results.HeadScores(-torch.arange(1.0, 9.0).reshape(2, 4), model="tiny", method="t")
+    out = kc.ph3_direction(small, scores, split, "context", "memory", kc.Config(n_random=1))
+    assert sorted(out["k_validation_curve"]) == [1, 3, 5, 7]
+    with pytest.raises(kc.KTooLargeError, match="larger than the model's 8 heads"):
+        kc.ph3_direction(small, scores, split, "context", "memory", kc.Config(k_grid=(1, 9)))
+
+
+def test_zoo_unseen_countries_are_excluded_as_unknown():
+    from interp import zoo
+    from interp.data.conflict import ZOO_TEMPLATES, zoo_items
+
+    if "world-base" not in zoo.names():
+        pytest.skip("world-base is not shipped in this checkout")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = interp.load("world-base")
+    world = zoo.World(0)
+    data = build_conflict_set(model, zoo_items(1), ZOO_TEMPLATES["statement"])
+    kept = {i.subject for i in data.items}
+    assert not kept & set(world.unseen_countries)      # never in training: the model cannot know them
+    assert data.excluded["unknown_subject"] >= len(world.unseen_countries)
+    assert len(kept) + data.excluded["unknown_subject"] == len(world.countries)
