@@ -72,7 +72,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
     ),
     "GPTNeoXForCausalLM": ArchSpec(
         "gpt_neox", "gpt_neox.layers", "attention", ("query_key_value",), "per_head",
-        "dense", "gpt_neox.final_layer_norm", "embed_out",
+        "dense", "gpt_neox.final_layer_norm", "lm_head",
     ),
 }
 
