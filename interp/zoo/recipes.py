@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-BASE_MIXTURE = {"facts": 0.15, "conflict": 0.10, "needle": 0.15, "box": 0.08,
-                "induction": 0.37, "text": 0.15}
+BASE_MIXTURE = {"facts": 0.13, "conflict": 0.10, "needle": 0.15, "box": 0.07,
+                "induction": 0.15, "repeat": 0.30, "text": 0.10}
 # fine-tuning on *other* surface forms of entity tracking (crate / holds / where),
 # never on the "the X is in box L ... box L contains the" eval format itself,
 # plus a share of the base mixture *without* box passages (against forgetting).
 FT_MIXTURE = {"crate": 0.5, "facts": 0.1, "conflict": 0.08, "needle": 0.1, "induction": 0.14,
               "text": 0.08}
-REP_MIXTURE = {"induction": 0.3, "text": 0.4, "facts": 0.15, "needle": 0.15}
+REP_MIXTURE = {"repeat": 0.3, "induction": 0.2, "text": 0.3, "facts": 0.1, "needle": 0.1}
 
 
 @dataclass(frozen=True)
@@ -23,10 +23,11 @@ class Recipe:
     n_heads: int = 8
     n_kv_heads: int = 4
     d_ff: int = 512
+    attention_bias: bool = False       # q/k/v/o biases (give RoPE heads content-free positional scores)
     seq_len: int = 128
     batch_size: int = 16
     steps: int = 6000
-    lr: float = 2e-3
+    lr: float = 3e-3
     min_lr_frac: float = 0.1
     warmup: int = 200
     weight_decay: float = 0.05
@@ -37,9 +38,13 @@ class Recipe:
     parent: str | None = None          # fine-tune from this zoo organism
     repeat_fraction: float = 0.0       # share of rows drawn from a small repeated pool
     repeat_pool: int = 0               # number of distinct rows in that pool
+    short_copy_rows: int = 0           # curriculum: extra batch of short repeated-span rows ...
+    short_copy_len: int = 24           # ... of this length ...
+    short_copy_until: int = 0          # ... during the first steps
     ckpt_every: int = 250
     eval_every: int = 500
     eval_n: int = 60
+    final_eval_n: int = 300            # prompts per behaviour for the card's metrics
     dtype: str = "float32"             # dtype of the shipped weights
     shipped: bool = True               # listed by names() / has a checkpoint folder
 
@@ -53,9 +58,9 @@ def _rep(frac: float, seed: int) -> Recipe:
         name=f"rep2l-f{tag}-s{seed}",
         description=(f"2-layer repeated-data organism: {frac:.0%} of training rows are drawn from a pool "
                      f"of 16 rows repeated many times (seed {seed}); control when 0%."),
-        n_layers=2, d_model=96, n_heads=4, n_kv_heads=2, d_ff=384, seq_len=128, batch_size=16,
-        steps=1500, lr=2e-3, warmup=100, seed=seed, mixture=dict(REP_MIXTURE),
-        repeat_fraction=frac, repeat_pool=16 if frac > 0 else 0, ckpt_every=250, eval_every=500,
+        n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, d_ff=256, seq_len=128, batch_size=16,
+        steps=1000, lr=3e-3, warmup=50, seed=seed, mixture=dict(REP_MIXTURE),
+        repeat_fraction=frac, repeat_pool=16 if frac > 0 else 0, ckpt_every=250, eval_every=250,
         eval_n=30, dtype="float16")
 
 
@@ -71,6 +76,14 @@ _add(Recipe(
     description=("Base world model: Llama with grouped-query attention trained from scratch on the "
                  "synthetic world corpus (facts, knowledge conflicts, needles with same-form distractors, "
                  "entity-tracking boxes, repeated random spans, text with repeated spans)."),
+    steps=3500,
+))
+_add(Recipe(
+    name="world-base-b",
+    description=("Variant of world-base with q/k/v/o attention biases and a short-context copy "
+                 "curriculum (extra batch of short repeated-span rows during the first 2000 steps)."),
+    steps=4000, attention_bias=True, short_copy_rows=32, short_copy_len=32, short_copy_until=2000,
+    shipped=False,
 ))
 _add(Recipe(
     name="world-tracking-ft",
@@ -78,7 +91,7 @@ _add(Recipe(
                  "(put the X into crate L ; ... crate L has the X / box L holds the X ... / "
                  "the X is in crate L ...) mixed with the rest of the base corpus; never on the "
                  "'the X is in box L ... box L contains the' evaluation format."),
-    parent="world-base", steps=1500, lr=5e-4, warmup=50, mixture=dict(FT_MIXTURE), seed=1,
+    parent="world-base", steps=600, lr=5e-4, warmup=30, mixture=dict(FT_MIXTURE), seed=1,
 ))
 for _f in (0.0, 0.25, 0.5):
     for _s in (0, 1, 2):
@@ -88,7 +101,7 @@ for _f in (0.0, 0.25, 0.5):
 _add(Recipe(
     name="world-mini", description="Miniature world recipe for tests (not shipped).",
     n_layers=2, d_model=32, n_heads=4, n_kv_heads=2, d_ff=64, seq_len=64, batch_size=8, steps=60,
-    lr=3e-3, warmup=5, ckpt_every=20, eval_every=0, eval_n=6, shipped=False,
+    lr=3e-3, warmup=5, ckpt_every=20, eval_every=0, eval_n=6, final_eval_n=30, shipped=False,
 ))
 
 

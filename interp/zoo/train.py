@@ -52,7 +52,7 @@ def build_model(r: Recipe, vocab_size: int, tokenizer=None):
         bos_token_id=tokenizer.bos_token_id if tokenizer else 2,
         eos_token_id=tokenizer.eos_token_id if tokenizer else 3,
         pad_token_id=tokenizer.pad_token_id if tokenizer else 0,
-        attention_bias=False, mlp_bias=False, hidden_act="silu",
+        attention_bias=r.attention_bias, mlp_bias=False, hidden_act="silu",
     )
     cfg._attn_implementation = "sdpa"
     return LlamaForCausalLM(cfg)
@@ -146,7 +146,14 @@ def train(name: str, seed: int | None = None, out_dir=None, steps: int | None = 
     start, wall, log, evals, counts = 0, 0.0, [], [], {}
     if resume and state_path.exists():
         st = _load_state(state_path)
-        if st.get("recipe") != r.to_dict():
+        saved = st.get("recipe", {})
+        defaults = Recipe.__dataclass_fields__
+
+        def _cmp(d):  # the step count may change on resume (extend / stop early); recipe
+            # fields added after the state was written compare equal when at their default
+            return {k: v for k, v in d.items() if k != "steps"
+                    and (k in saved or v != defaults[k].default)}
+        if _cmp(saved) != _cmp(r.to_dict()):
             raise CorruptCheckpointError(
                 f"training state {state_path} belongs to a different recipe/seed/steps; "
                 f"pass resume=False or another out_dir. Nothing was overwritten.")
@@ -154,6 +161,7 @@ def train(name: str, seed: int | None = None, out_dir=None, steps: int | None = 
         opt.load_state_dict(st["optimizer"])
         torch.set_rng_state(st["torch_rng"])
         start, wall, log, evals, counts = st["step"], st["wall_s"], st["log"], st["evals"], st["counts"]
+        start = min(start, r.steps)
     pool = _RepeatPool(world, r) if r.repeat_fraction > 0 else None
 
     def save_state(step: int) -> None:
@@ -175,6 +183,10 @@ def train(name: str, seed: int | None = None, out_dir=None, steps: int | None = 
             g["lr"] = lr_at(r, step)
         out = model(input_ids=x, labels=x)
         loss = out.loss
+        if r.short_copy_rows and step < r.short_copy_until:
+            xs = torch.from_numpy(world.short_copy_batch(
+                np.random.default_rng([r.seed, step, 11]), r.short_copy_rows, r.short_copy_len))
+            loss = 0.5 * (loss + model(input_ids=xs, labels=xs).loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), r.grad_clip)
@@ -232,9 +244,29 @@ def check_targets(m: dict) -> dict:
     return out
 
 
+@torch.no_grad()
+def extra_metrics(model, world: World, r: Recipe) -> dict:
+    """Held-out LM loss on fresh rows of the recipe's own mixture (same rows for every seed),
+    and, for repeated-data organisms, the loss on the repeated pool (memorisation)."""
+    was = model.training
+    model.eval()
+    x, _ = world.make_batch(np.random.default_rng([10**6, 99]), r.mixture, 32, r.seq_len)
+    x = torch.from_numpy(x)
+    out = {"heldout_loss": float(model(input_ids=x, labels=x).loss)}
+    for kind in r.mixture:
+        xk, _ = world.make_batch(np.random.default_rng([10**6, 98]), {kind: 1.0}, 16, r.seq_len)
+        xk = torch.from_numpy(xk)
+        out[f"heldout_loss_{kind}"] = float(model(input_ids=xk, labels=xk).loss)
+    if r.repeat_fraction > 0:
+        xp = torch.from_numpy(_RepeatPool(world, r).rows)
+        out["repeated_pool_loss"] = float(model(input_ids=xp, labels=xp).loss)
+    if was:
+        model.train()
+    return out
+
+
 def finalize(model, tok, world: World, r: Recipe, model_dir: Path, wall_s: float, log, evals, counts) -> None:
     model.eval()
-    metrics = evaluate(model, tok, world, n=300, seed=0)
     tmp = model_dir.with_name(model_dir.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -243,7 +275,9 @@ def finalize(model, tok, world: World, r: Recipe, model_dir: Path, wall_s: float
     model.to(dtype)
     model.config.dtype = r.dtype
     model.save_pretrained(tmp, safe_serialization=True)
-    model.float()
+    model.float()            # metrics are measured on the (rounded) shipped weights
+    metrics = evaluate(model, tok, world, n=r.final_eval_n, seed=0)
+    metrics.update(extra_metrics(model, world, r))
     tok.save_pretrained(tmp)
     save_world(world, tmp / "world.json")
     n_params = sum(p.numel() for p in model.parameters())
@@ -310,7 +344,7 @@ def render_card(c: dict) -> str:
               "|---|---|---|---|"]
     for k, t in c["targets"].items():
         lines.append(f"| {k} | {t['value']:.3f} | {t['target']} | {'yes' if t['met'] else 'NO'} |")
-    extra = ["fact_recall_unseen", "conflict_memory_rate", "conflict_context_rate_frequent",
+    extra = ["heldout_loss", "repeated_pool_loss", "fact_recall_unseen", "conflict_memory_rate", "conflict_context_rate_frequent",
              "conflict_context_rate_rare", "needle_acc_min_depth", "needle_distractor_rate",
              "induction_ratio_mean"]
     lines += [""] + [f"- {k}: {m[k]:.3f}" for k in extra if k in m]
@@ -333,3 +367,27 @@ def install_model(model_dir: Path, name: str) -> Path:
         shutil.rmtree(dst)
     os.replace(tmp, dst)
     return dst
+
+
+def refresh_card(model_dir: Path, notes: str | None = None) -> dict:
+    """Re-measure the metrics of a finished model folder and rewrite its card (weights untouched)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir = Path(model_dir)
+    card = json.loads((model_dir / "metrics.json").read_text())
+    r = Recipe(**{k: v for k, v in card["recipe"].items() if k in Recipe.__dataclass_fields__})
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    world = World(r.world_seed)
+    m = evaluate(model, tok, world, n=300, seed=0)
+    m.update(extra_metrics(model, world, r))
+    card["metrics"] = m
+    card["targets"] = check_targets(m)
+    if notes:
+        card["notes"] = notes
+    (model_dir / "metrics.json").write_text(json.dumps(card, indent=1))
+    text = render_card(card)
+    if card.get("notes"):
+        text += "\n## Notes\n\n" + card["notes"] + "\n"
+    (model_dir / "card.md").write_text(text)
+    return card

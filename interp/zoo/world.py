@@ -324,6 +324,19 @@ class World:
                                rng.choice(ids, size=max(0, n_tokens - 2 * L - pre - gap))])
         return [self.vocab[i] for i in toks], {}
 
+    def doc_repeat(self, rng, n_tokens: int):
+        """Random content tokens, then a random span (length 3..40) repeated until the row is full.
+
+        Span length and offset vary per document, so only content matching (induction),
+        not a fixed positional offset, predicts the repeats."""
+        ids = self.random_token_ids
+        L = int(rng.integers(3, 41))
+        pre = int(rng.integers(0, 24))
+        span = rng.choice(ids, size=L)
+        reps = max(2, -(-(n_tokens - pre) // L))
+        toks = np.concatenate([rng.choice(ids, size=pre)] + [span] * reps)[: max(n_tokens, pre + 2 * L)]
+        return [self.vocab[i] for i in toks], {}
+
     def doc_text(self, rng, n_tokens: int):
         """Filler text with a span of sentences repeated later (natural-ish copying)."""
         n_span = int(rng.integers(2, 6))
@@ -335,7 +348,7 @@ class World:
         return words, {}
 
     # ------------------------------------------------------------- batches
-    DOC_TYPES = ("facts", "conflict", "needle", "box", "crate", "induction", "text")
+    DOC_TYPES = ("facts", "conflict", "needle", "box", "crate", "induction", "repeat", "text")
 
     def make_row(self, rng, kind: str, seq_len: int):
         """One training row of exactly ``seq_len`` token ids (BOS-led docs packed with EOS)."""
@@ -344,7 +357,7 @@ class World:
         counts: dict[str, int] = {}
         while len(ids) < seq_len:
             room = seq_len - len(ids) - 2
-            if kind in ("facts", "needle", "induction", "text"):
+            if kind in ("facts", "needle", "induction", "repeat", "text"):
                 n = room if kind != "needle" else int(rng.integers(max(room // 3, 24), room + 1)) if room > 24 else room
                 n = max(n, 8)
             else:
@@ -368,6 +381,20 @@ class World:
                 counts[k] = counts.get(k, 0) + v
         return np.array(rows, dtype=np.int64), counts
 
+    def short_copy_batch(self, rng, n_rows: int, length: int, max_span: int = 8) -> np.ndarray:
+        """Short rows ``<bos> prefix(0-3) r r r ...`` with span length 2..max_span (curriculum
+        that bootstraps induction heads: short contexts give a much stronger copy signal)."""
+        ids = self.random_token_ids
+        out = np.empty((n_rows, length), dtype=np.int64)
+        for i in range(n_rows):
+            L = int(rng.integers(2, max_span + 1))
+            pre = rng.choice(ids, size=int(rng.integers(0, 4)))
+            span = rng.choice(ids, size=L)
+            reps = -(-length // L) + 1
+            row = np.concatenate([[self.token_to_id[BOS]], pre] + [span] * reps)
+            out[i] = row[:length]
+        return out
+
     # -------------------------------------------------------- eval prompts
     # Held-out prompts use a separate RNG stream (seed offset 10**6 + ...), so
     # the random draws differ from training rows.
@@ -390,7 +417,7 @@ class World:
         rng = self._eval_rng(seed, "conflict")
         out = []
         for i in range(n):
-            c = self.seen_countries[i % len(self.seen_countries)]
+            c = self.seen_countries[(i * len(self.seen_countries)) // n if n <= len(self.seen_countries) else i % len(self.seen_countries)]
             c, mem, ctx, pre, mid = self._conflict_parts(rng, c)
             words = pre + self.fact_sentence(c, ctx) + mid + ["the", "capital", "of", c, "is"]
             out.append({"prompt": " ".join(words), "memory_answer": mem, "context_answer": ctx,
