@@ -1,22 +1,29 @@
-"""The main job of the README: analyse the default model and write figures.
+"""The main job of the README: run every analyzer on the default model and write `figures/`.
 
-Default model: the zoo's base organism (`world-base`) when it is installed; otherwise a
-tiny random Llama built on the spot (so the demo runs on any machine), clearly labelled.
-Writes to OUT: head_importance.html (zero-ablation map), attention.html (top heads on a
-prompt), plotly.min.js (once, for offline viewing) and summary.json with every number shown.
+Default model: the zoo's base organism (`world-base`) when it is installed; otherwise a tiny
+random Llama built on the spot (then only the generic head map runs, clearly labelled).
+Writes, under OUT:
+- one folder per analyzer (its HTML figures and summary.json, as its own CLI writes them),
+- head_importance.html and attention.html (zero-ablation map, top heads on a prompt),
+- atlas.html: the head atlas, every role every analyzer found, with the causal checks,
+- summary.json: every analyzer's headline numbers, errors (an analyzer that fails is reported,
+  not hidden), timings and the command;
+- plotly.min.js once at the top (pages in sub-folders point to it), so all pages work offline.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import traceback
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
-__all__ = ["run_demo", "default_model"]
+__all__ = ["run_demo", "default_model", "ANALYZER_STEPS"]
 
 DEFAULT_ZOO_MODEL = "world-base"
+FINETUNED_ZOO_MODEL = "world-tracking-ft"
 
 
 def default_model(spec: Optional[str] = None):
@@ -42,9 +49,155 @@ def default_model(spec: Optional[str] = None):
     return model, (prompts, ["girl", "dog"]), f"model {spec}"
 
 
-def run_demo(out: Path, spec: Optional[str] = None) -> dict:
+# --- one adapter per analyzer: run it, write its outputs, return (numbers, roles, circuits) ----
+
+def _retrieval(model, out: Path):
+    from circuits import retrieval
+    from interp.atlas import RoleMap
+
+    report = retrieval.analyze(model, retrieval.Config())
+    numbers = retrieval.write_outputs(report, out, model)
+    primary, roles = report["primary"], []
+    if primary.retrieves:
+        heads = {f"L{l}H{h}": s for l, h in primary.scores.heads() for s in [float(primary.scores.scores[l, h])]}
+        prune = numbers.get("prune", {})
+        roles.append(RoleMap("retrieval", "retrieval (Wu et al.)", heads,
+                             {k: v for k, v in prune.items() if isinstance(v, (int, float))}))
+    return numbers, roles, []
+
+
+def _conflict(model, out: Path):
+    from circuits import knowledge_conflict as kc
+    from interp.atlas import RoleMap
+
+    result = kc.run(model, kc.Config())
+    kc.write_outputs(result, out)
+    grid = result.scores.scores
+    score = lambda h: float(grid[h.layer, h.head])  # noqa: E731
+    checks = {f"{d}: {k}": v for d, row in result.must_show().items() if isinstance(row, dict)
+              for k, v in row.get("held_out", {}).items() if isinstance(v, (int, float))}
+    roles = [RoleMap("memory", "knowledge conflict (Jin et al.)", {str(h): score(h) for h in result.memory_heads},
+                     checks),
+             RoleMap("context", "knowledge conflict (Jin et al.)", {str(h): score(h) for h in result.context_heads})]
+    return result.numbers(), roles, []
+
+
+def _recall(model, out: Path):
+    from circuits import factual_recall as fr
+    from interp.atlas import RoleMap
+
+    result = fr.run(model, fr.Config())
+    fr.write_outputs(result, out)
+    attribution = result.attribution.get("all")
+    score = (lambda h: float(attribution.scores[h.layer, h.head])) if attribution is not None else (lambda h: 0.0)
+    must = result.must_show()
+    checks = {f"{goal}: {k}": v for goal in ("in_context", "memorised") for k, v in must.get(goal, {}).items()
+              if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    roles = [RoleMap("recall: memory", "factual recall (Yu et al.)", {str(h): score(h) for h in result.memory_heads},
+                     checks),
+             RoleMap("recall: in-context", "factual recall (Yu et al.)",
+                     {str(h): score(h) for h in result.in_context_heads})]
+    return result.numbers(), roles, []
+
+
+def _entity(model, out: Path):
+    import interp
+    from circuits import entity_tracking as et
+    from interp import zoo
+    from interp.atlas import RoleMap
+
+    finetuned = None
+    if FINETUNED_ZOO_MODEL in zoo.names() and model.name == DEFAULT_ZOO_MODEL:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            finetuned = interp.load(FINETUNED_ZOO_MODEL)
+    result = et.run(model, et.Config(), finetuned=finetuned)
+    et.write_outputs(result, model, out)
+    roles, circuits = [], []
+    if result.circuit is not None:
+        circuits.append(result.circuit)
+        for role in result.circuit.roles:
+            heads = {n.name: (n.score or 0.0) for n in result.circuit.nodes if n.role == role}
+            roles.append(RoleMap(f"entity: {role}", "entity tracking (Prakash et al.)", heads))
+    return result.numbers(), roles, circuits
+
+
+def _induction(model, out: Path):
+    from circuits import induction
+    from interp.atlas import RoleMap
+    from interp.heads import Head
+
+    cfg = induction.InductionConfig()
+    seqs = induction.make_sequences(model, cfg)
+    result = induction.run(model, cfg, seqs=seqs)
+    tl = induction.tl_agreement(model, seqs)
+    induction.write_report(out, result, tl=tl)
+    grid = result.scores["induction"].scores
+    heads = {name: float(grid[Head.parse(name).layer, Head.parse(name).head]) for name in result.induction_heads}
+    causal = result.causal or {}
+    checks = {"second-copy loss x, top heads ablated": causal.get("top_ratio"),
+              "second-copy loss x, random heads (max)": causal.get("random_ratio_max"),
+              "second/first copy loss": result.loss.get("ratio")}
+    roles = [RoleMap("induction", "induction (Olsson / Hernandez)", heads,
+                     {k: v for k, v in checks.items() if isinstance(v, (int, float))}, note=result.verdict)]
+    summary = result.summary()
+    return {"verdict": summary["verdict"], "induction_heads": summary["induction_heads"],
+            "loss": summary["loss"], "causal": summary["causal"],
+            "max_prefix_matching": summary["max_prefix_matching"]}, roles, []
+
+
+ANALYZER_STEPS: dict[str, Callable] = {
+    "retrieval": _retrieval, "knowledge_conflict": _conflict, "factual_recall": _recall,
+    "entity_tracking": _entity, "induction": _induction,
+}
+
+
+def _share_plotly(out: Path) -> None:
+    """Keep one plotly.min.js at the top of OUT; pages in sub-folders point to it."""
+    top = out / "plotly.min.js"
+    for copy in out.glob("*/plotly.min.js"):
+        if not top.exists():
+            copy.replace(top)
+        else:
+            copy.unlink()
+    for page in out.glob("*/*.html"):
+        text = page.read_text(encoding="utf-8")
+        if 'src="plotly.min.js"' in text:
+            page.write_text(text.replace('src="plotly.min.js"', 'src="../plotly.min.js"'), encoding="utf-8")
+
+
+def _run_analyzers(model, out: Path, steps, progress) -> tuple[dict, list, list, dict]:
+    numbers, roles, circuits, errors = {}, [], [], {}
+    for name in progress(list(steps)):
+        start = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                nums, rls, crc = steps[name](model, out / name)
+            numbers[name] = {"seconds": round(time.perf_counter() - start, 1), **_headline(nums)}
+            roles += rls
+            circuits += crc
+        except Exception as err:  # an analyzer that fails is reported in the summary, not hidden
+            errors[name] = f"{type(err).__name__}: {err}"
+            numbers[name] = {"error": errors[name], "trace": traceback.format_exc(limit=3)}
+    return numbers, roles, circuits, errors
+
+
+def _headline(numbers: dict) -> dict:
+    """The small, top-level part of an analyzer's numbers (its must-show block when it has one)."""
+    keep = ("must_show", "verdict", "note", "share_above", "faithfulness", "accuracy", "prune",
+            "mode_agreement", "control_no_needle_accuracy", "memory_heads", "context_heads",
+            "in_context_heads", "induction_heads", "loss", "causal", "tl_agreement")
+    return {k: v for k, v in numbers.items() if k in keep}
+
+
+def run_demo(out: Path, spec: Optional[str] = None, analyzers: Optional[list[str]] = None) -> dict:
+    from tqdm.auto import tqdm
+
     from .ablation import head_ablation_scores
+    from .atlas import write_atlas
     from .plots import save_html
+    from .report import jsonable
     from .views import attention_view
 
     start = time.perf_counter()
@@ -55,16 +208,26 @@ def run_demo(out: Path, spec: Optional[str] = None) -> dict:
     top = scores.top(3)
     save_html(scores.plot(title=f"{model.name}: rise in answer loss when each head is zeroed"),
               out / "head_importance.html")
-    heads = [(layer, head) for layer, head, _ in top]
-    save_html(attention_view(model, prompts[0], heads, title=f"{model.name}: top heads on a prompt"),
-              out / "attention.html")
+    save_html(attention_view(model, prompts[0], [(l, h) for l, h, _ in top],
+                             title=f"{model.name}: top heads on a prompt"), out / "attention.html")
+    is_zoo = description.startswith("zoo organism")
+    steps = {k: v for k, v in ANALYZER_STEPS.items() if analyzers is None or k in analyzers} if is_zoo else {}
+    progress = lambda items: tqdm(items, desc="analyzers", unit="analyzer")  # noqa: E731
+    numbers, roles, circuits, errors = _run_analyzers(model, out, steps, progress)
+    notes = [f"{name}: {msg}" for name, msg in errors.items()]
+    if not is_zoo:
+        notes.append("the analyzers need a zoo world model; only the generic head map ran")
+    write_atlas(out / "atlas.html", model.info(), roles, circuits, notes=notes or ["all analyzers ran"])
+    _share_plotly(out)
     summary = {
         "model": model.name, "description": description, "info": model.info(),
-        "n_prompts": len(prompts), "base_answer_loss": scores.meta["base_loss"],
-        "top_heads": [{"head": f"L{l}H{h}", "loss_rise": round(s, 4)} for l, h, s in top],
-        "figures": ["head_importance.html", "attention.html"],
+        "head_importance": {"n_prompts": len(prompts), "base_answer_loss": scores.meta["base_loss"],
+                            "top_heads": [{"head": f"L{l}H{h}", "loss_rise": round(s, 4)} for l, h, s in top]},
+        "analyzers": numbers, "errors": errors,
+        "roles_found": {r.role: sorted(r.heads) for r in roles},
+        "figures": sorted(str(p.relative_to(out)) for p in out.rglob("*.html")),
         "command": f"interp demo --out {out}" + (f" --model {spec}" if spec else ""),
         "seconds": round(time.perf_counter() - start, 1),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "summary.json").write_text(json.dumps(jsonable(summary), indent=2) + "\n")
     return summary
