@@ -192,8 +192,8 @@ def head_heatmap(
         fig.add_trace(_highlight_trace(i, str(group), members, n_layers, n_heads))
     fig.update_layout(
         title={"text": title} if title else None,
-        xaxis={"title": {"text": "head"}, "constrain": "domain"},
-        yaxis={"title": {"text": "layer"}, "autorange": "reversed"},
+        xaxis={"title": {"text": "head"}, "constrain": "domain", "dtick": 1},
+        yaxis={"title": {"text": "layer"}, "autorange": "reversed", "dtick": 1},
         plot_bgcolor="rgba(0,0,0,0)",
         showlegend=bool(highlight),
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
