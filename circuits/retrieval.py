@@ -331,27 +331,16 @@ def _register_rows() -> None:
 @contextmanager
 def _rows_route(model, recorder: ArgmaxRecorder, rows: int):
     """Inside the block the model attends with `rows_attention`; everything is restored after."""
+    from interp.backends.attention import attention_implementation
+
     _register_rows()
-    configs = {id(c): c for c in _configs(model.hf)}.values()
-    saved = [(c, c._attn_implementation) for c in configs]
     _ROWS_STATE.update(recorder=recorder, rows=rows,
                        layers={id(m): i for i, m in enumerate(model.attention_modules())})
     try:
-        for config, _ in saved:
-            config._attn_implementation = ROWS_IMPLEMENTATION
-        yield
+        with attention_implementation(model.hf, ROWS_IMPLEMENTATION):
+            yield
     finally:
-        for config, previous in saved:
-            config._attn_implementation = previous
         _ROWS_STATE.update(recorder=None, rows=0, layers={})
-
-
-def _configs(hf):
-    yield hf.config
-    for module in hf.modules():
-        config = getattr(module, "config", None)
-        if config is not None and hasattr(config, "_attn_implementation"):
-            yield config
 
 
 # ----------------------------------------------------------------------------- running

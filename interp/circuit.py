@@ -18,7 +18,6 @@ residual stream). The JSON form is documented by ``interp/schemas/circuit.schema
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
@@ -165,12 +164,6 @@ class Circuit:
 
     @classmethod
     def from_json(cls, text_or_path: str) -> "Circuit":
-        text = text_or_path
-        if not text_or_path.lstrip().startswith("{"):
-            with open(text_or_path, encoding="utf-8") as handle:
-                text = handle.read()
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise CircuitError(f"circuit is not valid JSON: {err}") from None
-        return cls.from_dict(data)
+        from .jsonio import read_json_text
+
+        return cls.from_dict(read_json_text(text_or_path, CircuitError, "circuit"))

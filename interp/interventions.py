@@ -74,15 +74,9 @@ class Intervention:
     @staticmethod
     def from_json(text_or_path: str) -> "Intervention":
         """Read an intervention from JSON text or from a file path."""
-        text = text_or_path
-        if not text_or_path.lstrip().startswith("{"):
-            with open(text_or_path, encoding="utf-8") as handle:
-                text = handle.read()
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"intervention recipe is not valid JSON: {err}") from None
-        return Intervention.from_dict(data)
+        from .jsonio import read_json_text
+
+        return Intervention.from_dict(read_json_text(text_or_path, ValueError, "intervention recipe"))
 
 
 def _heads_field(heads) -> tuple[Head, ...]:

@@ -8,6 +8,8 @@ import math
 import pytest
 import torch
 
+from interp.backends.attention import _configs
+
 import interp
 import interp.testing
 from circuits import retrieval as R
@@ -217,7 +219,7 @@ def test_batching_and_backends_agree(tiny):
 
 def test_model_that_never_retrieves_is_reported_not_nan(tiny):
     cfg = R.Config(lengths=(30,), depths=(0.0, 1.0), haystack=HAY, needles=(NEEDLE,), template=TEMPLATE)
-    implementations = {id(c): c._attn_implementation for c in R._configs(tiny.hf)}
+    implementations = {id(c): c._attn_implementation for c in _configs(tiny.hf)}
     with pytest.warns(R.NoRetrievalWarning, match="no NIAH test was solved"):
         res = R.run(tiny, cfg)
     assert res.n_kept == 0 and not res.retrieves and res.share_above is None
@@ -230,7 +232,7 @@ def test_model_that_never_retrieves_is_reported_not_nan(tiny):
         R.prune_experiment(tiny, 2, result=res)
     # nothing left behind: no interventions, attention implementation restored, no hooks
     assert tiny.active_interventions == ()
-    assert {id(c): c._attn_implementation for c in R._configs(tiny.hf)} == implementations
+    assert {id(c): c._attn_implementation for c in _configs(tiny.hf)} == implementations
     assert not any(m._forward_hooks for m in tiny.hf.modules())
 
 

@@ -16,7 +16,8 @@ import torch
 from transformers import AttentionInterface
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
-__all__ = ["PatternSite", "IMPLEMENTATION", "install_pattern_sites", "pattern_attention"]
+__all__ = ["PatternSite", "IMPLEMENTATION", "install_pattern_sites", "pattern_attention",
+           "attention_implementation"]
 
 IMPLEMENTATION = "interp_eager"
 
@@ -55,20 +56,27 @@ def install_pattern_sites(attn_modules) -> None:
 
 
 @contextmanager
+def attention_implementation(hf_model, name: str):
+    """Run `hf_model` with the registered attention implementation `name`; restore it after."""
+    configs = {id(c): c for c in _configs(hf_model)}.values()
+    saved = [(c, c._attn_implementation) for c in configs]
+    try:
+        for config, _ in saved:
+            config._attn_implementation = name
+        yield
+    finally:
+        for config, previous in saved:
+            config._attn_implementation = previous
+
+
+@contextmanager
 def pattern_attention(hf_model, active: bool = True):
     """Run `hf_model` with `interp_eager` attention inside the block; restore it after."""
     if not active:
         yield
         return
-    configs = {id(c): c for c in _configs(hf_model)}.values()
-    saved = [(c, c._attn_implementation) for c in configs]
-    try:
-        for config, _ in saved:
-            config._attn_implementation = IMPLEMENTATION
+    with attention_implementation(hf_model, IMPLEMENTATION):
         yield
-    finally:
-        for config, previous in saved:
-            config._attn_implementation = previous
 
 
 def _configs(hf_model):
