@@ -142,6 +142,28 @@ def demo(
     typer.echo(json.dumps(summary, indent=2))
 
 
+@app.command()
+def atlas(
+    model: str = typer.Argument(..., help="Zoo name (the analyzers' data come from the zoo world), or any model."),
+    out: Path = typer.Option(Path("figures/atlas.html"), "--out", help="Path of the atlas page."),
+):
+    """Run every analyzer on MODEL and write the head atlas (one self-contained HTML page)."""
+    import shutil
+
+    from .demo import run_demo
+
+    if out.suffix != ".html":
+        _fail(f"--out must be an .html path, got {out}")
+    work = out.parent / f"{out.stem}_analyzers"
+    try:
+        summary = run_demo(work, model)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(work / "atlas.html", out)
+    typer.echo(f"atlas: {out} (analyzer outputs in {work}); roles: {json.dumps(summary['roles_found'])}")
+
+
 _register_analyzers()
 
 

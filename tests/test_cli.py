@@ -44,3 +44,17 @@ def test_generate_bad_input(stories_path, args, message):
 def test_missing_model_is_a_clean_error(tmp_path):
     result = runner.invoke(app, ["info", str(tmp_path / "nope.gguf")])
     assert result.exit_code == 2 and "no GGUF file" in result.output
+
+
+def test_atlas_command_on_a_tiny_model(tmp_path, monkeypatch):
+    import interp.demo as demo
+    from interp.testing import tiny_model
+
+    monkeypatch.setattr(demo, "default_model", lambda spec=None: (
+        tiny_model("llama"), (["the cat saw a red", "the dog was in the"], ["box", "box"]), "tiny"))
+    result = runner.invoke(app, ["atlas", "tiny", "--out", str(tmp_path / "atlas.html")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "atlas.html").read_text()
+    assert "Head atlas" in page and page.count('data-head="L') == 16
+    bad = runner.invoke(app, ["atlas", "tiny", "--out", str(tmp_path / "atlas.txt")])
+    assert bad.exit_code == 2 and ".html" in bad.output
