@@ -18,6 +18,7 @@ residual stream). The JSON form is documented by ``interp/schemas/circuit.schema
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
