@@ -118,7 +118,7 @@ def _weights(model_dir: Path) -> dict:
 def test_mini_recipe_trains_and_writes_card(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    d = zoo.train("world-mini", out_dir=tmp_path / "run", progress=False)
+    d = zoo.train("world-mini", out_dir=tmp_path / "run", progress=False, threads=1)
     card = json.loads((d / "metrics.json").read_text())
     assert (d / "card.md").read_text().startswith("# world-mini")
     losses = [l for _, l in card["loss_curve"]]
@@ -134,7 +134,7 @@ def test_mini_recipe_trains_and_writes_card(tmp_path):
 
 
 def test_resume_after_interruption(tmp_path):
-    straight = zoo.train("world-mini", out_dir=tmp_path / "a", steps=30, progress=False)
+    straight = zoo.train("world-mini", out_dir=tmp_path / "a", steps=30, progress=False, threads=1)
 
     class Stop(Exception):
         pass
@@ -144,10 +144,10 @@ def test_resume_after_interruption(tmp_path):
             raise Stop
 
     with pytest.raises(Stop):
-        zoo.train("world-mini", out_dir=tmp_path / "b", steps=30, progress=False, callback=interrupt)
+        zoo.train("world-mini", out_dir=tmp_path / "b", steps=30, progress=False, callback=interrupt, threads=1)
     st = torch.load(tmp_path / "b" / "train_state.pt", weights_only=False)
     assert st["step"] == 20                     # last checkpoint (ckpt_every=20)
-    resumed = zoo.train("world-mini", out_dir=tmp_path / "b", steps=30, progress=False)
+    resumed = zoo.train("world-mini", out_dir=tmp_path / "b", steps=30, progress=False, threads=1)
     wa, wb = _weights(straight), _weights(resumed)
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], atol=1e-5, rtol=1e-4)
