@@ -201,3 +201,15 @@ def write_json(path: Optional[str], payload: dict) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         print(f"\nwrote {path}")
+
+
+def run_main(main: Callable[[], object], name: str) -> None:
+    """Run a bench's main(); benches are informational: report a failure, never fail the caller."""
+    try:
+        main()
+    except Exception as err:  # noqa: BLE001
+        import traceback
+
+        traceback.print_exc()
+        print(f"{name} failed: {err}", file=sys.stderr)
+    sys.exit(0)

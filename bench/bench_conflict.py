@@ -125,11 +125,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception as err:  # informational bench: report, never fail the caller
-        import traceback
-
-        traceback.print_exc()
-        print(f"bench_conflict failed: {err}", file=sys.stderr)
-    sys.exit(0)
+    T.run_main(main, "bench_conflict")

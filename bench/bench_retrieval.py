@@ -216,11 +216,4 @@ def summarize(per_length) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception as err:  # informational bench: report, never fail the caller
-        import traceback
-
-        traceback.print_exc()
-        print(f"bench_retrieval failed: {err}", file=sys.stderr)
-    sys.exit(0)
+    T.run_main(main, "bench_retrieval")
