@@ -4,6 +4,7 @@ import math
 import warnings
 
 import pytest
+from helpers import analyzer_app, save_model_folder
 import torch
 
 import interp
@@ -229,24 +230,12 @@ def test_run_writes_recipe_that_generate_applies(model, items, tmp_path):
 
 
 def _app():
-    """This analyzer's command (and `generate`) on a fresh typer app, as interp.cli registers it."""
-    import typer
-
-    import interp.cli
-
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    fr.register(app)
-    app.command()(interp.cli.generate)
-    return app
+    return analyzer_app(fr.register)
 
 
 @pytest.fixture(scope="module")
 def model_folder(tmp_path_factory, model):
-    folder = tmp_path_factory.mktemp("tiny-llama-recall")
-    model.hf.save_pretrained(folder)
-    model.tokenizer.save_pretrained(folder)
-    return folder
+    return save_model_folder(model, tmp_path_factory.mktemp("tiny-llama-recall"))
 
 
 def test_cli_recall_and_generate_recipe(model_folder, items, tmp_path):

@@ -3,6 +3,7 @@ import json
 import warnings
 
 import pytest
+from helpers import analyzer_app, save_model_folder
 import torch
 
 import interp
@@ -290,24 +291,12 @@ def test_run_end_to_end_and_leaves_model_clean(model, items, tmp_path):
 
 
 def _app():
-    """This analyzer's command (and `generate`) on a fresh typer app, as interp.cli registers it."""
-    import typer
-
-    import interp.cli
-
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    kc.register(app)
-    app.command()(interp.cli.generate)
-    return app
+    return analyzer_app(kc.register)
 
 
 @pytest.fixture(scope="module")
 def model_folder(tmp_path_factory, model):
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    model.hf.save_pretrained(folder)
-    model.tokenizer.save_pretrained(folder)
-    return folder
+    return save_model_folder(model, tmp_path_factory.mktemp("tiny-llama"))
 
 
 def test_cli_conflict(model_folder, items, tmp_path):
