@@ -18,7 +18,6 @@ residual stream). The JSON form is documented by ``interp/schemas/circuit.schema
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
@@ -137,11 +136,9 @@ class Circuit:
                 "meta": self.meta}
 
     def to_json(self, path=None, indent: int = 2) -> str:
-        text = json.dumps(self.to_dict(), indent=indent)
-        if path is not None:
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-        return text
+        from .jsonio import write_json_text
+
+        return write_json_text(self.to_dict(), path, indent)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Circuit":

@@ -22,7 +22,6 @@ both engines, in single forward passes and in cached generation.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence, Union
@@ -56,11 +55,9 @@ class Intervention:
 
     def to_json(self, path=None, indent: int = 2) -> str:
         """JSON text of this intervention (written to `path` too, if given)."""
-        text = json.dumps(self.to_dict(), indent=indent)
-        if path is not None:
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-        return text
+        from .jsonio import write_json_text
+
+        return write_json_text(self.to_dict(), path, indent)
 
     @staticmethod
     def from_dict(data: dict) -> "Intervention":

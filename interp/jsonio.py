@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-__all__ = ["read_json_text"]
+__all__ = ["read_json_text", "write_json_text"]
 
 
 def read_json_text(text_or_path, error=ValueError, what: str = "document"):
@@ -18,3 +18,12 @@ def read_json_text(text_or_path, error=ValueError, what: str = "document"):
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise error(f"{what} is not valid JSON: {err}") from None
+
+
+def write_json_text(data, path=None, indent: int = 2) -> str:
+    """JSON text of `data`; also written to `path` (with a final newline) when one is given."""
+    text = json.dumps(data, indent=indent)
+    if path is not None:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    return text

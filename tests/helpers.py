@@ -19,3 +19,20 @@ def save_model_folder(model, folder):
     model.hf.save_pretrained(folder)
     model.tokenizer.save_pretrained(folder)
     return folder
+
+
+CONFLICT_SUBJECTS = "cat dog box key apple girl boy city country time red blue green big small little".split()
+CONFLICT_ANSWERS = "one two three four five six seven eight nine ten".split()
+
+
+def own_conflict_items(model, template, per_subject):
+    """Conflict items whose memory answer is what the model itself says on the clean prompt."""
+    from interp.data.conflict import ConflictItem
+
+    items = []
+    for i, s in enumerate(CONFLICT_SUBJECTS):
+        mem = model.decode(model.generate(template.clean_prompt(s), 1).new_tokens[0]).strip()
+        others = [a for a in CONFLICT_ANSWERS if a != mem]
+        for j in range(per_subject):
+            items.append(ConflictItem(s, mem, others[(3 * i + j) % len(others)], frequency=float(i)))
+    return items

@@ -4,28 +4,18 @@ import math
 import warnings
 
 import pytest
-from helpers import analyzer_app, save_model_folder
+from helpers import CONFLICT_SUBJECTS, analyzer_app, own_conflict_items, save_model_folder
 import torch
 
 import interp
-from interp.data.conflict import ConflictItem, Template, build_conflict_set
+from interp.data.conflict import Template, build_conflict_set
 from interp.testing import tiny_model
 
 from circuits import factual_recall as fr
 
 TEMPLATE = Template("statement", "the capital of {subject} is {answer} .", "the capital of {subject} is")
-SUBJECTS = "cat dog box key apple girl boy city country time red blue green big small little".split()
-ANSWERS = "one two three four five six seven eight nine ten".split()
-
-
 def own_items(model, per_subject=2):
-    items = []
-    for i, s in enumerate(SUBJECTS):
-        mem = model.decode(model.generate(TEMPLATE.clean_prompt(s), 1).new_tokens[0]).strip()
-        others = [a for a in ANSWERS if a != mem]
-        for j in range(per_subject):
-            items.append(ConflictItem(s, mem, others[(3 * i + j) % len(others)], frequency=float(i)))
-    return items
+    return own_conflict_items(model, TEMPLATE, per_subject)
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +197,7 @@ def test_sign_agreement_matches_explicit_ablation(model, data):
 
 
 def test_frequency_bins_planted(data):
-    counts = {s: float(i) for i, s in enumerate(SUBJECTS)}
+    counts = {s: float(i) for i, s in enumerate(CONFLICT_SUBJECTS)}
     labels = ["in_context" if counts[i.subject] < 8 else "memorised" for i in data.items]
     bins = fr.frequency_bins(data, labels, counts, n_bins=2)
     assert [b["context_rate"] for b in bins] == [1.0, 0.0]

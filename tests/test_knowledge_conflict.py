@@ -3,7 +3,7 @@ import json
 import warnings
 
 import pytest
-from helpers import analyzer_app, save_model_folder
+from helpers import CONFLICT_ANSWERS, analyzer_app, own_conflict_items, save_model_folder
 import torch
 
 import interp
@@ -18,19 +18,9 @@ TEMPLATES = {
     # same query (so the same memorised answers on a random model), another context layout
     "qa": Template("qa", "what is the capital of {subject} ? : {answer} .", "the capital of {subject} is"),
 }
-SUBJECTS = "cat dog box key apple girl boy city country time red blue green big small little".split()
-ANSWERS = "one two three four five six seven eight nine ten".split()
-
-
 def own_items(model, template=TEMPLATES["statement"], per_subject=3):
     """Items whose memory answer is what the model itself says on the clean prompt."""
-    items = []
-    for i, s in enumerate(SUBJECTS):
-        mem = model.decode(model.generate(template.clean_prompt(s), 1).new_tokens[0]).strip()
-        others = [a for a in ANSWERS if a != mem]
-        for j in range(per_subject):
-            items.append(ConflictItem(s, mem, others[(3 * i + j) % len(others)], frequency=float(i)))
-    return items
+    return own_conflict_items(model, template, per_subject)
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +169,7 @@ def test_prompts_of_several_lengths_are_patched_in_padding_free_groups(model):
     items = []
     for i, s in enumerate(subjects):
         mem = model.decode(model.generate(TEMPLATES["statement"].clean_prompt(s), 1).new_tokens[0]).strip()
-        items.append(ConflictItem(s, mem, [a for a in ANSWERS if a != mem][i]))
+        items.append(ConflictItem(s, mem, [a for a in CONFLICT_ANSWERS if a != mem][i]))
     data = build_conflict_set(model, items, TEMPLATES["statement"])
     got = kc.locate_heads(model, data, batch_size=16, seed=1)
     assert len(got.meta["groups"]) == 2 and not any(g["padded"] for g in got.meta["groups"])
