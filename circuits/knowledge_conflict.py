@@ -36,7 +36,7 @@ from __future__ import annotations
 import random
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -70,7 +70,8 @@ class KTooLargeError(ValueError):
 class Config:
     """Settings of one PH3 run (seeded; same config and model -> same numbers)."""
 
-    formats: tuple[str, str] = ("statement", "qa")   # locate on the first, test transfer on the second
+    formats: Optional[tuple[str, str]] = None        # locate on the first, test transfer on the second;
+                                                     # None: the first two of the model's templates
     n_per_subject: int = 3
     source: str = "corrupted"                        # reference run of path patching: corrupted | clean
     metric: str = "logit_diff"                       # logit_diff | prob_diff
@@ -351,9 +352,19 @@ class ConflictResult:
                                  x_title="k", y_title="rate")
 
 
+def resolve_formats(cfg: Config, templates: dict) -> Config:
+    """``cfg`` with its formats set: by default the first two of the templates."""
+    if cfg.formats is not None:
+        return cfg
+    if len(templates) < 2:
+        raise ConflictDataError(f"PH3 needs two prompt formats (locate, transfer); templates: {', '.join(templates)}")
+    return replace(cfg, formats=tuple(templates)[:2])
+
+
 def build_sets(model, cfg: Config, items=None, templates=None) -> dict:
     """Conflict sets per format from the model's own memory, split by subject."""
     templates = templates or templates_for(model)
+    cfg = resolve_formats(cfg, templates)
     for name in cfg.formats:
         if name not in templates:
             raise ConflictDataError(f"unknown format {name!r}; templates: {', '.join(templates)}")
@@ -392,6 +403,7 @@ def ph3_direction(model, scores: HeadScores, data: dict, role: str, target: str,
 
 def run(model, cfg: Config = Config(), items=None, templates=None) -> ConflictResult:
     """Locate memory/context heads, choose k, prune, control, and check attribution patching."""
+    cfg = resolve_formats(cfg, templates or templates_for(model))
     data = build_sets(model, cfg, items, templates)
     for part in ("locate", "val", "test", "test_other_format"):
         if len(data[part]) == 0:
@@ -429,7 +441,8 @@ def register(app) -> None:
         out: Path = typer.Option(Path("figures/conflict"), "--out", help="Folder for figures and summary.json."),
         items: Optional[Path] = typer.Option(None, "--items", help="JSONL items (subject, memory_answer, context_answer)."),
         templates: Optional[Path] = typer.Option(None, "--templates", help="JSON list of templates (default: built in)."),
-        formats: str = typer.Option("statement,qa", "--formats", help="Locating format, transfer format."),
+        formats: str = typer.Option("", "--formats", help="Locating format, transfer format (default: the "
+                                    "model's first two: statement,spaced for zoo models, statement,qa otherwise)."),
         k: List[int] = typer.Option([], "--k", help="Candidate k (repeatable); default 1 3 5 7 9 15."),
         source: str = typer.Option("corrupted", "--source", help="Path-patching reference: corrupted | clean."),
         metric: str = typer.Option("logit_diff", "--metric", help="logit_diff | prob_diff."),
@@ -442,7 +455,7 @@ def register(app) -> None:
 
         try:
             m = _load(model)
-            cfg = Config(formats=tuple(formats.split(",")), n_per_subject=n_per_subject, source=source,
+            cfg = Config(formats=tuple(formats.split(",")) if formats else None, n_per_subject=n_per_subject, source=source,
                          metric=metric, k_grid=tuple(k) or None, n_random=n_random, seed=seed)
             user_items = load_items(items) if items is not None else None
             if user_items is None and not is_zoo_model(m):

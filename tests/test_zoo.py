@@ -153,6 +153,36 @@ def test_resume_after_interruption(tmp_path):
         torch.testing.assert_close(wa[k], wb[k], atol=1e-5, rtol=1e-4)
 
 
+def test_prefetching_workers_build_the_same_batches(tmp_path):
+    inline = zoo.train("world-mini", out_dir=tmp_path / "a", steps=20, progress=False, threads=1)
+    ahead = zoo.train("world-mini", out_dir=tmp_path / "b", steps=20, progress=False, threads=1, workers=1)
+    wa, wb = _weights(inline), _weights(ahead)
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], atol=1e-6, rtol=1e-5)
+
+
+def test_time_budget_fits_the_steps_in_the_warmup(tmp_path):
+    d = zoo.train("world-mini", out_dir=tmp_path / "run", steps=100_000, warmup=20, progress=False,
+                  threads=1, time_budget_s=3.0, eval_every=0)
+    card = json.loads((d / "metrics.json").read_text())
+    assert 20 < card["steps"] < 100_000 and card["recipe"]["steps"] == card["steps"]
+    assert card["wall_time_s"] < 10
+
+
+def test_adopt_checks_the_recipe_and_renames(tmp_path, monkeypatch):
+    from interp.zoo.train import adopt
+
+    d = zoo.train("world-mini", out_dir=tmp_path / "run", steps=20, progress=False, threads=1)
+    monkeypatch.setattr(zoo, "CHECKPOINT_DIR", tmp_path / "zoo")
+    with pytest.raises(ValueError, match="steps"):       # trained for 20 steps, the recipe says 60
+        adopt(d, "world-mini")
+    d = zoo.train("world-mini", out_dir=tmp_path / "run2", progress=False, threads=1)
+    dst = adopt(d, "world-mini", notes="adopted in a test")
+    card = json.loads((dst / "metrics.json").read_text())
+    assert dst == tmp_path / "zoo" / "world-mini" and card["notes"] == "adopted in a test"
+    assert "adopted in a test" in (dst / "card.md").read_text()
+
+
 def test_corrupted_training_state(tmp_path):
     run = tmp_path / "run"
     run.mkdir()

@@ -101,10 +101,24 @@ class Template:
         return cls(**data)
 
 
-# The zoo's word-level vocabulary has no "Q", "what" or "?": its question-answer format asks
-# "capital of X :" and answers with the statement, in the context and in the query alike.
+def _zoo_filler(world_seed: int = 0, seed: int = 0) -> str:
+    """One fixed filler sentence of the zoo's world (e.g. ``a flondy lais rums with a shal .``)."""
+    import numpy as np
+
+    from ..zoo.world import World
+    return " ".join(World(world_seed).filler_sentence(np.random.default_rng(seed)))
+
+
+# The zoo models were trained on conflict passages set in filler text: a context sentence right
+# after <bos> with no filler at all is a case they almost never saw (and there they always answer
+# from memory), so each zoo format keeps one fixed filler sentence.  The two formats differ in
+# where the context sits: before the query ("statement") or separated from it ("spaced").  The
+# word-level vocabulary has no "Q", "what" or "?": its "qa" format asks "capital of X :", which
+# the models never saw in training (they answer it from memory); it is kept for comparison.
+_F = _zoo_filler()
 ZOO_TEMPLATES = {
-    "statement": Template("statement", "the capital of {subject} is {answer} .", "the capital of {subject} is"),
+    "statement": Template("statement", _F + " the capital of {subject} is {answer} .", "the capital of {subject} is"),
+    "spaced": Template("spaced", "the capital of {subject} is {answer} . " + _F, "the capital of {subject} is"),
     "qa": Template("qa", "capital of {subject} : the capital of {subject} is {answer} .",
                    "capital of {subject} : the capital of {subject} is", stop=(".", ":")),
 }

@@ -37,12 +37,17 @@ def train_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default ./runs/zoo/NAME)."),
     fresh: bool = typer.Option(False, "--fresh", help="Ignore an existing training state and start over."),
     install: bool = typer.Option(False, "--install", help="Copy the result into the package's zoo."),
+    device: Optional[str] = typer.Option(None, "--device", help="Train on this torch device (e.g. cuda)."),
+    workers: int = typer.Option(0, "--workers", help="Processes that build batches ahead (0: inline)."),
+    time_budget: Optional[float] = typer.Option(
+        None, "--time-budget", help="Seconds of training: caps the steps at what fits (decided in the warm-up)."),
 ):
     """Train NAME (resumes from the last saved state in the run directory)."""
     from . import CorruptCheckpointError, UnknownZooModel, train
 
     try:
-        p = train(name, seed=seed, out_dir=out, steps=steps, resume=not fresh, progress=True, install=install)
+        p = train(name, seed=seed, out_dir=out, steps=steps, resume=not fresh, progress=True, install=install,
+                  device=device, workers=workers, time_budget_s=time_budget)
     except UnknownZooModel as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(2)

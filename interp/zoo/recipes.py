@@ -52,15 +52,20 @@ class Recipe:
         return asdict(self)
 
 
+# the base mixture with more needle and entity-tracking passages (stage 2 of world-base)
+COPY_RICH_MIXTURE = {"facts": 0.10, "conflict": 0.10, "needle": 0.25, "box": 0.15, "induction": 0.10,
+                     "repeat": 0.20, "text": 0.10}
+
+
 def _rep(frac: float, seed: int) -> Recipe:
     tag = f"{int(round(frac * 100)):02d}"
     return Recipe(
         name=f"rep2l-f{tag}-s{seed}",
         description=(f"2-layer repeated-data organism: {frac:.0%} of training rows are drawn from a pool "
-                     f"of 16 rows repeated many times (seed {seed}); control when 0%."),
-        n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, d_ff=256, seq_len=128, batch_size=16,
-        steps=1000, lr=3e-3, warmup=50, seed=seed, mixture=dict(REP_MIXTURE),
-        repeat_fraction=frac, repeat_pool=16 if frac > 0 else 0, ckpt_every=250, eval_every=250,
+                     f"of 128 rows repeated many times (seed {seed}); control when 0%."),
+        n_layers=2, d_model=64, n_heads=4, n_kv_heads=2, d_ff=256, seq_len=128, batch_size=64,
+        steps=3000, lr=2e-3, warmup=100, seed=seed, mixture=dict(REP_MIXTURE),
+        repeat_fraction=frac, repeat_pool=128 if frac > 0 else 0, ckpt_every=10**9, eval_every=1000,
         eval_n=30, dtype="float16")
 
 
@@ -71,19 +76,31 @@ def _add(r: Recipe) -> None:
     RECIPES[r.name] = r
 
 
+# The shipped world models were trained on an H200 (scripts/zoo_device.py); on this 2-core CPU
+# the same recipes take hours (see the cards).  The 3,500-step CPU recipe of the first session
+# learned only fact recall; it is kept as `world-base-cpu` (not shipped) for comparison.
 _add(Recipe(
-    name="world-base",
-    description=("Base world model: Llama with grouped-query attention trained from scratch on the "
+    name="world-base-s1",
+    description=("Stage 1 of world-base: Llama with grouped-query attention trained from scratch on the "
                  "synthetic world corpus (facts, knowledge conflicts, needles with same-form distractors, "
-                 "entity-tracking boxes, repeated random spans, text with repeated spans)."),
-    steps=3500,
+                 "entity-tracking boxes, repeated random spans, text with repeated spans). Induction and "
+                 "context-following formed; needle retrieval had not yet (an early checkpoint)."),
+    batch_size=128, steps=4500, lr=2e-3, warmup=300, ckpt_every=5000, eval_every=2000,
 ))
 _add(Recipe(
-    name="world-base-b",
-    description=("Variant of world-base with q/k/v/o attention biases and a short-context copy "
-                 "curriculum (extra batch of short repeated-span rows during the first 2000 steps)."),
-    steps=4000, attention_bias=True, short_copy_rows=32, short_copy_len=32, short_copy_until=2000,
-    shipped=False,
+    name="world-base",
+    description=("Base world model: world-base-s1 trained further on the world corpus with more needle "
+                 "and entity-tracking passages. Llama with grouped-query attention; fact recall, "
+                 "knowledge conflicts (memory vs context), needle retrieval among same-form "
+                 "distractors, induction on random spans."),
+    parent="world-base-s1", batch_size=128, steps=14500, lr=1e-3, warmup=200, ckpt_every=5000,
+    eval_every=2000, mixture=dict(COPY_RICH_MIXTURE),
+))
+_add(Recipe(
+    name="world-base-cpu",
+    description=("The first session's CPU recipe (3,500 steps x 16 rows): learned fact recall only "
+                 "(no copy skills); kept to document the compute threshold, not shipped."),
+    steps=3500, shipped=False,
 ))
 _add(Recipe(
     name="world-tracking-ft",
@@ -91,7 +108,8 @@ _add(Recipe(
                  "(put the X into crate L ; ... crate L has the X / box L holds the X ... / "
                  "the X is in crate L ...) mixed with the rest of the base corpus; never on the "
                  "'the X is in box L ... box L contains the' evaluation format."),
-    parent="world-base", steps=600, lr=5e-4, warmup=30, mixture=dict(FT_MIXTURE), seed=1,
+    parent="world-base", batch_size=64, steps=1000, lr=5e-4, warmup=50, mixture=dict(FT_MIXTURE), seed=1,
+    ckpt_every=10**9, eval_every=500,
 ))
 for _f in (0.0, 0.25, 0.5):
     for _s in (0, 1, 2):

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 
 from .evaluate import evaluate, summary_line
+from dataclasses import replace
+
 from .recipes import Recipe, get_recipe, with_overrides
 from .world import World, save_world
 
@@ -97,6 +99,7 @@ class _RepeatPool:
 
 
 def make_step_batch(world: World, r: Recipe, step: int, pool: _RepeatPool | None):
+    """The training rows of step ``step``: a pure function of ``(r.seed, step)``."""
     rng = np.random.default_rng([r.seed, step, 7])
     x, counts = world.make_batch(rng, r.mixture, r.batch_size, r.seq_len)
     if pool is not None and r.repeat_fraction > 0:
@@ -106,29 +109,94 @@ def make_step_batch(world: World, r: Recipe, step: int, pool: _RepeatPool | None
     return torch.from_numpy(x), counts
 
 
+class _BatchStream:
+    """Training batches in step order, built ahead by ``workers`` processes (0: inline).
+
+    Batches are pure functions of the step, so prefetching changes nothing but speed;
+    at most ``ahead`` batches are in flight (bounded memory)."""
+
+    def __init__(self, world: World, r: Recipe, pool: _RepeatPool | None, workers: int, ahead: int = 32):
+        self.world, self.r, self.pool, self.ahead = world, r, pool, ahead
+        self.procs = None
+        if workers > 0:
+            import multiprocessing as mp
+            self.procs = mp.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(r,))
+        self.pending: dict[int, object] = {}
+
+    def get(self, step: int, last: int):
+        if self.procs is None:
+            return make_step_batch(self.world, self.r, step, self.pool)
+        for s in range(step, min(step + self.ahead, last)):
+            if s not in self.pending:
+                self.pending[s] = self.procs.apply_async(_worker_batch, (s,))
+        return self.pending.pop(step).get()
+
+    def close(self) -> None:
+        if self.procs is not None:
+            self.procs.terminate()
+            self.procs = None
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(r: Recipe) -> None:
+    torch.set_num_threads(1)
+    world = World(r.world_seed)
+    _WORKER.update(world=world, r=r, pool=_RepeatPool(world, r) if r.repeat_fraction > 0 else None)
+
+
+def _worker_batch(step: int):
+    return make_step_batch(_WORKER["world"], _WORKER["r"], step, _WORKER["pool"])
+
+
+def hardware_string(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} GPU, torch {torch.__version__}"
+    return f"{platform.machine()} CPU, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def _fit_steps(r: Recipe, step: int, s_per_step: float, remaining_s: float) -> int:
+    """Total steps that fit a wall-clock budget at the measured rate, rounded down to a
+    multiple of 100 and never above the recipe's.  Decided inside the warm-up, where the
+    learning rate does not depend on the total, so the run equals one planned with that
+    total from the start."""
+    fit = (step + int(0.95 * remaining_s / s_per_step)) // 100 * 100
+    return max(step + 1, min(r.steps, fit))
+
+
 def _load_parent(r: Recipe):
+    """The model a fine-tuning recipe starts from: a zoo name, or an HF model folder."""
     from transformers import AutoModelForCausalLM
 
     from . import load
+    if Path(r.parent).is_dir():
+        return AutoModelForCausalLM.from_pretrained(r.parent, dtype=torch.float32)
     model, _ = load(r.parent)
     return model.float()
 
 
 def train(name: str, seed: int | None = None, out_dir=None, steps: int | None = None, resume: bool = True,
           progress: bool = True, *, callback=None, install: bool = False, threads: int | None = None,
+          device: str | None = None, workers: int = 0, time_budget_s: float | None = None,
           **overrides) -> Path:
     """Train (or resume) the organism ``name``; returns the HF model folder.
 
     ``callback(step, loss)`` is called after every optimizer step (raising in it
     simulates an interruption).  ``install=True`` copies the result into the
     package's ``checkpoints/<name>`` folder (what ``interp.zoo.path`` serves).
-    Extra keyword overrides (e.g. ``batch_size=8``) change the recipe."""
+    Extra keyword overrides (e.g. ``batch_size=8``) change the recipe.
+
+    ``device`` trains on e.g. ``"cuda"``; ``workers`` processes build batches ahead
+    (same batches as inline); ``time_budget_s`` caps the step count at what fits the
+    budget, measured during the warm-up (the card records the steps actually run)."""
     r = with_overrides(get_recipe(name), seed=seed, steps=steps, **overrides)
     run_dir = Path(out_dir) if out_dir is not None else default_run_dir(name, seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path = run_dir / "train_state.pt"
     model_dir = run_dir / "model"
     torch.set_num_threads(threads or int(os.environ.get("INTERP_ZOO_THREADS", "2")))
+    dev = torch.device(device or "cpu")
 
     world = World(r.world_seed)
     tok = world.build_tokenizer()
@@ -138,7 +206,7 @@ def train(name: str, seed: int | None = None, out_dir=None, steps: int | None = 
         model = _load_parent(r)
     else:
         model = build_model(r, len(world.vocab), tok)
-    model.train()
+    model.to(dev).train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": r.weight_decay},
@@ -158,11 +226,14 @@ def train(name: str, seed: int | None = None, out_dir=None, steps: int | None = 
                 f"training state {state_path} belongs to a different recipe/seed/steps; "
                 f"pass resume=False or another out_dir. Nothing was overwritten.")
         model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
+        opt.load_state_dict(st["optimizer"])   # moved to the parameters' device by torch
         torch.set_rng_state(st["torch_rng"])
         start, wall, log, evals, counts = st["step"], st["wall_s"], st["log"], st["evals"], st["counts"]
         start = min(start, r.steps)
     pool = _RepeatPool(world, r) if r.repeat_fraction > 0 else None
+    stream = _BatchStream(world, r, pool, workers)
+    fit_at = r.warmup if (time_budget_s and start < r.warmup) else None
+    probe_from, t_probe = start + min(10, max(0, (r.warmup - start) // 2)), None
 
     def save_state(step: int) -> None:
         _atomic_torch_save({"recipe": r.to_dict(), "step": step, "model": model.state_dict(),
@@ -175,8 +246,19 @@ def train(name: str, seed: int | None = None, out_dir=None, steps: int | None = 
         bar = tqdm(total=r.steps, initial=start, desc=f"zoo:{name}", dynamic_ncols=True)
     t_last = time.time()
     ema = None
-    for step in range(start, r.steps):
-        x, c = make_step_batch(world, r, step, pool)
+    step = start
+    while step < r.steps:
+        if step == probe_from:
+            t_probe = time.time()
+        if fit_at is not None and step == fit_at:
+            s_per_step = (time.time() - t_probe) / max(step - probe_from, 1)
+            r = replace(r, steps=_fit_steps(r, step, s_per_step, time_budget_s - wall))
+            fit_at = None
+            if bar is not None:
+                bar.total = r.steps
+            continue
+        x, c = stream.get(step, r.steps)
+        x = x.to(dev, non_blocking=True)
         for k, v in c.items():
             counts[k] = counts.get(k, 0) + v
         for g in opt.param_groups:
@@ -185,22 +267,24 @@ def train(name: str, seed: int | None = None, out_dir=None, steps: int | None = 
         loss = out.loss
         if r.short_copy_rows and step < r.short_copy_until:
             xs = torch.from_numpy(world.short_copy_batch(
-                np.random.default_rng([r.seed, step, 11]), r.short_copy_rows, r.short_copy_len))
+                np.random.default_rng([r.seed, step, 11]), r.short_copy_rows, r.short_copy_len)).to(dev)
             loss = 0.5 * (loss + model(input_ids=xs, labels=xs).loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), r.grad_clip)
         opt.step()
-        lv = float(loss.item())
-        ema = lv if ema is None else 0.98 * ema + 0.02 * lv
+        # reading the loss syncs the device: on an accelerator only every 10th step
+        lv = float(loss.item()) if (dev.type == "cpu" or step % 10 == 0 or callback) else None
+        if lv is not None:
+            ema = lv if ema is None else 0.98 * ema + 0.02 * lv
         now = time.time()
         wall += now - t_last
         t_last = now
-        if step % 10 == 0 or step == r.steps - 1:
+        if lv is not None and (step % 10 == 0 or step == r.steps - 1):
             log.append([step, lv])
         if bar is not None:
             bar.update(1)
-            if step % 10 == 0:
+            if lv is not None:
                 bar.set_postfix(loss=f"{ema:.3f}")
         done = step + 1
         if r.eval_every and (done % r.eval_every == 0) and done < r.steps:
@@ -215,10 +299,13 @@ def train(name: str, seed: int | None = None, out_dir=None, steps: int | None = 
             t_last = time.time()
         if callback is not None:
             callback(done, lv)
+        step = done
+    stream.close()
     if bar is not None:
         bar.close()
     save_state(r.steps)
-    finalize(model, tok, world, r, model_dir, wall_s=wall, log=log, evals=evals, counts=counts)
+    finalize(model, tok, world, r, model_dir, wall_s=wall, log=log, evals=evals, counts=counts,
+             hardware=hardware_string(dev))
     if install:
         install_model(model_dir, r.name)
     return model_dir
@@ -250,22 +337,24 @@ def extra_metrics(model, world: World, r: Recipe) -> dict:
     and, for repeated-data organisms, the loss on the repeated pool (memorisation)."""
     was = model.training
     model.eval()
+    dev = next(model.parameters()).device
     x, _ = world.make_batch(np.random.default_rng([10**6, 99]), r.mixture, 32, r.seq_len)
-    x = torch.from_numpy(x)
+    x = torch.from_numpy(x).to(dev)
     out = {"heldout_loss": float(model(input_ids=x, labels=x).loss)}
     for kind in r.mixture:
         xk, _ = world.make_batch(np.random.default_rng([10**6, 98]), {kind: 1.0}, 16, r.seq_len)
-        xk = torch.from_numpy(xk)
+        xk = torch.from_numpy(xk).to(dev)
         out[f"heldout_loss_{kind}"] = float(model(input_ids=xk, labels=xk).loss)
     if r.repeat_fraction > 0:
-        xp = torch.from_numpy(_RepeatPool(world, r).rows)
+        xp = torch.from_numpy(_RepeatPool(world, r).rows).to(dev)
         out["repeated_pool_loss"] = float(model(input_ids=xp, labels=xp).loss)
     if was:
         model.train()
     return out
 
 
-def finalize(model, tok, world: World, r: Recipe, model_dir: Path, wall_s: float, log, evals, counts) -> None:
+def finalize(model, tok, world: World, r: Recipe, model_dir: Path, wall_s: float, log, evals, counts,
+             hardware: str | None = None) -> None:
     model.eval()
     tmp = model_dir.with_name(model_dir.name + ".tmp")
     if tmp.exists():
@@ -296,7 +385,7 @@ def finalize(model, tok, world: World, r: Recipe, model_dir: Path, wall_s: float
         "steps": r.steps,
         "tokens_seen": r.steps * r.batch_size * r.seq_len,
         "wall_time_s": round(wall_s, 1),
-        "hardware": f"{platform.machine()} CPU, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        "hardware": hardware or hardware_string(torch.device("cpu")),
         "final_train_loss": float(np.mean([l for _, l in log[-10:]])) if log else None,
         "metrics": metrics,
         "targets": check_targets(metrics),
@@ -369,6 +458,48 @@ def install_model(model_dir: Path, name: str) -> Path:
     return dst
 
 
+RUN_LOCAL_FIELDS = ("name", "description", "parent", "shipped")
+
+
+def adopt(model_dir: Path, name: str, notes: str | None = None) -> Path:
+    """Install a finished model folder trained elsewhere (e.g. on an accelerator by
+    ``scripts/zoo_device.py``) as the zoo organism ``name``.
+
+    The card's training recipe must equal ``RECIPES[name]`` in every field that shapes
+    training; only the run-local fields (name, description, parent path) are rewritten
+    to the zoo's.  Weights are copied unchanged (the card's sha256 still holds)."""
+    model_dir = Path(model_dir)
+    card = json.loads((model_dir / "metrics.json").read_text())
+    r = get_recipe(name)
+    want = r.to_dict()
+    diff = {k: (card["recipe"].get(k), v) for k, v in want.items()
+            if k not in RUN_LOCAL_FIELDS and card["recipe"].get(k) != v}
+    if diff:
+        raise ValueError(f"{model_dir} was not trained with recipe {name!r}; differing fields "
+                         f"(card, recipe): {diff}. Update the recipe or train again.")
+    dst = install_model(model_dir, name)
+    card.update(name=name, description=r.description, recipe=want)
+    device_flag = " --device cuda --workers 2" if "GPU" in card.get("hardware", "") else ""
+    card["reproduce"]["command"] = (f"interp zoo train {name} --seed {r.seed} --steps {r.steps}{device_flag}"
+                                    + (f"  (after `{r.parent}`)" if r.parent else ""))
+    if "GPU" in card.get("hardware", ""):
+        card["reproduce"]["tolerance"] = ("each rate metric within +-0.05 absolute, induction ratios within "
+                                          "+-0.05 (GPU kernels are not bitwise deterministic)")
+    write_card(dst, card, notes)
+    return dst
+
+
+def write_card(model_dir: Path, card: dict, notes: str | None = None) -> None:
+    """Write ``metrics.json`` and ``card.md`` (with a Notes section when the card has notes)."""
+    if notes:
+        card["notes"] = notes
+    (model_dir / "metrics.json").write_text(json.dumps(card, indent=1))
+    text = render_card(card)
+    if card.get("notes"):
+        text += "\n## Notes\n\n" + card["notes"] + "\n"
+    (model_dir / "card.md").write_text(text)
+
+
 def refresh_card(model_dir: Path, notes: str | None = None) -> dict:
     """Re-measure the metrics of a finished model folder and rewrite its card (weights untouched)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -383,11 +514,5 @@ def refresh_card(model_dir: Path, notes: str | None = None) -> dict:
     m.update(extra_metrics(model, world, r))
     card["metrics"] = m
     card["targets"] = check_targets(m)
-    if notes:
-        card["notes"] = notes
-    (model_dir / "metrics.json").write_text(json.dumps(card, indent=1))
-    text = render_card(card)
-    if card.get("notes"):
-        text += "\n## Notes\n\n" + card["notes"] + "\n"
-    (model_dir / "card.md").write_text(text)
+    write_card(model_dir, card, notes)
     return card

@@ -303,6 +303,16 @@ class World:
         words, question, ans, _ = self._box_parts(rng, n, form)
         return words + question + [ans, "."], {}
 
+    def doc_boxq(self, rng, n_tokens: int = 0):
+        """A box passage followed by a question about every box, in random order (denser
+        supervision for the same format: ``... . box Q contains the key . box F contains the apple .``)."""
+        n = int(rng.integers(2, 7))
+        words, _, _, _ = self._box_parts(rng, n, "box")
+        objs, labs = words[1::7], words[5::7]
+        for i in rng.permutation(n):
+            words += ["box", labs[i], "contains", "the", objs[i], "."]
+        return words, {}
+
     def doc_crate(self, rng, n_tokens: int = 0):
         form = ("crate", "holds", "where")[int(rng.integers(3))]
         return self.doc_box(rng, n_tokens, form)
@@ -348,7 +358,7 @@ class World:
         return words, {}
 
     # ------------------------------------------------------------- batches
-    DOC_TYPES = ("facts", "conflict", "needle", "box", "crate", "induction", "repeat", "text")
+    DOC_TYPES = ("facts", "conflict", "needle", "box", "boxq", "crate", "induction", "repeat", "text")
 
     def make_row(self, rng, kind: str, seq_len: int):
         """One training row of exactly ``seq_len`` token ids (BOS-led docs packed with EOS)."""
