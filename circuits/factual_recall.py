@@ -62,7 +62,7 @@ CONTEXT_ALPHAS = tuple(round(-10 + 0.5 * i, 10) for i in range(41))
 class Config:
     """Settings of one run (seeded; same config and model -> same numbers)."""
 
-    format: str = "qa"
+    format: Optional[str] = None        # None: "statement" on zoo models (their training format), else "qa"
     n_per_subject: int = 3
     max_new_tokens: int = 4
     memory_alphas: tuple[float, ...] = MEMORY_ALPHAS
@@ -227,10 +227,14 @@ def scale_sweep(model, data: ConflictSet, head, alphas, *, max_new_tokens: int =
             "n_prompts": n, "n_rows": len(rows_prompts)}
 
 
-def best_alpha(sweep: dict, target: str) -> tuple[float, dict]:
-    """The alpha with the highest `target` rate (ties: the alpha closest to 1, i.e. least change)."""
-    pairs = list(zip(sweep["alphas"], sweep["rates"]))
-    alpha, r = max(pairs, key=lambda p: (p[1][target], -abs(p[0] - 1)))
+def best_alpha(sweep: dict, target: str, within: float = 0.10) -> tuple[float, dict]:
+    """The least change (alpha closest to 1) whose `target` rate is within `within` of the best
+    rate of the sweep: large scalings of any head disturb the model, so among settings that do
+    about as well the mildest one is the steering recipe (and the fairest random-head control)."""
+    pairs = [(a, r) for a, r in zip(sweep["alphas"], sweep["rates"]) if a != 1.0] or \
+        list(zip(sweep["alphas"], sweep["rates"]))                  # alpha 1 is no change at all
+    top = max(r[target] for _, r in pairs)
+    alpha, r = min(((a, r) for a, r in pairs if r[target] >= top - within - 1e-9), key=lambda p: abs(p[0] - 1))
     return alpha, r
 
 
@@ -518,11 +522,12 @@ class RecallResult:
 
 def build_data(model, cfg: Config, items=None, templates=None) -> dict:
     templates = templates or templates_for(model)
-    if cfg.format not in templates:
-        raise ConflictDataError(f"unknown format {cfg.format!r}; templates: {', '.join(templates)}")
+    fmt = cfg.format or ("statement" if is_zoo_model(model) else "qa")
+    if fmt not in templates:
+        raise ConflictDataError(f"unknown format {fmt!r}; templates: {', '.join(templates)}")
     if items is None:
         items = zoo_items(cfg.n_per_subject, seed=cfg.seed, counts=zoo_counts(model.name)[0])
-    full = build_conflict_set(model, items, templates[cfg.format], batch_size=cfg.batch_size)
+    full = build_conflict_set(model, items, templates[fmt], batch_size=cfg.batch_size)
     attr_s, sweep_s, test_s = full.split_subjects(cfg.split, cfg.seed)
     return {"full": full, "attribution": full.of_subjects(attr_s), "sweep": full.of_subjects(sweep_s),
             "test": full.of_subjects(test_s), "subjects": {"attribution": attr_s, "sweep": sweep_s, "test": test_s}}
@@ -622,7 +627,8 @@ def register(app) -> None:
         items: Optional[Path] = typer.Option(None, "--items", help="JSONL items (subject, memory_answer, context_answer)."),
         counts: Optional[Path] = typer.Option(None, "--counts", help="Subject frequency table (JSON or CSV)."),
         templates: Optional[Path] = typer.Option(None, "--templates", help="JSON list of templates."),
-        fmt: str = typer.Option("qa", "--format", help="Template name (qa, statement, or one of --templates)."),
+        fmt: Optional[str] = typer.Option(None, "--format", help="Template name (qa, statement, or one of "
+                                          "--templates); default: statement on zoo models, qa otherwise."),
         n_per_subject: int = typer.Option(3, "--n-per-subject"),
         max_new_tokens: int = typer.Option(4, "--max-new-tokens"),
         n_random: int = typer.Option(5, "--n-random"),

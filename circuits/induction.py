@@ -587,9 +587,11 @@ def run(model, cfg: Optional[InductionConfig] = None, *, seqs: Optional[RepeatSe
     result = summarize(model, seqs, stats, cfg)
     if cfg.causal:
         heads = result.ranked_induction(cfg.top_k)
+        circuit = [n for n, role in result.roles.items() if role in ("induction", "previous-token")]
         causal = ablation_check(model, seqs, heads, n_random=cfg.n_random, seed=cfg.seed, mode=cfg.ablation,
                                 batch_size=cfg.batch_size, n_boot=cfg.n_boot, ci=cfg.ci,
-                                base=(stats["loss_first"], stats["loss_second"]) if interventions is None else None)
+                                base=(stats["loss_first"], stats["loss_second"]) if interventions is None else None,
+                                circuit=circuit)
         result = replace(result, causal=causal)
     return result
 
@@ -603,40 +605,62 @@ def _ratio_ci(base: torch.Tensor, new: torch.Tensor, n_boot: int, ci: float, see
     return [float(lo), float(hi)]
 
 
+def _random_head_sets(pool: list, k: int, n: int, seed: int, salt: int) -> list[list]:
+    """Up to ``n`` distinct random sets of ``k`` heads from ``pool`` (seeded)."""
+    rng = np.random.default_rng([int(seed), salt])
+    picks: list[list] = []
+    n_sets = math.comb(len(pool), k) if len(pool) >= k else 0
+    while len(picks) < min(n, n_sets):
+        pick = [pool[j] for j in sorted(rng.choice(len(pool), size=k, replace=False))]
+        if pick not in picks:
+            picks.append(pick)
+    return picks
+
+
 def ablation_check(model, seqs: RepeatSet, heads: Sequence, *, n_random: int = 5, seed: int = 0,
                    mode: str = "zero", batch_size: int = 32, n_boot: int = 500, ci: float = 0.95,
-                   base=None) -> dict:
+                   base=None, circuit: Sequence = ()) -> dict:
     """Second-copy loss when `heads` are ablated vs when as many random other heads are.
 
     Returns ratios (ablated / clean mean second-copy loss) with bootstrap CIs over sequences.
+    Random sets come from every head outside `heads` (``random``) and, when `circuit` names
+    the located circuit (all induction and previous-token heads, say), also from the heads
+    outside it (``random_outside_circuit``): in a small model the first control often hits
+    other members of the circuit, which is a finding about redundancy, not about specificity.
 
     >>> ablation_check(model, seqs, ["L1H3", "L1H5"])["top_ratio"]   # doctest: +SKIP
     """
     heads = list(model.heads(list(heads)))
     if not heads:
         raise ValueError("ablation_check needs at least one head")
+    circuit = set(model.heads(list(circuit))) | set(heads)
     first, second = base if base is not None else sequence_losses(model, seqs, batch_size=batch_size)
     f_top, s_top = sequence_losses(model, seqs, PruneHeads(heads, mode=mode), batch_size)
-    pool = [h for h in model.all_heads() if h not in heads]
-    rng = np.random.default_rng([int(seed), 0xAB1A])
-    draws, picks = [], []
-    n_sets = math.comb(len(pool), len(heads)) if len(pool) >= len(heads) else 0
-    while len(picks) < min(n_random, n_sets):  # distinct random sets of as many other heads
-        pick = [pool[j] for j in sorted(rng.choice(len(pool), size=len(heads), replace=False))]
-        if pick not in picks:
-            picks.append(pick)
-    for i, pick in enumerate(picks):
-        f_r, s_r = sequence_losses(model, seqs, PruneHeads(pick, mode=mode), batch_size)
-        draws.append({"heads": [h.name for h in pick], "second": float(s_r.mean()),
-                      "ratio": float(s_r.mean() / second.mean()),
-                      "ratio_ci": _ratio_ci(second, s_r, n_boot, ci, seed + i + 1)})
+
+    def draws_from(pool: list, salt: int) -> list[dict]:
+        out = []
+        for i, pick in enumerate(_random_head_sets(pool, len(heads), n_random, seed, salt)):
+            f_r, s_r = sequence_losses(model, seqs, PruneHeads(pick, mode=mode), batch_size)
+            out.append({"heads": [h.name for h in pick], "second": float(s_r.mean()),
+                        "ratio": float(s_r.mean() / second.mean()),
+                        "ratio_ci": _ratio_ci(second, s_r, n_boot, ci, seed + i + 1)})
+        return out
+
+    draws = draws_from([h for h in model.all_heads() if h not in heads], 0xAB1A)
     ratios = [d["ratio"] for d in draws]
-    return {"heads": [h.name for h in heads], "mode": mode, "clean_second": float(second.mean()),
-            "clean_first": float(first.mean()), "ablated_second": float(s_top.mean()),
-            "ablated_first": float(f_top.mean()), "top_ratio": float(s_top.mean() / second.mean()),
-            "top_ratio_ci": _ratio_ci(second, s_top, n_boot, ci, seed),
-            "random": draws, "random_ratio_max": max(ratios) if ratios else None,
-            "random_ratio_mean": float(np.mean(ratios)) if ratios else None, "n_seqs": len(seqs)}
+    out = {"heads": [h.name for h in heads], "mode": mode, "clean_second": float(second.mean()),
+           "clean_first": float(first.mean()), "ablated_second": float(s_top.mean()),
+           "ablated_first": float(f_top.mean()), "top_ratio": float(s_top.mean() / second.mean()),
+           "top_ratio_ci": _ratio_ci(second, s_top, n_boot, ci, seed),
+           "random": draws, "random_ratio_max": max(ratios) if ratios else None,
+           "random_ratio_mean": float(np.mean(ratios)) if ratios else None, "n_seqs": len(seqs)}
+    if len(circuit) > len(heads):
+        outside = draws_from([h for h in model.all_heads() if h not in circuit], 0xAB1B)
+        r_out = [d["ratio"] for d in outside]
+        out.update(circuit=sorted(h.name for h in circuit), random_outside_circuit=outside,
+                   random_outside_circuit_ratio_max=max(r_out) if r_out else None,
+                   random_outside_circuit_ratio_mean=float(np.mean(r_out)) if r_out else None)
+    return out
 
 
 # --------------------------------------------------------------------- transformer-lens check
@@ -1173,6 +1197,10 @@ def write_report(out: Union[str, os.PathLike], result: InductionResult, *, tl: O
         numbers["ablation_top_second_loss_ratio"] = c["top_ratio"]
         numbers["ablation_random_second_loss_ratios"] = [d["ratio"] for d in c["random"]]
         numbers["ablation_random_second_loss_ratio_max"] = c["random_ratio_max"]
+        if "random_outside_circuit" in c:
+            numbers["ablation_circuit"] = c["circuit"]
+            numbers["ablation_random_outside_circuit_ratios"] = [d["ratio"] for d in c["random_outside_circuit"]]
+            numbers["ablation_random_outside_circuit_ratio_max"] = c["random_outside_circuit_ratio_max"]
     if tl is not None:
         numbers["transformer_lens_agreement"] = {k: v for k, v in tl.items() if k not in ("tl_scores", "our_scores")}
         numbers["transformer_lens_scores"] = {"tl": tl.get("tl_scores"), "ours": tl.get("our_scores")}
@@ -1241,6 +1269,9 @@ def register(app) -> None:
             typer.echo(f"ablating {', '.join(c['heads'])}: second-copy loss x{c['top_ratio']:.2f}; "
                        f"random heads: max x{c['random_ratio_max']:.2f}" if c["random_ratio_max"] is not None
                        else f"ablating {', '.join(c['heads'])}: second-copy loss x{c['top_ratio']:.2f}")
+            if c.get("random_outside_circuit_ratio_max") is not None:
+                typer.echo(f"random heads outside the circuit ({len(c['circuit'])} induction / previous-token "
+                           f"heads): max x{c['random_outside_circuit_ratio_max']:.2f}")
         if tl is not None and tl.get("n_seqs"):
             typer.echo(f"transformer-lens head_detector: Spearman {tl['spearman_prefix_matching']:.3f} "
                        f"on {tl['n_seqs']} sequences")

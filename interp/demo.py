@@ -127,7 +127,8 @@ def _induction(model, out: Path):
     from interp.atlas import RoleMap
     from interp.heads import Head
 
-    cfg = induction.InductionConfig()
+    # random spans from the zoo world's content tokens, as `interp induction` draws them
+    cfg = induction.InductionConfig(token_ids=induction.world_content_tokens(model.name))
     seqs = induction.make_sequences(model, cfg)
     result = induction.run(model, cfg, seqs=seqs)
     tl = induction.tl_agreement(model, seqs)

@@ -253,3 +253,11 @@ def test_cli_recall_and_generate_recipe(model_folder, items, tmp_path):
     bad = CliRunner().invoke(app, ["recall", str(model_folder), "--items", str(path), "--templates", str(templates),
                                    "--format", "nope", "--out", str(out)])
     assert bad.exit_code == 2 and "unknown format" in bad.output
+
+
+def test_best_alpha_is_the_mildest_setting_near_the_best_rate():
+    rates = [{"in_context": r, "memorised": 1 - r} for r in (0.1, 0.2, 0.88, 0.9, 0.97)]
+    sweep = {"alphas": [0.0, 1.0, 3.0, 5.0, 8.0], "rates": rates}
+    assert fr.best_alpha(sweep, "in_context")[0] == 3.0          # 0.88 is within 0.10 of 0.97
+    assert fr.best_alpha(sweep, "in_context", within=0.0)[0] == 8.0
+    assert fr.best_alpha(sweep, "memorised")[0] == 0.0

@@ -438,3 +438,15 @@ def test_config_validation(llama):
     assert ind.InductionConfig.from_dict(ind.InductionConfig(n=3).to_dict()) == ind.InductionConfig(n=3)
     with pytest.raises(interp.HeadIndexError):
         ind.ablation_check(llama, ind.make_sequences(llama, ind.InductionConfig(**SMALL)), ["L5H0"])
+
+
+def test_random_control_outside_the_circuit_avoids_every_circuit_head(llama):
+    seqs = ind.make_sequences(llama, ind.InductionConfig(**SMALL))
+    circuit = ["L0H1", "L1H0", "L1H1"]
+    c = ind.ablation_check(llama, seqs, ["L1H0"], n_random=4, circuit=circuit)
+    assert sorted(c["circuit"]) == sorted(circuit)
+    assert len(c["random_outside_circuit"]) == 4 and len(c["random"]) == 4
+    for d in c["random_outside_circuit"]:
+        assert not set(d["heads"]) & set(circuit)
+    assert c["random_outside_circuit_ratio_max"] == max(d["ratio"] for d in c["random_outside_circuit"])
+    assert "random_outside_circuit" not in ind.ablation_check(llama, seqs, ["L1H0"], n_random=2)

@@ -337,3 +337,15 @@ def test_zoo_unseen_countries_are_excluded_as_unknown():
     assert not kept & set(world.unseen_countries)      # never in training: the model cannot know them
     assert data.excluded["unknown_subject"] >= len(world.unseen_countries)
     assert len(kept) + data.excluded["unknown_subject"] == len(world.countries)
+
+
+def test_default_formats_are_the_first_two_templates():
+    from interp.data.conflict import EN_TEMPLATES, ZOO_TEMPLATES
+    assert kc.resolve_formats(kc.Config(), ZOO_TEMPLATES).formats == ("statement", "spaced")
+    assert kc.resolve_formats(kc.Config(), EN_TEMPLATES).formats == ("statement", "qa")
+    assert kc.resolve_formats(kc.Config(formats=("qa", "statement")), ZOO_TEMPLATES).formats == ("qa", "statement")
+    with pytest.raises(ConflictDataError, match="two prompt formats"):
+        kc.resolve_formats(kc.Config(), {"statement": ZOO_TEMPLATES["statement"]})
+    # zoo formats set the context in filler text, as the zoo's training passages do
+    for name in ("statement", "spaced"):
+        assert len(ZOO_TEMPLATES[name].conflict_prompt("x", "y").split()) > 14
