@@ -472,6 +472,12 @@ class RecallResult:
                          "random_head_mean_abs_move_points": worst,
                          "random_head_max_abs_move_points": control["max_abs_delta_points"],
                          "random_le_5": worst <= 5}
+            if "outside_located" in control:
+                o = control["outside_located"]
+                w_out = max(abs(v) for v in o["mean_delta_points"].values())
+                out[goal].update(random_outside_located_mean_abs_move_points=w_out,
+                                 random_outside_located_max_abs_move_points=o["max_abs_delta_points"],
+                                 random_outside_located_le_5=w_out <= 5)
         out["in_context"]["ge_80"] = out["in_context"].get("rate_after", 0) >= 0.8
         out["sign_agreement"] = f"{self.signs.get('agree', 0)}/{self.signs.get('n', 0)}"
         out["context_rate_per_frequency_bin"] = [(b["freq_min"], b["freq_max"], b["context_rate"])
@@ -546,14 +552,22 @@ def choose_settings(model, data: ConflictSet, sweeps: dict, gen: dict) -> dict:
     return best
 
 
-def evaluate_settings(model, data: ConflictSet, best: dict, exclude, cfg: Config, gen: dict):
-    """Held-out rates under each chosen setting, and the random-head control at its alpha."""
+def evaluate_settings(model, data: ConflictSet, best: dict, exclude, cfg: Config, gen: dict,
+                      located: Sequence[Head] = ()):
+    """Held-out rates under each chosen setting, and the random-head control at its alpha: heads
+    outside `exclude` (the top heads), and, when `located` is given, also heads outside every
+    head attribution locates (``outside_located``: a specificity check in redundant models)."""
     held_out, controls = {"baseline": rates(behaviour(model, data, **gen))}, {}
     for goal, b in best.items():
         head = Head.parse(b["head"])
         held_out[goal] = rates(behaviour(model, data, interventions=ScaleValues(head, b["alpha"]), **gen))
         controls[goal] = random_head_control(model, data, head, b["alpha"], cfg.n_random, cfg.seed,
                                              cfg.max_new_tokens, cfg.batch_size, exclude=exclude)
+        outside = set(located) | set(exclude)
+        if located and len(model.all_heads()) - len(outside | {head}) >= 1:
+            controls[goal]["outside_located"] = random_head_control(
+                model, data, head, b["alpha"], cfg.n_random, cfg.seed, cfg.max_new_tokens, cfg.batch_size,
+                exclude=sorted(outside))
     return held_out, controls
 
 
@@ -585,7 +599,9 @@ def run(model, cfg: Config = Config(), items=None, templates=None, counts: Optio
         sweeps["in_context_head"] = scale_sweep(model, d["sweep"], context_heads[0], cfg.context_alphas, **gen)
     t2 = time.perf_counter()
     best = choose_settings(model, d["sweep"], sweeps, gen)
-    held_out, controls = evaluate_settings(model, d["test"], best, memory_heads + context_heads, cfg, gen)
+    located = [Head(l, h) for l, h in attribution["all"].strongest(0.1)]
+    held_out, controls = evaluate_settings(model, d["test"], best, memory_heads + context_heads, cfg, gen,
+                                           located=located)
     signs = sign_agreement(model, d["test"], memory_heads + context_heads, attribution["all"], cfg.batch_size)
     counts, source = _counts(model, items, counts)
     freq = frequency_bins(d["full"], behaviour(model, d["full"], **gen), counts, cfg.n_bins) if counts else []

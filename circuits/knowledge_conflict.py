@@ -78,6 +78,7 @@ class Config:
     k_grid: Optional[tuple[int, ...]] = None        # None: K_GRID capped by the model's heads
     split: tuple[float, float, float] = (0.4, 0.3, 0.3)   # subjects: locate / choose k / held out
     n_random: int = 5
+    located_frac: float = 0.1                        # |path effect| >= this x the largest: a located head
     batch_size: int = 256
     seed: int = 0
 
@@ -202,6 +203,12 @@ def ranked(scores: HeadScores, role: str) -> list[Head]:
     raise ValueError(f"role must be 'memory' or 'context', got {role!r}")
 
 
+def located(scores: HeadScores, frac: float = 0.1) -> list[Head]:
+    """Heads whose |path effect| is at least `frac` of the largest, of either sign: the heads
+    path patching says carry the conflict (the pool that a specificity control must avoid)."""
+    return [Head(l, h) for l, h in scores.strongest(frac)]
+
+
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     """Spearman rank correlation of two equal-shape score grids (NaNs dropped, ties averaged)."""
     import pandas as pd
@@ -317,6 +324,12 @@ class ConflictResult:
                              "rise_points": rise, "rise_ge_20": rise >= 20,
                              "random_mean_abs_move_points": worst, "random_max_abs_move_points":
                              control["max_abs_delta_points"], "random_le_5": worst <= 5}
+                outside = r.get(f"random_outside_located_{part}")
+                if outside is not None:
+                    w_out = max(abs(v) for v in outside["mean_delta_points"].values())
+                    row[part].update(random_outside_located_mean_abs_move_points=w_out,
+                                     random_outside_located_max_abs_move_points=outside["max_abs_delta_points"],
+                                     random_outside_located_le_5=w_out <= 5)
             out[direction] = row
         return out
 
@@ -394,10 +407,16 @@ def ph3_direction(model, scores: HeadScores, data: dict, role: str, target: str,
     k, curve = choose_k(model, data["val"], heads, target, grid, cfg.batch_size)
     pruned = heads[:k]
     out = {"pruned": [str(h) for h in pruned], "k": k, "k_validation_curve": curve}
+    circuit = sorted(set(located(scores, cfg.located_frac)) | set(pruned))
+    out["located_heads"] = [str(h) for h in circuit]
     for part, key in (("held_out", "test"), ("other_format", "test_other_format")):
         out[part] = prune_eval(model, data[key], pruned, cfg.batch_size)
         out[f"random_heads_{part}"] = random_control(model, data[key], k, pruned, cfg.n_random, cfg.seed,
                                                      cfg.batch_size)
+        # specificity: random heads that path patching says carry nothing (outside every located head)
+        if len(model.all_heads()) - len(circuit) >= k:
+            out[f"random_outside_located_{part}"] = random_control(model, data[key], k, circuit, cfg.n_random,
+                                                                   cfg.seed, cfg.batch_size)
     return out
 
 

@@ -341,6 +341,21 @@ class HeadScores:
         above = self.mask & (self.scores > cut)
         return [(int(l), int(h)) for l, h in torch.nonzero(above).tolist()]
 
+    def strongest(self, frac: float = 0.1) -> list[tuple[int, int]]:
+        """Scored heads whose absolute score is at least `frac` of the largest absolute score,
+        as ``(layer, head)`` in layer-then-head order (none when every score is 0): the heads a
+        method locates, of either sign, e.g. the pool a specificity control must avoid.
+
+        >>> import torch
+        >>> HeadScores(torch.tensor([[5.0, -2.0], [0.4, -0.6]]), model="toy", method="t").strongest()
+        [(0, 0), (0, 1), (1, 1)]
+        """
+        mag = torch.where(self.mask, self.scores.abs(), torch.zeros_like(self.scores))
+        top = float(mag.max()) if mag.numel() else 0.0
+        if not top > 0:
+            return []
+        return [(int(l), int(h)) for l, h in torch.nonzero(self.mask & (mag >= frac * top)).tolist()]
+
     def share_above(self, threshold: Optional[float] = None) -> float:
         """Fraction of scored heads with score strictly above `threshold` (default
         `self.threshold`).

@@ -214,6 +214,10 @@ def test_run_writes_recipe_that_generate_applies(model, items, tmp_path):
     path = fr.write_outputs(result, tmp_path)
     summary = json.loads(path.read_text())
     assert summary["numbers"]["frequency_bins"] and summary["numbers"]["best"]
+    located = {f"L{l}H{h}" for l, h in result.attribution["all"].strongest(0.1)}
+    for goal, control in result.controls.items():       # specificity control avoids located heads
+        for draw in control.get("outside_located", {}).get("draws", []):
+            assert draw["head"] not in located and draw["head"] != result.best[goal]["head"]
     recipe = interp.Intervention.from_json(str(tmp_path / "recipe_in_context.json"))
     assert isinstance(recipe, interp.ScaleValues)
     assert recipe.alpha == result.best["in_context"]["alpha"]

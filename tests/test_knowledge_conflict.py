@@ -213,6 +213,14 @@ def test_ranked_groups_by_sign():
     assert kc.ranked(scores, "context") == [interp.Head(0, 1), interp.Head(1, 1)]
 
 
+def test_located_heads_are_those_with_a_tenth_of_the_largest_effect():
+    scores = interp.results.HeadScores(torch.tensor([[5.0, -2.0], [0.4, -0.6]]), model="toy", method="t")
+    assert kc.located(scores) == [interp.Head(0, 0), interp.Head(0, 1), interp.Head(1, 1)]
+    assert kc.located(scores, frac=0.5) == [interp.Head(0, 0)]
+    zero = interp.results.HeadScores(torch.zeros(2, 2), model="toy", method="t")
+    assert kc.located(zero) == []
+
+
 # --- behaviour, pruning, controls ------------------------------------------------------------
 
 def test_usage_rates_count_every_prompt(model, data):
@@ -271,6 +279,9 @@ def test_run_end_to_end_and_leaves_model_clean(model, items, tmp_path):
             continue
         assert direction["k"] in (1, 3)
         assert {"held_out", "other_format", "random_heads_held_out", "random_heads_other_format"} <= set(direction)
+        for part in ("held_out", "other_format"):        # specificity control avoids every located head
+            for draw in direction.get(f"random_outside_located_{part}", {}).get("draws", []):
+                assert not set(draw["heads"]) & set(direction["located_heads"])
     assert -1 <= numbers["attribution_spearman_vs_path_patching"] <= 1
     assert model.active_interventions == ()
     assert not model.final_norm._forward_pre_hooks
