@@ -89,6 +89,21 @@ def test_induction_spans_vary(world):
     assert {s["span_len"] for s in seqs} == {10, 20} and {s["offset"] for s in seqs} == {0, 30}
 
 
+def test_boxq_asks_about_every_box_with_the_right_answer(world):
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        words, _ = world.doc_boxq(rng)
+        text = " ".join(words)
+        passage, questions = text.split(" . ", 1)
+        where = {}
+        for clause in passage.split(" , "):
+            w = clause.split()
+            where[w[5]] = w[1]                       # the X is in box L
+        asked = [q.split() for q in questions.rstrip(" .").split(" . ")]
+        assert sorted(q[1] for q in asked) == sorted(where)          # every box once
+        assert all(q[4] == where[q[1]] for q in asked)              # box L contains the X
+
+
 def test_box_and_conflict_prompts(world):
     for p in world.box_prompts(n_per_size=5):
         words = p["prompt"].split()

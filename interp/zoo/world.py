@@ -17,6 +17,8 @@ recall once the model can copy):
                 needles of the same form (other people, other numbers), then the
                 question ``the code of P is N .``
 * ``box``       ``the apple is in box F , the key is in box Q , ... . box Q contains the key .``
+* ``boxq``      the same passage followed by a question about every box (denser supervision;
+                tried for entity tracking, not in any shipped mixture)
 * ``induction`` random tokens with a span of varied length repeated at a varied offset
 * ``text``      filler sentences with a repeated span of sentences (natural-ish copying)
 * ``crate``     (fine-tuning only) other surface forms of entity tracking:
