@@ -65,6 +65,7 @@ from interp.tokens import Tokens
 __all__ = ["Config", "RetrievalResult", "NiahRecord", "PruneResult", "ArgmaxRecorder", "MODES",
            "NoRetrievalWarning", "copy_hits", "per_test_scores", "retrieval_scores", "rouge1_recall",
            "spearman", "score_prompts", "run", "niah_accuracy", "without_needle", "prune_experiment",
+           "prune_curve", "prune_curve_figure",
            "self_haystack", "register"]
 
 MODES = ("teacher_forced", "decode")
@@ -861,6 +862,39 @@ def prune_experiment(model, k: int, mode: str = "uniform", *, result: Optional[R
     return PruneResult(k, mode, top, baseline, top_acc, tuple(draws), len(result.prompts), seed, n_out)
 
 
+def prune_curve(model, ks: Sequence[int], mode: str = "uniform", *, result: RetrievalResult,
+                n_draws: int = 5, seed: int = 0) -> list[PruneResult]:
+    """`prune_experiment` at every k in `ks`: how the top-k drop and the random-k drops grow with k.
+
+    One k can flatter or hide a finding (in a small model, random k-sets soon include heads the
+    retrieval path needs); the curve shows the whole picture.
+
+    >>> curve = prune_curve(model, range(1, 5), result=res)             # doctest: +SKIP
+    >>> [(c.k, c.drop_top, c.mean_random_drop) for c in curve]          # doctest: +SKIP
+    """
+    ks = sorted({int(k) for k in ks})
+    if not ks:
+        raise ValueError("prune_curve needs at least one k")
+    return [prune_experiment(model, k, mode, result=result, n_draws=n_draws, seed=seed) for k in ks]
+
+
+def prune_curve_figure(curve: Sequence[PruneResult]):
+    """NIAH accuracy against k: top-k masked, and the mean and worst of the random k-sets."""
+    from interp import plots
+
+    ks = [c.k for c in curve]
+    series = {"top-k masked": [c.top for c in curve],
+              "random k (mean)": [sum(a for _, a in c.random_draws) / len(c.random_draws) for c in curve],
+              "random k (worst draw)": [min(a for _, a in c.random_draws) for c in curve]}
+    return plots.line_curves(ks, series, title=f"NIAH accuracy vs heads masked ({curve[0].mode})",
+                             x_title="k", y_title="accuracy")
+
+
+def curve_numbers(curve: Sequence[PruneResult]) -> list[dict]:
+    return [{"k": c.k, "drop_top_points": c.drop_top, "mean_random_drop_points": c.mean_random_drop,
+             "random_drop_points": c.random_drops, "top_heads": [str(h) for h in c.top_heads]} for c in curve]
+
+
 # --------------------------------------------------------------------------- haystacks
 
 
@@ -916,8 +950,9 @@ def compare_modes(primary: RetrievalResult, other: RetrievalResult) -> dict:
 
 
 def analyze(model, cfg: Config, *, k: Optional[int] = None, prune_mode: str = "uniform",
-            n_draws: int = 5, prune: bool = True) -> dict:
-    """Both modes, their agreement and the pruning check: everything the CLI reports."""
+            n_draws: int = 5, prune: bool = True, curve: bool = True) -> dict:
+    """Both modes, their agreement, the pruning check at k and (with `curve`) at every k from 1 to
+    max(k, heads above threshold), capped at 16: everything the CLI reports."""
     primary = run(model, cfg)
     other_mode = "decode" if cfg.mode == "teacher_forced" else "teacher_forced"
     with warnings.catch_warnings():
@@ -927,11 +962,15 @@ def analyze(model, cfg: Config, *, k: Optional[int] = None, prune_mode: str = "u
                                batch_size=cfg.batch_size, backend=cfg.backend,
                                extra_tokens=cfg.extra_tokens, rouge_threshold=cfg.rouge_threshold)
     out = {"primary": primary, "other": other, "agreement": compare_modes(primary, other),
-           "prune": None, "control_no_needle_accuracy": control}
+           "prune": None, "prune_curve": None, "control_no_needle_accuracy": control}
     if prune and primary.retrieves:
         k = k or max(1, len(primary.heads))
         out["prune"] = prune_experiment(model, k, prune_mode, result=primary, n_draws=n_draws,
                                         seed=cfg.seed)
+        top_k = min(max(k, len(primary.heads)), 16, model.n_layers * model.n_heads - 1)
+        if curve and top_k > 1:
+            out["prune_curve"] = prune_curve(model, range(1, top_k + 1), prune_mode, result=primary,
+                                             n_draws=n_draws, seed=cfg.seed)
     return out
 
 
@@ -962,6 +1001,7 @@ def register(app) -> None:
         batch_size: int = typer.Option(16, "--batch-size"),
         backend: str = typer.Option("nnsight", "--backend"),
         no_prune: bool = typer.Option(False, "--no-prune", help="Skip the pruning check."),
+        no_curve: bool = typer.Option(False, "--no-curve", help="Skip the pruning curve over k."),
     ):
         """Retrieval heads (Wu et al. 2024): scores, NIAH accuracy, and the pruning check."""
         from interp.cli import _fail, _load
@@ -970,7 +1010,8 @@ def register(app) -> None:
             m = _load(model, backend)
             cfg = _cli_config(m, haystack, lengths, depths, needle, question, answer, template, mode,
                               n_needles, seed, batch_size)
-            report = analyze(m, cfg, k=k, prune_mode=prune_mode, n_draws=draws, prune=not no_prune)
+            report = analyze(m, cfg, k=k, prune_mode=prune_mode, n_draws=draws, prune=not no_prune,
+                             curve=not no_curve)
             summary = write_outputs(report, out, m)
         except (FileNotFoundError, ValueError, TypeError) as err:
             _fail(str(err))
@@ -1019,6 +1060,9 @@ def write_outputs(report: dict, out, model) -> dict:
     if report["prune"] is not None:
         numbers["prune"] = report["prune"].to_dict()
         figures.append(plots.save_html(report["prune"].figure(), out / "prune.html"))
+    if report.get("prune_curve"):
+        numbers["prune_curve"] = curve_numbers(report["prune_curve"])
+        figures.append(plots.save_html(prune_curve_figure(report["prune_curve"]), out / "prune_curve.html"))
     else:
         numbers["prune"] = {"skipped": True, "reason": "no test solved" if not primary.retrieves
                             else "--no-prune"}
@@ -1051,4 +1095,7 @@ def _describe(numbers: dict) -> str:
                      f"-> {prune['top_accuracy']:.2f} (drop {prune['drop_top_points']:.1f} pts); random "
                      f"drops {[round(d['drop_points'], 1) for d in prune['random_draws']]} "
                      f"(mean {prune['mean_random_drop_points']:.1f})")
+    for c in numbers.get("prune_curve") or []:
+        lines.append(f"  k={c['k']}: top drop {c['drop_top_points']:.1f} pts, random mean "
+                     f"{c['mean_random_drop_points']:.1f}")
     return "\n".join(lines)

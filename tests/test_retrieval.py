@@ -274,6 +274,22 @@ def test_prune_experiment_runs_draws(stories):
     assert math.isfinite(pr.mean_random_drop)
 
 
+def test_prune_curve_on_the_zoo_model():
+    m = interp.load("world-base")
+    res = R.run(m, R.Config(lengths=(56,), depths=(0.0, 1.0), n_needles=2))
+    assert res.retrieves
+    curve = R.prune_curve(m, [2, 1, 2], result=res, n_draws=2, seed=0)
+    assert [c.k for c in curve] == [1, 2]
+    for c in curve:
+        assert c.top_heads == tuple(res.top(c.k)) and len(c.random_draws) == 2
+        assert c.baseline == 1.0 and c.drop_top >= 50          # the zoo model needs its top head(s)
+    rows = R.curve_numbers(curve)
+    assert [r["k"] for r in rows] == [1, 2] and len(rows[0]["random_drop_points"]) == 2
+    assert len(R.prune_curve_figure(curve).data) == 3
+    with pytest.raises(ValueError, match="at least one k"):
+        R.prune_curve(m, [], result=res)
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -296,6 +312,7 @@ def test_cli_writes_summary_and_figures(stories_path, tmp_path):
     assert {"teacher_forced", "decode", "mode_agreement", "prune"} <= set(numbers)
     assert 0.0 <= numbers["control_no_needle_accuracy"] <= 1.0
     assert len(numbers["prune"]["random_draws"]) == 2
+    assert [c["k"] for c in numbers["prune_curve"]] == list(range(1, len(numbers["prune_curve"]) + 1))
     assert (out / "niah_accuracy.html").exists() and (out / "retrieval_scores.html").exists()
     assert "retrieval" in summary["command"] or summary["command"]
 
