@@ -423,7 +423,7 @@ def render_card(c: dict) -> str:
              f"- corpus mixture (share of rows): " + ", ".join(f"{k} {v:.2f}" for k, v in c['corpus_mixture'].items()),
              ]
     if c["recipe"].get("parent"):
-        lines.append(f"- fine-tuned from `{c['recipe']['parent']}`")
+        lines.append(f"- starts from the trained weights of `{c['recipe']['parent']}`")
     if c["recipe"].get("repeat_fraction"):
         lines.append(f"- {c['recipe']['repeat_fraction']:.0%} of rows drawn from a pool of "
                      f"{c['recipe']['repeat_pool']} rows repeated throughout training")
