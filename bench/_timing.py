@@ -52,6 +52,16 @@ def build_model(*, n_layers=4, d_model=256, n_heads=8, n_kv_heads=4, d_head=32,
     return interp.Model(hf, interp.testing.word_tokenizer(), name="bench-llama")
 
 
+def model_from_args(args):
+    """`--model SPEC` loaded quietly, else the seeded random bench Llama."""
+    if not getattr(args, "model", None):
+        return build_model(seed=args.seed)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return interp.load(args.model)
+
+
 def random_tokens(batch: int, pos: int, vocab: int, seed: int = 0) -> interp.Tokens:
     gen = torch.Generator().manual_seed(seed)
     ids = torch.randint(4, vocab, (batch, pos), generator=gen)

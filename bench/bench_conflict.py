@@ -58,13 +58,7 @@ def main(argv=None) -> int:
     T.setup(args, default_rounds=5)
     n_prompts = args.prompts or (8 if args.quick else 32)
 
-    if args.model:
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = T.interp.load(args.model)
-    else:
-        model = T.build_model(seed=args.seed)
+    model = T.model_from_args(args)
     data = bench_data(model, n_prompts, args.seed)
     base_t, source_t = kc.aligned_tokens(model, data.prompts(), data.corrupted_prompts(args.seed, model))
     base_ids, source_ids = base_t.input_ids, source_t.input_ids

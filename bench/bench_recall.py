@@ -56,13 +56,7 @@ def main(argv=None) -> int:
     T.setup(args, default_rounds=3)
     n_prompts = args.prompts or (4 if args.quick else 16)
     n_alphas = args.alphas or (5 if args.quick else 21)
-    if args.model:
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = T.interp.load(args.model)
-    else:
-        model = T.build_model(seed=args.seed)
+    model = T.model_from_args(args)
     data = bench_data(model, n_prompts, args.seed)
     alphas = [round(-5 + 10 * i / (n_alphas - 1), 6) for i in range(n_alphas)]
     head = model.heads([args.head])[0]

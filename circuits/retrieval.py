@@ -825,7 +825,7 @@ class PruneResult:
 
 def prune_experiment(model, k: int, mode: str = "uniform", *, result: Optional[RetrievalResult] = None,
                      cfg: Optional[Config] = None, n_draws: int = 5, seed: int = 0,
-                     exclude: Optional[int] = None) -> PruneResult:
+                     exclude: Optional[int] = None, baseline: Optional[float] = None) -> PruneResult:
     """Mask the top-k retrieval heads vs `n_draws` draws of k random heads; NIAH accuracy of each.
 
     Random heads come from outside the top `exclude` heads (default: the top-k and every head
@@ -851,7 +851,8 @@ def prune_experiment(model, k: int, mode: str = "uniform", *, result: Optional[R
         raise ValueError(f"only {len(outside)} heads lie outside the top {n_out}; lower k or exclude")
     opts = dict(batch_size=cfg.batch_size, backend=cfg.backend, extra_tokens=cfg.extra_tokens,
                 rouge_threshold=cfg.rouge_threshold)
-    baseline, _ = niah_accuracy(model, result.prompts, **opts)
+    if baseline is None:                       # unpruned accuracy (a curve over k passes it once)
+        baseline, _ = niah_accuracy(model, result.prompts, **opts)
     top_acc, _ = niah_accuracy(model, result.prompts, PruneHeads(list(top), mode=mode), **opts)
     rng = random.Random(seed)
     draws = []
@@ -875,7 +876,9 @@ def prune_curve(model, ks: Sequence[int], mode: str = "uniform", *, result: Retr
     ks = sorted({int(k) for k in ks})
     if not ks:
         raise ValueError("prune_curve needs at least one k")
-    return [prune_experiment(model, k, mode, result=result, n_draws=n_draws, seed=seed) for k in ks]
+    first = prune_experiment(model, ks[0], mode, result=result, n_draws=n_draws, seed=seed)
+    return [first] + [prune_experiment(model, k, mode, result=result, n_draws=n_draws, seed=seed,
+                                       baseline=first.baseline) for k in ks[1:]]
 
 
 def prune_curve_figure(curve: Sequence[PruneResult]):
@@ -965,12 +968,13 @@ def analyze(model, cfg: Config, *, k: Optional[int] = None, prune_mode: str = "u
            "prune": None, "prune_curve": None, "control_no_needle_accuracy": control}
     if prune and primary.retrieves:
         k = k or max(1, len(primary.heads))
-        out["prune"] = prune_experiment(model, k, prune_mode, result=primary, n_draws=n_draws,
-                                        seed=cfg.seed)
         top_k = min(max(k, len(primary.heads)), 16, model.n_layers * model.n_heads - 1)
         if curve and top_k > 1:
             out["prune_curve"] = prune_curve(model, range(1, top_k + 1), prune_mode, result=primary,
                                              n_draws=n_draws, seed=cfg.seed)
+        at_k = [c for c in out["prune_curve"] or [] if c.k == k]      # the curve already ran k
+        out["prune"] = at_k[0] if at_k else prune_experiment(model, k, prune_mode, result=primary,
+                                                            n_draws=n_draws, seed=cfg.seed)
     return out
 
 

@@ -36,3 +36,14 @@ def own_conflict_items(model, template, per_subject):
         for j in range(per_subject):
             items.append(ConflictItem(s, mem, others[(3 * i + j) % len(others)], frequency=float(i)))
     return items
+
+
+def write_items_jsonl(items, path, frequency: bool = False):
+    """Conflict items as the JSONL file `--items` reads (with each item's frequency if asked)."""
+    import json
+
+    def row(i):
+        d = {"subject": i.subject, "memory_answer": i.memory_answer, "context_answer": i.context_answer}
+        return {**d, "frequency": i.frequency} if frequency else d
+    path.write_text("\n".join(json.dumps(row(i)) for i in items))
+    return path

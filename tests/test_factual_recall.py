@@ -4,7 +4,8 @@ import math
 import warnings
 
 import pytest
-from helpers import CONFLICT_SUBJECTS, analyzer_app, own_conflict_items, save_model_folder
+from helpers import (CONFLICT_SUBJECTS, analyzer_app, own_conflict_items, save_model_folder,
+                     write_items_jsonl)
 import torch
 
 import interp
@@ -237,10 +238,7 @@ def test_cli_recall_and_generate_recipe(model_folder, items, tmp_path):
 
     app = _app()
 
-    path = tmp_path / "items.jsonl"
-    path.write_text("\n".join(json.dumps({"subject": i.subject, "memory_answer": i.memory_answer,
-                                          "context_answer": i.context_answer, "frequency": i.frequency})
-                              for i in items))
+    path = write_items_jsonl(items, tmp_path / "items.jsonl", frequency=True)
     templates = tmp_path / "t.json"
     templates.write_text(json.dumps([TEMPLATE.to_dict()]))
     out = tmp_path / "out"

@@ -3,7 +3,7 @@ import json
 import warnings
 
 import pytest
-from helpers import CONFLICT_ANSWERS, analyzer_app, own_conflict_items, save_model_folder
+from helpers import CONFLICT_ANSWERS, analyzer_app, own_conflict_items, save_model_folder, write_items_jsonl
 import torch
 
 import interp
@@ -305,9 +305,7 @@ def test_cli_conflict(model_folder, items, tmp_path):
 
     app = _app()
 
-    path = tmp_path / "items.jsonl"
-    path.write_text("\n".join(json.dumps({"subject": i.subject, "memory_answer": i.memory_answer,
-                                          "context_answer": i.context_answer}) for i in items))
+    path = write_items_jsonl(items, tmp_path / "items.jsonl")
     templates = tmp_path / "templates.json"
     templates.write_text(json.dumps([t.to_dict() for t in TEMPLATES.values()]))
     out = tmp_path / "out"

@@ -20,14 +20,13 @@ import platform
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .evaluate import evaluate, summary_line
-from dataclasses import replace
-
 from .recipes import Recipe, get_recipe, with_overrides
 from .world import World, save_world
 
