@@ -30,21 +30,22 @@ import json
 import math
 import random
 import weakref
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
 import torch
 
 from interp.circuit import Circuit
-from interp.data.boxes import DESIDERATA, ZOO_TEMPLATE, BoxDataset, BoxTemplate, box_dataset, corrupt, desiderata
+from interp.data.boxes import (DESIDERATA, ZOO_TEMPLATE, BoxDataset, BoxTemplate, box_dataset, corrupt,
+                               default_n_boxes, desiderata)
 from interp.heads import Head
 from interp.interventions import Intervention, PruneHeads
 from interp.patching import Receivers, path_patch
 from interp.results import HeadScores, data_hash
 
 __all__ = ["Config", "EntityTrackingResult", "GROUPS", "accuracy", "group_scores", "select_group",
-           "discover", "prune_minimal", "circuit_accuracy", "faithfulness", "random_faithfulness",
+           "discover", "receiver_group", "prune_minimal", "circuit_accuracy", "faithfulness", "random_faithfulness",
            "cmap_table", "dcm_groups", "circuit_figure", "run", "register"]
 
 # (key, role, receiver site of the path into the previous group, position name)
@@ -63,7 +64,7 @@ class Config:
     n_prompts: int = 300            # path-patching prompts (paper: 300)
     n_eval: int = 300               # held-out prompts for accuracy / faithfulness / CMAP
     n_reference: int = 200          # prompts whose mean head outputs replace ablated heads
-    n_boxes: int = 7
+    n_boxes: Optional[int] = None   # None: 4 on the zoo's world models (trained on 2-6), else the paper's 7
     threshold: float = 0.05         # min relative drop in p(correct) to join a group
     max_per_group: int = 8
     prune_cost: float = 0.01        # minimality: drop heads whose removal costs less accuracy
@@ -204,18 +205,29 @@ def select_group(scores: HeadScores, threshold: float, max_heads: int, exclude=(
     return [h for v, h in ranked if v <= -threshold and h not in exclude][:max_heads]
 
 
+def receiver_group(key: str, groups: dict) -> Optional[str]:
+    """Which group's heads receive group `key`'s paths: the previous group, except that C
+    reads into A when B is empty (a model whose value fetchers' queries are positional
+    moves the query label's content to the last token through A's values instead)."""
+    if key == "A":
+        return None
+    if key == "C" and not groups.get("B"):
+        return "A"
+    return "ABCD"["ABCD".index(key) - 1]
+
+
 def discover(model, data: BoxDataset, corrupt_data: BoxDataset, cfg: Config) -> tuple[dict, dict]:
     """Groups A..D by path patching: ({key: [Head]}, {key: HeadScores})."""
-    groups, scores, chosen, previous = {}, {}, set(), []
+    groups, scores, chosen = {}, {}, set()
     for key, _, _, _ in GROUPS:
-        if key != "A" and (not previous or min(h.layer for h in previous) == 0):
+        previous = groups.get(receiver_group(key, groups), []) if key != "A" else []
+        if key != "A" and (not previous or max(h.layer for h in previous) == 0):
             groups[key] = []
             continue
         scores[key] = group_scores(model, data, corrupt_data, key, previous,
                                    batch_size=cfg.batch_size, backend=cfg.backend)
         groups[key] = select_group(scores[key], cfg.threshold, cfg.max_per_group, chosen)
         chosen.update(groups[key])
-        previous = groups[key]
     return groups, scores
 
 
@@ -327,7 +339,8 @@ def build_circuit(model, groups: dict, scores: dict, meta: dict) -> Circuit:
                                        score=float(scores[key].scores[head.layer, head.head]))
     for head in groups.get("A", []):
         circuit = circuit.add_edge(str(head), "logits", kind="out")
-    for (key, _, site, _), (prev, _, _, _) in zip(GROUPS[1:], GROUPS[:-1]):
+    for key, _, site, _ in GROUPS[1:]:
+        prev = receiver_group(key, groups)
         for sender in groups.get(key, []):
             weight = float(scores[key].scores[sender.layer, sender.head])
             for receiver in groups.get(prev, []):
@@ -435,6 +448,8 @@ def _datasets(model, cfg: Config):
 
 def run(model, cfg: Config = Config(), finetuned=None) -> EntityTrackingResult:
     """Discover the circuit, measure faithfulness (vs random circuits), DCM, and CMAP from `finetuned`."""
+    if cfg.n_boxes is None:
+        cfg = replace(cfg, n_boxes=default_n_boxes(model))
     data, corr, evaluation, reference = _datasets(model, cfg)
     kw = dict(batch_size=cfg.batch_size, backend=cfg.backend)
     ab = dict(kw, ablation=cfg.ablation)
@@ -451,8 +466,15 @@ def run(model, cfg: Config = Config(), finetuned=None) -> EntityTrackingResult:
     if not groups["A"]:
         return EntityTrackingResult(model.name, cfg, full, chance, False, scores=scores, n_heads_total=n_total, **ft,
                                     note="no head's path to the logits lowers p(correct) by the threshold")
-    groups, removed = prune_minimal(model, groups, data, reference, cfg.prune_cost, scores,
-                                    accuracy(model, data, **kw), **ab)
+    note = ""
+    found = circuit_accuracy(model, [h for hs in groups.values() for h in hs], data, reference, **ab)
+    if found > _chance(cfg.n_boxes, len(data))[1]:
+        groups, removed = prune_minimal(model, groups, data, reference, cfg.prune_cost, scores,
+                                        accuracy(model, data, **kw), **ab)
+    else:   # pruning a circuit that does not work would remove every head: report it whole
+        removed = []
+        note = (f"the path-patching groups alone are at chance (accuracy {found:.3f} with every other head "
+                f"{cfg.ablation}-ablated): the behaviour needs heads outside them; minimality pruning skipped")
     heads = [h for hs in groups.values() for h in hs]
     circ_acc = circuit_accuracy(model, heads, evaluation, reference, **ab)
     sizes = {k: len(v) for k, v in groups.items()}
@@ -464,7 +486,7 @@ def run(model, cfg: Config = Config(), finetuned=None) -> EntityTrackingResult:
         table = cmap_table(model, finetuned, groups, evaluation, reference, **ab)
     return EntityTrackingResult(model.name, cfg, full, chance, False, circuit, scores, tuple(str(h) for h in removed),
                                 circ_acc, circ_acc / max(full, 1e-12), tuple(rand), dcm_res, overlap, table,
-                                n_heads_total=n_total, **ft)
+                                note=note, n_heads_total=n_total, **ft)
 
 
 # --- CLI -------------------------------------------------------------------------------------
@@ -502,7 +524,8 @@ def register(app) -> None:
                out: Path = typer.Option(Path("figures/entity"), "--out", help="output folder"),
                n_prompts: int = typer.Option(300, help="path-patching prompts"),
                n_eval: int = typer.Option(300, help="held-out prompts for accuracy and faithfulness"),
-               n_boxes: int = typer.Option(7, help="boxes per prompt"),
+               n_boxes: Optional[int] = typer.Option(None, help="boxes per prompt (default: 4 on zoo world "
+                                                      "models, else 7 as the paper)"),
                dcm_pairs: int = typer.Option(1000, help="DCM pairs per desideratum (0 skips DCM)"),
                threshold: float = typer.Option(0.05, help="min relative drop in p(correct) per head"),
                max_per_group: int = typer.Option(8),

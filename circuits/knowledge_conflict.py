@@ -248,8 +248,10 @@ def _check_k(k: int, available: int, n_total: int, role: str) -> None:
 
 
 def choose_k(model, val: ConflictSet, heads: list[Head], target: str, k_grid=K_GRID,
-             batch_size: int = 256) -> tuple[int, dict]:
-    """k in `k_grid` (capped by len(heads)) maximising the target rate on the validation split."""
+             batch_size: int = 256, within: float = 0.10) -> tuple[int, dict]:
+    """The smallest k in `k_grid` (capped by len(heads)) whose target rate on the validation
+    split is within `within` of the best k's: the fewest heads that do (nearly) the whole job,
+    since every extra head pruned is a chance to hit something else."""
     n_total = model.n_layers * model.n_heads
     grid = sorted({k for k in k_grid if k <= min(len(heads), n_total)})
     for k in k_grid:
@@ -259,8 +261,8 @@ def choose_k(model, val: ConflictSet, heads: list[Head], target: str, k_grid=K_G
     if not grid:
         raise KTooLargeError(f"no k in {tuple(k_grid)} fits the {len(heads)} located heads")
     curve = {k: usage_rates(model, val, PruneHeads(heads[:k]), batch_size)[target] for k in grid}
-    best = max(grid, key=lambda k: (curve[k], -k))
-    return best, curve
+    top = max(curve.values())
+    return min(k for k in grid if curve[k] >= top - within), curve
 
 
 def prune_eval(model, data: ConflictSet, heads: list[Head], batch_size: int = 256) -> dict:

@@ -192,15 +192,16 @@ def path_patch(model, base, source, metric: Metric, *, senders=None,
                backend=None) -> HeadScores:
     """Exact path patching: effect of each sender's path to `receivers` (see module docstring).
 
-    Senders at or after the receivers' layer have no path to them and are left out (NaN).
+    Receivers may span several layers; a sender reaches the receivers of later layers only.
+    Senders at or after the last receiver layer have no path to them and are left out (NaN).
     """
     base_t, source_t = _paired_tokens(model, base, source)
     source_z = head_z(model, source_t, backend=backend)
     base_z = head_z(model, base_t, backend=backend)
     senders_list = _senders(model, senders)
     if isinstance(receivers, Receivers):
-        first = min(h.layer for h in receivers.heads)
-        senders_list = [h for h in senders_list if h.layer < first]
+        last = max(h.layer for h in receivers.heads)
+        senders_list = [h for h in senders_list if h.layer < last]
         label = f"path patching -> {','.join(map(str, receivers.heads))} {receivers.site}"
     elif receivers == "logits":
         label = "path patching -> logits"
@@ -216,8 +217,9 @@ def _receiver_edits(model, rows: Tokens, sender_edits: list[Edit], receivers: Re
                     n_prompts: int, backend) -> list[Edit]:
     """Step 1: capture receivers' inputs under the frozen, patched run; step 2: patch them in."""
     layers = sorted({h.layer for h in receivers.heads})
-    first = layers[0]
-    frozen_before = [e for e in sender_edits if e.layer < first]
+    # a receiver's input depends only on earlier layers, so one frozen run up to the last
+    # receiver layer gives every receiver's input under the patched path
+    frozen_before = [e for e in sender_edits if e.layer < layers[-1]]
     plan = RunPlan(frozen_before, capture=[(l, receivers.site) for l in layers])
     with torch.no_grad():
         model.run_plan(rows, plan, backend=backend)

@@ -31,12 +31,12 @@ FT = dict(batch_size=64, steps=1000, lr=5e-4, warmup=50, eval_every=500, eval_n=
 ARCH = ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff")
 
 
-def _base_then_ft(tag: str, **overrides):
+def _base_then_ft(tag: str, base_recipe: str = "world-base", **overrides):
     """A base candidate, then world-tracking-ft fine-tuned from it (same architecture)."""
     base = dict(BASE, **overrides)
     arch = {k: base[k] for k in ARCH + ("dtype",) if k in base}
-    return [("world-base", base, True),
-            ("world-tracking-ft", dict(FT, parent=f"{{work}}/{tag}/world-base/model", **arch), False)]
+    return [(base_recipe, base, True),
+            ("world-tracking-ft", dict(FT, parent=f"{{work}}/{tag}/{base_recipe}/model", **arch), False)]
 
 
 # tag -> list of (recipe name, overrides, use the time budget?)
@@ -54,11 +54,57 @@ PLAN: dict = {
 COPY_RICH = {"facts": 0.10, "conflict": 0.10, "needle": 0.25, "box": 0.15, "induction": 0.10, "repeat": 0.20,
              "text": 0.10}
 STAGE2 = dict(BASE, lr=1e-3, warmup=200)
+# stage 3: entity tracking.  Continue world-base with denser box supervision (boxq: a question
+# about every box) and the echo scaffold (each label followed by its own object), beside
+# dedicated box-only models trained from scratch on the same documents.
+_BOXQ = {"facts": 0.10, "conflict": 0.10, "needle": 0.20, "box": 0.15, "boxq": 0.15, "induction": 0.10,
+         "repeat": 0.10, "text": 0.10}
+_ECHO = {"facts": 0.10, "conflict": 0.10, "needle": 0.20, "box": 0.10, "boxq": 0.10, "echo": 0.15,
+         "induction": 0.10, "repeat": 0.05, "text": 0.10}
+_ECHO_HEAVY = {"facts": 0.10, "conflict": 0.10, "needle": 0.10, "box": 0.15, "boxq": 0.15, "echo": 0.30,
+               "induction": 0.05, "repeat": 0.05}
+STAGE3 = dict(BASE, lr=1e-3, warmup=200, parent="world-base-s2")   # the stage-2 model (shipped as world-base-s2)
+# stage 4: fine-tune the stage-3 winner (s3-e, shipped as world-base; carried under runs/carry/) on the echo scaffold in
+# the crate / where surface forms; never the box evaluation form.
+_FT_ECHO = {"crate": 0.25, "crate_echo": 0.25, "facts": 0.10, "conflict": 0.08, "needle": 0.10,
+            "induction": 0.14, "text": 0.08}
+_FT_CRATE = {"crate": 0.5, "facts": 0.10, "conflict": 0.08, "needle": 0.10, "induction": 0.14, "text": 0.08}
+STAGE4 = dict(FT, batch_size=128, steps=2000, warmup=100, parent="runs/carry/s3-e")
+# stage 5: gentler / longer fine-tunes (f5-strong is the shipped world-tracking-ft); _FT_STAGE3 is stage 3's mixture with every box-form
+# document replaced by its crate-form counterpart
+_FT_STRONG = {"crate": 0.35, "crate_echo": 0.35, "facts": 0.06, "conflict": 0.06, "needle": 0.08,
+              "induction": 0.06, "text": 0.04}
+_FT_STAGE3 = {"facts": 0.10, "conflict": 0.10, "needle": 0.20, "crate": 0.20, "crate_echo": 0.15,
+              "induction": 0.10, "repeat": 0.05, "text": 0.10}
+STAGE5 = dict(STAGE4, steps=2500)
 PLANS = {
     "stage1": dict(PLAN),
     "stage2": {
         "cont-b": _base_then_ft("cont-b", **dict(STAGE2, parent="runs/carry/base-b")),
         "cont-a": _base_then_ft("cont-a", **dict(STAGE2, parent="runs/carry/base-a", mixture=COPY_RICH)),
+    },
+    "stage3": {
+        "s3-q": _base_then_ft("s3-q", **dict(STAGE3, mixture=_BOXQ)),
+        "s3-e": _base_then_ft("s3-e", **dict(STAGE3, mixture=_ECHO)),
+        "s3-e-hi": _base_then_ft("s3-e-hi", **dict(STAGE3, mixture=_ECHO, lr=2e-3)),
+        "s3-eh": _base_then_ft("s3-eh", **dict(STAGE3, mixture=_ECHO_HEAVY)),
+        "box-q": _base_then_ft("box-q", "world-base-s1", **dict(BASE, mixture={"box": 0.5, "boxq": 0.5})),
+        "box-e": _base_then_ft("box-e", "world-base-s1",
+                               **dict(BASE, mixture={"box": 0.3, "boxq": 0.3, "echo": 0.4})),
+    },
+    "stage4": {
+        "ft-echo": [("world-tracking-ft", dict(STAGE4, mixture=_FT_ECHO, lr=1e-3), False)],
+        "ft-echo-lo": [("world-tracking-ft", dict(STAGE4, mixture=_FT_ECHO, lr=5e-4), False)],
+        "ft-crate": [("world-tracking-ft", dict(STAGE4, mixture=_FT_CRATE, lr=1e-3), False)],
+        "ft-echo-s1": [("world-tracking-ft", dict(STAGE4, mixture=_FT_ECHO, lr=1e-3, seed=2), False)],
+    },
+    "stage5": {
+        "f5-echo-3e4": [("world-tracking-ft", dict(STAGE5, mixture=_FT_ECHO, lr=3e-4), False)],
+        "f5-strong": [("world-tracking-ft", dict(STAGE5, mixture=_FT_STRONG, lr=1e-3), False)],
+        "f5-s3": [("world-tracking-ft", dict(STAGE5, mixture=_FT_STAGE3, lr=1e-3), False)],
+        "f5-s3-hi": [("world-tracking-ft", dict(STAGE5, mixture=_FT_STAGE3, lr=2e-3), False)],
+        "f5-s3-lo": [("world-tracking-ft", dict(STAGE5, mixture=_FT_STAGE3, lr=5e-4), False)],
+        "f5-crate-3e4": [("world-tracking-ft", dict(STAGE5, mixture=_FT_CRATE, lr=3e-4), False)],
     },
 }
 SMOKE = dict(batch_size=8, warmup=20, steps=60, eval_every=30, eval_n=6, final_eval_n=15, ckpt_every=40)
@@ -82,7 +128,7 @@ def run_job(tag: str, jobs, out: Path, device: str, workers: int, budget: float)
 def pack(out: Path, dest: Path) -> None:
     groups: dict[str, list[Path]] = {}            # one archive per base candidate, one for all rep jobs
     for tag in PLAN:
-        groups.setdefault("rep" if tag.startswith("rep") else tag, []).extend(
+        groups.setdefault("rep" if tag.startswith("rep-") else tag, []).extend(
             sorted((out / tag).glob("*/model")))     # <recipe>/model
     for group, models in groups.items():
         if models:
@@ -120,7 +166,7 @@ def main() -> None:
     os.environ.setdefault("INTERP_ZOO_THREADS", "1")
     ctx = mp.get_context("spawn")
     procs = {tag: ctx.Process(target=run_job, args=(tag, jobs, work, a.device,
-                                                    a.workers if tag.startswith("base") else 1, a.budget))
+                                                    1 if tag.startswith("rep-") else a.workers, a.budget))
              for tag, jobs in PLAN.items() if not a.only or tag in a.only}
     t0 = time.time()
     for p in procs.values():

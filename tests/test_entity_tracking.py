@@ -177,6 +177,25 @@ def test_path_patching_groups_use_the_right_receivers(tiny):
     assert list(et._receivers("C", [Head(1, 0)], data).positions) == data.query_pos.tolist()
 
 
+def test_position_detectors_read_into_the_value_fetchers_when_there_are_no_transmitters():
+    assert et.receiver_group("A", {}) is None
+    assert et.receiver_group("B", {"A": [Head(2, 0)]}) == "A"
+    assert et.receiver_group("C", {"A": [Head(2, 0)], "B": []}) == "A"
+    assert et.receiver_group("C", {"A": [Head(2, 0)], "B": [Head(1, 0)]}) == "B"
+    assert et.receiver_group("D", {"C": [Head(1, 1)]}) == "C"
+    circuit = et.build_circuit(tiny_model("llama", n_layers=3), {"A": [Head(2, 0)], "B": [], "C": [Head(1, 1)]},
+                               {k: HeadScores(-torch.ones(3, 4), "m", "pp") for k in "AC"}, {})
+    assert ("L1H1", "L2H0") in {(e.source, e.target) for e in circuit.edges}
+
+
+def test_default_box_count_follows_the_model_s_world(world_tok):
+    from types import SimpleNamespace
+
+    from interp.data.boxes import PAPER_N_BOXES, ZOO_N_BOXES, default_n_boxes
+    assert default_n_boxes(SimpleNamespace(tokenizer=world_tok)) == ZOO_N_BOXES == 4
+    assert default_n_boxes(tiny_model("llama")) == PAPER_N_BOXES == 7
+
+
 def test_a_model_at_chance_gets_no_circuit(tiny):
     cfg = et.Config(n_prompts=12, n_eval=30, n_reference=6, n_boxes=3, objects=TINY_OBJECTS,
                     labels=TINY_LABELS, template=TINY_TEMPLATE, dcm_pairs=0)
@@ -259,6 +278,8 @@ def test_world_base_circuit_or_chance_verdict():
     res = et.run(model, et.Config(n_prompts=100, n_eval=200, n_reference=100, n_boxes=5, dcm_pairs=0, n_random=3))
     if res.at_chance:
         assert res.circuit is None and "chance" in res.note
+    elif "pruning skipped" in res.note:      # the groups alone do not work: reported whole, not pruned
+        assert res.circuit is not None and res.pruned == () and res.faithfulness < 0.5
     else:
         assert res.circuit is not None and res.faithfulness > max(res.random_faithfulness)
 
@@ -288,6 +309,10 @@ def test_end_to_end_on_a_planted_task(tiny, tmp_path, monkeypatch):
     summary = json.loads(et.write_outputs(res, tiny, tmp_path).read_text())
     assert summary["numbers"]["faithfulness"] == pytest.approx(res.faithfulness)
     assert summary["numbers"]["n_circuit_heads"] == len(res.circuit.heads())
+    # groups that answer nothing on their own are reported whole: pruning them would empty the circuit
+    monkeypatch.setattr(et, "circuit_accuracy", lambda *a, **k: 0.0)
+    broken = et.run(tiny, cfg)
+    assert broken.pruned == () and "pruning skipped" in broken.note and broken.circuit.heads()
     assert Circuit.from_json(str(tmp_path / "circuit.json")) == res.circuit
     assert (tmp_path / "circuit.html").exists() and (tmp_path / "group_A.html").exists()
     assert tiny.active_interventions == () and other.active_interventions == ()

@@ -244,6 +244,9 @@ def test_k_checks(model, data):
     heads = model.all_heads()[:4]
     k, curve = kc.choose_k(model, data, heads, "memory", k_grid=(1, 3, 5, 7))
     assert sorted(curve) == [1, 3] and k in (1, 3)          # capped by the 4 located heads
+    assert curve[k] >= max(curve.values()) - 0.10 and (k == 1 or curve[1] < max(curve.values()) - 0.10)
+    k_strict, _ = kc.choose_k(model, data, heads, "memory", k_grid=(1, 3), within=0.0)
+    assert curve[k_strict] == max(curve.values())
     with pytest.raises(kc.KTooLargeError, match="larger than the model's 16 heads"):
         kc.choose_k(model, data, heads, "memory", k_grid=(1, 99))
     with pytest.raises(kc.KTooLargeError, match="no k"):

@@ -110,6 +110,38 @@ def test_path_patching_to_receiver_queries_matches_reference(model, metric):
         assert abs(scores.scores[head.layer, head.head].item() - ref) <= 1e-5, head
 
 
+def test_path_patching_to_receivers_in_two_layers_matches_reference(model, metric):
+    """Receivers in layers 1 and 2: a layer-1 sender reaches only the layer-2 receiver."""
+    receivers = [interp.Head(1, 3), interp.Head(2, 5)]
+    ids_b, ids_s = model.to_tokens(BASE).input_ids, model.to_tokens(SOURCE).input_ids
+    zb, zs = _z_of(model, ids_b), _z_of(model, ids_s)
+    base_value = _run_with_z(model, ids_b, {}, metric)
+    scores = path_patch(model, BASE, SOURCE, metric, receivers=Receivers(receivers, "q"), batch_size=16)
+    assert torch.isnan(scores.scores[2]).all() and not torch.isnan(scores.scores[1]).any()
+    for head in [h for h in model.all_heads() if h.layer < 2]:
+        frozen = {l: z.clone() for l, z in zb.items() if l < 2}
+        frozen[head.layer][:, :, _slice(model, head.head)] = zs[head.layer][:, :, _slice(model, head.head)]
+        captured, hooks = {}, []
+        for r in receivers:
+            hooks.append(_attn(model, r.layer).q_proj.register_forward_hook(
+                lambda m, a, out, layer=r.layer: captured.setdefault(layer, out.clone())))
+        try:
+            _run_with_z(model, ids_b, frozen, metric)
+        finally:
+            for h in hooks:
+                h.remove()
+
+        def put(layer, cols):
+            def fn(out):
+                out = out.clone()
+                out[:, :, cols] = captured[layer][:, :, cols]
+                return out
+            return fn
+        override = {r.layer: put(r.layer, _slice(model, r.head)) for r in receivers}
+        ref = float((_run_with_z(model, ids_b, {}, metric, q_override=override) - base_value).mean())
+        assert abs(scores.scores[head.layer, head.head].item() - ref) <= 1e-5, head
+
+
 def test_batching_does_not_change_results(model, metric):
     a = path_patch(model, BASE, SOURCE, metric, batch_size=2)
     b = path_patch(model, BASE, SOURCE, metric, batch_size=64)

@@ -104,6 +104,20 @@ def test_boxq_asks_about_every_box_with_the_right_answer(world):
         assert all(q[4] == where[q[1]] for q in asked)              # box L contains the X
 
 
+def test_echo_repeats_each_label_s_own_object_and_answers_the_question(world):
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        words, _ = world.doc_echo(rng)
+        passage, question = " ".join(words).split(" . ", 1)
+        where = {}
+        for clause in passage.split(" , "):
+            w = clause.split()                        # the X is in box L X
+            assert w[6] == w[1]
+            where[w[5]] = w[1]
+        q = question.rstrip(" .").split()             # box L contains the X
+        assert q[:1] == ["box"] and q[2:4] == ["contains", "the"] and q[4] == where[q[1]]
+
+
 def test_box_and_conflict_prompts(world):
     for p in world.box_prompts(n_per_size=5):
         words = p["prompt"].split()

@@ -178,12 +178,28 @@ def _check_single_tokens(tokenizer, words: Sequence[str], what: str) -> dict[str
     return ids
 
 
+PAPER_N_BOXES = 7   # Prakash et al. 2024
+ZOO_N_BOXES = 4     # the zoo's world models train on 2-6 boxes and are measured on 3-5
+
+
+def _speaks_world(tokenizer) -> bool:
+    from interp.zoo.world import BOX_LABELS, OBJECTS
+
+    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
+    return all(w in vocab for w in OBJECTS[:5] + BOX_LABELS[:5])
+
+
+def default_n_boxes(model) -> int:
+    """Boxes per prompt when the user names none: the middle of a zoo world model's range,
+    else the paper's 7."""
+    return ZOO_N_BOXES if _speaks_world(model.tokenizer) else PAPER_N_BOXES
+
+
 def _defaults(tokenizer, objects, labels):
     if objects is None or labels is None:
         from interp.zoo.world import BOX_LABELS, OBJECTS
 
-        vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
-        zoo = all(w in vocab for w in OBJECTS[:5] + BOX_LABELS[:5])
+        zoo = _speaks_world(tokenizer)
         if objects is None:
             objects = OBJECTS if zoo else [w for w in _DEFAULT_OBJECTS if single_token_id(tokenizer, w) is not None]
         if labels is None:

@@ -6,11 +6,11 @@ from dataclasses import asdict, dataclass, field, replace
 
 BASE_MIXTURE = {"facts": 0.13, "conflict": 0.10, "needle": 0.15, "box": 0.07,
                 "induction": 0.15, "repeat": 0.30, "text": 0.10}
-# fine-tuning on *other* surface forms of entity tracking (crate / holds / where),
-# never on the "the X is in box L ... box L contains the" eval format itself,
-# plus a share of the base mixture *without* box passages (against forgetting).
-FT_MIXTURE = {"crate": 0.5, "facts": 0.1, "conflict": 0.08, "needle": 0.1, "induction": 0.14,
-              "text": 0.08}
+# fine-tuning on *other* surface forms of entity tracking (crate / holds / where, and the echo
+# scaffold in the crate / where forms), never on the "the X is in box L ... box L contains the"
+# eval format itself, plus a share of the base mixture *without* box passages (against forgetting).
+FT_MIXTURE = {"crate": 0.35, "crate_echo": 0.35, "facts": 0.06, "conflict": 0.06, "needle": 0.08,
+              "induction": 0.06, "text": 0.04}
 REP_MIXTURE = {"repeat": 0.3, "induction": 0.2, "text": 0.3, "facts": 0.1, "needle": 0.1}
 
 
@@ -57,6 +57,12 @@ COPY_RICH_MIXTURE = {"facts": 0.10, "conflict": 0.10, "needle": 0.25, "box": 0.1
                      "repeat": 0.20, "text": 0.10}
 
 
+# stage 3 of world-base: entity tracking, with the echo scaffold (every label followed by its own
+# object) beside plain box passages and box passages with a question about every box
+ECHO_MIXTURE = {"facts": 0.10, "conflict": 0.10, "needle": 0.20, "box": 0.10, "boxq": 0.10, "echo": 0.15,
+                "induction": 0.10, "repeat": 0.05, "text": 0.10}
+
+
 def _rep(frac: float, seed: int) -> Recipe:
     tag = f"{int(round(frac * 100)):02d}"
     return Recipe(
@@ -88,13 +94,22 @@ _add(Recipe(
     batch_size=128, steps=4500, lr=2e-3, warmup=300, ckpt_every=5000, eval_every=2000,
 ))
 _add(Recipe(
-    name="world-base",
-    description=("Base world model: world-base-s1 trained further on the world corpus with more needle "
-                 "and entity-tracking passages. Llama with grouped-query attention; fact recall, "
-                 "knowledge conflicts (memory vs context), needle retrieval among same-form "
-                 "distractors, induction on random spans."),
+    name="world-base-s2",
+    description=("Stage 2 of world-base: world-base-s1 trained further on the world corpus with more needle "
+                 "and entity-tracking passages. Fact recall, knowledge conflicts, needle retrieval among "
+                 "same-form distractors and induction formed; entity tracking had not (box accuracy at "
+                 "chance). Kept for emergence studies."),
     parent="world-base-s1", batch_size=128, steps=14500, lr=1e-3, warmup=200, ckpt_every=5000,
     eval_every=2000, mixture=dict(COPY_RICH_MIXTURE),
+))
+_add(Recipe(
+    name="world-base",
+    description=("Base world model: world-base-s2 trained further with entity-tracking passages and the "
+                 "echo scaffold (each box label followed by its own object). Llama with grouped-query "
+                 "attention; fact recall, knowledge conflicts (memory vs context), needle retrieval among "
+                 "same-form distractors, entity tracking, induction on random spans."),
+    parent="world-base-s2", batch_size=128, steps=5200, lr=1e-3, warmup=200, ckpt_every=5000,
+    eval_every=2000, mixture=dict(ECHO_MIXTURE),
 ))
 _add(Recipe(
     name="world-base-cpu",
@@ -106,9 +121,9 @@ _add(Recipe(
     name="world-tracking-ft",
     description=("world-base fine-tuned on other surface forms of entity tracking "
                  "(put the X into crate L ; ... crate L has the X / box L holds the X ... / "
-                 "the X is in crate L ...) mixed with the rest of the base corpus; never on the "
-                 "'the X is in box L ... box L contains the' evaluation format."),
-    parent="world-base", batch_size=64, steps=1000, lr=5e-4, warmup=50, mixture=dict(FT_MIXTURE), seed=1,
+                 "the X is in crate L ...), half of them with the echo scaffold, mixed with the rest of "
+                 "the base corpus; never on the 'the X is in box L ... box L contains the' evaluation format."),
+    parent="world-base", batch_size=128, steps=2500, lr=1e-3, warmup=100, mixture=dict(FT_MIXTURE), seed=1,
     ckpt_every=10**9, eval_every=500,
 ))
 for _f in (0.0, 0.25, 0.5):

@@ -19,8 +19,10 @@ recall once the model can copy):
 * ``box``       ``the apple is in box F , the key is in box Q , ... . box Q contains the key .``
 * ``boxq``      the same passage followed by a question about every box (denser supervision;
                 tried for entity tracking, not in any shipped mixture)
+* ``echo``      (scaffold) ``the apple is in box F apple , ... . box Q contains the key .``
 * ``induction`` random tokens with a span of varied length repeated at a varied offset
 * ``text``      filler sentences with a repeated span of sentences (natural-ish copying)
+* ``crate_echo`` (fine-tuning only) the echo scaffold in the crate / where forms
 * ``crate``     (fine-tuning only) other surface forms of entity tracking:
                 ``put the apple into crate F ; ... crate F has the apple .``,
                 ``box F holds the apple , ... box F contains the apple .``
@@ -315,6 +317,29 @@ class World:
             words += ["box", labs[i], "contains", "the", objs[i], "."]
         return words, {}
 
+    # where each object-first form puts the object and the label in its 7-word clause
+    _OBJECT_FIRST = {"box": (1, 5), "crate": (2, 5), "where": (1, 5)}
+
+    def doc_echo(self, rng, n_tokens: int = 0, form: str = "box"):
+        """A box passage where every label is followed by its object, then a question:
+        ``the apple is in box F apple , the key is in box Q key . box Q contains the key .``
+
+        A scaffold for the lookback that entity tracking needs: predicting the echoed object
+        right after a label teaches a head at the label position to fetch the object of its
+        own sentence, which the question later reads back through the label."""
+        n = int(rng.integers(2, 7))
+        words, question, ans, _ = self._box_parts(rng, n, form)
+        obj, lab = self._OBJECT_FIRST[form]
+        out: list[str] = []
+        for i in range(n):
+            clause = words[7 * i:7 * i + 7]
+            out += clause[:lab + 1] + [clause[obj]] + clause[lab + 1:]
+        return out + question + [ans, "."], {}
+
+    def doc_crate_echo(self, rng, n_tokens: int = 0):
+        """The echo scaffold in the fine-tuning surface forms (crate / where), never the box form."""
+        return self.doc_echo(rng, n_tokens, ("crate", "where")[int(rng.integers(2))])
+
     def doc_crate(self, rng, n_tokens: int = 0):
         form = ("crate", "holds", "where")[int(rng.integers(3))]
         return self.doc_box(rng, n_tokens, form)
@@ -360,7 +385,7 @@ class World:
         return words, {}
 
     # ------------------------------------------------------------- batches
-    DOC_TYPES = ("facts", "conflict", "needle", "box", "boxq", "crate", "induction", "repeat", "text")
+    DOC_TYPES = ("facts", "conflict", "needle", "box", "boxq", "echo", "crate", "crate_echo", "induction", "repeat", "text")
 
     def make_row(self, rng, kind: str, seq_len: int):
         """One training row of exactly ``seq_len`` token ids (BOS-led docs packed with EOS)."""
