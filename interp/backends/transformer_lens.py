@@ -17,6 +17,7 @@ from functools import cached_property
 
 import torch
 
+from . import fused_attention
 from .plan import EditContext, RunPlan
 
 __all__ = ["TransformerLensBackend"]
@@ -45,12 +46,14 @@ class TransformerLensBackend:
         level = quiet.level
         quiet.setLevel(logging.ERROR)
         try:
-            return build_bridge_from_module(
+            bridge = build_bridge_from_module(
                 module, self.model.architecture, hf_config=module.config,
                 model_name=self.model.name,
             )
         finally:
             quiet.setLevel(level)
+        fused_attention.install(bridge)       # SDPA whenever no hook needs the pattern
+        return bridge
 
     @property
     def module(self) -> torch.nn.Module:
