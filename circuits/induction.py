@@ -50,7 +50,7 @@ from interp.interventions import PruneHeads
 from interp.results import HeadScores
 from interp.tokens import Tokens
 
-__all__ = ["InductionConfig", "InductionResult", "run", "make_sequences", "score_heads", "sequence_losses", "ablation_check",
+__all__ = ["InductionConfig", "InductionResult", "run", "make_sequences", "score_heads", "sequence_losses", "ablation_check", "single_head_ratios",
            "ov_eigen_scores", "tl_agreement", "track", "Trajectory", "load_checkpoint", "damage_study",
            "DamageResult", "family_members", "CheckpointMismatchError", "FamilyNotFoundError", "register"]
 
@@ -84,6 +84,7 @@ class InductionConfig:
     n_random: int = 5
     ablation: str = "zero"
     causal: bool = True
+    located_ratio: float = 1.2       # single-head ablation ratio that puts a head in the located circuit
     behaviour_ratio: float = 0.8
     token_ids: Optional[tuple] = None
 
@@ -587,11 +588,15 @@ def run(model, cfg: Optional[InductionConfig] = None, *, seqs: Optional[RepeatSe
     result = summarize(model, seqs, stats, cfg)
     if cfg.causal:
         heads = result.ranked_induction(cfg.top_k)
-        circuit = [n for n, role in result.roles.items() if role in ("induction", "previous-token")]
+        base = (stats["loss_first"], stats["loss_second"]) if interventions is None else None
+        single = single_head_ratios(model, seqs, mode=cfg.ablation, batch_size=cfg.batch_size, base=base)
+        by_role = [n for n, role in result.roles.items() if role in ("induction", "previous-token")]
+        by_effect = [n for n, r in single.items() if r >= cfg.located_ratio]
         causal = ablation_check(model, seqs, heads, n_random=cfg.n_random, seed=cfg.seed, mode=cfg.ablation,
-                                batch_size=cfg.batch_size, n_boot=cfg.n_boot, ci=cfg.ci,
-                                base=(stats["loss_first"], stats["loss_second"]) if interventions is None else None,
-                                circuit=circuit)
+                                batch_size=cfg.batch_size, n_boot=cfg.n_boot, ci=cfg.ci, base=base,
+                                circuit=sorted(set(by_role) | set(by_effect)))
+        causal.update(single_head_ratios=single, located_by_role=sorted(by_role),
+                      located_by_effect=sorted(by_effect), located_ratio=cfg.located_ratio)
         result = replace(result, causal=causal)
     return result
 
@@ -617,6 +622,14 @@ def _random_head_sets(pool: list, k: int, n: int, seed: int, salt: int) -> list[
     return picks
 
 
+def single_head_ratios(model, seqs: RepeatSet, *, mode: str = "zero", batch_size: int = 32, base=None) -> dict:
+    """{head name: second-copy loss with that head alone ablated / clean}: which heads the
+    copying needs one at a time, whatever role their attention pattern suggests."""
+    second = (base if base is not None else sequence_losses(model, seqs, batch_size=batch_size))[1].mean()
+    return {h.name: float(sequence_losses(model, seqs, PruneHeads([h], mode=mode), batch_size)[1].mean() / second)
+            for h in model.all_heads()}
+
+
 def ablation_check(model, seqs: RepeatSet, heads: Sequence, *, n_random: int = 5, seed: int = 0,
                    mode: str = "zero", batch_size: int = 32, n_boot: int = 500, ci: float = 0.95,
                    base=None, circuit: Sequence = ()) -> dict:
@@ -624,7 +637,8 @@ def ablation_check(model, seqs: RepeatSet, heads: Sequence, *, n_random: int = 5
 
     Returns ratios (ablated / clean mean second-copy loss) with bootstrap CIs over sequences.
     Random sets come from every head outside `heads` (``random``) and, when `circuit` names
-    the located circuit (all induction and previous-token heads, say), also from the heads
+    the located circuit (`run` passes the induction and previous-token heads and every head
+    whose single-head ablation raises the loss by `located_ratio`), also from the heads
     outside it (``random_outside_circuit``): in a small model the first control often hits
     other members of the circuit, which is a finding about redundancy, not about specificity.
 
@@ -1197,6 +1211,9 @@ def write_report(out: Union[str, os.PathLike], result: InductionResult, *, tl: O
         numbers["ablation_top_second_loss_ratio"] = c["top_ratio"]
         numbers["ablation_random_second_loss_ratios"] = [d["ratio"] for d in c["random"]]
         numbers["ablation_random_second_loss_ratio_max"] = c["random_ratio_max"]
+        if "single_head_ratios" in c:
+            numbers["single_head_ablation_ratios"] = c["single_head_ratios"]
+            numbers["located_by_role"], numbers["located_by_effect"] = c["located_by_role"], c["located_by_effect"]
         if "random_outside_circuit" in c:
             numbers["ablation_circuit"] = c["circuit"]
             numbers["ablation_random_outside_circuit_ratios"] = [d["ratio"] for d in c["random_outside_circuit"]]
@@ -1270,8 +1287,9 @@ def register(app) -> None:
                        f"random heads: max x{c['random_ratio_max']:.2f}" if c["random_ratio_max"] is not None
                        else f"ablating {', '.join(c['heads'])}: second-copy loss x{c['top_ratio']:.2f}")
             if c.get("random_outside_circuit_ratio_max") is not None:
-                typer.echo(f"random heads outside the circuit ({len(c['circuit'])} induction / previous-token "
-                           f"heads): max x{c['random_outside_circuit_ratio_max']:.2f}")
+                typer.echo(f"random heads outside the located circuit ({len(c['circuit'])} heads: induction / "
+                           f"previous-token roles, or x{c.get('located_ratio', 1.2):.1f} when ablated alone): "
+                           f"max x{c['random_outside_circuit_ratio_max']:.2f}")
         if tl is not None and tl.get("n_seqs"):
             typer.echo(f"transformer-lens head_detector: Spearman {tl['spearman_prefix_matching']:.3f} "
                        f"on {tl['n_seqs']} sequences")

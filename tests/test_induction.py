@@ -450,3 +450,16 @@ def test_random_control_outside_the_circuit_avoids_every_circuit_head(llama):
         assert not set(d["heads"]) & set(circuit)
     assert c["random_outside_circuit_ratio_max"] == max(d["ratio"] for d in c["random_outside_circuit"])
     assert "random_outside_circuit" not in ind.ablation_check(llama, seqs, ["L1H0"], n_random=2)
+
+
+def test_single_head_ratios_match_one_head_ablations_and_join_the_located_circuit(llama):
+    seqs = ind.make_sequences(llama, ind.InductionConfig(**SMALL))
+    ratios = ind.single_head_ratios(llama, seqs)
+    assert set(ratios) == {h.name for h in llama.all_heads()}
+    clean = ind.sequence_losses(llama, seqs)[1].mean()
+    one = ind.sequence_losses(llama, seqs, interp.PruneHeads(["L1H0"]))[1].mean()
+    assert ratios["L1H0"] == pytest.approx(float(one / clean), rel=1e-5)
+    res = ind.run(llama, ind.InductionConfig(**SMALL, located_ratio=0.0), seqs=seqs)
+    assert res.causal["located_by_effect"] == sorted(ratios)          # ratio >= 0: every head
+    assert res.causal["random_outside_circuit"] == []                  # nothing left outside
+    assert res.causal["random_outside_circuit_ratio_max"] is None
