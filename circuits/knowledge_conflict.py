@@ -16,9 +16,15 @@ difference at the last position, LD = logit(o_m) - logit(o_c) (or p(o_m) - p(o_c
    without context, and memory heads that do not change with the context score ~0.)
    Only the last position reaches the logits along this path, so prompts of different token
    lengths are aligned at their last token (left padding).
-2. PH3: prune (zero) the top-k context heads to push the model toward memory, or the top-k
-   memory heads to push it toward the context; k is chosen on a validation split of subjects
-   from {1, 3, 5, 7, 9, 15} (capped by the number of heads of that sign). Memory-usage and
+2. PH3: prune (zero) the first k context heads to push the model toward memory, or the first k
+   memory heads to push it toward the context; k is the fewest heads within 10 points of the best
+   on a validation split of subjects, from {1, 3, 5, 7, 9, 15} (capped by the heads of that sign).
+   "First" follows ``Config.order``: "path" is the path-patching rank (the paper); "validation"
+   (default) takes the located heads of that sign (|score| >= 10% of the largest) and orders them
+   by how much pruning each alone moves the target rate on the validation split, because a
+   head's direct path to the logits can understate what pruning it does through later heads
+   (on the zoo's world-base the top memory head by path, L0H4, moves context use 7 points; the
+   second, L0H5, moves it 58). Memory-usage and
    context-usage rates (greedy next token == first token of o_m / o_c) before and after, on
    held-out subjects, in the locating format and in the other format; and a control that
    prunes k random heads (several draws).
@@ -79,12 +85,17 @@ class Config:
     split: tuple[float, float, float] = (0.4, 0.3, 0.3)   # subjects: locate / choose k / held out
     n_random: int = 5
     located_frac: float = 0.1                        # |path effect| >= this x the largest: a located head
+    order: str = "validation"                        # which located heads to prune first: "path" (by path
+                                                     # effect, as the paper) or "validation" (by the
+                                                     # target-rate change of pruning each alone, val split)
     batch_size: int = 256
     seed: int = 0
 
     def __post_init__(self):
         if self.source not in ("corrupted", "clean"):
             raise ValueError(f"Config.source must be 'corrupted' or 'clean', got {self.source!r}")
+        if self.order not in ("path", "validation"):
+            raise ValueError(f"Config.order must be 'path' or 'validation', got {self.order!r}")
         if self.metric not in ("logit_diff", "prob_diff"):
             raise ValueError(f"Config.metric must be 'logit_diff' or 'prob_diff', got {self.metric!r}")
         if self.k_grid is not None and (not self.k_grid or any(
@@ -399,16 +410,33 @@ def build_sets(model, cfg: Config, items=None, templates=None) -> dict:
             "subjects": {"locate": locate_s, "val": val_s, "test": test_s}}
 
 
+def validation_order(model, val: ConflictSet, scores: HeadScores, role: str, target: str, frac: float,
+                     batch_size: int = 256) -> list[Head]:
+    """The located `role` heads (|path effect| >= `frac` of the largest), ordered by how much
+    pruning each one alone raises the `target` rate on the validation split (path rank breaks
+    ties). Path patching measures a head's direct path to the logits; pruning also removes its
+    effect through later heads, which is what PH3 acts on (a layer-0 head can matter far more
+    than its direct path shows)."""
+    keep = set(located(scores, frac))
+    candidates = [h for h in ranked(scores, role) if h in keep]
+    gain = {h: usage_rates(model, val, PruneHeads([h]), batch_size)[target] for h in candidates}
+    return sorted(candidates, key=lambda h: -gain[h])       # stable: path rank among equals
+
+
 def ph3_direction(model, scores: HeadScores, data: dict, role: str, target: str, cfg: Config) -> dict:
-    """Prune the top-k `role` heads (k chosen on the validation split for the `target` rate):
-    rates before/after on held-out subjects and on the other format, random-heads controls."""
+    """Prune the first k `role` heads (order: `cfg.order`; k chosen on the validation split for
+    the `target` rate): rates before/after on held-out subjects and on the other format,
+    random-heads controls."""
     heads = ranked(scores, role)
+    if cfg.order == "validation" and heads:
+        heads = validation_order(model, data["val"], scores, role, target, cfg.located_frac, cfg.batch_size)
     if not heads:
         return {"error": f"no {role} heads located (no head of that sign)"}
     grid = cfg.k_grid or tuple(k for k in K_GRID if k <= model.n_layers * model.n_heads)
     k, curve = choose_k(model, data["val"], heads, target, grid, cfg.batch_size)
     pruned = heads[:k]
-    out = {"pruned": [str(h) for h in pruned], "k": k, "k_validation_curve": curve}
+    out = {"pruned": [str(h) for h in pruned], "k": k, "k_validation_curve": curve, "order": cfg.order,
+           "candidates": [str(h) for h in heads]}
     circuit = sorted(set(located(scores, cfg.located_frac)) | set(pruned))
     out["located_heads"] = [str(h) for h in circuit]
     for part, key in (("held_out", "test"), ("other_format", "test_other_format")):
@@ -441,7 +469,7 @@ def run(model, cfg: Config = Config(), items=None, templates=None) -> ConflictRe
         ph3[direction] = ph3_direction(model, scores, data, role, target, cfg)
         if "k" in ph3[direction]:
             curves[f"{target} rate, pruning {role} heads"] = ph3[direction]["k_validation_curve"]
-            chosen[role] = ranked(scores, role)[:ph3[direction]["k"]]
+            chosen[role] = list(model.heads(ph3[direction]["pruned"]))
     info = {name: s.summary() for name, s in data["sets"].items()}
     info.update({f"n_{part}": len(data[part]) for part in ("locate", "val", "test", "test_other_format")})
     info["subjects"] = data["subjects"]
@@ -470,6 +498,9 @@ def register(app) -> None:
         n_per_subject: int = typer.Option(3, "--n-per-subject", help="Zoo items per subject."),
         n_random: int = typer.Option(5, "--n-random", help="Random-head control draws."),
         seed: int = typer.Option(0, "--seed"),
+        order: str = typer.Option("validation", "--order", help="Which located heads to prune first: "
+                                  "validation (each head's pruning effect on the validation split) | "
+                                  "path (path-patching rank, as the paper)."),
     ):
         """Memory vs context heads by path patching, and PH3 pruning (Jin et al. 2024)."""
         from interp.cli import _fail, _load
@@ -477,7 +508,7 @@ def register(app) -> None:
         try:
             m = _load(model)
             cfg = Config(formats=tuple(formats.split(",")) if formats else None, n_per_subject=n_per_subject, source=source,
-                         metric=metric, k_grid=tuple(k) or None, n_random=n_random, seed=seed)
+                         metric=metric, k_grid=tuple(k) or None, n_random=n_random, seed=seed, order=order)
             user_items = load_items(items) if items is not None else None
             if user_items is None and not is_zoo_model(m):
                 raise ConflictDataError("this model is not a zoo model: give --items FILE (JSONL)")
@@ -485,8 +516,8 @@ def register(app) -> None:
             path = write_outputs(result, out)
         except (FileNotFoundError, ValueError, TypeError) as err:
             _fail(str(err))
-        typer.echo(f"memory heads: {', '.join(map(str, result.memory_heads))}")
-        typer.echo(f"context heads: {', '.join(map(str, result.context_heads))}")
+        typer.echo(f"pruned memory heads: {', '.join(map(str, result.memory_heads))}")
+        typer.echo(f"pruned context heads: {', '.join(map(str, result.context_heads))}")
         typer.echo(f"summary: {path}")
 
 

@@ -269,6 +269,18 @@ def test_config_refuses_bad_values():
         kc.Config(source="noise")
     with pytest.raises(ValueError, match="k_grid"):
         kc.Config(k_grid=(0,))
+    with pytest.raises(ValueError, match="order"):
+        kc.Config(order="random")
+
+
+def test_validation_order_ranks_located_heads_by_their_own_pruning_effect(model, data):
+    scores = kc.locate_heads(model, data)
+    for role, target in (("memory", "context"), ("context", "memory")):
+        order = kc.validation_order(model, data, scores, role, target, frac=0.1)
+        located = set(kc.located(scores, 0.1))
+        assert set(order) == {h for h in kc.ranked(scores, role) if h in located}
+        gains = [kc.usage_rates(model, data, interp.PruneHeads([h]))[target] for h in order]
+        assert gains == sorted(gains, reverse=True)
 
 
 def test_run_end_to_end_and_leaves_model_clean(model, items, tmp_path):
