@@ -45,7 +45,7 @@ from interp.patching import Receivers, path_patch
 from interp.results import HeadScores, data_hash
 
 __all__ = ["Config", "EntityTrackingResult", "GROUPS", "accuracy", "group_scores", "select_group",
-           "discover", "receiver_group", "prune_minimal", "circuit_accuracy", "faithfulness", "random_faithfulness",
+           "discover", "receiver_group", "prune_minimal", "greedy_circuit", "circuit_accuracy", "faithfulness", "random_faithfulness",
            "cmap_table", "dcm_groups", "circuit_figure", "run", "register"]
 
 # (key, role, receiver site of the path into the previous group, position name)
@@ -79,6 +79,8 @@ class Config:
     objects: Optional[tuple] = None
     labels: Optional[tuple] = None
     ablation: str = "mean"          # "mean" (PruneHeads.with_means) or "position-mean"
+    greedy: bool = False            # also search the smallest head set keeping `greedy_target` (slow: ~n^2/2 evals)
+    greedy_target: float = 0.9
     backend: Optional[str] = None
 
     def __post_init__(self):
@@ -120,6 +122,7 @@ class EntityTrackingResult:
     n_heads_total: int = 1
     finetuned: Optional[str] = None
     finetuned_accuracy: Optional[float] = None
+    greedy: Optional[dict] = None                       # greedy_circuit(...) when Config.greedy
 
     @property
     def head_share(self) -> Optional[float]:
@@ -146,6 +149,8 @@ class EntityTrackingResult:
             out["dcm_overlap"] = self.dcm_overlap
         if self.cmap is not None:
             out["cmap"] = self.cmap
+        if self.greedy is not None:
+            out["greedy_circuit"] = self.greedy
         return out
 
 
@@ -329,6 +334,36 @@ def random_faithfulness(model, sizes: dict, data: BoxDataset, reference: BoxData
             for _ in range(n_draws)]
 
 
+def greedy_circuit(model, select: BoxDataset, evaluation: BoxDataset, reference: BoxDataset, *,
+                   target: float = 0.9, stop_below: Optional[float] = None, ablation: str = "mean", **kw) -> dict:
+    """How many heads does the behaviour need? Backward elimination from every head on the
+    `select` prompts: repeatedly drop the head whose ablation costs the least accuracy (others
+    ablated as in `circuit_accuracy`), until faithfulness falls below `stop_below` (default
+    `target`). The smallest set that kept `target` on `select` is then measured on the held-out
+    `evaluation` prompts (selection flatters the prompts it was chosen on). A reference for
+    path-patching circuits: when no k-head set keeps the target here, a k-head circuit is unlikely
+    (greedy, so an upper bound on the true minimum). About n_heads^2 / 2 accuracy evaluations."""
+    stop = target if stop_below is None else stop_below
+    full_select = accuracy(model, select, **kw)
+    keep, trajectory = list(model.all_heads()), []
+    best = list(keep)
+    while len(keep) > 1:
+        acc, head = max((circuit_accuracy(model, [x for x in keep if x != h], select, reference, ablation=ablation,
+                                          **kw), h) for h in keep)
+        keep.remove(head)
+        faith = acc / max(full_select, 1e-12)
+        trajectory.append({"n_heads": len(keep), "faithfulness_select": faith, "dropped": str(head)})
+        if faith >= target:
+            best = list(keep)
+        if faith < stop:
+            break
+    full_eval = accuracy(model, evaluation, **kw)
+    held_out = circuit_accuracy(model, best, evaluation, reference, ablation=ablation, **kw) / max(full_eval, 1e-12)
+    return {"target": target, "ablation": ablation, "n_heads_total": model.n_layers * model.n_heads,
+            "n_select": len(select), "n_eval": len(evaluation), "smallest_at_target": [str(h) for h in best],
+            "n_heads": len(best), "faithfulness_held_out": held_out, "trajectory": trajectory}
+
+
 # --- circuit object and figure ---------------------------------------------------------------
 
 def build_circuit(model, groups: dict, scores: dict, meta: dict) -> Circuit:
@@ -484,9 +519,10 @@ def run(model, cfg: Config = Config(), finetuned=None) -> EntityTrackingResult:
     table = None
     if finetuned is not None:
         table = cmap_table(model, finetuned, groups, evaluation, reference, **ab)
+    greedy = greedy_circuit(model, data, evaluation, reference, target=cfg.greedy_target, **ab) if cfg.greedy else None
     return EntityTrackingResult(model.name, cfg, full, chance, False, circuit, scores, tuple(str(h) for h in removed),
                                 circ_acc, circ_acc / max(full, 1e-12), tuple(rand), dcm_res, overlap, table,
-                                note=note, n_heads_total=n_total, **ft)
+                                note=note, n_heads_total=n_total, greedy=greedy, **ft)
 
 
 # --- CLI -------------------------------------------------------------------------------------
@@ -531,6 +567,8 @@ def register(app) -> None:
                max_per_group: int = typer.Option(8),
                ablation: str = typer.Option("mean", help="'mean' (PruneHeads.with_means) or 'position-mean'"),
                seed: int = typer.Option(0),
+               greedy: bool = typer.Option(False, "--greedy", help="also search the smallest head set keeping 90% "
+                                           "of the accuracy (about n_heads^2/2 accuracy evaluations)"),
                backend: str = typer.Option("nnsight")):
         """Entity-tracking circuit (Prakash et al. 2024): path patching, faithfulness, DCM, CMAP."""
         import warnings
@@ -540,7 +578,8 @@ def register(app) -> None:
 
         try:
             cfg = Config(n_prompts=n_prompts, n_eval=n_eval, n_boxes=n_boxes, dcm_pairs=dcm_pairs,
-                         threshold=threshold, max_per_group=max_per_group, seed=seed, ablation=ablation)
+                         threshold=threshold, max_per_group=max_per_group, seed=seed, ablation=ablation,
+                         greedy=greedy)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 m = interp.load(model, backend=backend)
@@ -574,4 +613,9 @@ def _report(result: EntityTrackingResult) -> str:
         for row in result.cmap["rows"]:
             rec = "n/a" if row["recovered"] is None else f"{row['recovered']:.2f}"
             lines.append(f"    {row['group']:8s} {row['n_heads']:3d} heads  acc {row['accuracy']:.3f}  recovered {rec}")
+    if result.greedy is not None:
+        g = result.greedy
+        lines.append(f"  greedy: {g['n_heads']}/{g['n_heads_total']} heads kept >= {g['target']} on the selection "
+                     f"prompts; held out: faithfulness {g['faithfulness_held_out']:.3f} "
+                     f"({', '.join(g['smallest_at_target'])})")
     return "\n".join(lines)

@@ -316,3 +316,19 @@ def test_end_to_end_on_a_planted_task(tiny, tmp_path, monkeypatch):
     assert Circuit.from_json(str(tmp_path / "circuit.json")) == res.circuit
     assert (tmp_path / "circuit.html").exists() and (tmp_path / "group_A.html").exists()
     assert tiny.active_interventions == () and other.active_interventions == ()
+
+
+def test_greedy_circuit_selects_on_one_split_and_measures_on_another(tiny):
+    def own(d):          # planted: the answer is the model's own prediction (full accuracy 1)
+        with torch.no_grad():
+            return dataclasses.replace(d, answer_ids=tiny.forward(list(d.prompts))[:, -1].argmax(-1))
+    select, held_out, ref = own(_tiny_data(tiny, n=6, seed=0)), own(_tiny_data(tiny, n=6, seed=1)), _tiny_data(tiny, n=4, seed=2)
+    g = et.greedy_circuit(tiny, select, held_out, ref, target=0.9, stop_below=0.6)
+    sizes = [s["n_heads"] for s in g["trajectory"]]
+    assert sizes == list(range(tiny.n_layers * tiny.n_heads - 1, sizes[-1] - 1, -1))
+    at_best = [s for s in g["trajectory"] if s["n_heads"] == g["n_heads"]]
+    assert not at_best or at_best[0]["faithfulness_select"] >= 0.9          # the reported set kept the target
+    assert all(s["faithfulness_select"] < 0.9 for s in g["trajectory"] if s["n_heads"] < g["n_heads"])
+    expected = et.circuit_accuracy(tiny, list(tiny.heads(g["smallest_at_target"])), held_out, ref)
+    assert g["faithfulness_held_out"] == pytest.approx(expected) and len(g["smallest_at_target"]) == g["n_heads"]
+    assert tiny.active_interventions == ()
