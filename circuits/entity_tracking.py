@@ -45,8 +45,8 @@ from interp.patching import Receivers, path_patch
 from interp.results import HeadScores, data_hash
 
 __all__ = ["Config", "EntityTrackingResult", "GROUPS", "accuracy", "group_scores", "select_group",
-           "discover", "receiver_group", "prune_minimal", "greedy_circuit", "circuit_accuracy", "faithfulness", "random_faithfulness",
-           "cmap_table", "dcm_groups", "circuit_figure", "run", "register"]
+           "discover", "receiver_group", "prune_minimal", "greedy_circuit", "circuit_accuracy", "faithfulness",
+           "random_faithfulness", "cmap_table", "dcm_groups", "circuit_figure", "run", "register"]
 
 # (key, role, receiver site of the path into the previous group, position name)
 GROUPS = (("A", "value fetcher", None, "last"),
@@ -307,12 +307,13 @@ def faithfulness(model, heads, data: BoxDataset, reference: BoxDataset, full: Op
 
 
 def prune_minimal(model, groups: dict, data: BoxDataset, reference: BoxDataset, cost: float,
-                  scores: dict, full: float, **kw) -> tuple[dict, list[Head]]:
+                  scores: dict, full: float, current: Optional[float] = None, **kw) -> tuple[dict, list[Head]]:
     """Drop, weakest first, each head whose removal lowers circuit accuracy by < cost * full."""
     groups = {k: list(v) for k, v in groups.items()}
     order = sorted(((abs(float(scores[k].scores[h.layer, h.head])), k, h) for k, hs in groups.items()
                     for h in hs), key=lambda t: t[0])
-    current = circuit_accuracy(model, [h for hs in groups.values() for h in hs], data, reference, **kw)
+    if current is None:     # the circuit's accuracy before pruning (callers that have it pass it)
+        current = circuit_accuracy(model, [h for hs in groups.values() for h in hs], data, reference, **kw)
     removed = []
     for _, key, head in order:
         trial = [h for hs in groups.values() for h in hs if h != head]
@@ -505,7 +506,7 @@ def run(model, cfg: Config = Config(), finetuned=None) -> EntityTrackingResult:
     found = circuit_accuracy(model, [h for hs in groups.values() for h in hs], data, reference, **ab)
     if found > _chance(cfg.n_boxes, len(data))[1]:
         groups, removed = prune_minimal(model, groups, data, reference, cfg.prune_cost, scores,
-                                        accuracy(model, data, **kw), **ab)
+                                        accuracy(model, data, **kw), current=found, **ab)
     else:   # pruning a circuit that does not work would remove every head: report it whole
         removed = []
         note = (f"the path-patching groups alone are at chance (accuracy {found:.3f} with every other head "

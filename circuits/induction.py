@@ -50,8 +50,8 @@ from interp.interventions import PruneHeads
 from interp.results import HeadScores
 from interp.tokens import Tokens
 
-__all__ = ["InductionConfig", "InductionResult", "run", "make_sequences", "score_heads", "sequence_losses", "ablation_check", "single_head_ratios",
-           "ov_eigen_scores", "tl_agreement", "track", "Trajectory", "load_checkpoint", "damage_study",
+__all__ = ["InductionConfig", "InductionResult", "run", "make_sequences", "score_heads", "sequence_losses",
+           "ablation_check", "single_head_ratios", "ov_eigen_scores", "tl_agreement", "track", "Trajectory", "load_checkpoint", "damage_study",
            "DamageResult", "family_members", "CheckpointMismatchError", "FamilyNotFoundError", "register"]
 
 ROLES = ("induction", "prefix-matching (no copying)", "positional", "previous-token", "duplicate-token", "other")

@@ -43,7 +43,7 @@ def uses_fused_route(attn) -> bool:
         return False
     if any(getattr(attn.config, opt, False) for opt in _SPLIT_OPTIONS):
         return False
-    return not any(_hooked(hp) for name in STEP_BY_STEP_HOOKS if (hp := getattr(attn, name, None)) is not None)
+    return not any(_hooked(hp) for hp in attn._interp_step_hooks)
 
 
 def _fused_call(attn, args: tuple, kwargs: dict):
@@ -71,7 +71,10 @@ def install(bridge) -> int:
                 return _fused_call(_attn, args, kwargs)
             return _step_by_step(*args, **kwargs)
 
-        # plain object attributes: bridge components route attribute writes to the wrapped module
+        # plain object attributes: bridge components route attribute writes to the wrapped module.
+        # The hook points are fixed modules (hooks come and go on them), so look them up once.
+        object.__setattr__(attn, "_interp_step_hooks", tuple(
+            hp for name in STEP_BY_STEP_HOOKS if (hp := getattr(attn, name, None)) is not None))
         object.__setattr__(attn, "forward", forward)
         object.__setattr__(attn, "_interp_fused", True)
         n += 1

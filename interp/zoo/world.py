@@ -17,8 +17,7 @@ recall once the model can copy):
                 needles of the same form (other people, other numbers), then the
                 question ``the code of P is N .``
 * ``box``       ``the apple is in box F , the key is in box Q , ... . box Q contains the key .``
-* ``boxq``      the same passage followed by a question about every box (denser supervision;
-                tried for entity tracking, not in any shipped mixture)
+* ``boxq``      the same passage followed by a question about every box (denser supervision)
 * ``echo``      (scaffold) ``the apple is in box F apple , ... . box Q contains the key .``
 * ``induction`` random tokens with a span of varied length repeated at a varied offset
 * ``text``      filler sentences with a repeated span of sentences (natural-ish copying)
@@ -307,18 +306,19 @@ class World:
         words, question, ans, _ = self._box_parts(rng, n, form)
         return words + question + [ans, "."], {}
 
+    # where each object-first form puts the object and the label in its 7-word clause
+    _OBJECT_FIRST = {"box": (1, 5), "crate": (2, 5), "where": (1, 5)}
+
     def doc_boxq(self, rng, n_tokens: int = 0):
         """A box passage followed by a question about every box, in random order (denser
         supervision for the same format: ``... . box Q contains the key . box F contains the apple .``)."""
         n = int(rng.integers(2, 7))
         words, _, _, _ = self._box_parts(rng, n, "box")
-        objs, labs = words[1::7], words[5::7]
+        obj, lab = self._OBJECT_FIRST["box"]
+        objs, labs = words[obj::7], words[lab::7]
         for i in rng.permutation(n):
             words += ["box", labs[i], "contains", "the", objs[i], "."]
         return words, {}
-
-    # where each object-first form puts the object and the label in its 7-word clause
-    _OBJECT_FIRST = {"box": (1, 5), "crate": (2, 5), "where": (1, 5)}
 
     def doc_echo(self, rng, n_tokens: int = 0, form: str = "box"):
         """A box passage where every label is followed by its object, then a question:
