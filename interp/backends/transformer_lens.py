@@ -5,8 +5,10 @@ components). So the bridge is built on a structural copy of the Hugging Face mod
 parameters and buffers are the very same tensors: no memory is doubled, and the user's
 module (`Model.hf`, which the nnsight engine wraps) is left as it was.
 
-Every head site maps to one hook point; hooks live only for the duration of one call
-(`TransformerBridge.hooks` removes them on exit, also when the call raises).
+Every head site maps to one hook point; hooks live only for the duration of one call and are
+removed on exit, also when the call raises. The hook points are looked up once by name and
+hooks are added to them directly (what `TransformerBridge.hooks` does, without rebuilding
+its alias table on every call: a generation loop makes one call per token).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from functools import cached_property
 
 import torch
 
-from . import fused_attention
+from . import fast_components, fused_attention
 from .plan import EditContext, RunPlan
 
 __all__ = ["TransformerLensBackend"]
@@ -53,7 +55,19 @@ class TransformerLensBackend:
         finally:
             quiet.setLevel(level)
         fused_attention.install(bridge)       # SDPA whenever no hook needs the pattern
+        fast_components.install(bridge)       # no per-call offload probe / signature read / second norm
         return bridge
+
+    @cached_property
+    def _hook_points(self) -> dict:
+        return {}
+
+    def hook_point(self, name: str):
+        """The bridge's `HookPoint` called `name` (aliases resolved), looked up once."""
+        hp = self._hook_points.get(name)
+        if hp is None:
+            hp = self._hook_points[name] = self.bridge.hook_dict[name]
+        return hp
 
     @property
     def module(self) -> torch.nn.Module:
@@ -75,8 +89,16 @@ class TransformerLensBackend:
                 hooks.append((self.hook_name(layer, "out"), _out_hook(layer_plan)))
         if not hooks:
             return self.module(**hf_kwargs)
-        with self.bridge.hooks(fwd_hooks=hooks):
+        added = []
+        try:
+            for name, fn in hooks:
+                hp = self.hook_point(name)
+                added.append((hp, hp.add_hook(fn, dir="fwd")))
             return self.module(**hf_kwargs)
+        finally:
+            for hp, handle in added:
+                handle.hook.remove()
+                hp.fwd_hooks[:] = [h for h in hp.fwd_hooks if h is not handle]
 
 
 def _site_hook(layer_plan, site, ctx):
