@@ -77,6 +77,28 @@ _FT_STRONG = {"crate": 0.35, "crate_echo": 0.35, "facts": 0.06, "conflict": 0.06
 _FT_STAGE3 = {"facts": 0.10, "conflict": 0.10, "needle": 0.20, "crate": 0.20, "crate_echo": 0.15,
               "induction": 0.10, "repeat": 0.05, "text": 0.10}
 STAGE5 = dict(STAGE4, steps=2500)
+
+
+def _wide_chain(tag: str, budgets=(130, 120, 170, 70), batch_size: int = 128, **arch):
+    """A wider world model trained from scratch through all three world-base stages, then the
+    fine-tune, in one run: each stage starts from the previous stage's weights and gets a
+    wall-clock budget (seconds) instead of world-base's step counts."""
+    model = lambda recipe: f"{{work}}/{tag}/{recipe}/model"  # noqa: E731
+    quick = dict(final_eval_n=30, eval_every=10**9)            # intermediate stages: a short card
+    b1, b2, b3, b4 = budgets
+    arch_bs = dict(arch, batch_size=batch_size)               # the fine-tune keeps 128 rows
+    return [("world-base-s1", dict(BASE, short_copy_rows=64, short_copy_len=32, short_copy_until=1500,
+                                   dtype="float16", **quick, **arch_bs), b1),
+            ("world-base-s2", dict(STAGE2, mixture=COPY_RICH, parent=model("world-base-s1"), dtype="float16",
+                                   **quick, **arch_bs), b2),
+            ("world-base", dict(STAGE3, mixture=_ECHO, parent=model("world-base-s2"), dtype="float16",
+                                final_eval_n=150, **arch_bs), b3),
+            ("world-tracking-ft", dict(FT, batch_size=128, lr=1e-3, warmup=100, steps=2500, mixture=_FT_STRONG,
+                                       seed=1, parent=model("world-base"), dtype="float16", final_eval_n=150,
+                                       **arch), b4)]
+
+
+WIDE = dict(d_model=256, n_heads=16, n_kv_heads=4, d_ff=1024)
 PLANS = {
     "stage1": dict(PLAN),
     "stage2": {
@@ -106,7 +128,21 @@ PLANS = {
         "f5-s3-lo": [("world-tracking-ft", dict(STAGE5, mixture=_FT_STAGE3, lr=5e-4), False)],
         "f5-crate-3e4": [("world-tracking-ft", dict(STAGE5, mixture=_FT_CRATE, lr=3e-4), False)],
     },
+    # stage 6: wider world models (more heads, so that one head is a smaller share of the model)
+    "stage6": {
+        "w6": _wide_chain("w6", n_layers=6, **WIDE),
+        "w4": _wide_chain("w4", n_layers=4, **WIDE),
+        "w4-b256": _wide_chain("w4-b256", n_layers=4, batch_size=256, **WIDE),
+    },
+    # stage 7: the 6-layer candidate's echo stage continued alone (its stage-6 result carried under runs/carry/)
+    "stage7": {"w6-more": [("world-base", dict(STAGE3, mixture=_ECHO, parent="runs/carry/w6-s3", warmup=100,
+                                               dtype="float16", final_eval_n=150, n_layers=6, **WIDE), True)]},
+    # stage 8: its fine-tune (stage 7's result carried under runs/carry/)
+    "stage8": {"w6-ft": [("world-tracking-ft", dict(FT, batch_size=128, lr=1e-3, warmup=100, steps=2500,
+                                                    mixture=_FT_STRONG, seed=1, parent="runs/carry/w6-more",
+                                                    dtype="float16", final_eval_n=100, n_layers=6, **WIDE), True)]},
 }
+PACK_ONLY = {"stage6": ("world-base", "world-tracking-ft"), "stage7": ("world-base",), "stage8": ("world-tracking-ft",)}   # archives of at most 16 MiB each
 SMOKE = dict(batch_size=8, warmup=20, steps=60, eval_every=30, eval_n=6, final_eval_n=15, ckpt_every=40)
 
 
@@ -117,17 +153,23 @@ def run_job(tag: str, jobs, out: Path, device: str, workers: int, budget: float)
         t0 = time.time()
         if "parent" in overrides:
             overrides = dict(overrides, parent=overrides["parent"].format(work=out))
+        seconds = budget if timed is True else (timed or None)    # True: --budget; a number: its own
         try:
             d = train(name, out_dir=out / tag / name, progress=False, device=device, workers=workers,
-                      resume=False, time_budget_s=budget if timed else None, **overrides)
+                      resume=False, time_budget_s=seconds, **overrides)
             print(f"[{tag}] {name} done in {time.time() - t0:.0f}s -> {d}", flush=True)
         except Exception:  # noqa: BLE001  (one job's failure must not lose the others)
             traceback.print_exc()
 
 
-def pack(out: Path, dest: Path) -> None:
+def pack(out: Path, dest: Path, only: tuple | None = None) -> None:
     groups: dict[str, list[Path]] = {}            # one archive per base candidate, one for all rep jobs
-    for tag in PLAN:
+    if only:                                      # or one archive per (candidate, recipe) named in ``only``
+        for tag in PLAN:
+            for recipe in only:
+                if (out / tag / recipe / "model").is_dir():
+                    groups[f"{tag}-{recipe}"] = [out / tag / recipe / "model"]
+    for tag in PLAN if not only else ():
         groups.setdefault("rep" if tag.startswith("rep-") else tag, []).extend(
             sorted((out / tag).glob("*/model")))     # <recipe>/model
     for group, models in groups.items():
@@ -176,7 +218,7 @@ def main() -> None:
         if p.is_alive():
             print(f"{tag}: still running after {a.hard:.0f}s, stopped", flush=True)
             p.terminate()
-    pack(work, dest)
+    pack(work, dest, PACK_ONLY.get(a.plan))
     print(f"all done in {time.time() - t0:.0f}s", flush=True)
     print((dest / "log.txt").read_text()[-6000:])
 

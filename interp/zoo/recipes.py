@@ -112,6 +112,17 @@ _add(Recipe(
     eval_every=2000, mixture=dict(ECHO_MIXTURE),
 ))
 _add(Recipe(
+    name="world-wide",
+    description=("Wide world model: 6 layers x 16 query heads (96 heads; 4 kv heads, GQA), d_model 256, trained "
+                 "from scratch through world-base's three stages on wall-clock budgets, then a longer echo stage. "
+                 "Same corpus and behaviours as world-base (fact recall, knowledge conflicts, needle retrieval, "
+                 "entity tracking, induction); each head is a smaller share of the model, so single-head "
+                 "ablations of unrelated heads move little."),
+    parent="world-wide-s3", n_layers=6, d_model=256, n_heads=16, n_kv_heads=4, d_ff=1024, batch_size=128,
+    steps=5900, lr=1e-3, warmup=100, ckpt_every=5000, eval_every=2000, mixture=dict(ECHO_MIXTURE),
+    final_eval_n=150, dtype="float16",
+))
+_add(Recipe(
     name="world-base-cpu",
     description=("The first session's CPU recipe (3,500 steps x 16 rows): learned fact recall only "
                  "(no copy skills); kept to document the compute threshold, not shipped."),
