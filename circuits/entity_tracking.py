@@ -38,7 +38,7 @@ import torch
 
 from interp.circuit import Circuit
 from interp.data.boxes import (DESIDERATA, ZOO_TEMPLATE, BoxDataset, BoxTemplate, box_dataset, corrupt,
-                               default_n_boxes, desiderata)
+                               default_n_boxes, desiderata, single_token_id)
 from interp.heads import Head
 from interp.interventions import Intervention, PruneHeads
 from interp.patching import Receivers, path_patch
@@ -55,6 +55,7 @@ GROUPS = (("A", "value fetcher", None, "last"),
           ("D", "structure reader", "v", "earlier label"))
 _ROLE = {key: role for key, role, _, _ in GROUPS}
 ABLATIONS = ("mean", "position-mean")
+METRICS = ("prob", "logit_diff")
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,10 @@ class Config:
     n_eval: int = 300               # held-out prompts for accuracy / faithfulness / CMAP
     n_reference: int = 200          # prompts whose mean head outputs replace ablated heads
     n_boxes: Optional[int] = None   # None: 4 on the zoo's world models (trained on 2-6), else the paper's 7
-    threshold: float = 0.05         # min relative drop in p(correct) to join a group
+    threshold: float = 0.05         # min relative drop in the metric to join a group
+    metric: str = "prob"            # path-patching metric: "prob" = p(correct) (paper); "logit_diff" = logit of
+                                    # the correct object - mean logit of the prompt's other objects (does not
+                                    # saturate when the model is sure: single-head effects stay visible)
     max_per_group: int = 8
     prune_cost: float = 0.01        # minimality: drop heads whose removal costs less accuracy
     n_random: int = 10
@@ -89,6 +93,8 @@ class Config:
                 raise ValueError(f"Config.{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.threshold < 1 or not 0 <= self.prune_cost < 1:
             raise ValueError("Config.threshold and Config.prune_cost are fractions in [0, 1)")
+        if self.metric not in METRICS:
+            raise ValueError(f"Config.metric must be one of {METRICS}, got {self.metric!r}")
         if self.ablation not in ABLATIONS:
             raise ValueError(f"Config.ablation must be one of {ABLATIONS}, got {self.ablation!r}")
         if self.dcm_pairs and self.dcm_pairs < 8:
@@ -182,6 +188,28 @@ def _prob_metric(answer_ids: torch.Tensor):
     return metric
 
 
+def _logit_diff_metric(model, data: BoxDataset):
+    """logit(correct object) - mean logit of the prompt's other objects, per prompt."""
+    ids = {}
+    others = torch.tensor([[ids.setdefault(o, single_token_id(model.tokenizer, o)) for i, o in enumerate(s.objects)
+                            if i != s.query] for s in data.samples])
+    answers = data.answer_ids
+
+    def metric(logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        other = logits.gather(1, others.to(logits.device)).mean(-1)
+        return logits[rows, answers.to(logits.device)] - other
+    return metric
+
+
+def _metric(model, data: BoxDataset, kind: str):
+    return _prob_metric(data.answer_ids) if kind == "prob" else _logit_diff_metric(model, data)
+
+
+_METRIC_NAME = {"prob": "p(correct)", "logit_diff": "logit diff (correct - other objects)"}
+
+
 def _receivers(key: str, previous: list[Head], data: BoxDataset):
     if key == "A":
         return "logits"
@@ -191,16 +219,18 @@ def _receivers(key: str, previous: list[Head], data: BoxDataset):
 
 
 def group_scores(model, data: BoxDataset, corrupt_data: BoxDataset, key: str, previous=(), *,
-                 batch_size: int = 64, backend=None) -> HeadScores:
-    """Relative change in p(correct) from each sender's path into group `key`'s receivers."""
+                 batch_size: int = 64, backend=None, metric: str = "prob") -> HeadScores:
+    """Relative change in the metric (p(correct) or the logit difference) from each sender's
+    path into group `key`'s receivers."""
     receivers = _receivers(key, list(previous), data)
-    effects = path_patch(model, list(data.prompts), list(corrupt_data.prompts), _prob_metric(data.answer_ids),
+    effects = path_patch(model, list(data.prompts), list(corrupt_data.prompts), _metric(model, data, metric),
                          receivers=receivers, batch_size=batch_size, backend=backend)
     base = effects.meta["base_metric"]
     return HeadScores(effects.scores / max(base, 1e-12), model=model.name,
-                      method=f"entity tracking group {key} ({_ROLE[key]}): {effects.method}, relative p(correct)",
+                      method=f"entity tracking group {key} ({_ROLE[key]}): {effects.method}, "
+                             f"relative {_METRIC_NAME[metric]}",
                       data_hash=data_hash([list(data.prompts), list(corrupt_data.prompts)]),
-                      meta={"base_p_correct": base, "n_prompts": len(data), "group": key})
+                      meta={f"base_{metric}": base, "n_prompts": len(data), "group": key, "metric": metric})
 
 
 def select_group(scores: HeadScores, threshold: float, max_heads: int, exclude=()) -> list[Head]:
@@ -230,7 +260,7 @@ def discover(model, data: BoxDataset, corrupt_data: BoxDataset, cfg: Config) -> 
             groups[key] = []
             continue
         scores[key] = group_scores(model, data, corrupt_data, key, previous,
-                                   batch_size=cfg.batch_size, backend=cfg.backend)
+                                   batch_size=cfg.batch_size, backend=cfg.backend, metric=cfg.metric)
         groups[key] = select_group(scores[key], cfg.threshold, cfg.max_per_group, chosen)
         chosen.update(groups[key])
     return groups, scores
@@ -501,7 +531,10 @@ def run(model, cfg: Config = Config(), finetuned=None) -> EntityTrackingResult:
     groups, scores = discover(model, data, corr, cfg)
     if not groups["A"]:
         return EntityTrackingResult(model.name, cfg, full, chance, False, scores=scores, n_heads_total=n_total, **ft,
-                                    note="no head's path to the logits lowers p(correct) by the threshold")
+                                    note=f"no head's path to the logits lowers the {_METRIC_NAME[cfg.metric]} by "
+                                         f"{cfg.threshold:.0%}" + ("; a model that is sure of its answers saturates "
+                                         "p(correct): try metric='logit_diff' (--metric logit_diff)"
+                                         if cfg.metric == "prob" else ""))
     note = ""
     found = circuit_accuracy(model, [h for hs in groups.values() for h in hs], data, reference, **ab)
     if found > _chance(cfg.n_boxes, len(data))[1]:
@@ -564,7 +597,9 @@ def register(app) -> None:
                n_boxes: Optional[int] = typer.Option(None, help="boxes per prompt (default: 4 on zoo world "
                                                       "models, else 7 as the paper)"),
                dcm_pairs: int = typer.Option(1000, help="DCM pairs per desideratum (0 skips DCM)"),
-               threshold: float = typer.Option(0.05, help="min relative drop in p(correct) per head"),
+               threshold: float = typer.Option(0.05, help="min relative drop in the metric per head"),
+               metric: str = typer.Option("prob", help="path-patching metric: prob (p(correct), the paper's) or "
+                                          "logit_diff (correct - other objects; for models sure of their answers)"),
                max_per_group: int = typer.Option(8),
                ablation: str = typer.Option("mean", help="'mean' (PruneHeads.with_means) or 'position-mean'"),
                seed: int = typer.Option(0),
@@ -580,7 +615,7 @@ def register(app) -> None:
         try:
             cfg = Config(n_prompts=n_prompts, n_eval=n_eval, n_boxes=n_boxes, dcm_pairs=dcm_pairs,
                          threshold=threshold, max_per_group=max_per_group, seed=seed, ablation=ablation,
-                         greedy=greedy)
+                         greedy=greedy, metric=metric)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 m = interp.load(model, backend=backend)

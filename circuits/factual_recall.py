@@ -47,6 +47,7 @@ from interp.data.conflict import (ConflictDataError, ConflictSet, build_conflict
                                   zoo_items)
 from interp.heads import Head
 from interp.interventions import Intervention, ScaleValues
+from interp.report import draw_spread
 from interp.results import HeadScores, data_hash
 
 __all__ = ["Config", "RecallResult", "RowScaleValues", "classify", "wilson", "behaviour",
@@ -404,10 +405,10 @@ def random_head_control(model, data: ConflictSet, head: Head, alpha: float, n_dr
     for b, h in enumerate(draws):
         r = rates(labels[(b + 1) * n:(b + 2) * n])
         rows.append({"head": str(h), "delta_points": {x: 100 * (r[x] - base[x]) for x in LABELS}})
-    worst = max((abs(d["delta_points"][x]) for d in rows for x in LABELS), default=0.0)
+    per_draw = [max(abs(d["delta_points"][x]) for x in LABELS) for d in rows]
     mean = {x: sum(d["delta_points"][x] for d in rows) / max(len(rows), 1) for x in LABELS}
     return {"alpha": alpha, "baseline": base, "draws": rows, "mean_delta_points": mean,
-            "max_abs_delta_points": worst}
+            "max_abs_delta_points": max(per_draw, default=0.0), **draw_spread(per_draw)}
 
 
 # --- frequency --------------------------------------------------------------------------------
@@ -471,6 +472,8 @@ class RecallResult:
                          "rate_after_ci": after[f"{goal}_ci"], "raised": after[goal] > base.get(goal, 1),
                          "random_head_mean_abs_move_points": worst,
                          "random_head_max_abs_move_points": control["max_abs_delta_points"],
+                         "random_head_median_abs_move_points": control.get("median_abs_move_points"),
+                         "random_head_share_within_5_points": control.get("share_of_draws_within_5_points"),
                          "random_le_5": worst <= 5}
             if "outside_located" in control:
                 o = control["outside_located"]

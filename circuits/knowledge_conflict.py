@@ -54,6 +54,7 @@ from interp.data.conflict import (ConflictDataError, ConflictSet, build_conflict
 from interp.heads import Head
 from interp.interventions import PruneHeads
 from interp.patching import attribution_patch, logit_diff, path_patch
+from interp.report import draw_spread
 from interp.results import HeadScores, data_hash
 from interp.tokens import Tokens
 
@@ -298,9 +299,9 @@ def random_control(model, data: ConflictSet, k: int, exclude: Sequence[Head], n_
         draws.append({"heads": [str(h) for h in heads],
                       "delta_points": {r: 100 * (after[r] - before[r]) for r in ("memory", "context")}})
     mean = {r: sum(d["delta_points"][r] for d in draws) / n_draws for r in ("memory", "context")}
-    worst = max(abs(d["delta_points"][r]) for d in draws for r in ("memory", "context"))
-    return {"k": k, "n_draws": n_draws, "mean_delta_points": mean, "max_abs_delta_points": worst,
-            "draws": draws}
+    per_draw = [max(abs(d["delta_points"][r]) for r in ("memory", "context")) for d in draws]
+    return {"k": k, "n_draws": n_draws, "mean_delta_points": mean, "max_abs_delta_points": max(per_draw),
+            **draw_spread(per_draw), "draws": draws}
 
 
 # --- the whole analysis -----------------------------------------------------------------------
@@ -336,7 +337,10 @@ class ConflictResult:
                 row[part] = {"before": r[part]["before"][rate], "after": r[part]["after"][rate],
                              "rise_points": rise, "rise_ge_20": rise >= 20,
                              "random_mean_abs_move_points": worst, "random_max_abs_move_points":
-                             control["max_abs_delta_points"], "random_le_5": worst <= 5}
+                             control["max_abs_delta_points"],
+                             "random_median_abs_move_points": control.get("median_abs_move_points"),
+                             "random_share_within_5_points": control.get("share_of_draws_within_5_points"),
+                             "random_le_5": worst <= 5}
                 outside = r.get(f"random_outside_located_{part}")
                 if outside is not None:
                     w_out = max(abs(v) for v in outside["mean_delta_points"].values())

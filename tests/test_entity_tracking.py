@@ -177,6 +177,22 @@ def test_path_patching_groups_use_the_right_receivers(tiny):
     assert list(et._receivers("C", [Head(1, 0)], data).positions) == data.query_pos.tolist()
 
 
+def test_logit_diff_metric_is_correct_minus_the_other_objects_and_scores_use_it(tiny):
+    data = _tiny_data(tiny, n=5, k=3)
+    logits = torch.randn(5, tiny.vocab_size)
+    got = et._logit_diff_metric(tiny, data)(logits)
+    for i, s in enumerate(data.samples):
+        other = [tiny.tokenizer(" " + o if not o.startswith(" ") else o).input_ids[-1] for j, o in enumerate(s.objects)
+                 if j != s.query]
+        want = logits[i, data.answer_ids[i]] - logits[i, other].mean()
+        assert abs(float(got[i] - want)) < 1e-5
+    corr = corrupt(tiny, data, objects=TINY_OBJECTS, labels=TINY_LABELS)
+    a = et.group_scores(tiny, data, corr, "A", metric="logit_diff")
+    assert "logit diff" in a.method and a.meta["metric"] == "logit_diff"
+    with pytest.raises(ValueError, match="metric"):
+        et.Config(metric="accuracy")
+
+
 def test_position_detectors_read_into_the_value_fetchers_when_there_are_no_transmitters():
     assert et.receiver_group("A", {}) is None
     assert et.receiver_group("B", {"A": [Head(2, 0)]}) == "A"

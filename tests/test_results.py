@@ -211,3 +211,12 @@ def test_data_hash_stable_and_sensitive():
         data_hash({1: "a"})
     with pytest.raises(TypeError, match="data_hash accepts"):
         data_hash(object())
+
+
+def test_draw_spread_reports_the_typical_random_draw_beside_the_outlier():
+    from interp.report import draw_spread
+    s = draw_spread([0.0, 1.5, 78.8, 3.0])
+    assert s["median_abs_move_points"] == 2.25
+    assert s["share_of_draws_within_5_points"] == 0.75
+    assert draw_spread([7.0], limit=10)["share_of_draws_within_10_points"] == 1.0
+    assert draw_spread([])["median_abs_move_points"] == 0.0
