@@ -55,3 +55,25 @@ def test_offloaded_weights_keep_transformer_lens_per_call_materialisation(monkey
     monkeypatch.setattr(accelerate.utils, "has_offloaded_params", lambda m: True)
     assert fc.install(bridge) == 0
     assert not any(type(c) in fc._FAST.values() for c in bridge.modules())
+
+
+def test_hook_points_skip_dispatch_only_while_unhooked():
+    model = tiny_model("llama")
+    hp = model.bridge.blocks[0].attn.hook_z if hasattr(model.bridge.blocks[0].attn, "hook_z") else \
+        model.bridge.hook_dict["blocks.0.attn.hook_z"]
+    assert isinstance(hp, fc.FastHookPoint)
+    x = torch.randn(2, 3)
+    assert hp(x) is x
+    handle = hp.add_hook(lambda t, hook=None: t * 0)
+    try:
+        assert hp(x).abs().max() == 0, "a hooked hook point runs its hooks"
+    finally:
+        handle.hook.remove()
+        hp.fwd_hooks.clear()
+    seen = []
+    glob = torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: seen.append(type(m)))
+    try:
+        hp(x)
+    finally:
+        glob.remove()
+    assert seen, "torch's global forward hooks still see hook points"

@@ -18,6 +18,11 @@ when no parameter of the model is offloaded (checked once, at install), caches t
 per wrapped layer, and calls the Hugging Face norm directly while neither norm hook point
 has a hook. Outputs are the same tensors as before (the bench and tests compare them);
 any hook on a norm's scale or normalized value takes transformer-lens's own route.
+
+A bridge also calls a hundred-odd `HookPoint` modules per forward pass, each an identity
+function reached through `nn.Module.__call__`'s hook dispatch. Their fast subclass returns its
+input at once when neither the hook point nor torch's global registries hold a hook, and goes
+through `nn.Module.__call__` (so every hook fires) otherwise.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from __future__ import annotations
 import inspect
 
 import torch
+from torch.nn.modules import module as _torch_module
+from transformer_lens.hook_points import HookPoint
 from transformer_lens.model_bridge.generalized_components.base import GeneralizedComponent
 
 __all__ = ["install"]
@@ -44,9 +51,13 @@ def install(bridge) -> int:
         return 0
     n = 0
     for module in bridge.modules():
-        if isinstance(module, GeneralizedComponent) and type(module) not in _FAST.values():
+        if type(module) in _FAST.values():
+            continue
+        if isinstance(module, GeneralizedComponent):
             module.__class__ = _fast_class(type(module))
             n += 1
+        elif type(module) is HookPoint:
+            module.__class__ = FastHookPoint
     return n
 
 
@@ -64,6 +75,24 @@ def _fast_class(cls: type) -> type:
             body["_hf_autograd_forward_with_hooks"] = _norm_direct_unless_hooked
         fast = _FAST[cls] = type(cls.__name__, (cls,), body)
     return fast
+
+
+def _any_hook(m: torch.nn.Module) -> bool:
+    return bool(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+                or _torch_module._global_forward_hooks or _torch_module._global_forward_pre_hooks
+                or _torch_module._global_backward_hooks or _torch_module._global_backward_pre_hooks)
+
+
+class FastHookPoint(HookPoint):
+    """A `HookPoint` that skips `nn.Module.__call__`'s dispatch while nothing is hooked."""
+
+    def __call__(self, *args, **kwargs):
+        if _any_hook(self) or self._compiled_call_impl is not None:
+            return torch.nn.Module.__call__(self, *args, **kwargs)
+        return self.forward(*args, **kwargs)
+
+
+_FAST[HookPoint] = FastHookPoint
 
 
 def _filter_kwargs_cached(self, kwargs: dict, num_positional_args: int = 0) -> dict:
