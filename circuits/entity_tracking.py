@@ -366,31 +366,50 @@ def random_faithfulness(model, sizes: dict, data: BoxDataset, reference: BoxData
 
 
 def greedy_circuit(model, select: BoxDataset, evaluation: BoxDataset, reference: BoxDataset, *,
-                   target: float = 0.9, stop_below: Optional[float] = None, ablation: str = "mean", **kw) -> dict:
+                   target: float = 0.9, stop_below: Optional[float] = None, ablation: str = "mean",
+                   drop_fraction: float = 0.0, **kw) -> dict:
     """How many heads does the behaviour need? Backward elimination from every head on the
     `select` prompts: repeatedly drop the head whose ablation costs the least accuracy (others
     ablated as in `circuit_accuracy`), until faithfulness falls below `stop_below` (default
     `target`). The smallest set that kept `target` on `select` is then measured on the held-out
     `evaluation` prompts (selection flatters the prompts it was chosen on). A reference for
     path-patching circuits: when no k-head set keeps the target here, a k-head circuit is unlikely
-    (greedy, so an upper bound on the true minimum). About n_heads^2 / 2 accuracy evaluations."""
+    (greedy, so an upper bound on the true minimum). About n_heads^2 / 2 accuracy evaluations.
+
+    `drop_fraction` > 0 drops that share of the kept heads per round (at least one), the ones
+    whose single removal costs least, and measures the new set: about 1 / drop_fraction times
+    fewer evaluations, for models with many heads. Heads that are cheap one at a time can be
+    needed together (redundant copies), so a batch that falls below `stop_below` is halved
+    until it holds or is a single head."""
     stop = target if stop_below is None else stop_below
     full_select = accuracy(model, select, **kw)
     keep, trajectory = list(model.all_heads()), []
     best = list(keep)
+
+    def acc_without(drop) -> float:
+        return circuit_accuracy(model, [x for x in keep if x not in drop], select, reference, ablation=ablation, **kw)
+
     while len(keep) > 1:
-        acc, head = max((circuit_accuracy(model, [x for x in keep if x != h], select, reference, ablation=ablation,
-                                          **kw), h) for h in keep)
-        keep.remove(head)
+        costs = sorted(((acc_without({h}), h) for h in keep), key=lambda t: -t[0])
+        n_drop = min(max(1, int(len(keep) * drop_fraction)) if drop_fraction > 0 else 1, len(keep) - 1)
+        while True:
+            dropped = [h for _, h in costs[:n_drop]]
+            acc = costs[0][0] if n_drop == 1 else acc_without(set(dropped))
+            if n_drop == 1 or acc / max(full_select, 1e-12) >= stop:
+                break
+            n_drop //= 2
+        keep = [h for h in keep if h not in dropped]
         faith = acc / max(full_select, 1e-12)
-        trajectory.append({"n_heads": len(keep), "faithfulness_select": faith, "dropped": str(head)})
+        trajectory.append({"n_heads": len(keep), "faithfulness_select": faith,
+                           "dropped": " ".join(str(h) for h in dropped)})
         if faith >= target:
             best = list(keep)
         if faith < stop:
             break
     full_eval = accuracy(model, evaluation, **kw)
     held_out = circuit_accuracy(model, best, evaluation, reference, ablation=ablation, **kw) / max(full_eval, 1e-12)
-    return {"target": target, "ablation": ablation, "n_heads_total": model.n_layers * model.n_heads,
+    return {"target": target, "ablation": ablation, "drop_fraction": drop_fraction,
+            "n_heads_total": model.n_layers * model.n_heads,
             "n_select": len(select), "n_eval": len(evaluation), "smallest_at_target": [str(h) for h in best],
             "n_heads": len(best), "faithfulness_held_out": held_out, "trajectory": trajectory}
 

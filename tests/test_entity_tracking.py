@@ -348,3 +348,40 @@ def test_greedy_circuit_selects_on_one_split_and_measures_on_another(tiny):
     expected = et.circuit_accuracy(tiny, list(tiny.heads(g["smallest_at_target"])), held_out, ref)
     assert g["faithfulness_held_out"] == pytest.approx(expected) and len(g["smallest_at_target"]) == g["n_heads"]
     assert tiny.active_interventions == ()
+
+
+def test_greedy_circuit_drops_a_share_of_the_heads_per_round(tiny):
+    def own(d):
+        with torch.no_grad():
+            return dataclasses.replace(d, answer_ids=tiny.forward(list(d.prompts))[:, -1].argmax(-1))
+    select, held_out, ref = own(_tiny_data(tiny, n=6, seed=0)), own(_tiny_data(tiny, n=6, seed=1)), _tiny_data(tiny, n=4, seed=2)
+    g = et.greedy_circuit(tiny, select, held_out, ref, target=0.9, stop_below=0.0, drop_fraction=0.25)
+    sizes = [s["n_heads"] for s in g["trajectory"]]
+    total = tiny.n_layers * tiny.n_heads
+    expect, n = [], total
+    while n > 1:
+        n -= min(max(1, int(n * 0.25)), n - 1)
+        expect.append(n)
+    assert sizes == expect and sizes[0] == total - int(total * 0.25)
+    first = g["trajectory"][0]
+    kept = [h for h in tiny.all_heads() if str(h) not in first["dropped"].split()]
+    assert first["faithfulness_select"] == pytest.approx(et.circuit_accuracy(tiny, kept, select, ref))
+
+
+def test_greedy_batches_back_off_when_redundant_heads_are_dropped_together(monkeypatch):
+    heads = [Head(0, h) for h in range(8)]
+
+    class Fake:
+        n_layers, n_heads = 1, 8
+
+        def all_heads(self):
+            return list(heads)
+
+    def works(kept):     # H0 and H1 are copies of each other; H7 is needed
+        kept = set(kept)
+        return float((Head(0, 0) in kept or Head(0, 1) in kept) and Head(0, 7) in kept)
+    monkeypatch.setattr(et, "accuracy", lambda model, data, **kw: 1.0)
+    monkeypatch.setattr(et, "circuit_accuracy", lambda model, kept, data, ref, **kw: works(kept))
+    g = et.greedy_circuit(Fake(), [], [], None, target=0.9, drop_fraction=0.5)
+    assert g["n_heads"] == 2 and Head(0, 7) in {Head.parse(h) for h in g["smallest_at_target"]}
+    assert g["trajectory"][0]["dropped"] == "L0H0"      # the batch of 4 (then 2) broke it: backed off to 1
