@@ -43,6 +43,7 @@ from interp.heads import Head
 from interp.interventions import Intervention, PruneHeads
 from interp.patching import Receivers, path_patch
 from interp.results import HeadScores, data_hash
+from interp.tokens import Tokens
 
 __all__ = ["Config", "EntityTrackingResult", "GROUPS", "accuracy", "group_scores", "select_group",
            "discover", "receiver_group", "prune_minimal", "greedy_circuit", "circuit_accuracy", "faithfulness",
@@ -195,11 +196,15 @@ def _logit_diff_metric(model, data: BoxDataset):
                             if i != s.query] for s in data.samples])
     answers = data.answer_ids
 
-    def metric(logits: torch.Tensor) -> torch.Tensor:
+    def of_rows(logits: torch.Tensor, index) -> torch.Tensor:
         logits = logits.float()
         rows = torch.arange(logits.shape[0], device=logits.device)
-        other = logits.gather(1, others.to(logits.device)).mean(-1)
-        return logits[rows, answers.to(logits.device)] - other
+        other = logits.gather(1, others[index].to(logits.device)).mean(-1)
+        return logits[rows, answers[index].to(logits.device)] - other
+
+    def metric(logits: torch.Tensor) -> torch.Tensor:
+        return of_rows(logits, slice(None))
+    metric.rows = of_rows           # the same metric for logits of the prompts `index` only
     return metric
 
 
@@ -412,6 +417,71 @@ def greedy_circuit(model, select: BoxDataset, evaluation: BoxDataset, reference:
             "n_heads_total": model.n_layers * model.n_heads,
             "n_select": len(select), "n_eval": len(evaluation), "smallest_at_target": [str(h) for h in best],
             "n_heads": len(best), "faithfulness_held_out": held_out, "trajectory": trajectory}
+
+
+def _ablation_sources(model, reference: BoxDataset, ablation: str) -> dict:
+    """What an ablated head's z becomes, per layer, broadcastable to [batch, pos, H, d]."""
+    if ablation == "mean":
+        table = model.head_means(list(reference.prompts))
+        return {layer: table[layer][None, None].float() for layer in range(model.n_layers)}
+    return {layer: t[None].float() for layer, t in _position_means(model, reference).items()}
+
+
+def learned_circuit(model, select: BoxDataset, evaluation: BoxDataset, reference: BoxDataset, *,
+                    lambdas=(0.01, 0.03, 0.1, 0.3), target: float = 0.9, ablation: str = "mean",
+                    lr: float = 0.1, epochs: int = 4, batch_size: int = 32, seed: int = 0, n_random: int = 10,
+                    backend=None) -> dict:
+    """Which heads does the behaviour need? Learn a keep-mask m_h in [0, 1] over every head, the
+    rest of each head's z replaced by its mean (as `circuit_accuracy` ablates):
+
+        z_h = m_h * z_h + (1 - m_h) * mean_h,   loss = -mean logit diff + lambda * sum_h m_h
+
+    on the `select` prompts (Adam, masks clamped to [0, 1]; DCM's optimiser with the sparsity on
+    the heads kept instead of the heads patched). Each lambda gives the heads with m >= 0.5, whose
+    faithfulness is then measured with hard ablation on the held-out `evaluation` prompts. The
+    answer is the smallest set at `target` held out (None when no lambda reaches it), with the
+    held-out faithfulness of `n_random` random head sets of its size beside it. A learned
+    counterpart of `greedy_circuit`: gradients see all heads at once, so sets of redundant heads
+    are weighed together instead of one at a time."""
+    from interp.dcm import mask_plan
+
+    if ablation not in ABLATIONS:
+        raise ValueError(f"ablation must be one of {ABLATIONS}, got {ablation!r}")
+    heads = list(model.all_heads())
+    sources = _ablation_sources(model, reference, ablation)
+    tokens = model.to_tokens(list(select.prompts))
+    metric = _logit_diff_metric(model, select)
+    kw = dict(batch_size=64, backend=backend)
+    full_eval = accuracy(model, evaluation, **kw)
+    runs = []
+    for lam in lambdas:
+        mask = torch.ones(len(heads), requires_grad=True)
+        opt = torch.optim.Adam([mask], lr=lr)
+        gen = torch.Generator().manual_seed(seed)
+        for _ in range(epochs):
+            order = torch.randperm(len(select), generator=gen)
+            for start in range(0, len(order), batch_size):
+                rows = order[start:start + batch_size]
+                with torch.enable_grad():
+                    plan = mask_plan(model, heads, mask, sources)
+                    logits = model.run_plan(Tokens(tokens.input_ids[rows], tokens.attention_mask[rows]), plan,
+                                            backend=backend).logits[:, -1]
+                    loss = -metric.rows(logits, rows).mean() + lam * mask.sum()
+                    (mask.grad,) = torch.autograd.grad(loss, [mask])
+                opt.step()
+                with torch.no_grad():
+                    mask.clamp_(0.0, 1.0)
+        kept = [h for h, m in zip(heads, mask.detach().tolist()) if m >= 0.5]
+        acc = circuit_accuracy(model, kept, evaluation, reference, ablation=ablation, **kw)
+        runs.append({"lambda": lam, "n_heads": len(kept), "heads": [str(h) for h in kept],
+                     "faithfulness_held_out": acc / max(full_eval, 1e-12)})
+    good = [r for r in runs if r["faithfulness_held_out"] >= target]
+    best = min(good, key=lambda r: r["n_heads"]) if good else None
+    if best is not None and n_random:
+        best = dict(best, random_faithfulness=random_faithfulness(
+            model, {"all": best["n_heads"]}, evaluation, reference, full_eval, n_random, seed, ablation=ablation, **kw))
+    return {"target": target, "ablation": ablation, "n_heads_total": len(heads), "n_select": len(select),
+            "n_eval": len(evaluation), "lr": lr, "epochs": epochs, "seed": seed, "runs": runs, "best": best}
 
 
 # --- circuit object and figure ---------------------------------------------------------------

@@ -29,7 +29,7 @@ from .backends.plan import Edit, EditContext, RunPlan
 from .heads import Head
 from .tokens import Tokens
 
-__all__ = ["DCMResult", "dcm", "masked_logits"]
+__all__ = ["DCMResult", "dcm", "masked_logits", "mask_plan"]
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,10 @@ def _mask_fn(heads: list[int], index: list[int], mask: torch.Tensor, source: tor
     return blend
 
 
-def _plan(model, candidates, mask, source_z, positions) -> RunPlan:
+def mask_plan(model, candidates, mask, source_z: dict, positions=None) -> RunPlan:
+    """A run plan that blends each candidate head's z with `source_z[layer]` by its mask entry:
+    z = m * z + (1 - m) * source (at `positions`, one per row, or everywhere). `source_z[layer]`
+    is [batch, pos, n_heads, d_head] or anything that broadcasts to it (e.g. [1, 1, H, d] means)."""
     edits = []
     for layer in sorted({h.layer for h in candidates}):
         index = [i for i, h in enumerate(candidates) if h.layer == layer]
@@ -99,7 +102,7 @@ def masked_logits(model, base: Tokens, source: Tokens, candidates, mask: torch.T
     """
     layers = sorted({h.layer for h in candidates})
     source_z = _source_z(model, source, layers, backend)
-    plan = _plan(model, list(candidates), mask, source_z, positions)
+    plan = mask_plan(model, list(candidates), mask, source_z, positions)
     return model.run_plan(base, plan, backend=backend).logits[:, -1]
 
 

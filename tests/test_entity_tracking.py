@@ -385,3 +385,21 @@ def test_greedy_batches_back_off_when_redundant_heads_are_dropped_together(monke
     g = et.greedy_circuit(Fake(), [], [], None, target=0.9, drop_fraction=0.5)
     assert g["n_heads"] == 2 and Head(0, 7) in {Head.parse(h) for h in g["smallest_at_target"]}
     assert g["trajectory"][0]["dropped"] == "L0H0"      # the batch of 4 (then 2) broke it: backed off to 1
+
+
+def test_learned_circuit_trades_heads_for_faithfulness_and_measures_held_out(tiny):
+    def own(d):
+        with torch.no_grad():
+            return dataclasses.replace(d, answer_ids=tiny.forward(list(d.prompts))[:, -1].argmax(-1))
+    select, held_out, ref = own(_tiny_data(tiny, n=8, seed=0)), own(_tiny_data(tiny, n=6, seed=1)), _tiny_data(tiny, n=4, seed=2)
+    out = et.learned_circuit(tiny, select, held_out, ref, lambdas=(0.0, 1000.0), epochs=4, batch_size=4)
+    free, sparse = out["runs"]
+    assert sparse["n_heads"] == 0, "a huge sparsity weight drops every head"
+    assert free["n_heads"] > sparse["n_heads"]
+    kept = list(tiny.heads(free["heads"])) if free["heads"] else []
+    assert free["faithfulness_held_out"] == pytest.approx(et.circuit_accuracy(tiny, kept, held_out, ref))
+    best = out["best"]
+    assert best is None or (best["faithfulness_held_out"] >= 0.9 and len(best["random_faithfulness"]) == 10)
+    assert tiny.active_interventions == ()
+    with pytest.raises(ValueError, match="ablation"):
+        et.learned_circuit(tiny, select, held_out, ref, ablation="zero")
