@@ -86,6 +86,9 @@ class Config:
     ablation: str = "mean"          # "mean" (PruneHeads.with_means) or "position-mean"
     greedy: bool = False            # also search the smallest head set keeping `greedy_target` (slow: ~n^2/2 evals)
     greedy_target: float = 0.9
+    learned: bool = False           # also learn a keep-mask over every head (learned_circuit; minutes, not hours)
+    learned_lambdas: tuple = (0.1, 0.3, 0.5, 0.6, 0.65)
+    learned_epochs: int = 10
     backend: Optional[str] = None
 
     def __post_init__(self):
@@ -130,6 +133,7 @@ class EntityTrackingResult:
     finetuned: Optional[str] = None
     finetuned_accuracy: Optional[float] = None
     greedy: Optional[dict] = None                       # greedy_circuit(...) when Config.greedy
+    learned: Optional[dict] = None                      # learned_circuit(...) when Config.learned
 
     @property
     def head_share(self) -> Optional[float]:
@@ -158,6 +162,14 @@ class EntityTrackingResult:
             out["cmap"] = self.cmap
         if self.greedy is not None:
             out["greedy_circuit"] = self.greedy
+        if self.learned is not None:
+            best = self.learned["best"]
+            out["learned_circuit"] = self.learned
+            out["learned_smallest_at_target"] = None if best is None else {
+                "n_heads": best["n_heads"], "head_share": best["n_heads"] / self.n_heads_total,
+                "faithfulness_held_out": best["faithfulness_held_out"],
+                "random_faithfulness_mean": (sum(best["random_faithfulness"]) / len(best["random_faithfulness"])
+                                             if best.get("random_faithfulness") else None)}
         return out
 
 
@@ -617,9 +629,13 @@ def run(model, cfg: Config = Config(), finetuned=None) -> EntityTrackingResult:
         return EntityTrackingResult(model.name, cfg, full, chance, True, n_heads_total=n_total, **ft,
                                     note=f"model at chance: accuracy {full:.3f} <= {bar:.3f} (chance {chance:.3f} "
                                          f"+ 3 SE over {len(evaluation)} prompts); no circuit is reported")
+    learned = (learned_circuit(model, data, evaluation, reference, lambdas=cfg.learned_lambdas,
+                               target=cfg.greedy_target, ablation=cfg.ablation, epochs=cfg.learned_epochs,
+                               seed=cfg.seed, n_random=cfg.n_random, backend=cfg.backend) if cfg.learned else None)
     groups, scores = discover(model, data, corr, cfg)
     if not groups["A"]:
         return EntityTrackingResult(model.name, cfg, full, chance, False, scores=scores, n_heads_total=n_total, **ft,
+                                    learned=learned,
                                     note=f"no head's path to the logits lowers the {_METRIC_NAME[cfg.metric]} by "
                                          f"{cfg.threshold:.0%}" + ("; a model that is sure of its answers saturates "
                                          "p(correct): try metric='logit_diff' (--metric logit_diff)"
@@ -645,7 +661,7 @@ def run(model, cfg: Config = Config(), finetuned=None) -> EntityTrackingResult:
     greedy = greedy_circuit(model, data, evaluation, reference, target=cfg.greedy_target, **ab) if cfg.greedy else None
     return EntityTrackingResult(model.name, cfg, full, chance, False, circuit, scores, tuple(str(h) for h in removed),
                                 circ_acc, circ_acc / max(full, 1e-12), tuple(rand), dcm_res, overlap, table,
-                                note=note, n_heads_total=n_total, greedy=greedy, **ft)
+                                note=note, n_heads_total=n_total, greedy=greedy, learned=learned, **ft)
 
 
 # --- CLI -------------------------------------------------------------------------------------
@@ -694,6 +710,8 @@ def register(app) -> None:
                seed: int = typer.Option(0),
                greedy: bool = typer.Option(False, "--greedy", help="also search the smallest head set keeping 90% "
                                            "of the accuracy (about n_heads^2/2 accuracy evaluations)"),
+               learned: bool = typer.Option(False, "--learned", help="also learn a keep-mask over every head and "
+                                            "report the smallest set keeping 90% held out (a few minutes)"),
                backend: str = typer.Option("nnsight")):
         """Entity-tracking circuit (Prakash et al. 2024): path patching, faithfulness, DCM, CMAP."""
         import warnings
@@ -704,7 +722,7 @@ def register(app) -> None:
         try:
             cfg = Config(n_prompts=n_prompts, n_eval=n_eval, n_boxes=n_boxes, dcm_pairs=dcm_pairs,
                          threshold=threshold, max_per_group=max_per_group, seed=seed, ablation=ablation,
-                         greedy=greedy, metric=metric)
+                         greedy=greedy, metric=metric, learned=learned)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 m = interp.load(model, backend=backend)
@@ -738,6 +756,10 @@ def _report(result: EntityTrackingResult) -> str:
         for row in result.cmap["rows"]:
             rec = "n/a" if row["recovered"] is None else f"{row['recovered']:.2f}"
             lines.append(f"    {row['group']:8s} {row['n_heads']:3d} heads  acc {row['accuracy']:.3f}  recovered {rec}")
+    if result.learned is not None:
+        for r in result.learned["runs"]:
+            lines.append(f"  learned mask, lambda {r['lambda']:g}: {r['n_heads']}/{result.n_heads_total} heads, "
+                         f"held-out faithfulness {r['faithfulness_held_out']:.3f}")
     if result.greedy is not None:
         g = result.greedy
         lines.append(f"  greedy: {g['n_heads']}/{g['n_heads_total']} heads kept >= {g['target']} on the selection "

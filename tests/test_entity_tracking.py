@@ -324,6 +324,11 @@ def test_end_to_end_on_a_planted_task(tiny, tmp_path, monkeypatch):
     assert groups[-1] == "circuit" and "A" in groups and res.cmap["base_accuracy"] == 1.0
     summary = json.loads(et.write_outputs(res, tiny, tmp_path).read_text())
     assert summary["numbers"]["faithfulness"] == pytest.approx(res.faithfulness)
+    with_mask = et.run(tiny, dataclasses.replace(cfg, learned=True, learned_lambdas=(0.0,), learned_epochs=1,
+                                                 dcm_pairs=0))
+    learned = json.loads(et.write_outputs(with_mask, tiny, tmp_path / "learned").read_text())["numbers"]
+    assert [r["lambda"] for r in learned["learned_circuit"]["runs"]] == [0.0]
+    assert "learned_smallest_at_target" in learned and "learned mask" in et._report(with_mask)
     assert summary["numbers"]["n_circuit_heads"] == len(res.circuit.heads())
     # groups that answer nothing on their own are reported whole: pruning them would empty the circuit
     monkeypatch.setattr(et, "circuit_accuracy", lambda *a, **k: 0.0)
