@@ -14,7 +14,7 @@ for a in $WHICH; do
     factual_recall)     $INTERP recall world-wide --n-random 20 --out "$OUT/factual_recall" ;;
     induction)          $INTERP induction world-wide --out "$OUT/induction" ;;
     # p(correct) saturates in a model that is sure of every box: path patching on the logit difference
-    entity_tracking)    $INTERP entity world-wide --metric logit_diff --out "$OUT/entity_tracking" ;;
+    entity_tracking)    $INTERP entity world-wide --metric logit_diff --learned --out "$OUT/entity_tracking" ;;
     *) echo "unknown analyzer $a" >&2; exit 2 ;;
   esac
 done
