@@ -201,23 +201,24 @@ def _prob_metric(answer_ids: torch.Tensor):
     return metric
 
 
-def _logit_diff_metric(model, data: BoxDataset):
-    """logit(correct object) - mean logit of the prompt's other objects, per prompt."""
+def _other_object_ids(model, data: BoxDataset) -> torch.Tensor:
+    """[n, n_boxes - 1] token ids of each prompt's objects other than the answer."""
     ids = {}
-    others = torch.tensor([[ids.setdefault(o, single_token_id(model.tokenizer, o)) for i, o in enumerate(s.objects)
-                            if i != s.query] for s in data.samples])
-    answers = data.answer_ids
+    return torch.tensor([[ids.setdefault(o, single_token_id(model.tokenizer, o)) for i, o in enumerate(s.objects)
+                          if i != s.query] for s in data.samples])
 
-    def of_rows(logits: torch.Tensor, index) -> torch.Tensor:
-        logits = logits.float()
-        rows = torch.arange(logits.shape[0], device=logits.device)
-        other = logits.gather(1, others[index].to(logits.device)).mean(-1)
-        return logits[rows, answers[index].to(logits.device)] - other
 
-    def metric(logits: torch.Tensor) -> torch.Tensor:
-        return of_rows(logits, slice(None))
-    metric.rows = of_rows           # the same metric for logits of the prompts `index` only
-    return metric
+def _logit_diff(logits: torch.Tensor, answers: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
+    """logit(correct object) - mean logit of the prompt's other objects, per row."""
+    logits = logits.float()
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    other = logits.gather(1, others.to(logits.device)).mean(-1)
+    return logits[rows, answers.to(logits.device)] - other
+
+
+def _logit_diff_metric(model, data: BoxDataset):
+    others = _other_object_ids(model, data)
+    return lambda logits: _logit_diff(logits, data.answer_ids, others)
 
 
 def _metric(model, data: BoxDataset, kind: str):
@@ -462,7 +463,7 @@ def learned_circuit(model, select: BoxDataset, evaluation: BoxDataset, reference
     heads = list(model.all_heads())
     sources = _ablation_sources(model, reference, ablation)
     tokens = model.to_tokens(list(select.prompts))
-    metric = _logit_diff_metric(model, select)
+    others = _other_object_ids(model, select)
     kw = dict(batch_size=64, backend=backend)
     full_eval = accuracy(model, evaluation, **kw)
     runs = []
@@ -478,7 +479,7 @@ def learned_circuit(model, select: BoxDataset, evaluation: BoxDataset, reference
                     plan = mask_plan(model, heads, mask, sources)
                     logits = model.run_plan(Tokens(tokens.input_ids[rows], tokens.attention_mask[rows]), plan,
                                             backend=backend).logits[:, -1]
-                    loss = -metric.rows(logits, rows).mean() + lam * mask.sum()
+                    loss = -_logit_diff(logits, select.answer_ids[rows], others[rows]).mean() + lam * mask.sum()
                     (mask.grad,) = torch.autograd.grad(loss, [mask])
                 opt.step()
                 with torch.no_grad():

@@ -472,8 +472,8 @@ class RecallResult:
                          "rate_after_ci": after[f"{goal}_ci"], "raised": after[goal] > base.get(goal, 1),
                          "random_head_mean_abs_move_points": worst,
                          "random_head_max_abs_move_points": control["max_abs_delta_points"],
-                         "random_head_median_abs_move_points": control.get("median_abs_move_points"),
-                         "random_head_share_within_5_points": control.get("share_of_draws_within_5_points"),
+                         "random_head_median_abs_move_points": control["median_abs_move_points"],
+                         "random_head_share_within_5_points": control["share_of_draws_within_5_points"],
                          "random_le_5": worst <= 5}
             if "outside_located" in control:
                 o = control["outside_located"]

@@ -338,8 +338,8 @@ class ConflictResult:
                              "rise_points": rise, "rise_ge_20": rise >= 20,
                              "random_mean_abs_move_points": worst, "random_max_abs_move_points":
                              control["max_abs_delta_points"],
-                             "random_median_abs_move_points": control.get("median_abs_move_points"),
-                             "random_share_within_5_points": control.get("share_of_draws_within_5_points"),
+                             "random_median_abs_move_points": control["median_abs_move_points"],
+                             "random_share_within_5_points": control["share_of_draws_within_5_points"],
                              "random_le_5": worst <= 5}
                 outside = r.get(f"random_outside_located_{part}")
                 if outside is not None:

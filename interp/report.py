@@ -14,6 +14,7 @@ import datetime as _dt
 import json
 import math
 import platform
+import statistics
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -28,12 +29,10 @@ def draw_spread(magnitudes, limit: float = 5.0) -> dict:
     (its largest absolute move, in points). A mean over a few draws is dominated by one head
     the model cannot do without; the median and the share of draws within `limit` say how
     the typical random head behaves. Reported beside the mean, never instead of it."""
-    values = sorted(float(v) for v in magnitudes)
+    values = [float(v) for v in magnitudes]
     if not values:
         return {"median_abs_move_points": 0.0, f"share_of_draws_within_{limit:g}_points": 1.0}
-    mid = len(values) // 2
-    median = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-    return {"median_abs_move_points": median,
+    return {"median_abs_move_points": statistics.median(values),
             f"share_of_draws_within_{limit:g}_points": sum(v <= limit for v in values) / len(values)}
 
 

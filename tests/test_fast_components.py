@@ -46,13 +46,12 @@ def test_block_keyword_filter_reads_the_signature_once(monkeypatch):
 
 
 def test_offloaded_weights_keep_transformer_lens_per_call_materialisation(monkeypatch):
-    import accelerate.utils
     model = tiny_model("llama")
     from interp.backends.transformer_lens import share_weights_copy
     from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
     bridge = build_bridge_from_module(share_weights_copy(model.hf), model.architecture,
                                       hf_config=model.hf.config, model_name="tiny")
-    monkeypatch.setattr(accelerate.utils, "has_offloaded_params", lambda m: True)
+    monkeypatch.setattr(fc, "has_offloaded_params", lambda m: True)
     assert fc.install(bridge) == 0
     assert not any(type(c) in fc._FAST.values() for c in bridge.modules())
 

@@ -31,8 +31,11 @@ import inspect
 
 import torch
 from torch.nn.modules import module as _torch_module
+from accelerate.utils import has_offloaded_params
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.model_bridge.generalized_components.base import GeneralizedComponent
+from transformer_lens.model_bridge.generalized_components.block import BlockBridge
+from transformer_lens.model_bridge.generalized_components.normalization import NormalizationBridge
 
 __all__ = ["install"]
 
@@ -44,9 +47,6 @@ def install(bridge) -> int:
 
     Nothing is swapped when Accelerate has offloaded any weight of the model (then the
     per-call materialisation is needed)."""
-    from accelerate.utils import has_offloaded_params
-    from transformer_lens.model_bridge.generalized_components.base import GeneralizedComponent
-
     if any(has_offloaded_params(m) for m in bridge.original_model.modules()):
         return 0
     n = 0
@@ -62,9 +62,6 @@ def install(bridge) -> int:
 
 
 def _fast_class(cls: type) -> type:
-    from transformer_lens.model_bridge.generalized_components.block import BlockBridge
-    from transformer_lens.model_bridge.generalized_components.normalization import NormalizationBridge
-
     fast = _FAST.get(cls)
     if fast is None:
         body = {"__call__": torch.nn.Module.__call__, "__module__": cls.__module__,

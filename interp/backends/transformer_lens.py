@@ -38,6 +38,7 @@ class TransformerLensBackend:
 
     def __init__(self, model):
         self.model = model
+        self._hook_points: dict = {}       # hook name -> HookPoint, filled on first use
 
     @cached_property
     def bridge(self):
@@ -57,10 +58,6 @@ class TransformerLensBackend:
         fused_attention.install(bridge)       # SDPA whenever no hook needs the pattern
         fast_components.install(bridge)       # no per-call offload probe / signature read / second norm
         return bridge
-
-    @cached_property
-    def _hook_points(self) -> dict:
-        return {}
 
     def hook_point(self, name: str):
         """The bridge's `HookPoint` called `name` (aliases resolved), looked up once."""
