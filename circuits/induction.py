@@ -19,8 +19,14 @@ A head is an *induction head* only if it prefix-matches (>= threshold) and copie
 *every* span length. A head that attends at one fixed distance d matches the prefix target only
 when the span length is d + 1; it is reported as *positional* with its offset. Every score is a
 mean over sequences with a bootstrap confidence interval (sequences resampled). The causal
-check zero-ablates the top-k induction heads and k random other heads and compares the rise in
-second-copy loss. `track` follows the scores across training checkpoints; `damage_study` runs
+check mean-ablates the top-k induction heads (each head's z set to its mean over every position
+of the sequences; ``ablation="zero"`` zeroes it) and sets of k random other heads, and compares
+the rise in second-copy loss. The top-k are the heads that prefix-match at every span length,
+ranked by how much the copy needs each one alone, measured on a second, independent sequence
+set (``rank_by="effect"``): in a deep model the heads whose attention finds the earlier
+continuation may copy only through later layers, and several direct copiers can stand in for
+one another, so the pattern score alone does not say which heads the copy depends on. The
+pattern ranking (induction heads first, ``rank_by="pattern"``) is measured beside it. `track` follows the scores across training checkpoints; `damage_study` runs
 the zoo's repeated-data family (control vs repeated fractions, several seeds).
 
     >>> from interp.testing import tiny_model
@@ -51,9 +57,11 @@ from interp.results import HeadScores
 from interp.tokens import Tokens
 
 __all__ = ["InductionConfig", "InductionResult", "run", "make_sequences", "score_heads", "sequence_losses",
-           "ablation_check", "single_head_ratios", "ov_eigen_scores", "tl_agreement", "track", "Trajectory", "load_checkpoint", "damage_study",
+           "ablation_check", "single_head_ratios", "causal_check", "top_heads_by_effect", "sequence_head_means", "ov_eigen_scores", "tl_agreement", "track", "Trajectory", "load_checkpoint", "damage_study",
            "DamageResult", "family_members", "CheckpointMismatchError", "FamilyNotFoundError", "register"]
 
+ABLATIONS = ("mean", "zero", "uniform")
+RANKINGS = ("effect", "pattern")
 ROLES = ("induction", "prefix-matching (no copying)", "positional", "previous-token", "duplicate-token", "other")
 
 
@@ -81,8 +89,9 @@ class InductionConfig:
     n_boot: int = 500
     ci: float = 0.95
     top_k: int = 2
-    n_random: int = 5
-    ablation: str = "zero"
+    n_random: int = 20
+    ablation: str = "mean"           # "mean": each head's mean z over every position of the sequences; "zero"; "uniform"
+    rank_by: str = "effect"          # which heads the causal check ablates (see `top_heads_by_effect`): "effect" | "pattern"
     causal: bool = True
     located_ratio: float = 1.2       # single-head ablation ratio that puts a head in the located circuit
     behaviour_ratio: float = 0.8
@@ -104,8 +113,10 @@ class InductionConfig:
             raise ValueError(f"behaviour_ratio must be in (0, 1], got {self.behaviour_ratio}")
         if not 0 < self.threshold <= 1 or not 0 < self.ci < 1:
             raise ValueError(f"threshold must be in (0, 1] and ci in (0, 1), got {self.threshold}, {self.ci}")
-        if self.ablation not in ("zero", "uniform"):
-            raise ValueError(f"ablation must be 'zero' or 'uniform', got {self.ablation!r}")
+        if self.ablation not in ABLATIONS:
+            raise ValueError(f"ablation must be one of {ABLATIONS}, got {self.ablation!r}")
+        if self.rank_by not in RANKINGS:
+            raise ValueError(f"rank_by must be one of {RANKINGS}, got {self.rank_by!r}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "InductionConfig":
@@ -587,18 +598,49 @@ def run(model, cfg: Optional[InductionConfig] = None, *, seqs: Optional[RepeatSe
     stats = score_heads(model, seqs, batch_size=cfg.batch_size, interventions=interventions)
     result = summarize(model, seqs, stats, cfg)
     if cfg.causal:
-        heads = result.ranked_induction(cfg.top_k)
-        base = (stats["loss_first"], stats["loss_second"]) if interventions is None else None
-        single = single_head_ratios(model, seqs, mode=cfg.ablation, batch_size=cfg.batch_size, base=base)
-        by_role = [n for n, role in result.roles.items() if role in ("induction", "previous-token")]
-        by_effect = [n for n, r in single.items() if r >= cfg.located_ratio]
-        causal = ablation_check(model, seqs, heads, n_random=cfg.n_random, seed=cfg.seed, mode=cfg.ablation,
-                                batch_size=cfg.batch_size, n_boot=cfg.n_boot, ci=cfg.ci, base=base,
-                                circuit=sorted(set(by_role) | set(by_effect)))
-        causal.update(single_head_ratios=single, located_by_role=sorted(by_role),
-                      located_by_effect=sorted(by_effect), located_ratio=cfg.located_ratio)
-        result = replace(result, causal=causal)
+        result = replace(result, causal=causal_check(model, seqs, result, cfg, stats if interventions is None else None))
     return result
+
+
+def causal_check(model, seqs: RepeatSet, result: "InductionResult", cfg: InductionConfig, stats=None) -> dict:
+    """Ablate the top-k induction heads (``cfg.rank_by``), random head sets, and each head alone."""
+    base = (stats["loss_first"], stats["loss_second"]) if stats is not None else None
+    means = sequence_head_means(model, seqs, cfg.batch_size) if cfg.ablation == "mean" else None
+    pattern = result.ranked_induction(cfg.top_k)
+    selection = top_heads_by_effect(model, result, cfg) if cfg.rank_by == "effect" else None
+    heads = selection["heads"] if selection else pattern
+    single = single_head_ratios(model, seqs, mode=cfg.ablation, batch_size=cfg.batch_size, base=base, means=means)
+    by_role = [n for n, role in result.roles.items() if role in ("induction", "previous-token")]
+    by_effect = [n for n, r in single.items() if r >= cfg.located_ratio]
+    causal = ablation_check(model, seqs, heads, n_random=cfg.n_random, seed=cfg.seed, mode=cfg.ablation,
+                            batch_size=cfg.batch_size, n_boot=cfg.n_boot, ci=cfg.ci, base=base,
+                            circuit=sorted(set(by_role) | set(by_effect)), means=means)
+    if set(pattern) != set(heads):
+        second = (base or sequence_losses(model, seqs, batch_size=cfg.batch_size))[1]
+        s_pat = sequence_losses(model, seqs, _prune(model, pattern, cfg.ablation, means), cfg.batch_size)[1]
+        causal["top_by_pattern"] = {"heads": pattern, "ratio": float(s_pat.mean() / second.mean()),
+                                    "ratio_ci": _ratio_ci(second, s_pat, cfg.n_boot, cfg.ci, cfg.seed)}
+    causal.update(rank_by=cfg.rank_by, selection=selection, single_head_ratios=single,
+                  located_by_role=sorted(by_role), located_by_effect=sorted(by_effect),
+                  located_ratio=cfg.located_ratio)
+    return causal
+
+
+def top_heads_by_effect(model, result: "InductionResult", cfg: InductionConfig) -> dict:
+    """The top-k induction heads by need: among the heads whose prefix-matching clears the
+    threshold at every span length (direct copiers or not), the k whose ablation alone raises
+    the second-copy loss most, measured on sequences of seed ``cfg.seed + 1`` so that choosing
+    the heads and measuring them do not share data. Fewer candidates than k are topped up
+    from the pattern ranking."""
+    candidates = [n for n in result.ranked_induction(len(result.roles))
+                  if result.roles[n] in ("induction", "prefix-matching (no copying)")]
+    select = make_sequences(model, replace(cfg, seed=cfg.seed + 1))
+    means = sequence_head_means(model, select, cfg.batch_size) if cfg.ablation == "mean" else None
+    ratios = single_head_ratios(model, select, mode=cfg.ablation, batch_size=cfg.batch_size, heads=candidates,
+                                means=means)
+    ranked = sorted(candidates, key=lambda n: -ratios[n])
+    heads = (ranked + [n for n in result.ranked_induction(cfg.top_k + len(ranked)) if n not in ranked])[:cfg.top_k]
+    return {"heads": heads, "selection_seed": cfg.seed + 1, "n_seqs": len(select), "candidate_ratios": ratios}
 
 
 # ------------------------------------------------------------------------------- causal check
@@ -622,17 +664,46 @@ def _random_head_sets(pool: list, k: int, n: int, seed: int, salt: int) -> list[
     return picks
 
 
-def single_head_ratios(model, seqs: RepeatSet, *, mode: str = "zero", batch_size: int = 32, base=None) -> dict:
-    """{head name: second-copy loss with that head alone ablated / clean}: which heads the
-    copying needs one at a time, whatever role their attention pattern suggests."""
+def sequence_head_means(model, seqs: RepeatSet, batch_size: int = 32) -> torch.Tensor:
+    """Mean z of every head over every position of `seqs`: [n_layers, n_heads, d_head], the
+    reference of mean-ablation (an ablated head keeps its average output, so the rest of the
+    model sees no shift of scale, only the loss of what the head says about this input)."""
+    total = torch.zeros(model.n_layers, model.n_heads, model.d_head, dtype=torch.float64)
+    count = 0
+    for chunk in seqs.batches(batch_size):
+        _, cache = model.run_with_cache(_tokens(chunk.input_ids, model.device), sites=("z",))
+        for layer in range(model.n_layers):
+            total[layer] += cache[layer, "z"].double().sum((0, 1)).cpu()
+        count += chunk.input_ids.numel()
+    return (total / count).to(model.dtype)
+
+
+def _prune(model, heads, mode: str, means: Optional[torch.Tensor]) -> PruneHeads:
+    heads = list(model.heads(list(heads)))
+    if mode != "mean":
+        return PruneHeads(heads, mode=mode)
+    if means is None:
+        raise ValueError("mean-ablation needs the heads' means: pass means=sequence_head_means(model, seqs)")
+    return PruneHeads(heads, mode="mean", means=[means[h.layer, h.head].tolist() for h in heads])
+
+
+def single_head_ratios(model, seqs: RepeatSet, *, mode: str = "mean", batch_size: int = 32, base=None,
+                       heads: Optional[Sequence] = None, means: Optional[torch.Tensor] = None) -> dict:
+    """{head name: second-copy loss with that head alone ablated / clean}, for every head (or
+    `heads`): which heads the copying needs one at a time, whatever role their attention
+    pattern suggests. Mean-ablation uses `means` (default: `sequence_head_means` of `seqs`)."""
+    if mode == "mean" and means is None:
+        means = sequence_head_means(model, seqs, batch_size)
     second = (base if base is not None else sequence_losses(model, seqs, batch_size=batch_size))[1].mean()
-    return {h.name: float(sequence_losses(model, seqs, PruneHeads([h], mode=mode), batch_size)[1].mean() / second)
-            for h in model.all_heads()}
+    names = [h.name for h in (model.all_heads() if heads is None else model.heads(list(heads)))]
+    return {n: float(sequence_losses(model, seqs, _prune(model, [n], mode, means), batch_size)[1].mean() / second)
+            for n in names}
 
 
-def ablation_check(model, seqs: RepeatSet, heads: Sequence, *, n_random: int = 5, seed: int = 0,
-                   mode: str = "zero", batch_size: int = 32, n_boot: int = 500, ci: float = 0.95,
-                   base=None, circuit: Sequence = ()) -> dict:
+def ablation_check(model, seqs: RepeatSet, heads: Sequence, *, n_random: int = 20, seed: int = 0,
+                   mode: str = "mean", batch_size: int = 32, n_boot: int = 500, ci: float = 0.95,
+                   base=None, circuit: Sequence = (), means: Optional[torch.Tensor] = None,
+                   control_ratio: float = 1.2) -> dict:
     """Second-copy loss when `heads` are ablated vs when as many random other heads are.
 
     Returns ratios (ablated / clean mean second-copy loss) with bootstrap CIs over sequences.
@@ -641,6 +712,9 @@ def ablation_check(model, seqs: RepeatSet, heads: Sequence, *, n_random: int = 5
     whose single-head ablation raises the loss by `located_ratio`), also from the heads
     outside it (``random_outside_circuit``): in a small model the first control often hits
     other members of the circuit, which is a finding about redundancy, not about specificity.
+    Beside the mean and max over draws: the median draw and the share of draws at most
+    `control_ratio`, since one draw that hits a head the model cannot do without moves the mean.
+    Mean-ablation uses `means` (default: `sequence_head_means` of `seqs`).
 
     >>> ablation_check(model, seqs, ["L1H3", "L1H5"])["top_ratio"]   # doctest: +SKIP
     """
@@ -648,13 +722,15 @@ def ablation_check(model, seqs: RepeatSet, heads: Sequence, *, n_random: int = 5
     if not heads:
         raise ValueError("ablation_check needs at least one head")
     circuit = set(model.heads(list(circuit))) | set(heads)
+    if mode == "mean" and means is None:
+        means = sequence_head_means(model, seqs, batch_size)
     first, second = base if base is not None else sequence_losses(model, seqs, batch_size=batch_size)
-    f_top, s_top = sequence_losses(model, seqs, PruneHeads(heads, mode=mode), batch_size)
+    f_top, s_top = sequence_losses(model, seqs, _prune(model, heads, mode, means), batch_size)
 
     def draws_from(pool: list, salt: int) -> list[dict]:
         out = []
         for i, pick in enumerate(_random_head_sets(pool, len(heads), n_random, seed, salt)):
-            f_r, s_r = sequence_losses(model, seqs, PruneHeads(pick, mode=mode), batch_size)
+            f_r, s_r = sequence_losses(model, seqs, _prune(model, pick, mode, means), batch_size)
             out.append({"heads": [h.name for h in pick], "second": float(s_r.mean()),
                         "ratio": float(s_r.mean() / second.mean()),
                         "ratio_ci": _ratio_ci(second, s_r, n_boot, ci, seed + i + 1)})
@@ -667,7 +743,10 @@ def ablation_check(model, seqs: RepeatSet, heads: Sequence, *, n_random: int = 5
            "ablated_first": float(f_top.mean()), "top_ratio": float(s_top.mean() / second.mean()),
            "top_ratio_ci": _ratio_ci(second, s_top, n_boot, ci, seed),
            "random": draws, "random_ratio_max": max(ratios) if ratios else None,
-           "random_ratio_mean": float(np.mean(ratios)) if ratios else None, "n_seqs": len(seqs)}
+           "random_ratio_mean": float(np.mean(ratios)) if ratios else None,
+           "random_ratio_median": float(np.median(ratios)) if ratios else None,
+           "random_share_within_control": float(np.mean([r <= control_ratio for r in ratios])) if ratios else None,
+           "control_ratio": control_ratio, "n_seqs": len(seqs)}
     if len(circuit) > len(heads):
         outside = draws_from([h for h in model.all_heads() if h not in circuit], 0xAB1B)
         r_out = [d["ratio"] for d in outside]
@@ -1211,6 +1290,14 @@ def write_report(out: Union[str, os.PathLike], result: InductionResult, *, tl: O
         numbers["ablation_top_second_loss_ratio"] = c["top_ratio"]
         numbers["ablation_random_second_loss_ratios"] = [d["ratio"] for d in c["random"]]
         numbers["ablation_random_second_loss_ratio_max"] = c["random_ratio_max"]
+        numbers["ablation_random_second_loss_ratio_mean"] = c["random_ratio_mean"]
+        numbers["ablation_random_second_loss_ratio_median"] = c["random_ratio_median"]
+        numbers["ablation_random_share_within_control"] = c["random_share_within_control"]
+        numbers["ablation_mode"], numbers["ablation_rank_by"] = c["mode"], c.get("rank_by")
+        if c.get("selection"):
+            numbers["ablation_selection"] = c["selection"]
+        if "top_by_pattern" in c:
+            numbers["ablation_top_by_pattern"] = c["top_by_pattern"]
         if "single_head_ratios" in c:
             numbers["single_head_ablation_ratios"] = c["single_head_ratios"]
             numbers["located_by_role"], numbers["located_by_effect"] = c["located_by_role"], c["located_by_effect"]
@@ -1257,8 +1344,11 @@ def register(app) -> None:
         offsets: str = typer.Option("0,17", "--offsets", help="Prefix lengths before the first copy."),
         seed: int = typer.Option(0, "--seed"),
         top_k: int = typer.Option(2, "--top-k", help="Heads ablated in the causal check."),
-        n_random: int = typer.Option(5, "--n-random", help="Random head sets ablated for comparison."),
+        n_random: int = typer.Option(20, "--n-random", help="Random head sets ablated for comparison."),
         threshold: float = typer.Option(0.4, "--threshold"),
+        ablation: str = typer.Option("mean", "--ablation", help=f"How heads are ablated: {', '.join(ABLATIONS)}."),
+        rank_by: str = typer.Option("effect", "--rank-by", help="Top heads of the causal check: 'effect' (prefix-matching "
+                                    "heads the copy needs most, chosen on other sequences) or 'pattern'."),
         compare_tl: bool = typer.Option(True, "--compare-tl/--no-compare-tl", help="Compare with transformer-lens head_detector."),
     ):
         """Induction heads of MODEL (scores, roles, copy loss, causal check), optionally over checkpoints."""
@@ -1266,7 +1356,8 @@ def register(app) -> None:
 
         try:
             cfg = InductionConfig(n=n, span_lengths=_ints(lengths, "--lengths"), offsets=_ints(offsets, "--offsets"),
-                                  seed=seed, top_k=top_k, n_random=n_random, threshold=threshold)
+                                  seed=seed, top_k=top_k, n_random=n_random, threshold=threshold,
+                                  ablation=ablation, rank_by=rank_by)
             m, _, _ = load_checkpoint(model)
             cfg = replace(cfg, token_ids=world_content_tokens(model))
             result = run(m, cfg)
@@ -1283,9 +1374,15 @@ def register(app) -> None:
         typer.echo(f"copy loss first {result.loss['first']:.3f} second {result.loss['second']:.3f}; {result.verdict}")
         if result.causal:
             c = result.causal
-            typer.echo(f"ablating {', '.join(c['heads'])}: second-copy loss x{c['top_ratio']:.2f}; "
-                       f"random heads: max x{c['random_ratio_max']:.2f}" if c["random_ratio_max"] is not None
-                       else f"ablating {', '.join(c['heads'])}: second-copy loss x{c['top_ratio']:.2f}")
+            typer.echo(f"{c['mode']}-ablating {', '.join(c['heads'])} (top {len(c['heads'])} by {c.get('rank_by')}): "
+                       f"second-copy loss x{c['top_ratio']:.2f}")
+            if "top_by_pattern" in c:
+                p = c["top_by_pattern"]
+                typer.echo(f"top {len(p['heads'])} by pattern score ({', '.join(p['heads'])}): x{p['ratio']:.2f}")
+            if c["random_ratio_max"] is not None:
+                typer.echo(f"random head sets ({len(c['random'])}): mean x{c['random_ratio_mean']:.2f}, median "
+                           f"x{c['random_ratio_median']:.2f}, max x{c['random_ratio_max']:.2f}; "
+                           f"{100 * c['random_share_within_control']:.0f}% at most x{c['control_ratio']:.1f}")
             if c.get("random_outside_circuit_ratio_max") is not None:
                 typer.echo(f"random heads outside the located circuit ({len(c['circuit'])} heads: induction / "
                            f"previous-token roles, or x{c.get('located_ratio', 1.2):.1f} when ablated alone): "

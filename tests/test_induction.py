@@ -1,5 +1,6 @@
 """Induction heads: repeated-span data, head scores, planted heads, causal check, tracking, damage study, CLI."""
 
+import dataclasses
 import json
 import warnings
 
@@ -433,8 +434,10 @@ def test_config_validation(llama):
         ind.InductionConfig(span_lengths=(8, 8))
     with pytest.raises(ValueError, match="unknown InductionConfig key"):
         ind.InductionConfig.from_dict({"n": 4, "spans": (4, 6)})
-    with pytest.raises(ValueError, match="ablation"):
-        ind.InductionConfig(ablation="mean")
+    with pytest.raises(ValueError, match="ablation must be one of"):
+        ind.InductionConfig(ablation="median")
+    with pytest.raises(ValueError, match="rank_by must be one of"):
+        ind.InductionConfig(rank_by="score")
     assert ind.InductionConfig.from_dict(ind.InductionConfig(n=3).to_dict()) == ind.InductionConfig(n=3)
     with pytest.raises(interp.HeadIndexError):
         ind.ablation_check(llama, ind.make_sequences(llama, ind.InductionConfig(**SMALL)), ["L5H0"])
@@ -454,12 +457,48 @@ def test_random_control_outside_the_circuit_avoids_every_circuit_head(llama):
 
 def test_single_head_ratios_match_one_head_ablations_and_join_the_located_circuit(llama):
     seqs = ind.make_sequences(llama, ind.InductionConfig(**SMALL))
-    ratios = ind.single_head_ratios(llama, seqs)
+    ratios = ind.single_head_ratios(llama, seqs, mode="zero")
     assert set(ratios) == {h.name for h in llama.all_heads()}
     clean = ind.sequence_losses(llama, seqs)[1].mean()
     one = ind.sequence_losses(llama, seqs, interp.PruneHeads(["L1H0"]))[1].mean()
     assert ratios["L1H0"] == pytest.approx(float(one / clean), rel=1e-5)
-    res = ind.run(llama, ind.InductionConfig(**SMALL, located_ratio=0.0), seqs=seqs)
+    res = ind.run(llama, ind.InductionConfig(**SMALL, located_ratio=0.0, ablation="zero"), seqs=seqs)
     assert res.causal["located_by_effect"] == sorted(ratios)          # ratio >= 0: every head
     assert res.causal["random_outside_circuit"] == []                  # nothing left outside
     assert res.causal["random_outside_circuit_ratio_max"] is None
+
+
+def test_mean_ablation_uses_each_heads_mean_over_every_position(llama):
+    seqs = ind.make_sequences(llama, ind.InductionConfig(**SMALL))
+    means = ind.sequence_head_means(llama, seqs, batch_size=4)
+    _, cache = llama.run_with_cache(seqs.input_ids, sites=("z",))
+    torch.testing.assert_close(means[1, 3], cache[1, "z"][:, :, 3].float().mean((0, 1)), atol=1e-5, rtol=1e-4)
+    ratios = ind.single_head_ratios(llama, seqs, heads=["L1H3", "L0H0"])
+    assert list(ratios) == ["L1H3", "L0H0"]
+    clean = ind.sequence_losses(llama, seqs)[1].mean()
+    mean_ablated = interp.PruneHeads(["L1H3"], mode="mean", means=[means[1, 3].tolist()])
+    one = ind.sequence_losses(llama, seqs, mean_ablated)[1].mean()
+    assert ratios["L1H3"] == pytest.approx(float(one / clean), rel=1e-5)
+    zero = ind.single_head_ratios(llama, seqs, heads=["L1H3"], mode="zero")["L1H3"]
+    assert zero != pytest.approx(ratios["L1H3"], rel=1e-6)     # a different ablation, a different number
+    assert not llama.active_interventions
+
+
+def test_effect_ranking_picks_the_prefix_matching_heads_the_copy_needs_on_other_sequences(llama):
+    # threshold ~0: every head "prefix-matches" at every length, so every head is a candidate
+    cfg = ind.InductionConfig(**{**SMALL, "n_random": 3}, threshold=1e-6, top_k=2)
+    res = ind.run(llama, cfg)
+    sel = res.causal["selection"]
+    assert res.causal["rank_by"] == "effect" and sel["selection_seed"] == cfg.seed + 1
+    other = ind.make_sequences(llama, dataclasses.replace(cfg, seed=cfg.seed + 1))
+    assert sel["candidate_ratios"] == pytest.approx(ind.single_head_ratios(llama, other, heads=list(sel["candidate_ratios"])))
+    best = sorted(sel["candidate_ratios"], key=lambda n: -sel["candidate_ratios"][n])[:2]
+    assert res.causal["heads"] == best
+    pattern = res.ranked_induction(2)
+    if set(pattern) != set(best):                                 # the pattern ranking is measured beside it
+        assert res.causal["top_by_pattern"]["heads"] == pattern
+    c = res.causal
+    assert c["random_ratio_median"] == pytest.approx(float(np.median([d["ratio"] for d in c["random"]])))
+    assert c["random_share_within_control"] == pytest.approx(np.mean([d["ratio"] <= 1.2 for d in c["random"]]))
+    by_pattern = ind.run(llama, dataclasses.replace(cfg, rank_by="pattern"))
+    assert by_pattern.causal["heads"] == pattern and by_pattern.causal["selection"] is None
