@@ -32,7 +32,7 @@ import random
 import weakref
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 
@@ -57,6 +57,7 @@ GROUPS = (("A", "value fetcher", None, "last"),
 _ROLE = {key: role for key, role, _, _ in GROUPS}
 ABLATIONS = ("mean", "position-mean")
 METRICS = ("prob", "logit_diff")
+MASK_LOSSES = ("ce", "logit_diff")     # task losses of learned_circuit
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,11 @@ class Config:
     ablation: str = "mean"          # "mean" (PruneHeads.with_means) or "position-mean"
     greedy: bool = False            # also search the smallest head set keeping `greedy_target` (slow: ~n^2/2 evals)
     greedy_target: float = 0.9
-    learned: bool = False           # also learn a keep-mask over every head (learned_circuit; minutes, not hours)
-    learned_lambdas: tuple = (0.1, 0.3, 0.5, 0.6, 0.65)
-    learned_epochs: int = 10
+    learned: bool = False           # also learn a gate per head (learned_circuit; minutes, not hours)
+    learned_lambdas: tuple = (0.1, 0.15, 0.2, 0.25, 0.3)
+    learned_epochs: int = 20
+    learned_loss: str = "ce"        # "ce" (-log p(correct)) or "logit_diff"
+    learned_refine: bool = True     # prune each learned set by backward elimination, stopping on validation prompts
     backend: Optional[str] = None
 
     def __post_init__(self):
@@ -101,6 +104,8 @@ class Config:
             raise ValueError(f"Config.metric must be one of {METRICS}, got {self.metric!r}")
         if self.ablation not in ABLATIONS:
             raise ValueError(f"Config.ablation must be one of {ABLATIONS}, got {self.ablation!r}")
+        if self.learned_loss not in MASK_LOSSES:
+            raise ValueError(f"Config.learned_loss must be one of {MASK_LOSSES}, got {self.learned_loss!r}")
         if self.dcm_pairs and self.dcm_pairs < 8:
             raise ValueError(f"Config.dcm_pairs must be 0 (skip DCM) or >= 8, got {self.dcm_pairs}")
 
@@ -167,6 +172,7 @@ class EntityTrackingResult:
             out["learned_circuit"] = self.learned
             out["learned_smallest_at_target"] = None if best is None else {
                 "n_heads": best["n_heads"], "head_share": best["n_heads"] / self.n_heads_total,
+                "heads": best["heads"], "faithfulness_validation": best["faithfulness_validation"],
                 "faithfulness_held_out": best["faithfulness_held_out"],
                 "random_faithfulness_mean": (sum(best["random_faithfulness"]) / len(best["random_faithfulness"])
                                              if best.get("random_faithfulness") else None)}
@@ -335,7 +341,7 @@ def _set_positions(heads: list, mean: torch.Tensor):
         if z.shape[1] != mean.shape[0] or ctx.q_offset:
             raise ValueError(f"position-mean ablation needs prompts of {mean.shape[0]} tokens, got {z.shape[1]}")
         z = z.clone()
-        z[:, :, heads] = mean[:, heads].to(z.dtype)
+        z[:, :, heads] = mean[:, heads].to(device=z.device, dtype=z.dtype)
         return z
     return fn
 
@@ -385,7 +391,8 @@ def random_faithfulness(model, sizes: dict, data: BoxDataset, reference: BoxData
 
 def greedy_circuit(model, select: BoxDataset, evaluation: BoxDataset, reference: BoxDataset, *,
                    target: float = 0.9, stop_below: Optional[float] = None, ablation: str = "mean",
-                   drop_fraction: float = 0.0, **kw) -> dict:
+                   drop_fraction: float = 0.0, start: Optional[Sequence] = None,
+                   validation: Optional[BoxDataset] = None, **kw) -> dict:
     """How many heads does the behaviour need? Backward elimination from every head on the
     `select` prompts: repeatedly drop the head whose ablation costs the least accuracy (others
     ablated as in `circuit_accuracy`), until faithfulness falls below `stop_below` (default
@@ -398,10 +405,16 @@ def greedy_circuit(model, select: BoxDataset, evaluation: BoxDataset, reference:
     whose single removal costs least, and measures the new set: about 1 / drop_fraction times
     fewer evaluations, for models with many heads. Heads that are cheap one at a time can be
     needed together (redundant copies), so a batch that falls below `stop_below` is halved
-    until it holds or is a single head."""
+    until it holds or is a single head.
+
+    `start` begins the elimination from those heads instead of every head (e.g. a learned
+    circuit, `learned_circuit`). With `validation` prompts, each set on the way is also measured
+    there, and the answer is the smallest set that keeps `target` on them, so that neither the
+    prompts that chose the heads nor the held-out ones decide where to stop."""
     stop = target if stop_below is None else stop_below
     full_select = accuracy(model, select, **kw)
-    keep, trajectory = list(model.all_heads()), []
+    full_val = None if validation is None else accuracy(model, validation, **kw)
+    keep, trajectory = list(model.all_heads() if start is None else model.heads(list(start))), []
     best = list(keep)
 
     def acc_without(drop) -> float:
@@ -418,9 +431,12 @@ def greedy_circuit(model, select: BoxDataset, evaluation: BoxDataset, reference:
             n_drop //= 2
         keep = [h for h in keep if h not in dropped]
         faith = acc / max(full_select, 1e-12)
-        trajectory.append({"n_heads": len(keep), "faithfulness_select": faith,
-                           "dropped": " ".join(str(h) for h in dropped)})
-        if faith >= target:
+        step = {"n_heads": len(keep), "faithfulness_select": faith, "dropped": " ".join(str(h) for h in dropped)}
+        if full_val is not None and faith >= stop:
+            step["faithfulness_validation"] = circuit_accuracy(model, keep, validation, reference, ablation=ablation,
+                                                               **kw) / max(full_val, 1e-12)
+        trajectory.append(step)
+        if step.get("faithfulness_validation", faith) >= target and faith >= stop:
             best = list(keep)
         if faith < stop:
             break
@@ -428,7 +444,9 @@ def greedy_circuit(model, select: BoxDataset, evaluation: BoxDataset, reference:
     held_out = circuit_accuracy(model, best, evaluation, reference, ablation=ablation, **kw) / max(full_eval, 1e-12)
     return {"target": target, "ablation": ablation, "drop_fraction": drop_fraction,
             "n_heads_total": model.n_layers * model.n_heads,
-            "n_select": len(select), "n_eval": len(evaluation), "smallest_at_target": [str(h) for h in best],
+            "n_select": len(select), "n_eval": len(evaluation),
+            "n_validation": None if validation is None else len(validation),
+            "n_start": None if start is None else len(list(start)), "smallest_at_target": [str(h) for h in best],
             "n_heads": len(best), "faithfulness_held_out": held_out, "trajectory": trajectory}
 
 
@@ -440,61 +458,113 @@ def _ablation_sources(model, reference: BoxDataset, ablation: str) -> dict:
     return {layer: t[None].float() for layer, t in _position_means(model, reference).items()}
 
 
+# Hard-concrete gates (Louizos, Welling & Kingma 2018): a stretched, clipped binary-concrete
+# sample per head, so a gate is exactly 0 or 1 with positive probability and the expected number
+# of open gates (the L0 norm) is differentiable in the gates' log-odds.
+_HC_LOW, _HC_HIGH, _HC_TEMPERATURE = -0.1, 1.1, 2 / 3
+
+
+def hard_concrete_sample(log_alpha: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """One gate value in [0, 1] per entry of `log_alpha` (differentiable in it)."""
+    u = torch.rand(log_alpha.shape, generator=generator).clamp(1e-6, 1 - 1e-6)
+    s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + log_alpha) / _HC_TEMPERATURE)
+    return (s * (_HC_HIGH - _HC_LOW) + _HC_LOW).clamp(0.0, 1.0)
+
+
+def hard_concrete_gate(log_alpha: torch.Tensor) -> torch.Tensor:
+    """The deterministic gate used after training (the noise-free sample)."""
+    return (torch.sigmoid(log_alpha) * (_HC_HIGH - _HC_LOW) + _HC_LOW).clamp(0.0, 1.0)
+
+
+def hard_concrete_l0(log_alpha: torch.Tensor) -> torch.Tensor:
+    """Expected number of open gates, P(gate > 0) summed."""
+    return torch.sigmoid(log_alpha - _HC_TEMPERATURE * math.log(-_HC_LOW / _HC_HIGH)).sum()
+
+
+def _mask_loss(kind: str, logits: torch.Tensor, answers: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
+    if kind == "ce":     # -log p(correct) over the whole vocabulary: what argmax accuracy rewards
+        return torch.nn.functional.cross_entropy(logits.float(), answers.to(logits.device))
+    return -_logit_diff(logits, answers, others).mean()
+
+
 def learned_circuit(model, select: BoxDataset, evaluation: BoxDataset, reference: BoxDataset, *,
-                    lambdas=(0.01, 0.03, 0.1, 0.3), target: float = 0.9, ablation: str = "mean",
-                    lr: float = 0.1, epochs: int = 4, batch_size: int = 32, seed: int = 0, n_random: int = 10,
+                    validation: Optional[BoxDataset] = None, lambdas=(0.1, 0.15, 0.2, 0.25, 0.3),
+                    target: float = 0.9, ablation: str = "mean", loss: str = "ce", refine: bool = True,
+                    lr: float = 0.1, epochs: int = 20, batch_size: int = 32, seed: int = 0, n_random: int = 10,
                     backend=None) -> dict:
-    """Which heads does the behaviour need? Learn a keep-mask m_h in [0, 1] over every head, the
-    rest of each head's z replaced by its mean (as `circuit_accuracy` ablates):
+    """Which heads does the behaviour need? Learn a gate g_h per head, the rest of each head's z
+    replaced by its mean (as `circuit_accuracy` ablates):
 
-        z_h = m_h * z_h + (1 - m_h) * mean_h,   loss = -mean logit diff + lambda * sum_h m_h
+        z_h = g_h * z_h + (1 - g_h) * mean_h,   loss = task loss + lambda * E[#open gates]
 
-    on the `select` prompts (Adam, masks clamped to [0, 1]; DCM's optimiser with the sparsity on
-    the heads kept instead of the heads patched). Each lambda gives the heads with m >= 0.5, whose
-    faithfulness is then measured with hard ablation on the held-out `evaluation` prompts. The
-    answer is the smallest set at `target` held out (None when no lambda reaches it), with the
-    held-out faithfulness of `n_random` random head sets of its size beside it. A learned
-    counterpart of `greedy_circuit`: gradients see all heads at once, so sets of redundant heads
-    are weighed together instead of one at a time."""
+    with hard-concrete gates (`hard_concrete_sample`: exactly 0 or 1 with positive probability,
+    so training sees the hard ablation it is measured with) on the `select` prompts, Adam on the
+    gates' log-odds. The task loss is ``"ce"``, -log p(correct object) over the vocabulary (what
+    argmax accuracy rewards), or ``"logit_diff"`` (correct object - the prompt's other objects).
+    Each lambda gives the heads whose noise-free gate is >= 0.5; with `refine`, a set that keeps
+    `target` on the `validation` prompts is then pruned by backward elimination on `select`
+    (`greedy_circuit` from that set), stopping at the smallest set that still keeps `target` on
+    `validation`. The answer is the smallest set at `target` on `validation` over all lambdas,
+    measured once on the held-out `evaluation` prompts, with `n_random` random head sets of its
+    size beside it. Without `validation` the `select` prompts stand in (they flatter the heads
+    they chose). A learned counterpart of `greedy_circuit`: gradients weigh all heads at once,
+    so redundant heads are judged together instead of one at a time."""
     from interp.dcm import mask_plan
 
     if ablation not in ABLATIONS:
         raise ValueError(f"ablation must be one of {ABLATIONS}, got {ablation!r}")
+    if loss not in MASK_LOSSES:
+        raise ValueError(f"loss must be one of {MASK_LOSSES}, got {loss!r}")
+    validation = select if validation is None else validation
     heads = list(model.all_heads())
     sources = _ablation_sources(model, reference, ablation)
     tokens = model.to_tokens(list(select.prompts))
     others = _other_object_ids(model, select)
     kw = dict(batch_size=64, backend=backend)
-    full_eval = accuracy(model, evaluation, **kw)
+    full_val, full_eval = accuracy(model, validation, **kw), accuracy(model, evaluation, **kw)
+
+    def faith(kept, data, full) -> float:
+        return circuit_accuracy(model, kept, data, reference, ablation=ablation, **kw) / max(full, 1e-12)
+
     runs = []
     for lam in lambdas:
-        mask = torch.ones(len(heads), requires_grad=True)
-        opt = torch.optim.Adam([mask], lr=lr)
+        log_alpha = torch.full((len(heads),), 3.0, requires_grad=True)
+        opt = torch.optim.Adam([log_alpha], lr=lr)
         gen = torch.Generator().manual_seed(seed)
         for _ in range(epochs):
             order = torch.randperm(len(select), generator=gen)
             for start in range(0, len(order), batch_size):
                 rows = order[start:start + batch_size]
                 with torch.enable_grad():
-                    plan = mask_plan(model, heads, mask, sources)
+                    gates = hard_concrete_sample(log_alpha, gen)
+                    plan = mask_plan(model, heads, gates, sources)
                     logits = model.run_plan(Tokens(tokens.input_ids[rows], tokens.attention_mask[rows]), plan,
                                             backend=backend).logits[:, -1]
-                    loss = -_logit_diff(logits, select.answer_ids[rows], others[rows]).mean() + lam * mask.sum()
-                    (mask.grad,) = torch.autograd.grad(loss, [mask])
+                    value = (_mask_loss(loss, logits, select.answer_ids[rows], others[rows])
+                             + lam * hard_concrete_l0(log_alpha))
+                    (log_alpha.grad,) = torch.autograd.grad(value, [log_alpha])
                 opt.step()
-                with torch.no_grad():
-                    mask.clamp_(0.0, 1.0)
-        kept = [h for h, m in zip(heads, mask.detach().tolist()) if m >= 0.5]
-        acc = circuit_accuracy(model, kept, evaluation, reference, ablation=ablation, **kw)
-        runs.append({"lambda": lam, "n_heads": len(kept), "heads": [str(h) for h in kept],
-                     "faithfulness_held_out": acc / max(full_eval, 1e-12)})
-    good = [r for r in runs if r["faithfulness_held_out"] >= target]
-    best = min(good, key=lambda r: r["n_heads"]) if good else None
+        learned = [h for h, g in zip(heads, hard_concrete_gate(log_alpha.detach()).tolist()) if g >= 0.5]
+        run_ = {"lambda": lam, "n_heads_learned": len(learned), "heads_learned": [str(h) for h in learned],
+                "faithfulness_validation_learned": faith(learned, validation, full_val)}
+        kept, faith_val = learned, run_["faithfulness_validation_learned"]
+        if refine and faith_val >= target and len(learned) > 1:
+            pruned = greedy_circuit(model, select, evaluation, reference, target=target, ablation=ablation,
+                                    start=learned, validation=validation, **kw)
+            run_["refine_trajectory"] = pruned["trajectory"]
+            kept = list(model.heads(pruned["smallest_at_target"]))
+            faith_val = faith(kept, validation, full_val)
+        run_.update(n_heads=len(kept), heads=[str(h) for h in kept], faithfulness_validation=faith_val,
+                    faithfulness_held_out=faith(kept, evaluation, full_eval))
+        runs.append(run_)
+    good = [r for r in runs if r["faithfulness_validation"] >= target]
+    best = min(good, key=lambda r: (r["n_heads"], -r["faithfulness_validation"])) if good else None
     if best is not None and n_random:
         best = dict(best, random_faithfulness=random_faithfulness(
             model, {"all": best["n_heads"]}, evaluation, reference, full_eval, n_random, seed, ablation=ablation, **kw))
-    return {"target": target, "ablation": ablation, "n_heads_total": len(heads), "n_select": len(select),
-            "n_eval": len(evaluation), "lr": lr, "epochs": epochs, "seed": seed, "runs": runs, "best": best}
+    return {"target": target, "ablation": ablation, "loss": loss, "refine": refine, "n_heads_total": len(heads),
+            "n_select": len(select), "n_validation": len(validation), "n_eval": len(evaluation), "lr": lr,
+            "epochs": epochs, "seed": seed, "runs": runs, "best": best}
 
 
 # --- circuit object and figure ---------------------------------------------------------------
@@ -614,6 +684,12 @@ def _datasets(model, cfg: Config):
     return data, corr, evaluation, reference
 
 
+def validation_dataset(model, cfg: Config) -> BoxDataset:
+    """Prompts that decide where a circuit search stops: neither the selection nor the held-out set."""
+    return box_dataset(model, cfg.n_eval, cfg.n_boxes, seed=cfg.seed + 3000, objects=cfg.objects,
+                       labels=cfg.labels, template=cfg.template)
+
+
 def run(model, cfg: Config = Config(), finetuned=None) -> EntityTrackingResult:
     """Discover the circuit, measure faithfulness (vs random circuits), DCM, and CMAP from `finetuned`."""
     if cfg.n_boxes is None:
@@ -630,8 +706,9 @@ def run(model, cfg: Config = Config(), finetuned=None) -> EntityTrackingResult:
         return EntityTrackingResult(model.name, cfg, full, chance, True, n_heads_total=n_total, **ft,
                                     note=f"model at chance: accuracy {full:.3f} <= {bar:.3f} (chance {chance:.3f} "
                                          f"+ 3 SE over {len(evaluation)} prompts); no circuit is reported")
-    learned = (learned_circuit(model, data, evaluation, reference, lambdas=cfg.learned_lambdas,
-                               target=cfg.greedy_target, ablation=cfg.ablation, epochs=cfg.learned_epochs,
+    learned = (learned_circuit(model, data, evaluation, reference, validation=validation_dataset(model, cfg),
+                               lambdas=cfg.learned_lambdas, target=cfg.greedy_target, ablation=cfg.ablation,
+                               loss=cfg.learned_loss, refine=cfg.learned_refine, epochs=cfg.learned_epochs,
                                seed=cfg.seed, n_random=cfg.n_random, backend=cfg.backend) if cfg.learned else None)
     groups, scores = discover(model, data, corr, cfg)
     if not groups["A"]:
@@ -759,7 +836,8 @@ def _report(result: EntityTrackingResult) -> str:
             lines.append(f"    {row['group']:8s} {row['n_heads']:3d} heads  acc {row['accuracy']:.3f}  recovered {rec}")
     if result.learned is not None:
         for r in result.learned["runs"]:
-            lines.append(f"  learned mask, lambda {r['lambda']:g}: {r['n_heads']}/{result.n_heads_total} heads, "
+            lines.append(f"  learned gates, lambda {r['lambda']:g}: {r['n_heads_learned']} heads learned, "
+                         f"{r['n_heads']}/{result.n_heads_total} kept, validation {r['faithfulness_validation']:.3f}, "
                          f"held-out faithfulness {r['faithfulness_held_out']:.3f}")
     if result.greedy is not None:
         g = result.greedy

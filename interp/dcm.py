@@ -69,10 +69,10 @@ def _mask_fn(heads: list[int], index: list[int], mask: torch.Tensor, source: tor
              positions: Optional[torch.Tensor]):
     """Blend the listed heads of z with `source` by mask[index] (grad flows into `mask`)."""
     def blend(z: torch.Tensor, ctx: EditContext) -> torch.Tensor:
-        m = mask[index].to(z.dtype)
+        m = mask[index].to(device=z.device, dtype=z.dtype)
         keep = torch.ones(z.shape[2], dtype=z.dtype, device=z.device)
         keep = keep.index_put((torch.tensor(heads, device=z.device),), m)  # [H], 1 for other heads
-        src = source.to(z.dtype)
+        src = source.to(device=z.device, dtype=z.dtype)
         if positions is None:
             return keep[None, None, :, None] * z + (1 - keep)[None, None, :, None] * src
         at = torch.zeros(z.shape[:2], dtype=z.dtype, device=z.device)

@@ -305,7 +305,7 @@ class Model:
                                                use_interventions=False)
                 mask = cache.tokens.attention_mask.bool()
                 for layer in range(self.n_layers):
-                    total[layer] += cache[layer, "z"][mask].double().sum(0)
+                    total[layer] += cache[layer, "z"][mask].double().sum(0).cpu()
                 count += int(mask.sum())
             self._means_cache[key] = (total / count).to(self.dtype)
         return self._means_cache[key]

@@ -13,8 +13,9 @@ for a in $WHICH; do
     knowledge_conflict) $INTERP conflict world-wide --n-random 20 --out "$OUT/knowledge_conflict" ;;
     factual_recall)     $INTERP recall world-wide --n-random 20 --out "$OUT/factual_recall" ;;
     induction)          $INTERP induction world-wide --out "$OUT/induction" ;;
-    # p(correct) saturates in a model that is sure of every box: path patching on the logit difference
-    entity_tracking)    $INTERP entity world-wide --metric logit_diff --learned --out "$OUT/entity_tracking" ;;
+    # p(correct) saturates in a model that is sure of every box: path patching on the logit difference;
+    # the box prompts share one layout, so an ablated head takes its mean at each position
+    entity_tracking)    $INTERP entity world-wide --metric logit_diff --ablation position-mean --learned --out "$OUT/entity_tracking" ;;
     *) echo "unknown analyzer $a" >&2; exit 2 ;;
   esac
 done

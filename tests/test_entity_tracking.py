@@ -328,7 +328,7 @@ def test_end_to_end_on_a_planted_task(tiny, tmp_path, monkeypatch):
                                                  dcm_pairs=0))
     learned = json.loads(et.write_outputs(with_mask, tiny, tmp_path / "learned").read_text())["numbers"]
     assert [r["lambda"] for r in learned["learned_circuit"]["runs"]] == [0.0]
-    assert "learned_smallest_at_target" in learned and "learned mask" in et._report(with_mask)
+    assert "learned_smallest_at_target" in learned and "learned gates" in et._report(with_mask)
     assert summary["numbers"]["n_circuit_heads"] == len(res.circuit.heads())
     # groups that answer nothing on their own are reported whole: pruning them would empty the circuit
     monkeypatch.setattr(et, "circuit_accuracy", lambda *a, **k: 0.0)
@@ -373,21 +373,24 @@ def test_greedy_circuit_drops_a_share_of_the_heads_per_round(tiny):
     assert first["faithfulness_select"] == pytest.approx(et.circuit_accuracy(tiny, kept, select, ref))
 
 
+class EightHeads:
+    """Stands in for a model of one layer of 8 heads where only head bookkeeping is needed."""
+    n_layers, n_heads = 1, 8
+
+    def all_heads(self):
+        return [Head(0, h) for h in range(8)]
+
+    def heads(self, names):
+        return [h if isinstance(h, Head) else Head.parse(h) for h in names]
+
+
 def test_greedy_batches_back_off_when_redundant_heads_are_dropped_together(monkeypatch):
-    heads = [Head(0, h) for h in range(8)]
-
-    class Fake:
-        n_layers, n_heads = 1, 8
-
-        def all_heads(self):
-            return list(heads)
-
     def works(kept):     # H0 and H1 are copies of each other; H7 is needed
         kept = set(kept)
         return float((Head(0, 0) in kept or Head(0, 1) in kept) and Head(0, 7) in kept)
     monkeypatch.setattr(et, "accuracy", lambda model, data, **kw: 1.0)
     monkeypatch.setattr(et, "circuit_accuracy", lambda model, kept, data, ref, **kw: works(kept))
-    g = et.greedy_circuit(Fake(), [], [], None, target=0.9, drop_fraction=0.5)
+    g = et.greedy_circuit(EightHeads(), [], [], None, target=0.9, drop_fraction=0.5)
     assert g["n_heads"] == 2 and Head(0, 7) in {Head.parse(h) for h in g["smallest_at_target"]}
     assert g["trajectory"][0]["dropped"] == "L0H0"      # the batch of 4 (then 2) broke it: backed off to 1
 
@@ -397,14 +400,60 @@ def test_learned_circuit_trades_heads_for_faithfulness_and_measures_held_out(tin
         with torch.no_grad():
             return dataclasses.replace(d, answer_ids=tiny.forward(list(d.prompts))[:, -1].argmax(-1))
     select, held_out, ref = own(_tiny_data(tiny, n=8, seed=0)), own(_tiny_data(tiny, n=6, seed=1)), _tiny_data(tiny, n=4, seed=2)
-    out = et.learned_circuit(tiny, select, held_out, ref, lambdas=(0.0, 1000.0), epochs=4, batch_size=4)
+    val = own(_tiny_data(tiny, n=6, seed=3))
+    out = et.learned_circuit(tiny, select, held_out, ref, validation=val, lambdas=(0.0, 1000.0), epochs=4,
+                             batch_size=4, refine=False, lr=1.0)    # 8 steps of ~lr each: log-odds 3 -> below 0
     free, sparse = out["runs"]
-    assert sparse["n_heads"] == 0, "a huge sparsity weight drops every head"
-    assert free["n_heads"] > sparse["n_heads"]
+    assert sparse["n_heads"] == 0, "a huge sparsity weight closes every gate"
+    assert free["n_heads"] > sparse["n_heads"] and free["heads"] == free["heads_learned"]
     kept = list(tiny.heads(free["heads"])) if free["heads"] else []
     assert free["faithfulness_held_out"] == pytest.approx(et.circuit_accuracy(tiny, kept, held_out, ref))
+    assert free["faithfulness_validation"] == pytest.approx(et.circuit_accuracy(tiny, kept, val, ref))
     best = out["best"]
-    assert best is None or (best["faithfulness_held_out"] >= 0.9 and len(best["random_faithfulness"]) == 10)
-    assert tiny.active_interventions == ()
+    assert best is None or (best["faithfulness_validation"] >= 0.9 and len(best["random_faithfulness"]) == 10)
+    assert out["n_validation"] == 6 and tiny.active_interventions == ()
+    # refining prunes the learned set while the validation prompts keep the target
+    refined = et.learned_circuit(tiny, select, held_out, ref, validation=val, lambdas=(0.0,), epochs=2,
+                                 batch_size=4, target=0.5, n_random=0)["runs"][0]
+    assert set(refined["heads"]) <= set(refined["heads_learned"])
+    if refined["faithfulness_validation_learned"] >= 0.5:
+        assert "refine_trajectory" in refined and refined["faithfulness_validation"] >= 0.5
     with pytest.raises(ValueError, match="ablation"):
         et.learned_circuit(tiny, select, held_out, ref, ablation="zero")
+    with pytest.raises(ValueError, match="loss must be one of"):
+        et.learned_circuit(tiny, select, held_out, ref, loss="mse")
+
+
+def test_hard_concrete_gates_are_exactly_open_or_closed_at_the_extremes():
+    log_alpha = torch.tensor([-20.0, 0.0, 20.0])
+    assert et.hard_concrete_gate(log_alpha).tolist() == [0.0, pytest.approx(0.5), 1.0]
+    samples = torch.stack([et.hard_concrete_sample(torch.zeros(64), torch.Generator().manual_seed(i))
+                           for i in range(20)])
+    assert samples.min() == 0.0 and samples.max() == 1.0          # the stretch puts mass on exact 0 and 1
+    assert ((samples > 0) & (samples < 1)).any()
+    l0 = et.hard_concrete_l0(log_alpha)
+    assert 0.9 < float(l0) < 2.1                                   # ~0 + P(open | 0) + ~1
+    x = torch.zeros(3, requires_grad=True)
+    (g,) = torch.autograd.grad(et.hard_concrete_l0(x), [x])
+    assert (g > 0).all()
+
+
+def test_greedy_from_a_start_set_stops_on_the_validation_prompts(monkeypatch):
+    heads = EightHeads().all_heads()
+    select, validation = ["select"], ["validation"]
+
+    def acc(model, kept, data, ref, **kw):      # select: any 2 heads do; validation needs H7 and 3 heads
+        kept = set(kept)
+        if data is validation:
+            return float(len(kept) >= 3 and Head(0, 7) in kept)
+        return float(len(kept) >= 2)
+    monkeypatch.setattr(et, "accuracy", lambda model, data, **kw: 1.0)
+    monkeypatch.setattr(et, "circuit_accuracy", acc)
+    start = heads[3:]
+    g = et.greedy_circuit(EightHeads(), select, [], None, target=0.9, start=start, validation=validation)
+    assert g["n_start"] == 5 and g["trajectory"][0]["n_heads"] == 4
+    assert all(set(s["dropped"].split()) <= {str(h) for h in start} for s in g["trajectory"])
+    assert g["smallest_at_target"] == ["L0H5", "L0H6", "L0H7"]      # 2 heads keep select, not validation
+    assert [s.get("faithfulness_validation") for s in g["trajectory"]] == [1.0, 1.0, 0.0, None]  # select broke last
+    no_val = et.greedy_circuit(EightHeads(), select, [], None, target=0.9, start=start)
+    assert no_val["smallest_at_target"] == ["L0H6", "L0H7"] and no_val["n_validation"] is None
