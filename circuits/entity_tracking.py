@@ -19,6 +19,10 @@ box-label information; CMAP (`interp.cmap`) patches each group from a second mod
 fine-tuned one) into the base at the group's position and reports the share of the accuracy
 gap it recovers. A model at chance on the task gets no circuit, only that verdict.
 
+How few heads suffice, whatever path patching finds: `learned_circuit` learns a hard-concrete
+gate per head and prunes the learned set while separate validation prompts keep the target;
+`greedy_circuit` eliminates heads one (or a share) at a time from every head.
+
     >>> import interp                                                         # doctest: +SKIP
     >>> res = run(interp.load("world-base"), Config(n_prompts=300))           # doctest: +SKIP
     >>> res.circuit.heads("value fetcher"), res.faithfulness                  # doctest: +SKIP
@@ -788,8 +792,9 @@ def register(app) -> None:
                seed: int = typer.Option(0),
                greedy: bool = typer.Option(False, "--greedy", help="also search the smallest head set keeping 90% "
                                            "of the accuracy (about n_heads^2/2 accuracy evaluations)"),
-               learned: bool = typer.Option(False, "--learned", help="also learn a keep-mask over every head and "
-                                            "report the smallest set keeping 90% held out (over an hour for 96 heads on 2 CPU cores)"),
+               learned: bool = typer.Option(False, "--learned", help="also learn a gate per head, prune the learned set while "
+                                            "validation prompts keep 90%, and measure it held out (over an hour for 96 "
+                                            "heads on 2 CPU cores)"),
                backend: str = typer.Option("nnsight")):
         """Entity-tracking circuit (Prakash et al. 2024): path patching, faithfulness, DCM, CMAP."""
         import warnings
