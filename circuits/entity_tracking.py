@@ -419,7 +419,7 @@ def greedy_circuit(model, select: BoxDataset, evaluation: BoxDataset, reference:
     full_select = accuracy(model, select, **kw)
     full_val = None if validation is None else accuracy(model, validation, **kw)
     keep, trajectory = list(model.all_heads() if start is None else model.heads(list(start))), []
-    best = list(keep)
+    best, best_val = list(keep), None
 
     def acc_without(drop) -> float:
         return circuit_accuracy(model, [x for x in keep if x not in drop], select, reference, ablation=ablation, **kw)
@@ -441,7 +441,7 @@ def greedy_circuit(model, select: BoxDataset, evaluation: BoxDataset, reference:
                                                                **kw) / max(full_val, 1e-12)
         trajectory.append(step)
         if step.get("faithfulness_validation", faith) >= target and faith >= stop:
-            best = list(keep)
+            best, best_val = list(keep), step.get("faithfulness_validation")
         if faith < stop:
             break
     full_eval = accuracy(model, evaluation, **kw)
@@ -451,14 +451,15 @@ def greedy_circuit(model, select: BoxDataset, evaluation: BoxDataset, reference:
             "n_select": len(select), "n_eval": len(evaluation),
             "n_validation": None if validation is None else len(validation),
             "n_start": None if start is None else len(list(start)), "smallest_at_target": [str(h) for h in best],
-            "n_heads": len(best), "faithfulness_held_out": held_out, "trajectory": trajectory}
+            "n_heads": len(best), "faithfulness_validation": best_val,   # None: no validation, or the start set
+            "faithfulness_held_out": held_out, "trajectory": trajectory}
 
 
 def _ablation_sources(model, reference: BoxDataset, ablation: str) -> dict:
     """What an ablated head's z becomes, per layer, broadcastable to [batch, pos, H, d]."""
     if ablation == "mean":
         table = model.head_means(list(reference.prompts))
-        return {layer: table[layer][None, None].float() for layer in range(model.n_layers)}
+        return {layer: table[layer][None, None].float().to(model.device) for layer in range(model.n_layers)}
     return {layer: t[None].float() for layer, t in _position_means(model, reference).items()}
 
 
@@ -556,10 +557,13 @@ def learned_circuit(model, select: BoxDataset, evaluation: BoxDataset, reference
             pruned = greedy_circuit(model, select, evaluation, reference, target=target, ablation=ablation,
                                     start=learned, validation=validation, **kw)
             run_["refine_trajectory"] = pruned["trajectory"]
-            kept = list(model.heads(pruned["smallest_at_target"]))
-            faith_val = faith(kept, validation, full_val)
+            kept, held_out = list(model.heads(pruned["smallest_at_target"])), pruned["faithfulness_held_out"]
+            if pruned["faithfulness_validation"] is not None:      # None: no step kept the target
+                faith_val = pruned["faithfulness_validation"]
+        else:
+            held_out = faith(kept, evaluation, full_eval)
         run_.update(n_heads=len(kept), heads=[str(h) for h in kept], faithfulness_validation=faith_val,
-                    faithfulness_held_out=faith(kept, evaluation, full_eval))
+                    faithfulness_held_out=held_out)
         runs.append(run_)
     good = [r for r in runs if r["faithfulness_validation"] >= target]
     best = min(good, key=lambda r: (r["n_heads"], -r["faithfulness_validation"])) if good else None

@@ -26,8 +26,9 @@ ranked by how much the copy needs each one alone, measured on a second, independ
 set (``rank_by="effect"``): in a deep model the heads whose attention finds the earlier
 continuation may copy only through later layers, and several direct copiers can stand in for
 one another, so the pattern score alone does not say which heads the copy depends on. The
-pattern ranking (induction heads first, ``rank_by="pattern"``) is measured beside it. `track` follows the scores across training checkpoints; `damage_study` runs
-the zoo's repeated-data family (control vs repeated fractions, several seeds).
+pattern ranking (induction heads first, ``rank_by="pattern"``) is measured beside it. `track`
+follows the scores across training checkpoints; `damage_study` runs the zoo's repeated-data
+family (control vs repeated fractions, several seeds).
 
     >>> from interp.testing import tiny_model
     >>> model = tiny_model("llama")
@@ -57,7 +58,8 @@ from interp.results import HeadScores
 from interp.tokens import Tokens
 
 __all__ = ["InductionConfig", "InductionResult", "run", "make_sequences", "score_heads", "sequence_losses",
-           "ablation_check", "single_head_ratios", "causal_check", "top_heads_by_effect", "sequence_head_means", "ov_eigen_scores", "tl_agreement", "track", "Trajectory", "load_checkpoint", "damage_study",
+           "ablation_check", "single_head_ratios", "causal_check", "top_heads_by_effect",
+           "ov_eigen_scores", "tl_agreement", "track", "Trajectory", "load_checkpoint", "damage_study",
            "DamageResult", "family_members", "CheckpointMismatchError", "FamilyNotFoundError", "register"]
 
 ABLATIONS = ("mean", "zero", "uniform")
@@ -605,19 +607,18 @@ def run(model, cfg: Optional[InductionConfig] = None, *, seqs: Optional[RepeatSe
 def causal_check(model, seqs: RepeatSet, result: "InductionResult", cfg: InductionConfig, stats=None) -> dict:
     """Ablate the top-k induction heads (``cfg.rank_by``), random head sets, and each head alone."""
     base = (stats["loss_first"], stats["loss_second"]) if stats is not None else None
-    means = sequence_head_means(model, seqs, cfg.batch_size) if cfg.ablation == "mean" else None
     pattern = result.ranked_induction(cfg.top_k)
     selection = top_heads_by_effect(model, result, cfg) if cfg.rank_by == "effect" else None
     heads = selection["heads"] if selection else pattern
-    single = single_head_ratios(model, seqs, mode=cfg.ablation, batch_size=cfg.batch_size, base=base, means=means)
+    single = single_head_ratios(model, seqs, mode=cfg.ablation, batch_size=cfg.batch_size, base=base)
     by_role = [n for n, role in result.roles.items() if role in ("induction", "previous-token")]
     by_effect = [n for n, r in single.items() if r >= cfg.located_ratio]
     causal = ablation_check(model, seqs, heads, n_random=cfg.n_random, seed=cfg.seed, mode=cfg.ablation,
                             batch_size=cfg.batch_size, n_boot=cfg.n_boot, ci=cfg.ci, base=base,
-                            circuit=sorted(set(by_role) | set(by_effect)), means=means)
+                            circuit=sorted(set(by_role) | set(by_effect)))
     if set(pattern) != set(heads):
         second = (base or sequence_losses(model, seqs, batch_size=cfg.batch_size))[1]
-        s_pat = sequence_losses(model, seqs, _prune(model, pattern, cfg.ablation, means), cfg.batch_size)[1]
+        s_pat = sequence_losses(model, seqs, _prune(model, pattern, cfg.ablation, seqs), cfg.batch_size)[1]
         causal["top_by_pattern"] = {"heads": pattern, "ratio": float(s_pat.mean() / second.mean()),
                                     "ratio_ci": _ratio_ci(second, s_pat, cfg.n_boot, cfg.ci, cfg.seed)}
     causal.update(rank_by=cfg.rank_by, selection=selection, single_head_ratios=single,
@@ -635,9 +636,7 @@ def top_heads_by_effect(model, result: "InductionResult", cfg: InductionConfig) 
     candidates = [n for n in result.ranked_induction(len(result.roles))
                   if result.roles[n] in ("induction", "prefix-matching (no copying)")]
     select = make_sequences(model, replace(cfg, seed=cfg.seed + 1))
-    means = sequence_head_means(model, select, cfg.batch_size) if cfg.ablation == "mean" else None
-    ratios = single_head_ratios(model, select, mode=cfg.ablation, batch_size=cfg.batch_size, heads=candidates,
-                                means=means)
+    ratios = single_head_ratios(model, select, mode=cfg.ablation, batch_size=cfg.batch_size, heads=candidates)
     ranked = sorted(candidates, key=lambda n: -ratios[n])
     heads = (ranked + [n for n in result.ranked_induction(cfg.top_k + len(ranked)) if n not in ranked])[:cfg.top_k]
     return {"heads": heads, "selection_seed": cfg.seed + 1, "n_seqs": len(select), "candidate_ratios": ratios}
@@ -664,46 +663,29 @@ def _random_head_sets(pool: list, k: int, n: int, seed: int, salt: int) -> list[
     return picks
 
 
-def sequence_head_means(model, seqs: RepeatSet, batch_size: int = 32) -> torch.Tensor:
-    """Mean z of every head over every position of `seqs`: [n_layers, n_heads, d_head], the
-    reference of mean-ablation (an ablated head keeps its average output, so the rest of the
-    model sees no shift of scale, only the loss of what the head says about this input)."""
-    total = torch.zeros(model.n_layers, model.n_heads, model.d_head, dtype=torch.float64)
-    count = 0
-    for chunk in seqs.batches(batch_size):
-        _, cache = model.run_with_cache(_tokens(chunk.input_ids, model.device), sites=("z",))
-        for layer in range(model.n_layers):
-            total[layer] += cache[layer, "z"].double().sum((0, 1)).cpu()
-        count += chunk.input_ids.numel()
-    return (total / count).to(model.dtype)
-
-
-def _prune(model, heads, mode: str, means: Optional[torch.Tensor]) -> PruneHeads:
-    heads = list(model.heads(list(heads)))
-    if mode != "mean":
-        return PruneHeads(heads, mode=mode)
-    if means is None:
-        raise ValueError("mean-ablation needs the heads' means: pass means=sequence_head_means(model, seqs)")
-    return PruneHeads(heads, mode="mean", means=[means[h.layer, h.head].tolist() for h in heads])
+def _prune(model, heads, mode: str, seqs: RepeatSet) -> PruneHeads:
+    """`heads` ablated by `mode`; mean-ablation sets each head's z to its mean over every position
+    of `seqs` (`Model.head_means`, cached on the model), so the rest of the model sees no shift
+    of scale, only the loss of what the head says about this input."""
+    if mode == "mean":
+        return PruneHeads.with_means(model, heads, seqs.input_ids)
+    return PruneHeads(list(model.heads(list(heads))), mode=mode)
 
 
 def single_head_ratios(model, seqs: RepeatSet, *, mode: str = "mean", batch_size: int = 32, base=None,
-                       heads: Optional[Sequence] = None, means: Optional[torch.Tensor] = None) -> dict:
+                       heads: Optional[Sequence] = None) -> dict:
     """{head name: second-copy loss with that head alone ablated / clean}, for every head (or
     `heads`): which heads the copying needs one at a time, whatever role their attention
-    pattern suggests. Mean-ablation uses `means` (default: `sequence_head_means` of `seqs`)."""
-    if mode == "mean" and means is None:
-        means = sequence_head_means(model, seqs, batch_size)
+    pattern suggests."""
     second = (base if base is not None else sequence_losses(model, seqs, batch_size=batch_size))[1].mean()
     names = [h.name for h in (model.all_heads() if heads is None else model.heads(list(heads)))]
-    return {n: float(sequence_losses(model, seqs, _prune(model, [n], mode, means), batch_size)[1].mean() / second)
+    return {n: float(sequence_losses(model, seqs, _prune(model, [n], mode, seqs), batch_size)[1].mean() / second)
             for n in names}
 
 
 def ablation_check(model, seqs: RepeatSet, heads: Sequence, *, n_random: int = 20, seed: int = 0,
                    mode: str = "mean", batch_size: int = 32, n_boot: int = 500, ci: float = 0.95,
-                   base=None, circuit: Sequence = (), means: Optional[torch.Tensor] = None,
-                   control_ratio: float = 1.2) -> dict:
+                   base=None, circuit: Sequence = (), control_ratio: float = 1.2) -> dict:
     """Second-copy loss when `heads` are ablated vs when as many random other heads are.
 
     Returns ratios (ablated / clean mean second-copy loss) with bootstrap CIs over sequences.
@@ -714,7 +696,6 @@ def ablation_check(model, seqs: RepeatSet, heads: Sequence, *, n_random: int = 2
     other members of the circuit, which is a finding about redundancy, not about specificity.
     Beside the mean and max over draws: the median draw and the share of draws at most
     `control_ratio`, since one draw that hits a head the model cannot do without moves the mean.
-    Mean-ablation uses `means` (default: `sequence_head_means` of `seqs`).
 
     >>> ablation_check(model, seqs, ["L1H3", "L1H5"])["top_ratio"]   # doctest: +SKIP
     """
@@ -722,15 +703,13 @@ def ablation_check(model, seqs: RepeatSet, heads: Sequence, *, n_random: int = 2
     if not heads:
         raise ValueError("ablation_check needs at least one head")
     circuit = set(model.heads(list(circuit))) | set(heads)
-    if mode == "mean" and means is None:
-        means = sequence_head_means(model, seqs, batch_size)
     first, second = base if base is not None else sequence_losses(model, seqs, batch_size=batch_size)
-    f_top, s_top = sequence_losses(model, seqs, _prune(model, heads, mode, means), batch_size)
+    f_top, s_top = sequence_losses(model, seqs, _prune(model, heads, mode, seqs), batch_size)
 
     def draws_from(pool: list, salt: int) -> list[dict]:
         out = []
         for i, pick in enumerate(_random_head_sets(pool, len(heads), n_random, seed, salt)):
-            f_r, s_r = sequence_losses(model, seqs, _prune(model, pick, mode, means), batch_size)
+            f_r, s_r = sequence_losses(model, seqs, _prune(model, pick, mode, seqs), batch_size)
             out.append({"heads": [h.name for h in pick], "second": float(s_r.mean()),
                         "ratio": float(s_r.mean() / second.mean()),
                         "ratio_ci": _ratio_ci(second, s_r, n_boot, ci, seed + i + 1)})

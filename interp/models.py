@@ -17,7 +17,7 @@ import hashlib
 import json
 from contextlib import contextmanager
 from functools import cached_property
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Optional, Sequence, Union
 
 import torch
 
@@ -288,15 +288,21 @@ class Model:
 
     # --- reference activations -------------------------------------------------------------
 
-    def head_means(self, texts: Sequence[str], batch_size: int = 16) -> torch.Tensor:
-        """Mean z of every head over all real tokens of `texts`: [n_layers, n_heads, d_head].
+    def head_means(self, reference: Union[Sequence[str], torch.Tensor], batch_size: int = 16) -> torch.Tensor:
+        """Mean z of every head over all real tokens of `reference`: [n_layers, n_heads, d_head].
 
-        Cached on the model by a hash of the texts, so repeated mean-ablations cost nothing.
+        `reference` is texts or token ids ([batch, pos] or [pos]). Cached on the model by a hash
+        of the reference, so repeated mean-ablations cost nothing.
         """
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        if not texts:
+        if isinstance(reference, torch.Tensor):
+            texts = reference if reference.dim() == 2 else reference[None]
+            digest = texts.cpu().numpy().tobytes() + str(tuple(texts.shape)).encode()
+        else:
+            texts = [reference] if isinstance(reference, str) else list(reference)
+            digest = json.dumps(texts).encode()
+        if len(texts) == 0:
             raise ValueError("head_means needs at least one reference text")
-        key = hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:16]
+        key = hashlib.sha256(digest).hexdigest()[:16]
         if key not in self._means_cache:
             total = torch.zeros(self.n_layers, self.n_heads, self.d_head, dtype=torch.float64)
             count = 0

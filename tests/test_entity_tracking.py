@@ -418,6 +418,9 @@ def test_learned_circuit_trades_heads_for_faithfulness_and_measures_held_out(tin
     assert set(refined["heads"]) <= set(refined["heads_learned"])
     if refined["faithfulness_validation_learned"] >= 0.5:
         assert "refine_trajectory" in refined and refined["faithfulness_validation"] >= 0.5
+        kept = list(tiny.heads(refined["heads"]))
+        assert refined["faithfulness_held_out"] == pytest.approx(et.circuit_accuracy(tiny, kept, held_out, ref))
+        assert refined["faithfulness_validation"] == pytest.approx(et.circuit_accuracy(tiny, kept, val, ref))
     with pytest.raises(ValueError, match="ablation"):
         et.learned_circuit(tiny, select, held_out, ref, ablation="zero")
     with pytest.raises(ValueError, match="loss must be one of"):
@@ -454,6 +457,8 @@ def test_greedy_from_a_start_set_stops_on_the_validation_prompts(monkeypatch):
     assert g["n_start"] == 5 and g["trajectory"][0]["n_heads"] == 4
     assert all(set(s["dropped"].split()) <= {str(h) for h in start} for s in g["trajectory"])
     assert g["smallest_at_target"] == ["L0H5", "L0H6", "L0H7"]      # 2 heads keep select, not validation
+    assert g["faithfulness_validation"] == 1.0
     assert [s.get("faithfulness_validation") for s in g["trajectory"]] == [1.0, 1.0, 0.0, None]  # select broke last
     no_val = et.greedy_circuit(EightHeads(), select, [], None, target=0.9, start=start)
     assert no_val["smallest_at_target"] == ["L0H6", "L0H7"] and no_val["n_validation"] is None
+    assert no_val["faithfulness_validation"] is None

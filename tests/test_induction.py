@@ -470,7 +470,8 @@ def test_single_head_ratios_match_one_head_ablations_and_join_the_located_circui
 
 def test_mean_ablation_uses_each_heads_mean_over_every_position(llama):
     seqs = ind.make_sequences(llama, ind.InductionConfig(**SMALL))
-    means = ind.sequence_head_means(llama, seqs, batch_size=4)
+    means = llama.head_means(seqs.input_ids, batch_size=4)
+    assert llama.head_means(seqs.input_ids) is means                  # cached by the ids
     _, cache = llama.run_with_cache(seqs.input_ids, sites=("z",))
     torch.testing.assert_close(means[1, 3], cache[1, "z"][:, :, 3].float().mean((0, 1)), atol=1e-5, rtol=1e-4)
     ratios = ind.single_head_ratios(llama, seqs, heads=["L1H3", "L0H0"])
