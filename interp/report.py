@@ -14,26 +14,17 @@ import datetime as _dt
 import json
 import math
 import platform
-import statistics
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 
-__all__ = ["write_summary", "jsonable", "command_line", "draw_spread"]
+from . import __version__
+from .plots import save_html
+from .stats import draw_spread
 
-
-def draw_spread(magnitudes, limit: float = 5.0) -> dict:
-    """How typical is a random control's move? `magnitudes` holds one number per random draw
-    (its largest absolute move, in points). A mean over a few draws is dominated by one head
-    the model cannot do without; the median and the share of draws within `limit` say how
-    the typical random head behaves. Reported beside the mean, never instead of it."""
-    values = [float(v) for v in magnitudes]
-    if not values:
-        return {"median_abs_move_points": 0.0, f"share_of_draws_within_{limit:g}_points": 1.0}
-    return {"median_abs_move_points": statistics.median(values),
-            f"share_of_draws_within_{limit:g}_points": sum(v <= limit for v in values) / len(values)}
+__all__ = ["write_result", "write_summary", "jsonable", "command_line", "draw_spread"]
 
 
 def command_line() -> str:
@@ -69,8 +60,6 @@ def write_summary(out_dir, analyzer: str, numbers: dict, *, model: str, command:
                   seeds: Optional[dict] = None, data: Optional[dict] = None,
                   figures: Optional[list] = None) -> Path:
     """Write OUT/summary.json and return its path."""
-    import interp
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = {
@@ -81,10 +70,21 @@ def write_summary(out_dir, analyzer: str, numbers: dict, *, model: str, command:
         "seeds": jsonable(seeds or {}),
         "figures": [str(f) for f in (figures or [])],
         "command": command or command_line(),
-        "versions": {"interp": interp.__version__, "torch": torch.__version__,
+        "versions": {"interp": __version__, "torch": torch.__version__,
                      "python": platform.python_version()},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     path = out / "summary.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
     return path
+
+
+def write_result(result, out_dir, *, command: Optional[str] = None) -> Path:
+    """Write any analyzer result (`interp.analysis.AnalysisResult`) into OUT: one HTML page per
+    figure (``NAME.html``) and ``summary.json`` with its numbers and provenance. Returns the
+    summary's path. Every analyzer's ``--out DIR`` goes through here."""
+    out = Path(out_dir)
+    paths = [save_html(fig, out / f"{name}.html") for name, fig in result.figures().items()]
+    prov = result.provenance()
+    return write_summary(out, result.analyzer, result.numbers(), model=prov["model"], command=command,
+                         seeds=prov.get("seeds"), data=prov.get("data"), figures=paths)

@@ -5,12 +5,12 @@ def analyzer_app(register):
     """One analyzer's command (and `generate`) on a fresh typer app, as interp.cli registers it."""
     import typer
 
-    import interp.cli
+    from interp.cli.core import generate
 
     app = typer.Typer()
     app.callback()(lambda: None)
     register(app)
-    app.command()(interp.cli.generate)
+    app.command()(generate)
     return app
 
 

@@ -47,7 +47,7 @@ def test_missing_model_is_a_clean_error(tmp_path):
 
 
 def test_atlas_command_on_a_tiny_model(tmp_path, monkeypatch):
-    import interp.demo as demo
+    import interp.cli.demo as demo
     from interp.testing import tiny_model
 
     monkeypatch.setattr(demo, "default_model", lambda spec=None: (

@@ -14,13 +14,29 @@ Writes, under OUT:
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import traceback
 import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
-__all__ = ["run_demo", "default_model", "ANALYZER_STEPS"]
+import typer
+from tqdm.auto import tqdm
+
+import interp
+from circuits import registry
+from interp import zoo
+from interp.ablation import head_ablation_scores
+from interp.atlas import RoleMap, write_atlas
+from interp.plots import save_html
+from interp.report import jsonable, write_result
+from interp.testing import tiny_model
+from interp.views import attention_view
+
+from .app import app, fail, user_errors
+
+__all__ = ["run_demo", "default_model", "ANALYZER_STEPS", "demo", "atlas"]
 
 DEFAULT_ZOO_MODEL = "world-base"
 FINETUNED_ZOO_MODEL = "world-tracking-ft"
@@ -28,16 +44,11 @@ FINETUNED_ZOO_MODEL = "world-tracking-ft"
 
 def default_model(spec: Optional[str] = None):
     """(Model, (prompts, answers), description) for the demo."""
-    import interp
-    from interp import zoo
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if spec is None and DEFAULT_ZOO_MODEL in zoo.names():
             spec = DEFAULT_ZOO_MODEL
         if spec is None:
-            from interp.testing import tiny_model
-
             model = tiny_model("llama")
             prompts = ["the cat saw a red", "once upon a time there was a little", "the dog was in the"]
             return model, (prompts, ["box", "girl", "box"]), "tiny random Llama (no zoo model installed)"
@@ -49,11 +60,22 @@ def default_model(spec: Optional[str] = None):
     return model, (prompts, ["girl", "dog"]), f"model {spec}"
 
 
-# --- one adapter per analyzer: run it, write its outputs, return (numbers, roles, circuits) ----
+# --- each analyzer: run it, write its outputs, return (numbers, roles, circuits) -------------
+
+def _registered(name: str) -> Callable:
+    """The demo step of a registered analyzer: its demo config, the one writer, its roles."""
+    def step(model, out: Path):
+        entry = registry.get(name)
+        result = entry.run(model, entry.default_config(model))
+        write_result(result, out)
+        return result.numbers(), result.roles(), result.circuits()
+    return step
+
+
+# --- adapters of the analyzers not yet on the protocol (removed as each one moves) -----------
 
 def _retrieval(model, out: Path):
     from circuits import retrieval
-    from interp.atlas import RoleMap
 
     report = retrieval.analyze(model, retrieval.Config())
     numbers = retrieval.write_outputs(report, out, model)
@@ -68,7 +90,6 @@ def _retrieval(model, out: Path):
 
 def _conflict(model, out: Path):
     from circuits import knowledge_conflict as kc
-    from interp.atlas import RoleMap
 
     result = kc.run(model, kc.Config())
     kc.write_outputs(result, out)
@@ -84,7 +105,6 @@ def _conflict(model, out: Path):
 
 def _recall(model, out: Path):
     from circuits import factual_recall as fr
-    from interp.atlas import RoleMap
 
     result = fr.run(model, fr.Config())
     fr.write_outputs(result, out)
@@ -104,7 +124,6 @@ def _entity(model, out: Path):
     import interp
     from circuits import entity_tracking as et
     from interp import zoo
-    from interp.atlas import RoleMap
 
     finetuned = None
     if FINETUNED_ZOO_MODEL in zoo.names() and model.name == DEFAULT_ZOO_MODEL:
@@ -124,7 +143,6 @@ def _entity(model, out: Path):
 
 def _induction(model, out: Path):
     from circuits import induction
-    from interp.atlas import RoleMap
     from interp.heads import Head
 
     # random spans from the zoo world's content tokens, as `interp induction` draws them
@@ -147,9 +165,13 @@ def _induction(model, out: Path):
             "max_prefix_matching": summary["max_prefix_matching"]}, roles, []
 
 
-ANALYZER_STEPS: dict[str, Callable] = {
+_LEGACY_STEPS: dict[str, Callable] = {
     "retrieval": _retrieval, "knowledge_conflict": _conflict, "factual_recall": _recall,
     "entity_tracking": _entity, "induction": _induction,
+}
+ANALYZER_STEPS: dict[str, Callable] = {
+    name: (_registered(name) if name in registry.names() else _LEGACY_STEPS[name])
+    for name in ("retrieval", "knowledge_conflict", "factual_recall", "entity_tracking", "induction")
 }
 
 
@@ -193,14 +215,6 @@ def _headline(numbers: dict) -> dict:
 
 
 def run_demo(out: Path, spec: Optional[str] = None, analyzers: Optional[list[str]] = None) -> dict:
-    from tqdm.auto import tqdm
-
-    from .ablation import head_ablation_scores
-    from .atlas import write_atlas
-    from .plots import save_html
-    from .report import jsonable
-    from .views import attention_view
-
     start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -232,3 +246,30 @@ def run_demo(out: Path, spec: Optional[str] = None, analyzers: Optional[list[str
     }
     (out / "summary.json").write_text(json.dumps(jsonable(summary), indent=2) + "\n")
     return summary
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("figures"), "--out", help="Folder for the figures."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model (default: the zoo's base model)."),
+):
+    """The main job: analyse the default model and write figures (HTML) and summary.json."""
+    with user_errors():
+        summary = run_demo(out, model)
+    typer.echo(json.dumps(summary, indent=2))
+
+
+@app.command()
+def atlas(
+    model: str = typer.Argument(..., help="Zoo name (the analyzers' data come from the zoo world), or any model."),
+    out: Path = typer.Option(Path("figures/atlas.html"), "--out", help="Path of the atlas page."),
+):
+    """Run every analyzer on MODEL and write the head atlas (one self-contained HTML page)."""
+    if out.suffix != ".html":
+        fail(f"--out must be an .html path, got {out}")
+    work = out.parent / f"{out.stem}_analyzers"
+    with user_errors():
+        summary = run_demo(work, model)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(work / "atlas.html", out)
+    typer.echo(f"atlas: {out} (analyzer outputs in {work}); roles: {json.dumps(summary['roles_found'])}")
