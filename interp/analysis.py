@@ -10,7 +10,9 @@ An analyzer is a frozen `Config` dataclass (every knob, seeds included) and a fu
 - ``roles() -> list[RoleMap]``: heads by role with the causal check behind them (the atlas);
 - ``circuits() -> list[Circuit]``: the circuits it names (possibly none);
 - ``provenance() -> dict``: ``{"model": ..., "data": {...}, "seeds": {...}}``;
-- ``report() -> str``: the lines a terminal user reads.
+- ``report() -> str``: the lines a terminal user reads;
+- optionally ``floor() -> (forward_passes, how)``: the fewest full-sequence forward equivalents
+  the analysis needs and how that number is derived (`interp.cost`).
 
 `Analyzer` is one registry entry; `interp.report.write_result` writes any result's ``--out``.
 
@@ -28,13 +30,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, runtime_checkable
 
+from .cost import Cost, measure_cost
+
 if TYPE_CHECKING:  # annotations only: the atlas and plotly are not needed to define the protocol
     import plotly.graph_objects as go
 
     from .atlas import RoleMap
     from .circuit import Circuit
 
-__all__ = ["AnalysisResult", "Analyzer"]
+__all__ = ["AnalysisResult", "Analyzer", "run_with_cost"]
 
 
 @runtime_checkable
@@ -76,3 +80,15 @@ class Analyzer:
     def default_config(self, model: Any = None) -> Any:
         """The Config the demo and the atlas run with on `model`."""
         return self.demo_config(model) if self.demo_config is not None else self.config()
+
+
+def run_with_cost(run: Callable[..., Any], model: Any, cfg: Any, **kwargs: Any) -> "tuple[Any, Cost]":
+    """``run(model, cfg)`` with its cost measured; the cost carries the result's floor when
+    the result states one (``floor()``)."""
+    with measure_cost(model) as meter:
+        result = run(model, cfg, **kwargs)
+    cost = meter.cost
+    floor = getattr(result, "floor", None)
+    if callable(floor):
+        cost = cost.with_floor(*floor())
+    return result, cost

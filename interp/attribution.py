@@ -221,6 +221,7 @@ def _run_captum(model, method: str, inp, targets: torch.Tensor, n_samples: int, 
 def _log_prob(model, ids: list[int], targets: list[int]) -> float:
     """log p(targets | ids) in one teacher-forced forward of the unmodified model."""
     seq = torch.tensor([ids + targets], device=model.device)
+    model.record_forward(tuple(seq.shape))
     with torch.no_grad():
         logits = model.hf(input_ids=seq, attention_mask=torch.ones_like(seq)).logits[0].float()
     logp = torch.log_softmax(logits[len(ids) - 1:len(ids) - 1 + len(targets)], -1)

@@ -81,6 +81,7 @@ class Model:
         self._active: list[Intervention] = []
         self._means_cache: dict[str, torch.Tensor] = {}
         self._engines: dict[str, object] = {}
+        self.meters: list = []             # `interp.cost.measure_cost` meters watching this model
         config = hf.config
         self.n_layers = int(config.num_hidden_layers)
         self.n_heads = int(config.num_attention_heads)
@@ -249,7 +250,15 @@ class Model:
             kwargs["attention_mask"] = mask
         if past_key_values is not None:
             kwargs["past_key_values"] = past_key_values
+        self.record_forward(tuple(tokens.input_ids.shape), past)
         return self.engine(backend).run(plan, ctx, **kwargs)
+
+    def record_forward(self, shape: tuple, past: int = 0) -> None:
+        """Tell the cost meters (`interp.cost`) about a forward over ids of `shape` [batch, new
+        tokens] after `past` cached positions. `run_plan` calls it; code that runs the HF
+        module itself must too."""
+        for meter in self.meters:
+            meter.record(shape, past)
 
     def forward(self, prompts: Prompts, *, interventions=None, backend: Optional[str] = None,
                 use_interventions: bool = True, grad: bool = False) -> torch.Tensor:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
 import platform
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -58,7 +60,7 @@ def jsonable(value: Any) -> Any:
 
 def write_summary(out_dir, analyzer: str, numbers: dict, *, model: str, command: Optional[str] = None,
                   seeds: Optional[dict] = None, data: Optional[dict] = None,
-                  figures: Optional[list] = None) -> Path:
+                  figures: Optional[list] = None, cost=None) -> Path:
     """Write OUT/summary.json and return its path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -74,17 +76,45 @@ def write_summary(out_dir, analyzer: str, numbers: dict, *, model: str, command:
                      "python": platform.python_version()},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if cost is not None:
+        summary["cost"] = jsonable(cost.to_dict())
     path = out / "summary.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
     return path
 
 
-def write_result(result, out_dir, *, command: Optional[str] = None) -> Path:
+def write_result(result, out_dir, *, command: Optional[str] = None, cost=None) -> Path:
     """Write any analyzer result (`interp.analysis.AnalysisResult`) into OUT: one HTML page per
-    figure (``NAME.html``) and ``summary.json`` with its numbers and provenance. Returns the
-    summary's path. Every analyzer's ``--out DIR`` goes through here."""
+    figure (``NAME.html``) and ``summary.json`` with its numbers, provenance and (given an
+    `interp.cost.Cost`) its cost. Returns the summary's path. Every analyzer's ``--out DIR``
+    goes through here.
+
+    The files are written into a hidden folder beside OUT first and moved in when all are
+    written, the old summary.json removed first and the new one moved last: an interrupted
+    write leaves the previous result or no summary.json, never a summary beside other
+    figures. Files in OUT that this result does not write are left alone."""
     out = Path(out_dir)
-    paths = [save_html(fig, out / f"{name}.html") for name, fig in result.figures().items()]
-    prov = result.provenance()
-    return write_summary(out, result.analyzer, result.numbers(), model=prov["model"], command=command,
-                         seeds=prov.get("seeds"), data=prov.get("data"), figures=paths)
+    staging = out.parent / f".{out.name}.writing-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        for name, fig in result.figures().items():
+            save_html(fig, staging / f"{name}.html")
+        prov = result.provenance()
+        write_summary(staging, result.analyzer, result.numbers(), model=prov["model"], command=command,
+                      seeds=prov.get("seeds"), data=prov.get("data"),
+                      figures=[out / f"{name}.html" for name in result.figures()], cost=cost)
+        return _move_in(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_in(staging: Path, out: Path) -> Path:
+    """Move every file of `staging` into `out`, summary.json last (the old one removed first)."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary = out / "summary.json"
+    summary.unlink(missing_ok=True)
+    for path in sorted(staging.iterdir()):
+        if path.name != "summary.json":
+            os.replace(path, out / path.name)
+    os.replace(staging / "summary.json", summary)
+    return summary

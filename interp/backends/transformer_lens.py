@@ -28,9 +28,17 @@ _HOOKS = {site: f"attn.hook_{site}" for site in ("q", "k", "v", "pattern", "z")}
 
 
 def share_weights_copy(module: torch.nn.Module) -> torch.nn.Module:
-    """A deep copy of `module`'s structure whose parameters and buffers are the originals."""
+    """A deep copy of `module`'s structure whose parameters and buffers are the originals.
+
+    The copy carries none of the original's torch hooks: a hook a user (or a meter) put on the
+    HF module must not live on in the bridge, where nothing would ever remove it."""
     memo = {id(t): t for t in list(module.parameters()) + list(module.buffers())}
-    return copy.deepcopy(module, memo)
+    clone = copy.deepcopy(module, memo)
+    for sub in clone.modules():
+        for hooks in (sub._forward_hooks, sub._forward_pre_hooks, sub._backward_hooks,
+                      sub._backward_pre_hooks):
+            hooks.clear()
+    return clone
 
 
 class TransformerLensBackend:
