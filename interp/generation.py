@@ -10,12 +10,14 @@ interventions (the test suite checks this), because every edit sees the absolute
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 import torch
 
 from .backends.plan import RunPlan
+from .kv.cache import policy_generation
 from .tokens import Prompts, Tokens
 
 __all__ = ["generate", "Generation"]
@@ -29,6 +31,7 @@ class Generation:
     prompt_length: int
     attention_mask: torch.Tensor  # [batch, prompt_len + new]
     texts: list[str]
+    kv_cache_bytes: Optional[int] = field(default=None)   # bytes the KV policy's cache held at the end
 
     @property
     def new_tokens(self) -> torch.Tensor:
@@ -42,8 +45,12 @@ def generate(model, prompts: Prompts, max_new_tokens: int = 32, *, interventions
              backend: Optional[str] = None, use_interventions: bool = True,
              use_cache: bool = True, do_sample: bool = False, temperature: float = 1.0,
              top_k: Optional[int] = None, seed: Optional[int] = None,
-             stop_at_eos: bool = False) -> Generation:
+             stop_at_eos: bool = False, kv_policy: Any = None) -> Generation:
     """Greedy (or sampled) continuation of prompts under applied (+ given) interventions.
+
+    `kv_policy` (an `interp.kv.HeadKVPolicy`) keeps the full KV cache only for the kv heads it
+    names and sink + window positions for the others (`interp.kv.cache`); the cache it held at the
+    end is measured in ``Generation.kv_cache_bytes``.
 
     >>> out = model.generate("Once upon a time", max_new_tokens=20)   # doctest: +SKIP
     >>> print(out.texts[0])                                           # doctest: +SKIP
@@ -60,7 +67,10 @@ def generate(model, prompts: Prompts, max_new_tokens: int = 32, *, interventions
     finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
     past = None
     step_input = tokens
-    with torch.no_grad():
+    route = (nullcontext() if kv_policy is None else
+             policy_generation(model, kv_policy, ids.shape[1], use_cache=use_cache, backend=backend))
+    with torch.no_grad(), route as cache:
+        past = cache
         for _ in range(max_new_tokens):
             positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_input.input_ids.shape[1]:]
             output = model.run_plan(step_input, RunPlan(edits), backend=backend, use_cache=use_cache,
@@ -80,7 +90,7 @@ def generate(model, prompts: Prompts, max_new_tokens: int = 32, *, interventions
                 break
     prompt_len = tokens.input_ids.shape[1]
     texts = [model.decode(row[prompt_len:]) for row in ids]
-    return Generation(ids, prompt_len, mask, texts)
+    return Generation(ids, prompt_len, mask, texts, None if cache is None else cache.stored_bytes())
 
 
 def _choose(logits: torch.Tensor, do_sample: bool, temperature: float, top_k: Optional[int],

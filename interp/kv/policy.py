@@ -1,0 +1,227 @@
+"""Head-aware KV-cache policies: which kv heads keep the whole context, and how much the rest keep.
+
+Retrieval heads (Wu et al. 2024) are few; the other heads mostly read a few "sink" positions at
+the start and the recent past (DuoAttention, RazorAttention, HeadKV build serving-time savings on
+this). A `HeadKVPolicy` says, per kv head, "full" (every position cached) or "streaming" (only the
+first `sink` and the `window` most recent positions). Under grouped-query attention the unit that
+owns a cache is the kv head: the query heads of a group share it, so a policy is stated over kv
+heads and `policy_from` maps query-head scores to kv heads by the max or the mean over the group.
+
+    >>> policy = HeadKVPolicy(full=((0, 1),), n_layers=2, n_kv_heads=2, sink=4, window=16)
+    >>> policy.share_full, policy.is_full(0, 1), policy.is_full(1, 0)
+    (0.25, True, False)
+    >>> HeadKVPolicy.from_dict(policy.to_dict()) == policy
+    True
+
+A policy is applied at generation: ``model.generate(prompt, kv_policy=policy)`` (see
+`interp.kv.cache`); it composes with interventions (they edit activations, it edits the cache).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+
+from ..errors import ArgumentTypeError, InvalidArgumentError
+
+__all__ = ["HeadKVPolicy", "PolicyLayoutError", "GROUPINGS", "policy_from", "random_policy",
+           "streaming_policy", "full_policy", "kv_head_scores"]
+
+GROUPINGS = ("max", "mean")
+SCHEMA = "interp.kv_policy/1"
+
+
+class PolicyLayoutError(InvalidArgumentError):
+    """A policy built for another head layout (layers x kv heads) than the model's."""
+
+
+def _count(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgumentTypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class HeadKVPolicy:
+    """Full cache for the kv heads in `full` ((layer, kv_head) pairs); `sink` first and `window`
+    most recent positions for every other kv head. `kind` and `budget` record how it was chosen
+    ("retrieval", "random", "streaming", "full" or "custom"; the share of kv heads kept whole)."""
+
+    full: tuple
+    n_layers: int
+    n_kv_heads: int
+    sink: int = 4
+    window: int = 256
+    kind: str = "custom"
+    budget: Optional[float] = None
+    model: str = ""
+
+    def __post_init__(self):
+        _count(self.n_layers, "n_layers", 1)
+        _count(self.n_kv_heads, "n_kv_heads", 1)
+        _count(self.sink, "sink", 0)
+        _count(self.window, "window", 1)
+        pairs = []
+        for pair in self.full:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ArgumentTypeError(f"full holds (layer, kv_head) pairs, got {pair!r}")
+            layer, head = (_count(x, "full layer/kv head", 0) for x in pair)
+            if layer >= self.n_layers or head >= self.n_kv_heads:
+                raise InvalidArgumentError(f"kv head ({layer}, {head}) is outside {self.n_layers} layers x "
+                                           f"{self.n_kv_heads} kv heads")
+            pairs.append((layer, head))
+        object.__setattr__(self, "full", tuple(sorted(set(pairs))))
+
+    # --- what it keeps ------------------------------------------------------------------------
+
+    def is_full(self, layer: int, kv_head: int) -> bool:
+        return (layer, kv_head) in self.full
+
+    def full_heads(self, layer: int) -> list[int]:
+        """The kv heads of `layer` that keep every position."""
+        return [h for l, h in self.full if l == layer]
+
+    def streaming_heads(self, layer: int) -> list[int]:
+        full = set(self.full_heads(layer))
+        return [h for h in range(self.n_kv_heads) if h not in full]
+
+    @property
+    def share_full(self) -> float:
+        return len(self.full) / (self.n_layers * self.n_kv_heads)
+
+    def kv_positions(self, seq_len: int) -> int:
+        """Cached (kv head, position) pairs over all layers for a sequence of `seq_len` tokens."""
+        kept = min(seq_len, self.sink + self.window)
+        n_full = len(self.full)
+        return n_full * seq_len + (self.n_layers * self.n_kv_heads - n_full) * kept
+
+    def kv_bytes(self, seq_len: int, d_head: int, batch: int = 1, bytes_per_value: int = 4) -> int:
+        """Theoretical bytes of the kept cache (keys and values) after `seq_len` tokens."""
+        return 2 * batch * d_head * bytes_per_value * self.kv_positions(seq_len)
+
+    def check_model(self, model) -> None:
+        """Refuse a model whose head layout is not the one this policy was built for."""
+        if (model.n_layers, model.n_kv_heads) != (self.n_layers, self.n_kv_heads):
+            raise PolicyLayoutError(
+                f"this KV policy is for {self.n_layers} layers x {self.n_kv_heads} kv heads"
+                f"{f' ({self.model})' if self.model else ''}; {model.name} has {model.n_layers} x "
+                f"{model.n_kv_heads}: build one for this model with interp.kv.policy_from(result, model, ...)")
+
+    # --- JSON ---------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["full"] = [list(pair) for pair in self.full]
+        return {"schema": SCHEMA, **out}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "HeadKVPolicy":
+        data = dict(data)
+        schema = data.pop("schema", SCHEMA)
+        if schema != SCHEMA:
+            raise InvalidArgumentError(f"unknown KV policy schema {schema!r}; this version reads {SCHEMA!r}")
+        known = set(cls.__dataclass_fields__)
+        if set(data) - known:
+            raise InvalidArgumentError(f"unknown KV policy key(s) {sorted(set(data) - known)}; known: {sorted(known)}")
+        data["full"] = tuple(tuple(pair) for pair in data.get("full", ()))
+        return cls(**data)
+
+    def save(self, path: Union[str, Path]) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "HeadKVPolicy":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+# --- building policies --------------------------------------------------------------------------
+
+def _check_budget(budget: Any) -> float:
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not math.isfinite(budget):
+        raise ArgumentTypeError(f"budget must be a number in [0, 1] (the share of kv heads kept whole), got {budget!r}")
+    if not 0 <= budget <= 1:
+        raise InvalidArgumentError(f"budget must be in [0, 1] (the share of kv heads kept whole), got {budget}")
+    return float(budget)
+
+
+def _n_kept(budget: float, n_layers: int, n_kv_heads: int) -> int:
+    return int(round(budget * n_layers * n_kv_heads))
+
+
+def kv_head_scores(scores: torch.Tensor, n_kv_heads: int, group: str = "max") -> torch.Tensor:
+    """Query-head scores [layers, heads] -> kv-head scores [layers, kv_heads]: the max or mean
+    over each group of query heads sharing a kv head (unscored NaN heads count as -inf for max
+    and are left out of the mean)."""
+    if group not in GROUPINGS:
+        raise InvalidArgumentError(f"group must be one of {GROUPINGS}, got {group!r}")
+    n_layers, n_heads = scores.shape
+    if n_heads % n_kv_heads:
+        raise InvalidArgumentError(f"{n_heads} query heads do not split into {n_kv_heads} kv groups")
+    grouped = scores.float().reshape(n_layers, n_kv_heads, n_heads // n_kv_heads)
+    if group == "max":
+        return torch.nan_to_num(grouped, nan=float("-inf")).max(-1).values
+    out = torch.nanmean(grouped, -1)
+    return torch.nan_to_num(out, nan=float("-inf"))
+
+
+def policy_from(result, model, *, budget: Optional[float] = None, threshold: Optional[float] = None,
+                group: str = "max", sink: int = 4, window: int = 256) -> HeadKVPolicy:
+    """The policy that keeps the highest-scoring kv heads whole.
+
+    `result`: a retrieval result (anything with ``.scores``, a `HeadScores`), or a `HeadScores`,
+    or a [layers, heads] tensor. Give `budget` (share of kv heads kept whole, top by score, ties by
+    position) or `threshold` (every kv head whose grouped score exceeds it)."""
+    scores = getattr(result, "scores", result)
+    scores = getattr(scores, "scores", scores)
+    if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
+        raise ArgumentTypeError(f"policy_from needs a retrieval result, HeadScores or [layers, heads] tensor, "
+                                f"got {type(result).__name__}")
+    if tuple(scores.shape) != (model.n_layers, model.n_heads):
+        raise PolicyLayoutError(f"scores of shape {tuple(scores.shape)} are not for {model.name} "
+                                f"({model.n_layers} layers x {model.n_heads} heads)")
+    if (budget is None) == (threshold is None):
+        raise InvalidArgumentError("give exactly one of budget= (share of kv heads) or threshold= (score cut)")
+    grouped = kv_head_scores(scores, model.n_kv_heads, group)
+    flat = grouped.flatten()
+    if budget is not None:
+        budget = _check_budget(budget)
+        order = sorted(range(flat.numel()), key=lambda i: (-float(flat[i]), i))
+        chosen = order[:_n_kept(budget, model.n_layers, model.n_kv_heads)]
+    else:
+        chosen = [i for i in range(flat.numel()) if float(flat[i]) > float(threshold)]
+        budget = len(chosen) / flat.numel()
+    full = tuple(divmod(i, model.n_kv_heads) for i in chosen)
+    return HeadKVPolicy(full, model.n_layers, model.n_kv_heads, sink, window, kind=f"retrieval/{group}",
+                        budget=budget, model=model.name)
+
+
+def random_policy(model, budget: float, seed: int, *, sink: int = 4, window: int = 256) -> HeadKVPolicy:
+    """The same number of kv heads kept whole as `budget` asks, drawn at random (seeded)."""
+    budget = _check_budget(budget)
+    pool = [(l, h) for l in range(model.n_layers) for h in range(model.n_kv_heads)]
+    rng = random.Random(f"kv-random/{int(seed)}/{budget}")
+    full = tuple(rng.sample(pool, _n_kept(budget, model.n_layers, model.n_kv_heads)))
+    return HeadKVPolicy(full, model.n_layers, model.n_kv_heads, sink, window, kind="random", budget=budget,
+                        model=model.name)
+
+
+def streaming_policy(model, *, sink: int = 4, window: int = 256) -> HeadKVPolicy:
+    """Every kv head keeps only sink + window (StreamingLLM's cache, for all heads)."""
+    return HeadKVPolicy((), model.n_layers, model.n_kv_heads, sink, window, kind="streaming", budget=0.0,
+                        model=model.name)
+
+
+def full_policy(model) -> HeadKVPolicy:
+    """Every kv head keeps every position: the full cache, through the policy's code path."""
+    pairs = tuple((l, h) for l in range(model.n_layers) for h in range(model.n_kv_heads))
+    return HeadKVPolicy(pairs, model.n_layers, model.n_kv_heads, kind="full", budget=1.0, model=model.name)
