@@ -31,7 +31,7 @@ from typing import Iterator, Optional
 
 import torch
 
-__all__ = ["Cost", "CostMeter", "measure_cost"]
+__all__ = ["Cost", "CostMeter", "measure_cost", "peak_allocated_bytes"]
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -129,3 +129,28 @@ def measure_cost(model) -> Iterator[CostMeter]:
     meter = CostMeter(model)
     with meter.watching():
         yield meter
+
+
+def peak_allocated_bytes(fn) -> "tuple[object, int]":
+    """(fn(), the most bytes torch held in tensors allocated during the call).
+
+    On CUDA: ``torch.cuda.max_memory_allocated`` above the allocation at the start. On CPU: the
+    torch profiler's memory events (slower; for measurements, not for every call)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+        start = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        out = fn()
+        torch.cuda.synchronize()
+        return out, torch.cuda.max_memory_allocated() - start
+    from torch.profiler import ProfilerActivity, profile  # the profiler is only needed here
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        out = fn()
+    events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
+                    key=lambda e: e.start_ns())
+    peak = held = 0
+    for event in events:          # allocations count positive, frees negative
+        held += event.nbytes()
+        peak = max(peak, held)
+    return out, peak

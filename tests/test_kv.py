@@ -132,3 +132,34 @@ def test_a_policy_for_another_layout_is_refused(model):
     with pytest.raises(PolicyLayoutError, match="3 layers x 4 kv heads"):
         model.generate(PROMPT, max_new_tokens=2, kv_policy=other)
     assert issubclass(KVPolicyError, InterpError)
+
+
+def test_kv_command_writes_curve_summary_policies(model, tmp_path):
+    from typer.testing import CliRunner
+
+    from helpers import save_model_folder
+    from interp.cli import app
+
+    folder = save_model_folder(model, tmp_path / "tiny")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["kv", str(folder), "--out", str(out), "--lengths", "40", "--depths", "0.5",
+                                      "--budgets", "0.5", "--n-random", "2", "--window", "8", "--quiet"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    policies = {row["policy"] for row in summary["numbers"]["curve"]}
+    assert policies == {"full", "streaming", "retrieval", "random"}
+    assert summary["cost"]["forward_passes"] > 0 and summary["cost"]["floor_forward_passes"] == 5.0
+    loaded = HeadKVPolicy.load(out / "policies" / "retrieval_budget_0.50.json")
+    assert len(loaded.full) == 4 and loaded.window == 8
+    assert (out / "kv_compression.html").exists() and (out / "retrieval_scores.json").exists()
+
+
+def test_kv_command_bad_budget_is_a_clear_error(model, tmp_path):
+    from typer.testing import CliRunner
+
+    from helpers import save_model_folder
+    from interp.cli import app
+
+    folder = save_model_folder(model, tmp_path / "tiny")
+    result = CliRunner().invoke(app, ["kv", str(folder), "--out", str(tmp_path / "o"), "--budgets", "1.5"])
+    assert result.exit_code == 2 and "budgets must be shares in (0, 1]" in result.output

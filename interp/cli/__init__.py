@@ -4,6 +4,7 @@
     interp generate MODEL "PROMPT" --prune L1H0 --scale L2H3=2.0 [--recipe recipe.json]
     interp demo --out figures/
     interp retrieval | conflict | recall | entity | induction | induction-damage MODEL --out DIR
+    interp kv MODEL --out DIR   (retrieval heads applied to KV-cache compression)
     interp zoo list | train NAME | card NAME
 
 The CLI sits above both the core (`interp`) and the analyzers (`circuits`): nothing below it
@@ -16,7 +17,7 @@ import importlib
 
 from interp.zoo.cli import app as zoo_app
 
-from . import core, demo  # noqa: F401  (registers their commands)
+from . import core, demo, kv  # noqa: F401  (registers their commands)
 from .app import app, fail, load_model
 
 __all__ = ["app", "main"]
