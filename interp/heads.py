@@ -19,7 +19,9 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Union
 
-__all__ = ["Head", "HeadLike", "parse_heads", "check_heads", "HeadIndexError"]
+from .errors import ArgumentTypeError, InterpError, InvalidArgumentError
+
+__all__ = ["Head", "HeadLike", "parse_heads", "check_heads", "HeadIndexError", "HeadSpecError"]
 
 _PATTERNS = (
     re.compile(r"^\s*[lL](\d+)\s*[hH](\d+)\s*$"),  # L10H7
@@ -28,8 +30,26 @@ _PATTERNS = (
 )
 
 
-class HeadIndexError(IndexError, ValueError):
+class HeadIndexError(InterpError, IndexError, ValueError):
     """A head outside the model's layers or heads. The message states the valid range."""
+
+
+class HeadSpecError(InvalidArgumentError):
+    """Text or a value that does not name one head (the message lists the spellings)."""
+
+
+def _index(value, what: str, spec) -> int:
+    """An int layer/head index from a pair element: ints and integral strings only (no bools or
+    floats, which would silently truncate)."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise HeadSpecError(f"cannot read a head from {spec!r}: the {what} must be an int, got "
+                            f"{type(value).__name__} {value!r}")
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if not isinstance(value, int):
+        raise HeadSpecError(f"cannot read a head from {spec!r}: the {what} must be an int, got "
+                            f"{type(value).__name__} {value!r}")
+    return value
 
 
 @dataclass(frozen=True, order=True)
@@ -43,7 +63,7 @@ class Head:
         for name in ("layer", "head"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"Head.{name} must be an int, got {type(value).__name__} {value!r}")
+                raise ArgumentTypeError(f"Head.{name} must be an int, got {type(value).__name__} {value!r}")
             if value < 0:
                 raise HeadIndexError(f"Head.{name} must be >= 0, got {value}")
 
@@ -53,13 +73,13 @@ class Head:
         if isinstance(spec, Head):
             return spec
         if isinstance(spec, (tuple, list)) and len(spec) == 2:
-            return cls(int(spec[0]), int(spec[1]))
+            return cls(_index(spec[0], "layer", spec), _index(spec[1], "head", spec))
         if isinstance(spec, str):
             for pattern in _PATTERNS:
                 match = pattern.match(spec)
                 if match:
                     return cls(int(match.group(1)), int(match.group(2)))
-        raise ValueError(
+        raise HeadSpecError(
             f"cannot read a head from {spec!r}; expected 'L10H7', (10, 7), '10.7', 'a10.h7' or '10-7'"
         )
 

@@ -23,17 +23,27 @@ both engines, in single forward passes and in cached generation.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence, Union
 
 import torch
 
 from .backends.plan import Edit, EditContext
+from .errors import ArgumentTypeError, InvalidArgumentError
 from .heads import Head, HeadLike, check_heads, parse_heads
 
-__all__ = ["Intervention", "PruneHeads", "ScaleValues", "PatchHeads", "Compose", "PRUNE_MODES"]
+__all__ = ["Intervention", "PruneHeads", "ScaleValues", "PatchHeads", "Compose", "PRUNE_MODES",
+           "InterventionError", "MAX_ALPHA"]
 
 PRUNE_MODES = ("zero", "mean", "uniform")
+MAX_ALPHA = 1e4
+"""The largest |alpha| ScaleValues takes: beyond it fp32 activations overflow downstream (1e38
+passes a finiteness check and turns every logit into NaN or 0), and no paper's sweep goes near."""
+
+
+class InterventionError(InvalidArgumentError):
+    """An intervention that cannot be built or applied as given; the message names the fix."""
 
 
 class Intervention:
@@ -81,6 +91,15 @@ def _heads_field(heads) -> tuple[Head, ...]:
     if not parsed:
         raise ValueError("an intervention needs at least one head, e.g. ['L0H1']")
     return parsed
+
+
+def _one_head(spec) -> Head:
+    """One head; a list of heads gets an error that shows how to scale several."""
+    if isinstance(spec, (list, tuple)) and (len(spec) != 2 or any(
+            isinstance(x, (Head, list, tuple)) or (isinstance(x, str) and not x.strip().isdigit()) for x in spec)):
+        raise InterventionError(f"ScaleValues scales one head, got {spec!r}; for several heads add them: "
+                                "ScaleValues('L1H0', 2.0) + ScaleValues('L2H3', 2.0)")
+    return Head.parse(spec)
 
 
 def _unknown_keys(data: dict, allowed: set[str], kind: str) -> None:
@@ -146,10 +165,13 @@ class ScaleValues(Intervention):
     alpha: float
 
     def __init__(self, head: HeadLike, alpha: float):
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+            raise ArgumentTypeError(f"ScaleValues alpha must be a number, got {type(alpha).__name__} {alpha!r}")
         alpha = float(alpha)
-        if not math.isfinite(alpha):
-            raise ValueError(f"ScaleValues alpha must be a finite number, got {alpha}")
-        object.__setattr__(self, "head", Head.parse(head))
+        if not math.isfinite(alpha) or abs(alpha) > MAX_ALPHA:
+            raise InterventionError(f"ScaleValues alpha must be a finite number with |alpha| <= {MAX_ALPHA:g}, "
+                                    f"got {alpha}")
+        object.__setattr__(self, "head", _one_head(head))
         object.__setattr__(self, "alpha", alpha)
 
     def edits(self, model) -> list[Edit]:
@@ -171,8 +193,11 @@ class PatchHeads(Intervention):
 
     source: a prompt (or list of prompts, one per batch row, or one for all rows), run first
     without interventions; or a mapping ``{(layer, "z"): tensor [batch, pos, n_heads, d_head]}``
-    such as the cache returned by `Model.run_with_cache`. Positions are matched from the start
-    of the sequence; positions beyond the source's length are left as they are.
+    such as the cache returned by `Model.run_with_cache`. Positions are matched by real token:
+    the i-th real token of a target row takes the i-th real token of its source row, whatever
+    left padding either side has (a text source's padding is known; a z mapping is taken as
+    unpadded unless it is an `ActivationCache`, whose tokens say). Target tokens beyond the
+    source's length are left as they are. Shapes are checked against the model when applied.
     """
 
     heads: tuple[Head, ...]
@@ -181,25 +206,35 @@ class PatchHeads(Intervention):
     def __init__(self, heads, source):
         object.__setattr__(self, "heads", _heads_field(heads))
         if source is None or (isinstance(source, (str, list, tuple)) and len(source) == 0):
-            raise ValueError("PatchHeads needs a source: a prompt, a list of prompts, or a z cache")
+            raise InterventionError("PatchHeads needs a source: a prompt, a list of prompts, or a z cache")
         object.__setattr__(self, "source", source)
 
-    def _source_z(self, model) -> dict[int, torch.Tensor]:
+    def _source_z(self, model) -> tuple[dict[int, torch.Tensor], Optional[torch.Tensor]]:
+        """({layer: z [b, pos, n_heads, d_head]}, the source's key mask [b, pos] or None)."""
         layers = sorted({h.layer for h in self.heads})
-        if isinstance(self.source, (str, list, tuple)):
-            _, cache = model.run_with_cache(self.source, sites=("z",), layers=layers,
-                                            use_interventions=False)
-            return {layer: cache[layer, "z"] for layer in layers}
-        try:
-            return {layer: torch.as_tensor(self.source[layer, "z"]) for layer in layers}
-        except KeyError as err:
-            raise ValueError(f"PatchHeads source has no z for layer {err}; capture it with "
-                             "model.run_with_cache(prompt, sites=('z',))") from None
+        source = self.source
+        if isinstance(source, (str, list, tuple)):
+            _, source = model.run_with_cache(source, sites=("z",), layers=layers, use_interventions=False)
+        zs = {}
+        for layer in layers:
+            try:
+                zs[layer] = torch.as_tensor(source[layer, "z"])
+            except KeyError:
+                keys = list(source.keys())[:4] if hasattr(source, "keys") else type(source).__name__
+                raise InterventionError(
+                    f"PatchHeads source has no z for layer {layer} (it is keyed by (layer, 'z'); got "
+                    f"{keys}); capture it with model.run_with_cache(prompt, sites=('z',))") from None
+        tokens = getattr(source, "tokens", None)
+        mask = None if tokens is None else tokens.attention_mask.bool()
+        for layer, z in zs.items():
+            _check_source_shape(z, model, layer, mask)
+        return zs, mask
 
     def edits(self, model) -> list[Edit]:
         check_heads(self.heads, model.n_layers, model.n_heads)
-        source = self._source_z(model)
-        return [Edit(h.layer, "z", _patch_fn(h.head, source[h.layer][:, :, h.head])) for h in self.heads]
+        source, mask = self._source_z(model)
+        return [Edit(h.layer, "z", _patch_fn(h.head, *_real_aligned(source[h.layer][:, :, h.head], mask)))
+                for h in self.heads]
 
     def to_dict(self) -> dict:
         if isinstance(self.source, (str, list, tuple)):
@@ -231,8 +266,11 @@ class Compose(Intervention):
         flat: list[Intervention] = []
         for item in items:
             if not isinstance(item, Intervention):
-                raise TypeError(f"Compose takes interventions, got {type(item).__name__}")
+                raise ArgumentTypeError(f"Compose takes interventions, got {type(item).__name__}")
             flat.extend(item.parts())
+        if not flat:
+            raise InterventionError("Compose needs at least one intervention, e.g. "
+                                    "Compose([PruneHeads(['L0H1'])])")
         object.__setattr__(self, "items", tuple(flat))
 
     def parts(self) -> tuple[Intervention, ...]:
@@ -271,15 +309,48 @@ def _set_fn(head: int, value: torch.Tensor):
     return set_value
 
 
-def _patch_fn(head: int, source: torch.Tensor):
+def _check_source_shape(z: torch.Tensor, model, layer: int, mask: Optional[torch.Tensor]) -> None:
+    expected = f"[batch, pos, {model.n_heads} heads, d_head {model.d_head}]"
+    if z.dim() != 4 or z.shape[2] != model.n_heads or z.shape[3] != model.d_head:
+        raise InterventionError(f"PatchHeads source z of layer {layer} has shape {tuple(z.shape)}; expected "
+                                f"{expected} (head-major [batch, head, pos, d] must be transposed: "
+                                "z.transpose(1, 2))")
+    if mask is not None and tuple(mask.shape) != tuple(z.shape[:2]):
+        raise InterventionError(f"PatchHeads source tokens {tuple(mask.shape)} do not match its z {tuple(z.shape)}")
+
+
+def _real_aligned(z: torch.Tensor, mask: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(z of each row's real tokens moved to the start [b, pos, d], real lengths [b]). Refuses a
+    source padded anywhere but on the left."""
+    if mask is None:
+        return z, torch.full((z.shape[0],), z.shape[1], dtype=torch.long)
+    lengths = mask.sum(1)
+    pads = z.shape[1] - lengths
+    if not bool((mask == (torch.arange(z.shape[1])[None, :] >= pads[:, None])).all()):
+        raise InterventionError("PatchHeads source is padded on the right or in the middle; "
+                                "only left-padded sources can be aligned by real token")
+    index = (torch.arange(z.shape[1])[None, :] + pads[:, None]).clamp(max=z.shape[1] - 1)
+    return z.gather(1, index[..., None].expand_as(z)), lengths.cpu()
+
+
+def _patch_fn(head: int, source: torch.Tensor, lengths: torch.Tensor):
     def patch(z: torch.Tensor, ctx: EditContext) -> torch.Tensor:
-        start, stop = ctx.q_offset, min(ctx.q_offset + z.shape[1], source.shape[1])
-        if stop <= start:
+        batch, q_len = z.shape[:2]
+        if source.shape[0] not in (1, batch):
+            raise InterventionError(f"PatchHeads source has batch {source.shape[0]}, the run has {batch}; "
+                                    "give one source row per run row, or one for all")
+        pads = torch.zeros(batch, dtype=torch.long)
+        if ctx.key_mask is not None:
+            pads = (~ctx.key_mask.bool()).sum(1).cpu()          # interp left-pads: pads come first
+        real = (torch.arange(q_len)[None, :] + ctx.q_offset) - pads[:, None]     # [batch, q]
+        n_real = lengths.expand(batch) if lengths.numel() == 1 else lengths
+        valid = (real >= 0) & (real < n_real[:, None])
+        if not bool(valid.any()):
             return z
-        if source.shape[0] not in (1, z.shape[0]):
-            raise ValueError(f"PatchHeads source has batch {source.shape[0]}, the run has {z.shape[0]}")
+        rows = torch.arange(batch)[:, None] if source.shape[0] == batch else torch.zeros(batch, 1, dtype=torch.long)
+        values = source[rows, real.clamp(0, source.shape[1] - 1)].to(device=z.device, dtype=z.dtype)
         z = z.clone()
-        z[:, : stop - start, head] = source[:, start:stop].to(device=z.device, dtype=z.dtype)
+        z[:, :, head] = torch.where(valid[..., None].to(z.device), values, z[:, :, head])
         return z
     return patch
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Iterable, Optional, Sequence, Union
@@ -24,7 +25,7 @@ import torch
 from .arch import ArchSpec, arch_spec, out_weight_per_head, SITES
 from .backends.plan import EditContext, RunPlan
 from .heads import Head, HeadLike, check_heads, parse_heads
-from .interventions import Intervention, Compose
+from .interventions import Compose, Intervention, InterventionError
 from .loading import load_hf, resolve_dtype
 from .tokens import PromptError, Prompts, Tokens, to_tokens
 
@@ -203,14 +204,24 @@ class Model:
         return tuple(self._active)
 
     def apply(self, *interventions: Intervention) -> Intervention:
-        """Keep interventions on until `remove` (returns what was applied, for `remove`)."""
+        """Keep interventions on until `remove` (returns what was applied, for `remove`).
+
+        Applying an intervention that is already on is refused (it would stack: x2 twice is x4);
+        to change an applied one, `remove` it first."""
         combined = _combine(interventions)
         combined.edits(self)  # validate now, not at the next forward
+        for part in combined.parts():
+            for active in self._active:
+                if any(part is other or part == other for other in active.parts()):
+                    raise InterventionError(
+                        f"{part!r} is already applied to {self.name} (applying it again would stack it); "
+                        "remove it first with model.remove(...), or build a new intervention")
         self._active.append(combined)
         return combined
 
     def remove(self, intervention: Optional[Intervention] = None) -> None:
-        """Remove one applied intervention, or all of them when called without one."""
+        """Remove one applied intervention (the object `apply` returned, or an equal one), or all
+        of them when called without one."""
         if intervention is None:
             self._active.clear()
             return
@@ -218,16 +229,18 @@ class Model:
             if active is intervention or active == intervention:
                 del self._active[i]
                 return
-        raise ValueError(f"{intervention!r} is not applied to this model")
+        for active in self._active:
+            if any(part is intervention or part == intervention for part in active.parts()):
+                raise InterventionError(f"{intervention!r} is one part of the applied {active!r}; remove the "
+                                        "whole combination (the object model.apply returned)")
+        raise InterventionError(f"{intervention!r} is not applied to this model")
 
-    @contextmanager
-    def intervene(self, *interventions: Intervention):
-        """Apply interventions inside a ``with`` block; they are removed on exit, even on error."""
-        applied = self.apply(*interventions)
-        try:
-            yield self
-        finally:
-            self._active = [a for a in self._active if a is not applied]
+    def intervene(self, *interventions: Intervention) -> "_Intervening":
+        """Apply interventions inside a ``with`` block; they are removed on exit, even on error.
+
+        Without ``with`` nothing is applied, and a warning says so when the unused block is
+        dropped (use `apply` to keep interventions on)."""
+        return _Intervening(self, interventions)
 
     # --- running ---------------------------------------------------------------------------
 
@@ -330,6 +343,32 @@ def _check_backend(name: str) -> str:
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
     return name
+
+
+class InterventionNotEnteredWarning(UserWarning):
+    """``model.intervene(...)`` was called but never entered with ``with``: nothing was applied."""
+
+
+class _Intervening:
+    """What `Model.intervene` returns: applies on ``__enter__``, removes on ``__exit__``."""
+
+    def __init__(self, model: "Model", interventions):
+        _combine(interventions)                 # bad input fails at the call, not at `with`
+        self.model, self.interventions, self.entered = model, interventions, False
+
+    def __enter__(self) -> "Model":
+        self.entered = True
+        self.applied = self.model.apply(*self.interventions)
+        return self.model
+
+    def __exit__(self, *exc) -> None:
+        self.model._active = [a for a in self.model._active if a is not self.applied]
+
+    def __del__(self) -> None:
+        if not self.entered:
+            warnings.warn("model.intervene(...) was not used in a `with` block, so nothing was applied; "
+                          "write `with model.intervene(...):`, or model.apply(...) to keep it on",
+                          InterventionNotEnteredWarning, stacklevel=2)
 
 
 def _combine(interventions) -> Intervention:
