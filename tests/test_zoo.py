@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import interp.zoo as zoo
-from interp.zoo import CorruptCheckpointError, UnknownZooModel, World
+from interp.zoo import CorruptCheckpointError, UnknownZooModel, World, shelf
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +202,7 @@ def test_adopt_checks_the_recipe_and_renames(tmp_path, monkeypatch):
     from interp.zoo.train import adopt
 
     d = zoo.train("world-mini", out_dir=tmp_path / "run", steps=20, progress=False, threads=1)
-    monkeypatch.setattr(zoo, "CHECKPOINT_DIR", tmp_path / "zoo")
+    monkeypatch.setattr(shelf, "CHECKPOINT_DIR", tmp_path / "zoo")
     with pytest.raises(ValueError, match="steps"):       # trained for 20 steps, the recipe says 60
         adopt(d, "world-mini")
     d = zoo.train("world-mini", out_dir=tmp_path / "run2", progress=False, threads=1)
@@ -286,7 +286,7 @@ def test_corrupted_shipped_checkpoint(tmp_path, monkeypatch):
     data = bytearray((dst / "model.safetensors").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (dst / "model.safetensors").write_bytes(bytes(data))
-    monkeypatch.setattr(zoo, "CHECKPOINT_DIR", tmp_path)
+    monkeypatch.setattr(shelf, "CHECKPOINT_DIR", tmp_path)
     with pytest.raises(CorruptCheckpointError, match="sha256"):
         zoo.load("world-base")
     (dst / "model.safetensors").write_bytes(b"garbage")

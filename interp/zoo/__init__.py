@@ -4,85 +4,31 @@ Each organism is an ordinary HF model folder under ``interp/zoo/checkpoints/<nam
 with a card (``card.md`` + ``metrics.json``) recording its recipe and measured
 behaviours (fact recall, knowledge conflicts, needle retrieval, entity tracking,
 induction).
+
+The modules, in the order data flows through them: ``lexicon`` and ``world`` (the language),
+``documents`` and ``prompts`` (training rows, held-out prompts), ``recipes``, ``batches`` and
+``train`` (training), ``evaluate`` and ``cards`` (measured behaviours), ``shelf`` (the shipped
+folders).  Everything public is re-exported here.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-
-
-class UnknownZooModel(KeyError):
-    """Raised for a name that is not a zoo organism; lists the valid names."""
-
-    def __init__(self, name: str, valid: list[str] | None = None):
-        self.name = name
-        self.valid = list(valid) if valid is not None else names()
-        super().__init__(name)
-
-    def __str__(self) -> str:
-        return f"unknown zoo model {self.name!r}; valid names: {', '.join(self.valid)}"
-
-
-from .evaluate import BEHAVIOURS, evaluate, induction_scores  # noqa: E402
-from .recipes import RECIPES, Recipe, get_recipe  # noqa: E402
-from .train import CorruptCheckpointError, train  # noqa: E402
-from .world import World  # noqa: E402
-
-
-def names() -> list[str]:
-    """Names of the shipped organisms (those with a checkpoint folder)."""
-    return sorted(n for n, r in RECIPES.items() if r.shipped and (CHECKPOINT_DIR / n / "config.json").exists())
-
-
-def path(name: str) -> Path:
-    """The HF model folder of organism ``name`` (raises :class:`UnknownZooModel`)."""
-    p = CHECKPOINT_DIR / name
-    if name not in names():
-        raise UnknownZooModel(name, names())
-    return p
-
-
-def card(name: str) -> dict:
-    """The organism's ``metrics.json`` (recipe, wall time, measured behaviour metrics)."""
-    f = path(name) / "metrics.json"
-    try:
-        return json.loads(f.read_text())
-    except (OSError, ValueError) as e:
-        raise CorruptCheckpointError(f"card {f} is missing or corrupted: {e}") from e
-
-
-def verify(name: str) -> None:
-    """Check the shipped weights against the sha256 recorded in the card."""
-    from .train import sha256
-    p = path(name)
-    c = card(name)
-    w = p / "model.safetensors"
-    if not w.exists():
-        raise CorruptCheckpointError(f"{w} is missing")
-    if c.get("weights_sha256") and sha256(w) != c["weights_sha256"]:
-        raise CorruptCheckpointError(
-            f"{w} does not match the sha256 in its card (corrupted or modified); "
-            f"re-fetch it from git or retrain with `interp zoo train {name}`")
-
-
-def load(name: str, dtype=None, check: bool = True):
-    """``(model, tokenizer)`` of a shipped organism (weights verified against the card)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if check:
-        verify(name)
-    p = path(name)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(p, dtype=dtype or torch.float32)
-        tok = AutoTokenizer.from_pretrained(p)
-    except Exception as e:  # noqa: BLE001
-        raise CorruptCheckpointError(f"cannot load zoo model {name!r} from {p}: {e}") from e
-    model.eval()
-    return model, tok
+from .errors import CorruptCheckpointError as CorruptCheckpointError
+from .errors import UnknownZooModel as UnknownZooModel
+from .evaluate import BEHAVIOURS as BEHAVIOURS
+from .evaluate import evaluate as evaluate
+from .evaluate import induction_scores as induction_scores
+from .recipes import RECIPES as RECIPES
+from .recipes import Recipe as Recipe
+from .recipes import get_recipe as get_recipe
+from .shelf import CHECKPOINT_DIR as CHECKPOINT_DIR
+from .shelf import card as card
+from .shelf import load as load
+from .shelf import names as names
+from .shelf import path as path
+from .shelf import verify as verify
+from .train import train as train
+from .world import World as World
 
 
 def world(seed: int = 0) -> World:

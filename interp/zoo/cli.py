@@ -8,19 +8,22 @@ from typing import Optional
 
 import typer
 
+from .errors import CorruptCheckpointError, UnknownZooModel
+from .evaluate import evaluate, summary_line
+from .recipes import RECIPES
+from .shelf import card, load, names, path
+from .train import train
+
 app = typer.Typer(help="Model zoo: small LMs trained on a synthetic world language.", no_args_is_help=True)
 
 
 @app.command("list")
 def list_cmd(all_recipes: bool = typer.Option(False, "--all", help="Also list trainable, unshipped recipes.")):
     """List the shipped organisms (and their headline metrics)."""
-    from . import RECIPES, card, names
-
     shipped = names()
     for n in shipped:
         try:
             m = card(n)["metrics"]
-            from .evaluate import summary_line
             typer.echo(f"{n:24s} {summary_line(m)}")
         except Exception as e:  # noqa: BLE001
             typer.echo(f"{n:24s} (card unreadable: {e})")
@@ -43,8 +46,6 @@ def train_cmd(
         None, "--time-budget", help="Seconds of training: caps the steps at what fits (decided in the warm-up)."),
 ):
     """Train NAME (resumes from the last saved state in the run directory)."""
-    from . import CorruptCheckpointError, UnknownZooModel, train
-
     try:
         p = train(name, seed=seed, out_dir=out, steps=steps, resume=not fresh, progress=True, install=install,
                   device=device, workers=workers, time_budget_s=time_budget)
@@ -60,8 +61,6 @@ def train_cmd(
 @app.command("card")
 def card_cmd(name: str, as_json: bool = typer.Option(False, "--json", help="Print metrics.json instead of card.md.")):
     """Show the card of a shipped organism."""
-    from . import UnknownZooModel, card, path
-
     try:
         p = path(name)
     except UnknownZooModel as e:
@@ -76,8 +75,6 @@ def card_cmd(name: str, as_json: bool = typer.Option(False, "--json", help="Prin
 @app.command("path")
 def path_cmd(name: str):
     """Print the HF folder of a shipped organism."""
-    from . import UnknownZooModel, path
-
     try:
         typer.echo(str(path(name)))
     except UnknownZooModel as e:
@@ -88,8 +85,6 @@ def path_cmd(name: str):
 @app.command("eval")
 def eval_cmd(name: str, n: int = typer.Option(300, help="Prompts per behaviour."), seed: int = 0):
     """Re-measure the behaviour metrics of a shipped organism."""
-    from . import UnknownZooModel, evaluate, load
-
     try:
         model, tok = load(name)
     except UnknownZooModel as e:

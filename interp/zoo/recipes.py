@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
+from .errors import UnknownZooModel
+
 BASE_MIXTURE = {"facts": 0.13, "conflict": 0.10, "needle": 0.15, "box": 0.07,
                 "induction": 0.15, "repeat": 0.30, "text": 0.10}
 # fine-tuning on *other* surface forms of entity tracking (crate / holds / where, and the echo
@@ -150,7 +152,6 @@ _add(Recipe(
 
 
 def get_recipe(name: str) -> Recipe:
-    from . import UnknownZooModel
     try:
         return RECIPES[name]
     except KeyError:
