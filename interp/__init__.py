@@ -12,7 +12,7 @@ passes and cached generation.
     ...     print(model.generate("Q : what is the capital of Avaria ? A :", 4))
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
 from .heads import Head, HeadIndexError, parse_heads
 from .interventions import Compose, Intervention, PatchHeads, PruneHeads, ScaleValues

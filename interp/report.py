@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import torch
 
-from . import __version__
+from .version import __version__
 from .plots import save_html
 from .stats import draw_spread
 

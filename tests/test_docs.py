@@ -4,7 +4,11 @@ import importlib
 
 import pytest
 
-MODULES = ["interp.heads", "interp.interventions", "interp.circuit", "interp.results", "interp.testing"]
+MODULES = [
+    "interp.heads", "interp.interventions", "interp.circuit", "interp.testing",
+    "interp.results", "interp.results.checks", "interp.results.serialise", "interp.results.scores",
+    "interp.results.hashing",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)
