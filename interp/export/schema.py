@@ -1,0 +1,106 @@
+"""The circuit JSON Schema (``interp/schemas/circuit.schema.json``, draft 2020-12), validation
+against it plus the cross-field rules a schema cannot state, and loading a validated `Circuit`.
+
+A failing document raises `CircuitError` whose message names the field (``nodes[1].name``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Union
+
+import jsonschema
+
+from ..circuit import Circuit, CircuitError
+from .layout import LOGITS
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "circuit.schema.json"
+
+
+@lru_cache(maxsize=1)
+def circuit_schema() -> dict:
+    """The circuit JSON Schema (draft 2020-12) as a dict."""
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def _field_path(parts) -> str:
+    """``["nodes", 1, "name"]`` -> ``"nodes[1].name"``."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(document)"
+
+
+def validate_circuit_json(data: Any) -> None:
+    """Check a circuit document (parsed JSON) against the schema and its cross-field rules.
+
+    Raises `CircuitError` naming the failing field and the fix; returns None when valid.
+
+    >>> validate_circuit_json({"schema_version": "1.0", "model": "m", "method": "x",
+    ...                        "nodes": [{"name": "L0H9x", "role": ""}], "edges": []})
+    Traceback (most recent call last):
+    ...
+    interp.circuit.CircuitError: circuit field nodes[0].name: 'L0H9x' does not match ...
+    """
+    validator = jsonschema.Draft202012Validator(circuit_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        where = _field_path(list(error.absolute_path) + _offending_key(error))
+        raise CircuitError(f"circuit field {where}: {error.message} (schema: {SCHEMA_PATH.name}; "
+                           f"see the field's description there)")
+    _check_cross_fields(data)
+
+
+def _offending_key(error) -> list:
+    """The key a 'required' / 'additionalProperties' error is about (it sits one level down)."""
+    if not isinstance(error.instance, dict):
+        return []
+    if error.validator == "required":
+        return [k for k in error.validator_value if k not in error.instance][:1]
+    if error.validator == "additionalProperties":
+        return sorted(k for k in error.instance if k not in error.schema.get("properties", {}))[:1]
+    return []
+
+
+def _check_cross_fields(data: dict) -> None:
+    """Rules JSON Schema cannot state: unique names, known edge ends, finite numbers."""
+    seen: set[str] = set()
+    for i, node in enumerate(data["nodes"]):
+        if node["name"] in seen:
+            raise CircuitError(f"circuit field nodes[{i}].name: {node['name']!r} appears twice; "
+                               f"node names must be unique")
+        seen.add(node["name"])
+        if "score" in node and not math.isfinite(node["score"]):
+            raise CircuitError(f"circuit field nodes[{i}].score: {node['score']} is not finite; "
+                               f"omit the score of an unscored node")
+    for i, edge in enumerate(data["edges"]):
+        for end in ("source", "target"):
+            if edge[end] not in seen and edge[end] != LOGITS:
+                raise CircuitError(f"circuit field edges[{i}].{end}: {edge[end]!r} is not a node of "
+                                   f"the circuit; add it to 'nodes' first")
+        if "weight" in edge and not math.isfinite(edge["weight"]):
+            raise CircuitError(f"circuit field edges[{i}].weight: {edge['weight']} is not finite")
+
+
+def load_circuit(source: Union[str, os.PathLike, dict]) -> Circuit:
+    """A `Circuit` from a JSON file, JSON text or parsed dict, validated against the schema.
+
+    >>> load_circuit('{"schema_version": "1.0", "model": "m", "method": "x", "nodes": [], '
+    ...              '"edges": []}').model
+    'm'
+    """
+    if isinstance(source, dict):
+        data = source
+    else:
+        text = str(source)
+        if not text.lstrip().startswith("{"):
+            text = Path(source).read_text(encoding="utf-8")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise CircuitError(f"circuit is not valid JSON: {err}") from None
+    validate_circuit_json(data)
+    return Circuit.from_dict(data)
