@@ -119,7 +119,7 @@ def _unit(model, site: str, head: Head) -> int:
 
 
 def _capture(source, tokens: Tokens, site: str, layers, backend) -> dict[int, torch.Tensor]:
-    plan = RunPlan(source._edits(None, True), capture=[(l, site) for l in layers])
+    plan = RunPlan(source.edits(None, True), capture=[(l, site) for l in layers])
     with torch.no_grad():
         source.run_plan(tokens, plan, backend=backend)
     return {layer: t for (layer, _), t in plan.captured().items()}
@@ -169,7 +169,7 @@ def cmap(base, source, prompts, patches: Union[CrossPatch, Sequence[CrossPatch],
         rows = slice(start, min(n, start + batch_size))
         chunk = Tokens(tokens.input_ids[rows], tokens.attention_mask[rows])
         captured = _capture(source, chunk, site, layers, backend)
-        plan = RunPlan(base._edits(None, True) + _edits(base, patches, site, captured, rows))
+        plan = RunPlan(base.edits(None, True) + _edits(base, patches, site, captured, rows))
         with torch.no_grad():
             out.append(base.run_plan(chunk, plan, backend=backend).logits[:, -1].float())
     logits = torch.cat(out)

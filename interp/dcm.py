@@ -59,7 +59,7 @@ class DCMResult:
 
 
 def _source_z(model, tokens: Tokens, layers, backend) -> dict[int, torch.Tensor]:
-    plan = RunPlan(model._edits(None, True), capture=[(l, "z") for l in layers])
+    plan = RunPlan(model.edits(None, True), capture=[(l, "z") for l in layers])
     with torch.no_grad():
         model.run_plan(tokens, plan, backend=backend)
     return {layer: t for (layer, _), t in plan.captured().items()}
@@ -91,7 +91,7 @@ def mask_plan(model, candidates, mask, source_z: dict, positions=None) -> RunPla
         index = [i for i, h in enumerate(candidates) if h.layer == layer]
         heads = [candidates[i].head for i in index]
         edits.append(Edit(layer, "z", _mask_fn(heads, index, mask, source_z[layer], positions)))
-    return RunPlan(model._edits(None, True) + edits)
+    return RunPlan(model.edits(None, True) + edits)
 
 
 def masked_logits(model, base: Tokens, source: Tokens, candidates, mask: torch.Tensor,

@@ -61,7 +61,7 @@ def generate(model, prompts: Prompts, max_new_tokens: int = 32, *, interventions
     if tokens.input_ids.shape[1] + max_new_tokens > model.n_ctx:
         raise ValueError(f"prompt ({tokens.input_ids.shape[1]} tokens) + {max_new_tokens} new tokens "
                          f"exceed the context window of {model.n_ctx}; ask for fewer tokens")
-    edits = model._edits(interventions, use_interventions)
+    edits = model.edits(interventions, use_interventions)
     generator = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
     ids, mask = tokens.input_ids, tokens.attention_mask
     finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)

@@ -244,12 +244,21 @@ class Model:
 
     # --- running ---------------------------------------------------------------------------
 
-    def _edits(self, interventions, use_active: bool):
+    def edits(self, interventions=None, use_active: bool = True) -> list:
+        """The hook edits (``interp.backends.plan`` ``Edit`` objects) a forward pass applies: those
+        of the interventions applied to this model (`apply` / `intervene`, when ``use_active``)
+        followed by those of ``interventions`` (one `Intervention` or an iterable of them).
+
+        Put them in a ``RunPlan`` for `run_plan`; the list is new on each call, so a caller may
+        append its own edits (a capture, a patch) without changing the model.
+        """
         items = list(self._active) if use_active else []
         if interventions is not None:
             items.extend(interventions.parts() if isinstance(interventions, Intervention)
                          else [i for x in interventions for i in x.parts()])
         return [edit for item in items for edit in item.edits(self)]
+
+    _edits = edits  # the old private name, kept until circuits/ calls `edits`
 
     def run_plan(self, tokens: Tokens, plan: RunPlan, *, backend=None, past_key_values=None,
                  use_cache: bool = False, position_ids=None, attention_mask=None):
@@ -277,7 +286,7 @@ class Model:
                 use_interventions: bool = True, grad: bool = False) -> torch.Tensor:
         """Logits [batch, pos, vocab] for prompts, under applied (+ given) interventions."""
         tokens = self.to_tokens(prompts)
-        plan = RunPlan(self._edits(interventions, use_interventions))
+        plan = RunPlan(self.edits(interventions, use_interventions))
         with torch.set_grad_enabled(grad):
             return self.run_plan(tokens, plan, backend=backend).logits
 
@@ -296,7 +305,7 @@ class Model:
             if not 0 <= layer < self.n_layers:
                 raise ValueError(f"layer {layer} is outside 0..{self.n_layers - 1}")
         tokens = self.to_tokens(prompts)
-        plan = RunPlan(self._edits(interventions, use_interventions),
+        plan = RunPlan(self.edits(interventions, use_interventions),
                        capture=[(l, s) for l in layers for s in sites], w_out=self.w_out)
         with torch.set_grad_enabled(grad):
             output = self.run_plan(tokens, plan, backend=backend)

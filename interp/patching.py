@@ -79,7 +79,7 @@ class Receivers:
 
 def head_z(model, tokens: Tokens, *, interventions=None, backend=None) -> dict[int, torch.Tensor]:
     """z of every layer on `tokens`: {layer: [batch, pos, n_heads, d_head]}."""
-    plan = RunPlan(model._edits(interventions, True), capture=[(l, "z") for l in range(model.n_layers)])
+    plan = RunPlan(model.edits(interventions, True), capture=[(l, "z") for l in range(model.n_layers)])
     with torch.no_grad():
         model.run_plan(tokens, plan, backend=backend)
     return {layer: t for (layer, _), t in plan.captured().items()}
@@ -150,14 +150,14 @@ def activation_patch(model, base, source, metric: Metric, *, senders=None, batch
 def _sweep(model, base_t, metric, senders, batch_size, backend, make_edits, method, base, source,
            receivers: Optional[Receivers] = None, source_z=None) -> HeadScores:
     n_prompts = len(base_t)
-    base_value = metric(_last_logits(model, base_t, RunPlan(model._edits(None, True)), backend))
+    base_value = metric(_last_logits(model, base_t, RunPlan(model.edits(None, True)), backend))
     effects: dict[Head, float] = {}
     for chunk in _chunks(senders, n_prompts, batch_size):
         rows = _repeat(base_t, len(chunk))
         edits = make_edits(chunk, n_prompts)
         if receivers is not None:
             edits = _receiver_edits(model, rows, edits, receivers, n_prompts, backend)
-        logits = _last_logits(model, rows, RunPlan(model._edits(None, True) + edits), backend)
+        logits = _last_logits(model, rows, RunPlan(model.edits(None, True) + edits), backend)
         effects.update(zip(chunk, _mean_effect(metric, logits, len(chunk), n_prompts, base_value)))
     return _effects_to_scores(model, effects, method, base, source,
                               base_metric=float(base_value.mean()), n_prompts=n_prompts)

@@ -17,7 +17,7 @@ from transformers import AttentionInterface
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
 __all__ = ["PatternSite", "IMPLEMENTATION", "install_pattern_sites", "pattern_attention",
-           "attention_implementation"]
+           "attention_implementation", "attention_configs"]
 
 IMPLEMENTATION = "interp_eager"
 
@@ -58,7 +58,7 @@ def install_pattern_sites(attn_modules) -> None:
 @contextmanager
 def attention_implementation(hf_model, name: str):
     """Run `hf_model` with the registered attention implementation `name`; restore it after."""
-    configs = {id(c): c for c in _configs(hf_model)}.values()
+    configs = {id(c): c for c in attention_configs(hf_model)}.values()
     saved = [(c, c._attn_implementation) for c in configs]
     try:
         for config, _ in saved:
@@ -79,9 +79,15 @@ def pattern_attention(hf_model, active: bool = True):
         yield
 
 
-def _configs(hf_model):
+def attention_configs(hf_model):
+    """Every config in ``hf_model`` that carries an attention implementation: the model's own and
+    those of its submodules (a multimodal or composite model keeps one per part), possibly the
+    same object more than once."""
     yield hf_model.config
     for module in hf_model.modules():
         config = getattr(module, "config", None)
         if config is not None and hasattr(config, "_attn_implementation"):
             yield config
+
+
+_configs = attention_configs  # the old private name, kept for importers not yet switched
