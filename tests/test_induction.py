@@ -123,14 +123,14 @@ def test_planted_positional_head_is_not_induction(llama):
     by_len = {L: float(v["prefix_matching"][1, 0]) for L, v in res.by_length.items()}
     # an offset-5 head matches the prefix target only when span length - 1 == 5
     assert by_len[6] == pytest.approx(1.0) and by_len[4] == pytest.approx(0.0) and by_len[9] == pytest.approx(0.0)
-    assert res.roles["L1H0"] == "positional" and res.positional_heads["L1H0"] == 5
+    assert res.head_roles["L1H0"] == "positional" and res.positional_heads["L1H0"] == 5
     assert float(res.scores["induction"].scores[1, 0]) == pytest.approx(0.0)
     assert "L1H0" not in res.induction_heads
     # the planted induction pattern matches at every length
     assert float(res.scores["induction"].scores[1, 1]) == pytest.approx(1.0)
-    assert res.roles["L1H1"] in ("induction", "prefix-matching (no copying)")
+    assert res.head_roles["L1H1"] in ("induction", "prefix-matching (no copying)")
     assert res.scores["induction"].top(1)[0][:2] == (1, 1)
-    assert res.roles["L1H2"] == "previous-token" and float(res.scores["previous_token"].scores[1, 2]) > 0.99
+    assert res.head_roles["L1H2"] == "previous-token" and float(res.scores["previous_token"].scores[1, 2]) > 0.99
     assert float(res.scores["duplicate_token"].scores[1, 1]) == pytest.approx(0.0, abs=1e-6)
 
 
@@ -138,7 +138,7 @@ def test_roles_need_copying_at_every_length():
     prefix = torch.tensor([[[0.9, 0.9, 0.9]], [[0.8, 0.8, 0.1]]])  # [lengths=2, layers=1, heads=3]
     copy_lo = torch.tensor([[[0.5, -0.1, 0.5]], [[0.4, 0.3, 0.4]]])
     z = torch.zeros(1, 3)
-    roles = ind._roles(prefix, copy_lo, z, z, torch.zeros(1, 3, dtype=torch.long), z, 0.4)
+    roles = ind.head_roles(prefix, copy_lo, z, z, torch.zeros(1, 3, dtype=torch.long), z, 0.4)
     assert roles == {"L0H0": "induction", "L0H1": "prefix-matching (no copying)", "L0H2": "positional"}
 
 
@@ -265,65 +265,6 @@ def test_track_checkpoints_and_mismatch(tmp_path):
         ind.track(a, cfg)
 
 
-# ------------------------------------------------------------------------- repeated-data study
-
-
-def _member(root, fraction, seed):
-    from interp.zoo.recipes import with_overrides, get_recipe
-    from interp.zoo.train import build_model
-    from interp.zoo.world import World
-
-    name = f"rep2l-f{int(fraction * 100):02d}-s{seed}"
-    r = with_overrides(get_recipe(name), n_layers=1, d_model=32, n_heads=2, n_kv_heads=1, d_ff=64, seq_len=64)
-    world = World(r.world_seed)
-    tok = world.build_tokenizer()
-    torch.manual_seed(seed + int(fraction * 100))
-    folder = root / name / "model"
-    build_model(r, len(world.vocab), tok).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    (folder / "metrics.json").write_text(json.dumps({"recipe": r.to_dict()}))
-    return folder
-
-
-def test_damage_study_on_a_folder_family(tmp_path):
-    for f in (0.0, 0.5):
-        for s in (0, 1):
-            _member(tmp_path, f, s)
-    cfg = ind.InductionConfig(n=2, span_lengths=(4, 6), offsets=(0,), n_boot=50)
-    res = ind.damage_study(tmp_path, cfg, test_rows=8)
-    agg = res.by_fraction()
-    assert sorted(agg) == [0.0, 0.5] and agg[0.5]["test_loss"]["seeds"] == [0, 1]
-    m = res.members[0]
-    assert m["test_loss"] > 0 and m["repeated_pool_loss"] > 0 and "best_induction_score" in m
-    assert "f=0.5" in res.findings()
-    fig = res.figure()
-    assert "measured" in fig.layout.title.text and len(fig.data) == 6 * 3
-    with pytest.raises(ind.FamilyNotFoundError, match="no trained member"):
-        ind.damage_study(tmp_path / "empty_family_that_is_missing_", cfg)
-
-
-def test_heldout_rows_differ_from_the_repeated_pool():
-    from interp.zoo.recipes import get_recipe
-
-    r = get_recipe("rep2l-f50-s0").to_dict()
-    test, pool = ind.heldout_rows(r, 16), ind.repeated_rows(r, 16)
-    assert not {tuple(x) for x in test.tolist()} & {tuple(x) for x in pool.tolist()}
-    assert torch.equal(test, ind.heldout_rows(r, 16))
-
-
-@pytest.mark.slow
-def test_damage_study_on_a_trained_miniature_family(tmp_path):
-    from interp.zoo import train
-
-    for name in ("rep2l-f00-s0", "rep2l-f50-s0"):
-        train(name, out_dir=tmp_path / name, steps=4, progress=False, resume=False, n_layers=1, d_model=32,
-              n_heads=2, n_kv_heads=1, d_ff=64, seq_len=64, batch_size=4, eval_every=0, ckpt_every=2, warmup=1)
-        (tmp_path / name / "train_state.pt").unlink()
-    res = ind.damage_study(tmp_path, ind.InductionConfig(n=2, span_lengths=(4, 6), offsets=(0,), n_boot=50),
-                           test_rows=8)
-    assert [m["fraction"] for m in res.members] == [0.0, 0.5]
-
-
 # ------------------------------------------------------------------------------------ CLI
 
 
@@ -354,15 +295,6 @@ def test_cli_induction(tmp_path, tiny_folder):
     assert (out / "heads_induction.html").exists() and summary["data"]["seed"] == 0
     bad = CliRunner().invoke(app, ["induction", str(tiny_folder), "--out", str(out), "--lengths", "4,x"])
     assert bad.exit_code == 2 and "comma-separated" in bad.output
-
-
-def test_cli_damage_missing_family(tmp_path):
-    from typer.testing import CliRunner
-
-    from interp.cli import app
-
-    result = CliRunner().invoke(app, ["induction-damage", "--family", "no-such-family", "--out", str(tmp_path)])
-    assert result.exit_code == 2 and "no trained member" in result.output
 
 
 def test_stories_negative_case(stories):
@@ -406,7 +338,7 @@ def test_trained_copying_model_has_induction_heads():
     res = ind.run(model, ind.InductionConfig(n=8, span_lengths=(5, 8, 11), offsets=(0, 7), n_random=3))
     assert res.has_induction_behaviour and res.loss["ratio"] < 0.2
     assert res.induction_heads and all(h.startswith("L1") for h in res.induction_heads)
-    assert any(res.roles[f"L0H{h}"] == "previous-token" for h in range(4))
+    assert any(res.head_roles[f"L0H{h}"] == "previous-token" for h in range(4))
     assert float(res.scores["prefix_matching"].scores.max()) >= 0.5
     assert res.causal["top_ratio"] >= 2.0
 

@@ -141,33 +141,9 @@ def _entity(model, out: Path):
     return result.numbers(), roles, circuits
 
 
-def _induction(model, out: Path):
-    from circuits import induction
-    from interp.heads import Head
-
-    # random spans from the zoo world's content tokens, as `interp induction` draws them
-    cfg = induction.InductionConfig(token_ids=induction.world_content_tokens(model.name))
-    seqs = induction.make_sequences(model, cfg)
-    result = induction.run(model, cfg, seqs=seqs)
-    tl = induction.tl_agreement(model, seqs)
-    induction.write_report(out, result, tl=tl)
-    grid = result.scores["induction"].scores
-    heads = {name: float(grid[Head.parse(name).layer, Head.parse(name).head]) for name in result.induction_heads}
-    causal = result.causal or {}
-    checks = {"second-copy loss x, top heads ablated": causal.get("top_ratio"),
-              "second-copy loss x, random heads (max)": causal.get("random_ratio_max"),
-              "second/first copy loss": result.loss.get("ratio")}
-    roles = [RoleMap("induction", "induction (Olsson / Hernandez)", heads,
-                     {k: v for k, v in checks.items() if isinstance(v, (int, float))}, note=result.verdict)]
-    summary = result.summary()
-    return {"verdict": summary["verdict"], "induction_heads": summary["induction_heads"],
-            "loss": summary["loss"], "causal": summary["causal"],
-            "max_prefix_matching": summary["max_prefix_matching"]}, roles, []
-
-
 _LEGACY_STEPS: dict[str, Callable] = {
     "retrieval": _retrieval, "knowledge_conflict": _conflict, "factual_recall": _recall,
-    "entity_tracking": _entity, "induction": _induction,
+    "entity_tracking": _entity,
 }
 ANALYZER_STEPS: dict[str, Callable] = {
     name: (_registered(name) if name in registry.names() else _LEGACY_STEPS[name])
