@@ -22,9 +22,9 @@ the scale ``s(x)`` depends on the input, so a weight-only analysis leaves it out
 per-input one divides by it (`norm_scale`).
 
     >>> from interp.testing import tiny_model
-    >>> model = tiny_model("llama")        # 8 query heads share 4 kv heads, d_head 8
+    >>> model = tiny_model("llama")        # 8 query heads share 4 kv heads, d_head 8, d_model 64
     >>> tuple(value_weight(model, 0).shape), tuple(output_weight(model, 0).shape)
-    ((4, 32, 8), (8, 8, 32))
+    ((4, 64, 8), (8, 8, 64))
     >>> folded_unembed(model).shape == unembed_weight(model).shape
     True
 """

@@ -5,7 +5,7 @@ import importlib
 import pytest
 
 MODULES = [
-    "interp.heads", "interp.interventions", "interp.circuit", "interp.testing",
+    "interp.heads", "interp.interventions", "interp.circuit", "interp.testing", "interp.weights",
     "interp.results", "interp.results.checks", "interp.results.serialise", "interp.results.scores",
     "interp.results.hashing",
 ]

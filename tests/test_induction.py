@@ -435,3 +435,67 @@ def test_effect_ranking_picks_the_prefix_matching_heads_the_copy_needs_on_other_
     assert c["random_share_within_control"] == pytest.approx(np.mean([d["ratio"] <= 1.2 for d in c["random"]]))
     by_pattern = ind.run(llama, dataclasses.replace(cfg, rank_by="pattern"))
     assert by_pattern.causal["heads"] == pattern and by_pattern.causal["selection"] is None
+
+
+# ------------------------------------------------------------------------------ the protocol
+
+
+def test_result_follows_the_analyzer_protocol(llama):
+    from interp.analysis import AnalysisResult
+
+    res = ind.run(llama, ind.InductionConfig(**SMALL))
+    assert isinstance(res, AnalysisResult) and res.analyzer == "induction"
+    numbers = res.numbers()
+    assert numbers["ablation_top_heads"] == res.causal["heads"]
+    assert numbers["ablation_random_second_loss_ratios"] == [d["ratio"] for d in res.causal["random"]]
+    assert "transformer_lens_agreement" not in numbers and "trajectory" not in numbers
+    assert set(res.figures()) == {"heads_induction", "heads_prefix_matching", "heads_copying",
+                                  "heads_previous_token", "heads_duplicate_token", "heads_ov_eigen", "copy_loss"}
+    (role,) = res.roles()
+    assert role.role == "induction" and set(role.heads) == set(res.induction_heads) and role.note == res.verdict
+    prov = res.provenance()
+    assert prov["seeds"] == {"sequences": 0, "random_heads": 0} and prov["data"]["config"]["n"] == 3
+    assert res.verdict in res.report() and "random head sets (2)" in res.report()
+
+
+def test_floor_counts_the_forwards_a_zero_ablation_run_makes(llama):
+    """Zero-ablation needs no head means, so the measured forwards equal the floor exactly;
+    mean-ablation adds one pass per ablated sequence set for the means (the floor takes them
+    from the clean pass)."""
+    from interp.analysis import run_with_cost
+
+    cfg = ind.InductionConfig(**SMALL, ablation="zero")
+    res, cost = run_with_cost(ind.run, llama, cfg)
+    floor, how = res.floor()
+    n = cfg.n_seqs
+    draws = len(res.causal["random"]) + len(res.causal.get("random_outside_circuit", []))
+    candidates = len(res.causal["selection"]["candidate_ratios"])
+    top = 2 if "top_by_pattern" in res.causal else 1
+    assert floor == n * (1 + llama.n_layers * llama.n_heads + 1 + candidates + top + draws)
+    assert cost.forward_passes == pytest.approx(floor) and cost.ratio == pytest.approx(1.0)
+    assert f"N = {n} sequences" in how
+    fresh = tiny_model("llama")          # the module's model may hold cached head means already
+    res, cost = run_with_cost(ind.run, fresh, dataclasses.replace(cfg, ablation="mean"))
+    extra = cost.forward_passes - res.floor()[0]
+    assert extra in (n, 2 * n)           # one means pass per sequence set that is ablated
+
+
+def test_random_controls_come_from_interp_controls(llama):
+    from interp.controls import draw_head_sets
+
+    seqs = ind.make_sequences(llama, ind.InductionConfig(**SMALL))
+    c = ind.ablation_check(llama, seqs, ["L1H0", "L1H1"], n_random=3, seed=5, mode="zero")
+    pool = [h for h in llama.all_heads() if h.name not in ("L1H0", "L1H1")]
+    assert [d["heads"] for d in c["random"]] == [[h.name for h in s] for s in
+                                                draw_head_sets(pool, 2, 3, seed=5, tag="induction/top")]
+    assert c["random_ratio_max"] == max(d["ratio"] for d in c["random"])
+
+
+@pytest.mark.parametrize("module", ["circuits.induction", "circuits.induction.config", "circuits.induction.copying",
+                                    "circuits.induction.scoring", "circuits.induction.summary"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
