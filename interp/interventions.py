@@ -288,7 +288,7 @@ class Compose(Intervention):
         return cls(Intervention.from_dict(item) for item in data["items"])
 
 
-_TYPES = {"PruneHeads": PruneHeads, "ScaleValues": ScaleValues, "PatchHeads": PatchHeads, "Compose": Compose}
+_TYPES: dict[str, Any] = {"PruneHeads": PruneHeads, "ScaleValues": ScaleValues, "PatchHeads": PatchHeads, "Compose": Compose}
 
 
 # --- edit functions (canonical layouts: z [b, pos, head, d], pattern [b, head, q, k]) ---

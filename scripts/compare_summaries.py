@@ -3,8 +3,10 @@
     python scripts/compare_summaries.py BEFORE AFTER [--tol 1e-9] [--ignore KEY ...]
 
 Every ``summary.json`` under BEFORE is matched with the same path under AFTER. Fields that say
-when or how long (``created``, ``versions``, ``command``, ``cost``, any key holding "seconds") are
-skipped; every other number must agree within ``--tol`` (relative), every other value exactly.
+when or how long (``created``, ``versions``, ``command``, ``cost``, any key holding "seconds" or
+"timings") are skipped; paths are compared relative to each tree's root (a figure written to
+BEFORE/x.html matches AFTER/x.html); every other number must agree within ``--tol`` (relative),
+every other value exactly.
 Prints each difference with its path and exits 1 if there is any.
 """
 
@@ -17,10 +19,17 @@ import sys
 from pathlib import Path
 
 SKIP = {"created", "versions", "command", "cost"}
+ROOTS: list = []
+"""The BEFORE and AFTER roots (set by main), so paths inside each tree compare equal."""
+
+
+def _relative(text: str, side: int) -> str:
+    root = str(ROOTS[side]).rstrip("/") + "/"
+    return text[len(root):] if text.startswith(root) else text
 
 
 def _skipped(key: str, ignore: set) -> bool:
-    return key in SKIP or key in ignore or "seconds" in key
+    return key in SKIP or key in ignore or "seconds" in key or "timings" in key
 
 
 def diff(a, b, path: str, tol: float, ignore: set, out: list) -> int:
@@ -44,6 +53,8 @@ def diff(a, b, path: str, tol: float, ignore: set, out: list) -> int:
     if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
         if not math.isclose(a, b, rel_tol=tol, abs_tol=tol):
             out.append(f"{path}: {a!r} -> {b!r}")
+    elif isinstance(a, str) and isinstance(b, str) and ROOTS and _relative(a, 0) == _relative(b, 1):
+        pass
     elif a != b:
         out.append(f"{path}: {json.dumps(a)[:120]} -> {json.dumps(b)[:120]}")
     return 1
@@ -56,6 +67,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tol", type=float, default=1e-9)
     parser.add_argument("--ignore", nargs="*", default=[], help="more keys to skip wherever they occur")
     args = parser.parse_args(argv)
+    ROOTS[:] = [args.before, args.after]
     paths = sorted(args.before.rglob("summary.json"))
     if not paths:
         print(f"no summary.json under {args.before}", file=sys.stderr)

@@ -28,6 +28,7 @@ through `nn.Module.__call__` (so every hook fires) otherwise.
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import torch
 from torch.nn.modules import module as _torch_module
@@ -121,4 +122,5 @@ def _norm_direct_unless_hooked(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(wrapped, torch.nn.Identity):
             out = wrapped(x)
             return out if out.dtype == x.dtype else out.to(x.dtype)
-    return type(self).__mro__[1]._hf_autograd_forward_with_hooks(self, x)   # the class it replaced
+    replaced: Any = type(self).__mro__[1]                 # the class this forward replaced
+    return replaced._hf_autograd_forward_with_hooks(self, x)

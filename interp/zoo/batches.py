@@ -10,6 +10,7 @@ run resumed from its last state sees exactly the data of the uninterrupted run.
 from __future__ import annotations
 
 import multiprocessing as mp
+import multiprocessing.pool
 
 import numpy as np
 import torch
@@ -48,7 +49,7 @@ class BatchStream:
         self.procs = None
         if workers > 0:
             self.procs = mp.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(r,))
-        self.pending: dict[int, object] = {}
+        self.pending: dict[int, mp.pool.AsyncResult] = {}
 
     def get(self, step: int, last: int):
         if self.procs is None:
