@@ -10,6 +10,7 @@ interventions (the test suite checks this), because every edit sees the absolute
 
 from __future__ import annotations
 
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -17,6 +18,7 @@ from typing import Any, Optional
 import torch
 
 from .backends.plan import RunPlan
+from .errors import ArgumentTypeError, InvalidArgumentError
 from .kv.cache import policy_generation
 from .tokens import Prompts, Tokens
 
@@ -55,11 +57,10 @@ def generate(model, prompts: Prompts, max_new_tokens: int = 32, *, interventions
     >>> out = model.generate("Once upon a time", max_new_tokens=20)   # doctest: +SKIP
     >>> print(out.texts[0])                                           # doctest: +SKIP
     """
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    _check_options(model, max_new_tokens, do_sample, temperature, top_k)
     tokens = model.to_tokens(prompts)
     if tokens.input_ids.shape[1] + max_new_tokens > model.n_ctx:
-        raise ValueError(f"prompt ({tokens.input_ids.shape[1]} tokens) + {max_new_tokens} new tokens "
+        raise InvalidArgumentError(f"prompt ({tokens.input_ids.shape[1]} tokens) + {max_new_tokens} new tokens "
                          f"exceed the context window of {model.n_ctx}; ask for fewer tokens")
     edits = model.edits(interventions, use_interventions)
     generator = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
@@ -93,12 +94,33 @@ def generate(model, prompts: Prompts, max_new_tokens: int = 32, *, interventions
     return Generation(ids, prompt_len, mask, texts, None if cache is None else cache.stored_bytes())
 
 
+class SamplingOptionWarning(UserWarning):
+    """A sampling option given to greedy decoding, where it has no effect."""
+
+
+def _check_options(model, max_new_tokens, do_sample: bool, temperature, top_k) -> None:
+    """Refuse option values that would fail deep in the loop or be silently wrong."""
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
+        raise ArgumentTypeError(f"max_new_tokens must be an int, got {type(max_new_tokens).__name__} "
+                                f"{max_new_tokens!r}")
+    if max_new_tokens < 1:
+        raise InvalidArgumentError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, int):
+            raise ArgumentTypeError(f"top_k must be an int or None, got {type(top_k).__name__} {top_k!r}")
+        if not 1 <= top_k <= model.vocab_size:
+            raise InvalidArgumentError(f"top_k must be in 1..{model.vocab_size} (the vocabulary), got {top_k}")
+    if not do_sample and (top_k is not None or temperature != 1.0):
+        warnings.warn("top_k and temperature only apply when sampling; pass do_sample=True to sample "
+                      "(greedy decoding ignores them)", SamplingOptionWarning, stacklevel=3)
+
+
 def _choose(logits: torch.Tensor, do_sample: bool, temperature: float, top_k: Optional[int],
             generator) -> torch.Tensor:
     if not do_sample:
         return logits.argmax(-1)
     if temperature <= 0:
-        raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
+        raise InvalidArgumentError(f"temperature must be > 0 when sampling, got {temperature}")
     logits = logits.float() / temperature
     if top_k is not None:
         kth = logits.topk(top_k, dim=-1).values[:, -1:]

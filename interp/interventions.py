@@ -136,6 +136,10 @@ class PruneHeads(Intervention):
 
     def edits(self, model) -> list[Edit]:
         check_heads(self.heads, model.n_layers, model.n_heads)
+        if self.means is not None and any(len(row) != model.d_head for row in self.means):
+            lengths = sorted({len(row) for row in self.means})
+            raise InterventionError(f"PruneHeads means have length {lengths}, {model.name} has d_head "
+                                    f"{model.d_head}; build them with PruneHeads.with_means(model, heads, texts)")
         if self.mode == "mean" and self.means is None:
             raise ValueError(
                 "PruneHeads(mode='mean') needs reference means: build it with "

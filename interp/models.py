@@ -24,7 +24,8 @@ import torch
 
 from .arch import ArchSpec, arch_spec, out_weight_per_head, SITES
 from .backends.plan import EditContext, RunPlan
-from .heads import Head, HeadLike, check_heads, parse_heads
+from .errors import ArgumentTypeError, InvalidArgumentError
+from .heads import Head, HeadIndexError, HeadLike, check_heads, parse_heads
 from .interventions import Compose, Intervention, InterventionError
 from .loading import load_hf, resolve_dtype
 from .tokens import PromptError, Prompts, Tokens, to_tokens
@@ -41,6 +42,13 @@ class UnknownSiteError(KeyError, ValueError):
         return str(self.args[0])
 
 
+class CacheKeyError(InvalidArgumentError, KeyError):
+    """A site or layer that the cache did not capture; the message says how to capture it."""
+
+    def __str__(self) -> str:                 # KeyError would quote the message
+        return str(self.args[0])
+
+
 class ActivationCache(dict):
     """Captured head sites: ``cache[layer, site]`` -> tensor in the canonical layout.
 
@@ -53,7 +61,15 @@ class ActivationCache(dict):
 
     def head(self, site: str, head: HeadLike) -> torch.Tensor:
         head = Head.parse(head)
+        if (head.layer, site) not in self:
+            captured = sorted({f"{s}@L{layer}" for layer, s in self})
+            raise CacheKeyError(f"this cache holds no {site!r} for layer {head.layer} (it holds "
+                                f"{', '.join(captured[:8])}{' ...' if len(captured) > 8 else ''}); capture it "
+                                f"with model.run_with_cache(prompts, sites=({site!r},), layers=[{head.layer}])")
         tensor = self[head.layer, site]
+        n_heads = tensor.shape[1] if site == "pattern" else tensor.shape[2]
+        if not 0 <= head.head < n_heads:
+            raise HeadIndexError(f"{head} is out of range: layer {head.layer} has heads 0..{n_heads - 1}")
         if site == "pattern":
             return tensor[:, head.head]
         return tensor[:, :, head.head]
@@ -253,6 +269,17 @@ class Model:
         append its own edits (a capture, a patch) without changing the model.
         """
         items = list(self._active) if use_active else []
+        if interventions is not None and not isinstance(interventions, Intervention):
+            if isinstance(interventions, (str, bytes)) or not isinstance(interventions, Iterable):
+                raise ArgumentTypeError(
+                    f"interventions takes Intervention objects, got {type(interventions).__name__} "
+                    f"{interventions!r}; e.g. interventions=PruneHeads(['L1H0'])")
+            interventions = list(interventions)
+            for item in interventions:
+                if not isinstance(item, Intervention):
+                    raise ArgumentTypeError(
+                        f"interventions takes Intervention objects, got {type(item).__name__} "
+                        f"{item!r}; e.g. interventions=[PruneHeads(['L1H0']), ScaleValues('L2H3', 2.0)]")
         if interventions is not None:
             items.extend(interventions.parts() if isinstance(interventions, Intervention)
                          else [i for x in interventions for i in x.parts()])
@@ -296,14 +323,21 @@ class Model:
                        layers: Optional[Iterable[int]] = None, interventions=None,
                        backend: Optional[str] = None, use_interventions: bool = True,
                        grad: bool = False) -> tuple[torch.Tensor, ActivationCache]:
-        """Logits and the requested head sites of every (or the given) layer."""
+        """Logits and the requested head sites of every (or the given) layer.
+
+        `sites` is one site name or several; `layers` one layer index or several."""
+        sites = (sites,) if isinstance(sites, str) else tuple(sites)
+        if isinstance(layers, int) and not isinstance(layers, bool):
+            layers = [layers]
         for site in sites:
             if site not in SITES:
                 raise UnknownSiteError(f"unknown site {site!r}; valid sites: {', '.join(SITES)}")
         layers = range(self.n_layers) if layers is None else list(layers)
         for layer in layers:
+            if isinstance(layer, bool) or not isinstance(layer, int):
+                raise ArgumentTypeError(f"layers must be ints, got {type(layer).__name__} {layer!r}")
             if not 0 <= layer < self.n_layers:
-                raise ValueError(f"layer {layer} is outside 0..{self.n_layers - 1}")
+                raise InvalidArgumentError(f"layer {layer} is outside 0..{self.n_layers - 1}")
         tokens = self.to_tokens(prompts)
         plan = RunPlan(self.edits(interventions, use_interventions),
                        capture=[(l, s) for l in layers for s in sites], w_out=self.w_out)
@@ -332,7 +366,10 @@ class Model:
             texts = [reference] if isinstance(reference, str) else list(reference)
             digest = json.dumps(texts).encode()
         if len(texts) == 0:
-            raise ValueError("head_means needs at least one reference text")
+            raise InvalidArgumentError("head_means needs at least one reference text")
+        if not isinstance(reference, torch.Tensor) and any(not str(t).strip() for t in texts):
+            raise InvalidArgumentError("head_means got an empty reference text: its mean would be over the "
+                                       "BOS token alone; give real texts (the prompts the heads are ablated on)")
         key = hashlib.sha256(digest).hexdigest()[:16]
         if key not in self._means_cache:
             total = torch.zeros(self.n_layers, self.n_heads, self.d_head, dtype=torch.float64)

@@ -7,6 +7,7 @@ padded prompt gives the same numbers as the same prompt alone.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
@@ -59,6 +60,7 @@ def to_tokens(tokenizer, prompts: Prompts, *, prepend_bos: bool, pad_id: int,
         rows = []
         for text in texts:
             ids = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+            _warn_unknown(tokenizer, text, ids)
             if prepend_bos:
                 ids = [tokenizer.bos_token_id] + ids
             if not ids:
@@ -71,6 +73,23 @@ def to_tokens(tokenizer, prompts: Prompts, *, prepend_bos: bool, pad_id: int,
         raise PromptError(f"prompt of {tokens.input_ids.shape[1]} tokens is longer than the model's "
                           f"context window of {max_len} tokens; shorten it or split it")
     return Tokens(tokens.input_ids.to(device), tokens.attention_mask.to(device))
+
+
+class UnknownTokenWarning(UserWarning):
+    """Text the tokenizer could only encode as its unknown token: the model never sees those words."""
+
+
+def _warn_unknown(tokenizer, text: str, ids: list) -> None:
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None or unk not in ids:
+        return
+    literal = getattr(tokenizer, "unk_token", None)
+    if literal and ids.count(unk) <= text.count(literal):
+        return                                   # the text itself spells the unknown token
+    # one message for every prompt, so Python's warning filter shows it once, not per prompt
+    warnings.warn(f"prompt text that is not in the tokenizer's vocabulary became {literal or 'the unknown token'}; "
+                  "the model sees no trace of those words (look with model.to_str(model.to_tokens(prompt).input_ids[0]))",
+                  UnknownTokenWarning, stacklevel=4)
 
 
 def _from_ids(ids: torch.Tensor) -> Tokens:

@@ -192,3 +192,114 @@ def test_right_padded_source_is_refused(model):
     with pytest.raises(InterventionError, match="right"):
         model.forward([LONG, SHORT], interventions=PatchHeads(["L1H0"], source=source))
     assert _no_hooks(model)
+
+
+# --- caches, sites, layers ------------------------------------------------------------------------
+
+def test_cache_head_names_what_was_captured_and_how_to_capture_more(model):
+    from interp.models import CacheKeyError
+
+    _, cache = model.run_with_cache(SHORT, sites="z", layers=1)        # one site, one layer
+    assert set(cache) == {(1, "z")}
+    with pytest.raises(CacheKeyError, match=r"sites=\('pattern',\), layers=\[1\]"):
+        cache.head("pattern", "L1H0")
+    with pytest.raises(CacheKeyError, match="no 'z' for layer 0"):
+        cache.head("z", "L0H0")
+    with pytest.raises(HeadIndexError, match="heads 0..7"):
+        cache.head("z", "L1H9")
+
+
+def test_run_with_cache_refuses_layers_that_are_not_ints(model):
+    with pytest.raises(ArgumentTypeError, match="layers must be ints"):
+        model.run_with_cache(SHORT, layers=[1.0])
+    with pytest.raises(InvalidArgumentError, match="outside"):
+        model.run_with_cache(SHORT, layers=[model.n_layers])
+
+
+def test_interventions_given_as_text_are_refused(model):
+    with pytest.raises(ArgumentTypeError, match=r"PruneHeads\(\['L1H0'\]\)"):
+        model.forward(SHORT, interventions="L1H0")
+    with pytest.raises(ArgumentTypeError, match="Intervention objects"):
+        model.forward(SHORT, interventions=[PruneHeads(["L1H0"]), "L2H3"])
+    assert _no_hooks(model)
+
+
+# --- generation options ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(max_new_tokens=2.5), ArgumentTypeError, "max_new_tokens must be an int"),
+    (dict(max_new_tokens="3"), ArgumentTypeError, "max_new_tokens must be an int"),
+    (dict(max_new_tokens=0), InvalidArgumentError, ">= 1"),
+    (dict(do_sample=True, top_k=0), InvalidArgumentError, "top_k must be in 1.."),
+    (dict(do_sample=True, top_k=10**6), InvalidArgumentError, "the vocabulary"),
+    (dict(do_sample=True, temperature=0.0), InvalidArgumentError, "temperature must be > 0"),
+])
+def test_generate_refuses_bad_options(model, kwargs, error, match):
+    kwargs = {"max_new_tokens": 2, **kwargs}
+    with pytest.raises(error, match=match):
+        model.generate(SHORT, **kwargs)
+
+
+def test_sampling_options_without_sampling_warn(model):
+    from interp.generation import SamplingOptionWarning
+
+    with pytest.warns(SamplingOptionWarning, match="do_sample=True"):
+        out = model.generate(SHORT, max_new_tokens=2, top_k=5)
+    assert out.new_tokens.shape[1] == 2
+
+
+# --- reference means and prompts ----------------------------------------------------------------
+
+def test_head_means_refuses_empty_reference_text(model):
+    with pytest.raises(InvalidArgumentError, match="BOS token alone"):
+        PruneHeads.with_means(model, ["L1H0"], "")
+
+
+def test_means_of_the_wrong_width_are_refused_before_the_forward(model):
+    bad = PruneHeads(["L1H0"], mode="mean", means=[[0.0] * (model.d_head + 1)])
+    with pytest.raises(InterventionError, match=f"d_head {model.d_head}"):
+        model.forward(SHORT, interventions=bad)
+    assert _no_hooks(model)
+
+
+def test_unknown_words_warn_once_with_the_unknown_token(model):
+    from interp.tokens import UnknownTokenWarning
+
+    with pytest.warns(UnknownTokenWarning, match="<unk>"):
+        model.to_tokens("once upon a time zzqxj")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnknownTokenWarning)
+        model.to_tokens("once upon a time")                 # known words: no warning
+
+
+# --- circuit files ------------------------------------------------------------------------------
+
+CIRCUIT = '{"schema_version": "1.0", "model": "m", "method": "x", "nodes": [], "edges": []}'
+
+
+def test_circuit_of_an_unknown_schema_version_is_refused():
+    from interp.circuit import CircuitError
+    from interp.export import load_circuit
+
+    with pytest.raises(CircuitError, match="upgrade interp"):
+        load_circuit(CIRCUIT.replace('"1.0"', '"1.7"'))
+    with pytest.raises(CircuitError, match="extra"):
+        load_circuit(CIRCUIT[:-1] + ', "extra": 1}')
+
+
+def test_circuit_file_with_a_bom_loads_and_bad_sources_are_named(tmp_path):
+    from interp.circuit import CircuitError
+    from interp.export import from_graphml, load_circuit
+
+    path = tmp_path / "c.json"
+    path.write_text("\ufeff" + CIRCUIT, encoding="utf-8")
+    assert load_circuit(path).model == "m"
+    assert load_circuit("\ufeff" + CIRCUIT).model == "m"
+    with pytest.raises(ArgumentTypeError, match="a path, JSON text or a dict"):
+        load_circuit([str(path)])
+    with pytest.raises(CircuitError, match="is a folder"):
+        load_circuit(tmp_path)
+    bad = tmp_path / "bad.graphml"
+    bad.write_text("<graphml><graph><node id='a'></graph>")
+    with pytest.raises(CircuitError, match="not GraphML"):
+        from_graphml(bad)

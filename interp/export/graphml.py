@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+from xml.etree import ElementTree
 from typing import Union
 
 import networkx as nx
 
-from ..circuit import Circuit
+from ..circuit import Circuit, CircuitError
 from .layout import LOGITS, uses_logits, write_text
 from .schema import load_circuit
 
@@ -78,4 +79,9 @@ def to_graphml(circuit: Circuit, path: Union[str, os.PathLike, None] = None) -> 
 
 def from_graphml(path: Union[str, os.PathLike]) -> Circuit:
     """Read a GraphML file written by `to_graphml` back into a validated `Circuit`."""
-    return from_networkx(nx.read_graphml(path, force_multigraph=True))
+    try:
+        graph = nx.read_graphml(path, force_multigraph=True)
+    except (ElementTree.ParseError, nx.NetworkXError, KeyError, ValueError) as err:
+        raise CircuitError(f"{path} is not GraphML that to_graphml writes ({type(err).__name__}: {err}); "
+                           "export it again with interp.export.to_graphml") from None
+    return from_networkx(graph)

@@ -14,7 +14,8 @@ from typing import Any, Union
 
 import jsonschema
 
-from ..circuit import Circuit, CircuitError
+from ..circuit import SCHEMA_VERSION, Circuit, CircuitError
+from ..errors import ArgumentTypeError
 from .layout import LOGITS
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "circuit.schema.json"
@@ -66,6 +67,10 @@ def _offending_key(error) -> list:
 
 
 def _check_cross_fields(data: dict) -> None:
+    if data["schema_version"] != SCHEMA_VERSION:
+        raise CircuitError(f"circuit field schema_version: {data['schema_version']!r} is not the version "
+                           f"this interp reads ({SCHEMA_VERSION!r}); a newer minor version may carry fields "
+                           "this one would drop: upgrade interp, or write the file with this version")
     """Rules JSON Schema cannot state: unique names, known edge ends, finite numbers."""
     seen: set[str] = set()
     for i, node in enumerate(data["nodes"]):
@@ -94,10 +99,15 @@ def load_circuit(source: Union[str, os.PathLike, dict]) -> Circuit:
     """
     if isinstance(source, dict):
         data = source
+    elif not isinstance(source, (str, os.PathLike)):
+        raise ArgumentTypeError(f"load_circuit takes a path, JSON text or a dict, got {type(source).__name__}")
     else:
-        text = str(source)
+        text = str(source).lstrip("\ufeff")
         if not text.lstrip().startswith("{"):
-            text = Path(source).read_text(encoding="utf-8")
+            path = Path(source)
+            if path.is_dir():
+                raise CircuitError(f"{path} is a folder; give the circuit's .json file inside it")
+            text = path.read_text(encoding="utf-8-sig")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
