@@ -195,7 +195,7 @@ def test_decode_mode_matches_stepwise_recompute(tiny):
             pos = torch.stack([a[0, :, -1].argmax(-1) for a in out.attentions])   # [L, H]
             inside = (pos >= 1) & (pos < p.n_tokens)
             hits += (inside & (seq[0, pos] == word)).float()
-            if R._is_stop(tiny, int(word)):
+            if R.is_stop(tiny, int(word)):
                 break
             seq = torch.cat([seq, word.view(1, 1)], 1)
         expected.append(hits / (p.n_tokens - 1))
