@@ -288,8 +288,12 @@ class Model:
     _edits = edits  # the old private name, kept until circuits/ calls `edits`
 
     def run_plan(self, tokens: Tokens, plan: RunPlan, *, backend=None, past_key_values=None,
-                 use_cache: bool = False, position_ids=None, attention_mask=None):
-        """Low-level: one forward pass of the HF module under `plan`; returns the HF output."""
+                 use_cache: bool = False, position_ids=None, attention_mask=None, logits_to_keep: int = 0):
+        """Low-level: one forward pass of the HF module under `plan`; returns the HF output.
+
+        attention_mask covers the cached positions and the new tokens (default: the tokens'
+        own mask); logits_to_keep > 0 computes the logits of the last that many positions only
+        (0: every position)."""
         mask = tokens.attention_mask if attention_mask is None else attention_mask
         past = 0 if past_key_values is None else past_key_values.get_seq_length()
         ctx = EditContext(key_mask=mask.bool(), q_offset=past)
@@ -299,6 +303,8 @@ class Model:
             kwargs["attention_mask"] = mask
         if past_key_values is not None:
             kwargs["past_key_values"] = past_key_values
+        if logits_to_keep:
+            kwargs["logits_to_keep"] = int(logits_to_keep)
         self.record_forward(tuple(tokens.input_ids.shape), past)
         return self.engine(backend).run(plan, ctx, **kwargs)
 

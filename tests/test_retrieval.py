@@ -195,7 +195,7 @@ def test_decode_mode_matches_stepwise_recompute(tiny):
             pos = torch.stack([a[0, :, -1].argmax(-1) for a in out.attentions])   # [L, H]
             inside = (pos >= 1) & (pos < p.n_tokens)
             hits += (inside & (seq[0, pos] == word)).float()
-            if R._is_stop(tiny, int(word)):
+            if R.is_stop(tiny, int(word)):
                 break
             seq = torch.cat([seq, word.view(1, 1)], 1)
         expected.append(hits / (p.n_tokens - 1))
@@ -321,3 +321,70 @@ def test_cli_writes_summary_and_figures(stories_path, tmp_path):
     bad = CliRunner().invoke(app, ["retrieval", str(stories_path), "--haystack", str(empty),
                                    "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "empty" in bad.output
+
+
+# --------------------------------------------------------------------------- package, protocol, cost
+
+
+def test_rows_route_state_belongs_to_the_call(tiny, tiny_gpt2):
+    """The rows route records only the model it was opened on, and leaves nothing behind."""
+    from circuits.retrieval import scoring
+
+    ids = torch.tensor([[1, 5, 7, 9, 11, 13]])
+    recorder = R.ArgmaxRecorder(tiny.n_layers)
+    recorder.key_ids = ids
+    implementations = {id(c): c._attn_implementation for c in _configs(tiny.hf)}
+    with R.rows_route(tiny, recorder, 2):
+        with torch.no_grad():
+            tiny.hf(input_ids=ids)
+            tiny_gpt2.hf(input_ids=ids)          # another model in the block: not recorded
+    positions, _ = recorder.stacked()
+    assert positions.shape == (1, tiny.n_layers, tiny.n_heads, 2)
+    assert all(scoring._ROUTE_ATTR not in m.__dict__ for m in tiny.attention_modules())
+    assert {id(c): c._attn_implementation for c in _configs(tiny.hf)} == implementations
+    # the implementation used outside any route is plain SDPA: nothing reaches the old recorder
+    from interp.backends.attention import attention_implementation
+
+    recorder.positions.clear()
+    with attention_implementation(tiny.hf, R.ROWS_IMPLEMENTATION), torch.no_grad():
+        routed = tiny.hf(input_ids=ids).logits
+    assert recorder.positions == {} and torch.allclose(routed, tiny.hf(input_ids=ids).logits, atol=1e-5)
+
+
+def test_run_plan_keeps_the_last_logits(tiny):
+    from interp.backends.plan import RunPlan
+
+    tokens = tiny.to_tokens(["the cat saw a dog"])
+    with torch.no_grad():
+        full = tiny.run_plan(tokens, RunPlan([])).logits
+        last = tiny.run_plan(tokens, RunPlan([]), logits_to_keep=1).logits
+    assert last.shape[1] == 1 and torch.allclose(last[:, 0], full[:, -1], atol=1e-5)
+
+
+def test_analyze_result_on_the_protocol(stories):
+    """One Result for the whole run: numbers keep the CLI's keys, --no-curve keeps the check at
+    k (issue 20), figures, roles, provenance and a floor derived from the config."""
+    from interp.analysis import AnalysisResult, run_with_cost
+
+    import circuits
+
+    cfg = R.Config(lengths=(64, 128), depths=(0.0, 1.0), haystack=STORY, needles=(MAX_NEEDLE,),
+                   template=TEMPLATE, k=2, n_draws=2, curve=False)
+    entry = circuits.registry.get("retrieval")
+    res, cost = run_with_cost(entry.run, stories, cfg)
+    assert isinstance(res, AnalysisResult) and res.primary.retrieves
+    numbers = res.numbers()
+    assert set(numbers) == {"model", "heads_total", "teacher_forced", "decode", "mode_agreement",
+                            "control_no_needle_accuracy", "prune"}
+    assert numbers["prune"]["k"] == 2 and not numbers["prune"].get("skipped")
+    assert len(numbers["prune"]["random_draws"]) == 2 and res.prune_curve is None
+    assert set(res.figures()) == {"retrieval_scores", "niah_accuracy", "retrieval_scores_decode", "prune"}
+    assert res.roles()[0].heads and res.provenance()["seeds"] == {"data": 0, "random_heads": 0}
+    assert "prune top-2" in res.report()
+    floor, how = res.floor()
+    n = res.primary.n_tests
+    assert 7 * n <= floor < 8 * n     # scoring, decode, control (n each, + decode shares), pruning 4n
+    assert "pruning" in how and cost.floor_forward_passes == floor
+    assert cost.forward_passes >= floor * 0.99                               # the floor is a floor
+    skipped = R.analyze(stories, dataclasses.replace(cfg, prune=False))
+    assert skipped.numbers()["prune"] == {"skipped": True, "reason": "--no-prune"} and skipped.prune is None

@@ -74,20 +74,6 @@ def _registered(name: str) -> Callable:
 
 # --- adapters of the analyzers not yet on the protocol (removed as each one moves) -----------
 
-def _retrieval(model, out: Path):
-    from circuits import retrieval
-
-    report = retrieval.analyze(model, retrieval.Config())
-    numbers = retrieval.write_outputs(report, out, model)
-    primary, roles = report["primary"], []
-    if primary.retrieves:
-        heads = {f"L{l}H{h}": s for l, h in primary.scores.heads() for s in [float(primary.scores.scores[l, h])]}
-        prune = numbers.get("prune", {})
-        roles.append(RoleMap("retrieval", "retrieval (Wu et al.)", heads,
-                             {k: v for k, v in prune.items() if isinstance(v, (int, float))}))
-    return numbers, roles, []
-
-
 def _conflict(model, out: Path):
     from circuits import knowledge_conflict as kc
 
@@ -142,7 +128,7 @@ def _entity(model, out: Path):
 
 
 _LEGACY_STEPS: dict[str, Callable] = {
-    "retrieval": _retrieval, "knowledge_conflict": _conflict, "factual_recall": _recall,
+    "knowledge_conflict": _conflict, "factual_recall": _recall,
     "entity_tracking": _entity,
 }
 ANALYZER_STEPS: dict[str, Callable] = {

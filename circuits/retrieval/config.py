@@ -1,0 +1,111 @@
+"""What the retrieval analyzer tests: `Config` (the NIAH grid, the scoring mode and route, and
+the pruning check of the default run) and the prompts it builds for a model.
+
+    >>> Config(lengths=(24, 40)).depths
+    (0.0, 0.25, 0.5, 0.75, 1.0)
+    >>> Config(mode="greedy")
+    Traceback (most recent call last):
+    ...
+    ValueError: Config.mode must be one of ('teacher_forced', 'decode'), got 'greedy'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from interp.data.niah import COMPLETION_TEMPLATE, Needle, NiahPrompt, build_grid, zoo_haystack, zoo_needles
+
+__all__ = ["Config", "MODES", "ROUTES", "PRUNE_MODES", "NoRetrievalWarning"]
+
+MODES = ("teacher_forced", "decode")
+ROUTES = ("rows", "pattern")
+PRUNE_MODES = ("uniform", "zero")
+
+
+class NoRetrievalWarning(RuntimeWarning):
+    """No test was solved, so retrieval scores are undefined (reported, not NaN-filled)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """What to test. `lengths=None` picks four lengths up to the model's window (<= 512).
+
+    haystack=None uses the zoo's filler text; needles=None uses `n_needles` zoo needles.
+
+    The pruning check of the full analysis (`circuits.retrieval.analyze`; `run` scores one mode
+    and ignores these): `k` heads masked (None: every head above the threshold), `prune_mode`
+    "uniform" (the paper's) or "zero", `n_draws` random k-sets, `prune=False` skips the check,
+    `curve=False` runs it at k only instead of at every k from 1 to max(k, heads above), capped
+    at 16.
+    """
+
+    lengths: Optional[tuple] = None
+    depths: tuple = (0.0, 0.25, 0.5, 0.75, 1.0)
+    needles: Optional[tuple] = None
+    n_needles: int = 4
+    haystack: Optional[str] = None
+    template: str = COMPLETION_TEMPLATE
+    mode: str = "teacher_forced"
+    threshold: float = 0.1
+    rouge_threshold: float = 0.5
+    extra_tokens: int = 0
+    batch_size: int = 16
+    seed: int = 0
+    backend: Optional[str] = None
+    route: str = "rows"
+    k: Optional[int] = None
+    prune_mode: str = "uniform"
+    n_draws: int = 5
+    prune: bool = True
+    curve: bool = True
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        if self.mode not in MODES:
+            raise ValueError(f"Config.mode must be one of {MODES}, got {self.mode!r}")
+        if self.route not in ROUTES:
+            raise ValueError(f"Config.route must be one of {ROUTES}, got {self.route!r}")
+        if self.prune_mode not in PRUNE_MODES:
+            raise ValueError(f"Config.prune_mode must be 'uniform' (the paper's) or 'zero', got {self.prune_mode!r}")
+        if self.lengths is not None:
+            lengths = tuple(int(n) for n in self.lengths)
+            if not lengths or min(lengths) < 8:
+                raise ValueError(f"Config.lengths must be context lengths >= 8 tokens, got {self.lengths}")
+            set_("lengths", lengths)
+        depths = tuple(float(d) for d in self.depths)
+        if not depths or not all(0.0 <= d <= 1.0 for d in depths):
+            raise ValueError(f"Config.depths must be fractions in [0, 1], got {self.depths}")
+        set_("depths", depths)
+        if self.needles is not None:
+            needles = tuple(self.needles)
+            if not needles or not all(isinstance(n, Needle) for n in needles):
+                raise TypeError("Config.needles must be a non-empty sequence of niah.Needle")
+            set_("needles", needles)
+        for name, low in (("n_needles", 1), ("batch_size", 1), ("extra_tokens", 0), ("n_draws", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"Config.{name} must be an int >= {low}, got {value!r}")
+        if self.k is not None and (isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1):
+            raise ValueError(f"Config.k must be None or an int >= 1, got {self.k!r}")
+        if not 0.0 <= self.threshold or not 0.0 <= self.rouge_threshold < 1.0:
+            raise ValueError("Config.threshold must be >= 0 and rouge_threshold in [0, 1)")
+
+    def grid_lengths(self, model) -> tuple:
+        if self.lengths is not None:
+            return self.lengths
+        top = min(model.n_ctx, 512) - 16
+        return tuple(sorted({max(16, top * i // 4) for i in (1, 2, 3)} | {top}))
+
+    def prompts(self, model) -> list[NiahPrompt]:
+        """The test prompts of this config for `model` (its tokenizer, its window)."""
+        needles = self.needles or tuple(zoo_needles(self.n_needles, seed=self.seed))
+        lengths = self.grid_lengths(model)
+        haystack = self.haystack if self.haystack is not None else zoo_haystack(
+            max(lengths) * 2 + 64, seed=self.seed)
+        bos = model.tokenizer.bos_token_id if model.prepends_bos else None
+        longest = max(len(model.tokenizer(" " + n.answer, add_special_tokens=False)["input_ids"])
+                      for n in needles)
+        return build_grid(model.tokenizer, haystack, needles, lengths, self.depths,
+                          template=self.template, bos_id=bos, n_ctx=model.n_ctx,
+                          max_new_tokens=longest + self.extra_tokens)
