@@ -18,10 +18,12 @@ ANALYZERS = ("retrieval", "knowledge_conflict", "factual_recall", "entity_tracki
              "induction_damage")
 
 # --- registrations: one line per analyzer ---------------------------------------------------
+from .entity_tracking import ENTRY as ENTITY_TRACKING  # noqa: E402
 from .induction import ENTRY as INDUCTION  # noqa: E402
 from .induction_damage import ENTRY as INDUCTION_DAMAGE  # noqa: E402
 from .retrieval import ENTRY as RETRIEVAL  # noqa: E402
 
+registry.register(ENTITY_TRACKING)
 registry.register(INDUCTION)
 registry.register(INDUCTION_DAMAGE)
 registry.register(RETRIEVAL)

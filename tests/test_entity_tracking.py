@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import circuits.entity_tracking as et
+from circuits.entity_tracking import ablation, greedy, pipeline
 from interp.circuit import Circuit
 from interp.data.boxes import (DESIDERATA, BoxDataError, BoxTemplate, box_dataset, corrupt, desiderata,
                                single_token_id)
@@ -116,7 +117,7 @@ def test_prune_minimal_keeps_only_heads_that_cost_accuracy(monkeypatch):
     def fake_accuracy(model, heads, data, reference, **kw):
         return 0.4 + sum(needed.get(h, 0.0) for h in heads)
 
-    monkeypatch.setattr(et, "circuit_accuracy", fake_accuracy)
+    monkeypatch.setattr(ablation, "circuit_accuracy", fake_accuracy)
     groups = {"A": [Head(2, 0), Head(2, 1)], "B": [Head(1, 1), Head(1, 2)], "C": [Head(0, 3)], "D": []}
     scores = {k: HeadScores(torch.full((3, 4), -0.1), model="toy", method="planted") for k in "ABC"}
     kept, removed = et.prune_minimal(None, groups, None, None, 0.01, scores, full=0.9)
@@ -132,7 +133,7 @@ def test_circuit_object_figure_and_json(tiny):
     kinds = {(e.source, e.target): e.kind for e in circuit.edges}
     assert kinds[("L2H1", "logits")] == "out" and kinds[("L1H0", "L2H4")] == "q" and kinds[("L0H2", "L1H0")] == "v"
     assert Circuit.from_json(circuit.to_json()) == circuit
-    fig = et.circuit_figure(circuit, tiny.n_layers, tiny.n_heads)
+    fig = et.circuit_figure(circuit, n_layers=tiny.n_layers, n_heads=tiny.n_heads)
     names = {t.name for t in fig.data}
     assert {"value fetcher", "position transmitter", "position detector", "logits"} <= names
 
@@ -172,15 +173,15 @@ def test_path_patching_groups_use_the_right_receivers(tiny):
     assert a.n_scored == tiny.n_layers * tiny.n_heads
     c = et.group_scores(tiny, data, corr, "C", [Head(2, 0)])
     assert c.n_scored == 2 * tiny.n_heads and "v" in c.method  # only layers below the receivers
-    rec = et._receivers("D", [Head(1, 0)], data)
+    rec = et.receivers("D", [Head(1, 0)], data)
     assert rec.site == "v" and list(rec.positions) == data.label_pos.tolist()
-    assert list(et._receivers("C", [Head(1, 0)], data).positions) == data.query_pos.tolist()
+    assert list(et.receivers("C", [Head(1, 0)], data).positions) == data.query_pos.tolist()
 
 
 def test_logit_diff_metric_is_correct_minus_the_other_objects_and_scores_use_it(tiny):
     data = _tiny_data(tiny, n=5, k=3)
     logits = torch.randn(5, tiny.vocab_size)
-    got = et._logit_diff_metric(tiny, data)(logits)
+    got = et.logit_diff_metric(tiny, data)(logits)
     for i, s in enumerate(data.samples):
         other = [tiny.tokenizer(" " + o if not o.startswith(" ") else o).input_ids[-1] for j, o in enumerate(s.objects)
                  if j != s.query]
@@ -235,20 +236,20 @@ def _world_tiny_folder(tmp_path: Path) -> Path:
     return tmp_path / "m"
 
 
-def _app():
-    """A typer app with only this analyzer's command, as interp.cli registers it."""
-    import typer
+def _write(result, out: Path) -> Path:
+    """What ``interp entity`` writes: the one writer's figures and summary.json, and circuit.json."""
+    from interp.cli.entity import write_circuit
+    from interp.report import write_result
 
-    app = typer.Typer()
-    app.callback()(lambda: None)
-    et.register(app)
-    return app
+    path = write_result(result, out)
+    write_circuit(result, out)
+    return path
 
 
 def test_cli_reports_chance_and_writes_summary(tmp_path):
     from typer.testing import CliRunner
 
-    from interp.cli import app  # registered by interp.cli from circuits.ANALYZERS
+    from interp.cli import app
 
     folder = _world_tiny_folder(tmp_path)
     out = tmp_path / "out"
@@ -263,7 +264,8 @@ def test_cli_reports_chance_and_writes_summary(tmp_path):
 def test_cli_bad_input_is_a_clear_error(tmp_path):
     from typer.testing import CliRunner
 
-    app = _app()
+    from interp.cli import app
+
     folder = _world_tiny_folder(tmp_path)
     result = CliRunner().invoke(app, ["entity", str(folder), "--out", str(tmp_path / "o"), "--n-boxes", "30"])
     assert result.exit_code == 2 and "box labels" in result.output
@@ -271,7 +273,7 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
 
 def test_position_mean_ablation_sets_each_position_to_its_reference_mean(tiny):
     data, ref = _tiny_data(tiny, n=5), _tiny_data(tiny, n=7, seed=9)
-    iv = et._ablate_others(tiny, [Head(1, 2)], ref, "position-mean")
+    iv = et.ablate_others(tiny, [Head(1, 2)], ref, "position-mean")
     _, cache = tiny.run_with_cache(list(data.prompts), sites=("z",), interventions=iv)
     _, ref_cache = tiny.run_with_cache(list(ref.prompts), sites=("z",))
     assert torch.allclose(cache.head("z", "L2H5"), ref_cache.head("z", "L2H5").mean(0).expand(5, -1, -1), atol=1e-5)
@@ -305,7 +307,7 @@ def test_end_to_end_on_a_planted_task(tiny, tmp_path, monkeypatch):
     construction), so every stage runs: discovery, pruning, faithfulness, random circuits, DCM,
     CMAP from a second model, figures and summary."""
     other = tiny_model("llama", n_layers=3, seed=1)
-    build = et._datasets
+    build = et.datasets
 
     def own_answers(model, cfg):
         def relabel(d):
@@ -313,7 +315,7 @@ def test_end_to_end_on_a_planted_task(tiny, tmp_path, monkeypatch):
                 return dataclasses.replace(d, answer_ids=tiny.forward(list(d.prompts))[:, -1].argmax(-1))
         return tuple(relabel(d) for d in build(model, cfg))
 
-    monkeypatch.setattr(et, "_datasets", own_answers)
+    monkeypatch.setattr(pipeline, "datasets", own_answers)
     cfg = et.Config(n_prompts=16, n_eval=16, n_reference=8, n_boxes=3, objects=TINY_OBJECTS, labels=TINY_LABELS,
                     template=TINY_TEMPLATE, dcm_pairs=16, n_random=3, threshold=0.01)
     res = et.run(tiny, cfg, finetuned=other)
@@ -322,16 +324,16 @@ def test_end_to_end_on_a_planted_task(tiny, tmp_path, monkeypatch):
     assert set(res.dcm) == set(DESIDERATA) and all(r.split == (8, 4, 4) for r in res.dcm.values())
     groups = [row["group"] for row in res.cmap["rows"]]
     assert groups[-1] == "circuit" and "A" in groups and res.cmap["base_accuracy"] == 1.0
-    summary = json.loads(et.write_outputs(res, tiny, tmp_path).read_text())
+    summary = json.loads(_write(res, tmp_path).read_text())
     assert summary["numbers"]["faithfulness"] == pytest.approx(res.faithfulness)
     with_mask = et.run(tiny, dataclasses.replace(cfg, learned=True, learned_lambdas=(0.0,), learned_epochs=1,
                                                  dcm_pairs=0))
-    learned = json.loads(et.write_outputs(with_mask, tiny, tmp_path / "learned").read_text())["numbers"]
+    learned = json.loads(_write(with_mask, tmp_path / "learned").read_text())["numbers"]
     assert [r["lambda"] for r in learned["learned_circuit"]["runs"]] == [0.0]
-    assert "learned_smallest_at_target" in learned and "learned gates" in et._report(with_mask)
+    assert "learned_smallest_at_target" in learned and "learned gates" in with_mask.report()
     assert summary["numbers"]["n_circuit_heads"] == len(res.circuit.heads())
     # groups that answer nothing on their own are reported whole: pruning them would empty the circuit
-    monkeypatch.setattr(et, "circuit_accuracy", lambda *a, **k: 0.0)
+    monkeypatch.setattr(pipeline, "circuit_accuracy", lambda *a, **k: 0.0)
     broken = et.run(tiny, cfg)
     assert broken.pruned == () and "pruning skipped" in broken.note and broken.circuit.heads()
     assert Circuit.from_json(str(tmp_path / "circuit.json")) == res.circuit
@@ -388,8 +390,8 @@ def test_greedy_batches_back_off_when_redundant_heads_are_dropped_together(monke
     def works(kept):     # H0 and H1 are copies of each other; H7 is needed
         kept = set(kept)
         return float((Head(0, 0) in kept or Head(0, 1) in kept) and Head(0, 7) in kept)
-    monkeypatch.setattr(et, "accuracy", lambda model, data, **kw: 1.0)
-    monkeypatch.setattr(et, "circuit_accuracy", lambda model, kept, data, ref, **kw: works(kept))
+    monkeypatch.setattr(greedy, "accuracy", lambda model, data, **kw: 1.0)
+    monkeypatch.setattr(greedy, "circuit_accuracy", lambda model, kept, data, ref, **kw: works(kept))
     g = et.greedy_circuit(EightHeads(), [], [], None, target=0.9, drop_fraction=0.5)
     assert g["n_heads"] == 2 and Head(0, 7) in {Head.parse(h) for h in g["smallest_at_target"]}
     assert g["trajectory"][0]["dropped"] == "L0H0"      # the batch of 4 (then 2) broke it: backed off to 1
@@ -450,8 +452,8 @@ def test_greedy_from_a_start_set_stops_on_the_validation_prompts(monkeypatch):
         if data is validation:
             return float(len(kept) >= 3 and Head(0, 7) in kept)
         return float(len(kept) >= 2)
-    monkeypatch.setattr(et, "accuracy", lambda model, data, **kw: 1.0)
-    monkeypatch.setattr(et, "circuit_accuracy", acc)
+    monkeypatch.setattr(greedy, "accuracy", lambda model, data, **kw: 1.0)
+    monkeypatch.setattr(greedy, "circuit_accuracy", acc)
     start = heads[3:]
     g = et.greedy_circuit(EightHeads(), select, [], None, target=0.9, start=start, validation=validation)
     assert g["n_start"] == 5 and g["trajectory"][0]["n_heads"] == 4

@@ -39,7 +39,6 @@ from .app import app, fail, user_errors
 __all__ = ["run_demo", "default_model", "ANALYZER_STEPS", "demo", "atlas"]
 
 DEFAULT_ZOO_MODEL = "world-base"
-FINETUNED_ZOO_MODEL = "world-tracking-ft"
 
 
 def default_model(spec: Optional[str] = None):
@@ -106,30 +105,8 @@ def _recall(model, out: Path):
     return result.numbers(), roles, []
 
 
-def _entity(model, out: Path):
-    import interp
-    from circuits import entity_tracking as et
-    from interp import zoo
-
-    finetuned = None
-    if FINETUNED_ZOO_MODEL in zoo.names() and model.name == DEFAULT_ZOO_MODEL:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            finetuned = interp.load(FINETUNED_ZOO_MODEL)
-    result = et.run(model, et.Config(), finetuned=finetuned)
-    et.write_outputs(result, model, out)
-    roles, circuits = [], []
-    if result.circuit is not None:
-        circuits.append(result.circuit)
-        for role in result.circuit.roles:
-            heads = {n.name: (n.score or 0.0) for n in result.circuit.nodes if n.role == role}
-            roles.append(RoleMap(f"entity: {role}", "entity tracking (Prakash et al.)", heads))
-    return result.numbers(), roles, circuits
-
-
 _LEGACY_STEPS: dict[str, Callable] = {
     "knowledge_conflict": _conflict, "factual_recall": _recall,
-    "entity_tracking": _entity,
 }
 ANALYZER_STEPS: dict[str, Callable] = {
     name: (_registered(name) if name in registry.names() else _LEGACY_STEPS[name])
