@@ -3,12 +3,13 @@ import json
 import warnings
 
 import pytest
-from helpers import CONFLICT_ANSWERS, analyzer_app, own_conflict_items, save_model_folder, write_items_jsonl
+from helpers import CONFLICT_ANSWERS, own_conflict_items, save_model_folder, write_items_jsonl
 import torch
 
 import interp
 from interp.data.conflict import (ConflictDataError, ConflictItem, MultiTokenAnswerWarning, Template,
                                   answer_tokens, build_conflict_set, load_counts, load_items, load_templates)
+from interp.report import write_result
 from interp.testing import tiny_model
 
 from circuits import knowledge_conflict as kc
@@ -300,14 +301,18 @@ def test_run_end_to_end_and_leaves_model_clean(model, items, tmp_path):
     assert -1 <= numbers["attribution_spearman_vs_path_patching"] <= 1
     assert model.active_interventions == ()
     assert not model.final_norm._forward_pre_hooks
-    path = kc.write_outputs(result, tmp_path)
+    path = write_result(result, tmp_path)
     summary = json.loads(path.read_text())
     assert summary["analyzer"] == "knowledge_conflict" and summary["numbers"]["ph3"]
+    assert summary["data"]["config"]["seed"] == 0 and summary["seeds"] == {"seed": 0}
     assert (tmp_path / "conflict_heads.html").exists()
+    assert result.write_files(tmp_path) == [tmp_path / "conflict_scores.json"]
 
 
 def _app():
-    return analyzer_app(kc.register)
+    from interp.cli import app
+
+    return app
 
 
 @pytest.fixture(scope="module")

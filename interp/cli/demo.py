@@ -68,6 +68,9 @@ def _registered(name: str) -> Callable:
         entry = registry.get(name)
         result = entry.run(model, entry.default_config(model))
         write_result(result, out)
+        write_files = getattr(result, "write_files", None)   # data files beside the figures, if any
+        if write_files is not None:
+            write_files(out)
         return result.numbers(), result.roles(), result.circuits()
     return step
 
@@ -86,21 +89,6 @@ def _retrieval(model, out: Path):
         roles.append(RoleMap("retrieval", "retrieval (Wu et al.)", heads,
                              {k: v for k, v in prune.items() if isinstance(v, (int, float))}))
     return numbers, roles, []
-
-
-def _conflict(model, out: Path):
-    from circuits import knowledge_conflict as kc
-
-    result = kc.run(model, kc.Config())
-    kc.write_outputs(result, out)
-    grid = result.scores.scores
-    score = lambda h: float(grid[h.layer, h.head])  # noqa: E731
-    checks = {f"{d}: {k}": v for d, row in result.must_show().items() if isinstance(row, dict)
-              for k, v in row.get("held_out", {}).items() if isinstance(v, (int, float))}
-    roles = [RoleMap("memory", "knowledge conflict (Jin et al.)", {str(h): score(h) for h in result.memory_heads},
-                     checks),
-             RoleMap("context", "knowledge conflict (Jin et al.)", {str(h): score(h) for h in result.context_heads})]
-    return result.numbers(), roles, []
 
 
 def _recall(model, out: Path):
@@ -142,7 +130,7 @@ def _entity(model, out: Path):
 
 
 _LEGACY_STEPS: dict[str, Callable] = {
-    "retrieval": _retrieval, "knowledge_conflict": _conflict, "factual_recall": _recall,
+    "retrieval": _retrieval, "factual_recall": _recall,
     "entity_tracking": _entity,
 }
 ANALYZER_STEPS: dict[str, Callable] = {
