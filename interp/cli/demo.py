@@ -91,23 +91,6 @@ def _retrieval(model, out: Path):
     return numbers, roles, []
 
 
-def _recall(model, out: Path):
-    from circuits import factual_recall as fr
-
-    result = fr.run(model, fr.Config())
-    fr.write_outputs(result, out)
-    attribution = result.attribution.get("all")
-    score = (lambda h: float(attribution.scores[h.layer, h.head])) if attribution is not None else (lambda h: 0.0)
-    must = result.must_show()
-    checks = {f"{goal}: {k}": v for goal in ("in_context", "memorised") for k, v in must.get(goal, {}).items()
-              if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    roles = [RoleMap("recall: memory", "factual recall (Yu et al.)", {str(h): score(h) for h in result.memory_heads},
-                     checks),
-             RoleMap("recall: in-context", "factual recall (Yu et al.)",
-                     {str(h): score(h) for h in result.in_context_heads})]
-    return result.numbers(), roles, []
-
-
 def _entity(model, out: Path):
     import interp
     from circuits import entity_tracking as et
@@ -130,8 +113,7 @@ def _entity(model, out: Path):
 
 
 _LEGACY_STEPS: dict[str, Callable] = {
-    "retrieval": _retrieval, "factual_recall": _recall,
-    "entity_tracking": _entity,
+    "retrieval": _retrieval, "entity_tracking": _entity,
 }
 ANALYZER_STEPS: dict[str, Callable] = {
     name: (_registered(name) if name in registry.names() else _LEGACY_STEPS[name])
