@@ -21,9 +21,13 @@ ANALYZERS = ("retrieval", "knowledge_conflict", "factual_recall", "entity_tracki
 from .entity_tracking import ENTRY as ENTITY_TRACKING  # noqa: E402
 from .induction import ENTRY as INDUCTION  # noqa: E402
 from .induction_damage import ENTRY as INDUCTION_DAMAGE  # noqa: E402
+from .knowledge_conflict import ENTRY as KNOWLEDGE_CONFLICT  # noqa: E402
+from .factual_recall import ENTRY as FACTUAL_RECALL  # noqa: E402
 from .retrieval import ENTRY as RETRIEVAL  # noqa: E402
 
 registry.register(ENTITY_TRACKING)
 registry.register(INDUCTION)
 registry.register(INDUCTION_DAMAGE)
+registry.register(KNOWLEDGE_CONFLICT)
+registry.register(FACTUAL_RECALL)
 registry.register(RETRIEVAL)

@@ -4,15 +4,18 @@ import math
 import warnings
 
 import pytest
-from helpers import (CONFLICT_SUBJECTS, analyzer_app, own_conflict_items, save_model_folder,
+from helpers import (CONFLICT_SUBJECTS, own_conflict_items, save_model_folder,
                      write_items_jsonl)
 import torch
 
 import interp
 from interp.data.conflict import Template, build_conflict_set
+from interp.analysis import AnalysisResult, run_with_cost
+from interp.report import write_result
 from interp.testing import tiny_model
 
 from circuits import factual_recall as fr
+from circuits import registry
 
 TEMPLATE = Template("statement", "the capital of {subject} is {answer} .", "the capital of {subject} is")
 def own_items(model, per_subject=2):
@@ -107,7 +110,7 @@ def test_dla_sums_to_logit_difference_minus_non_head_terms(arch):
     rest_vec = _non_head_terms(model, prompts, arch)
     norm = model.final_norm
     resid = rest_vec.clone()
-    z = fr._last_position_run(model, prompts)[0]
+    z = fr.last_position_run(model, prompts)[0]
     w_out = torch.stack([model.w_out(l) for l in range(model.n_layers)])
     resid += torch.einsum("nlhd,lhdm->nm", z, w_out)
     if isinstance(norm, torch.nn.LayerNorm):
@@ -155,7 +158,7 @@ def test_row_scaling_equals_separate_scale_values_runs(model, data):
     prompts = data.prompts()[:3]
     head, alphas = interp.Head(1, 2), (-2.0, 0.5, 3.0)
     rows = prompts * len(alphas)
-    scales = fr._scales(model, len(rows), head, [a for a in alphas for _ in prompts])
+    scales = fr.head_scales(model.n_layers, model.n_heads, len(rows), head, [a for a in alphas for _ in prompts])
     batched = model.forward(rows, interventions=fr.RowScaleValues(scales))
     gen = model.generate(rows, 3, interventions=fr.RowScaleValues(scales))
     for i, alpha in enumerate(alphas):
@@ -210,10 +213,18 @@ def test_run_writes_recipe_that_generate_applies(model, items, tmp_path):
                     n_random=2, max_new_tokens=2, min_group=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = fr.run(model, cfg, items, {"statement": TEMPLATE})
+        result, cost = run_with_cost(registry.get("factual_recall").run, model, cfg, items=items,
+                                     templates={"statement": TEMPLATE})
     assert model.active_interventions == () and not model.final_norm._forward_pre_hooks
-    path = fr.write_outputs(result, tmp_path)
+    assert isinstance(result, AnalysisResult) and result.analyzer == "factual_recall"
+    floor, how = result.floor()          # a lower bound: the run itself needs at least that many forwards
+    assert 0 < floor <= cost.forward_passes and "sweeps" in how
+    assert [r.role for r in result.roles()] == ["recall: memory", "recall: in-context"]
+    assert result.report().startswith("memory heads:")
+    path = write_result(result, tmp_path)
+    result.write_files(tmp_path)
     summary = json.loads(path.read_text())
+    assert summary["data"]["config"]["memory_alphas"] == [-1.0, 1.0, 3]
     assert summary["numbers"]["frequency_bins"] and summary["numbers"]["best"]
     located = {f"L{l}H{h}" for l, h in result.attribution["all"].strongest(0.1)}
     for goal, control in result.controls.items():       # specificity control avoids located heads
@@ -225,7 +236,9 @@ def test_run_writes_recipe_that_generate_applies(model, items, tmp_path):
 
 
 def _app():
-    return analyzer_app(fr.register)
+    from interp.cli import app
+
+    return app
 
 
 @pytest.fixture(scope="module")

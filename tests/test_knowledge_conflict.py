@@ -3,15 +3,18 @@ import json
 import warnings
 
 import pytest
-from helpers import CONFLICT_ANSWERS, analyzer_app, own_conflict_items, save_model_folder, write_items_jsonl
+from helpers import CONFLICT_ANSWERS, own_conflict_items, save_model_folder, write_items_jsonl
 import torch
 
 import interp
 from interp.data.conflict import (ConflictDataError, ConflictItem, MultiTokenAnswerWarning, Template,
                                   answer_tokens, build_conflict_set, load_counts, load_items, load_templates)
+from interp.analysis import AnalysisResult, run_with_cost
+from interp.report import write_result
 from interp.testing import tiny_model
 
 from circuits import knowledge_conflict as kc
+from circuits import registry
 
 TEMPLATES = {
     "statement": Template("statement", "the capital of {subject} is {answer} .", "the capital of {subject} is"),
@@ -286,8 +289,16 @@ def test_validation_order_ranks_located_heads_by_their_own_pruning_effect(model,
 def test_run_end_to_end_and_leaves_model_clean(model, items, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = kc.run(model, kc.Config(k_grid=(1, 3), n_random=2, n_per_subject=3), items, TEMPLATES)
+        result, cost = run_with_cost(registry.get("knowledge_conflict").run, model,
+                                     kc.Config(k_grid=(1, 3), n_random=2, n_per_subject=3), items=items,
+                                     templates=TEMPLATES)
     numbers = result.numbers()
+    assert isinstance(result, AnalysisResult) and result.analyzer == "knowledge_conflict"
+    floor, how = result.floor()          # a lower bound: the run itself needs at least that many forwards
+    assert 0 < floor <= cost.forward_passes and "path patching" in how
+    assert [r.role for r in result.roles()] == ["memory", "context"] and result.circuits() == []
+    assert set(result.roles()[0].heads) == {str(h) for h in result.memory_heads}
+    assert "pruned memory heads" in result.report()
     assert set(numbers["ph3"]) == {"toward_memory", "toward_context"}
     for direction in numbers["ph3"].values():
         if "error" in direction:
@@ -300,14 +311,18 @@ def test_run_end_to_end_and_leaves_model_clean(model, items, tmp_path):
     assert -1 <= numbers["attribution_spearman_vs_path_patching"] <= 1
     assert model.active_interventions == ()
     assert not model.final_norm._forward_pre_hooks
-    path = kc.write_outputs(result, tmp_path)
+    path = write_result(result, tmp_path)
     summary = json.loads(path.read_text())
     assert summary["analyzer"] == "knowledge_conflict" and summary["numbers"]["ph3"]
+    assert summary["data"]["config"]["seed"] == 0 and summary["seeds"] == {"seed": 0}
     assert (tmp_path / "conflict_heads.html").exists()
+    assert result.write_files(tmp_path) == [tmp_path / "conflict_scores.json"]
 
 
 def _app():
-    return analyzer_app(kc.register)
+    from interp.cli import app
+
+    return app
 
 
 @pytest.fixture(scope="module")

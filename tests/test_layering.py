@@ -156,11 +156,10 @@ def long_files(root: Path = ROOT, packages=PACKAGES, limit: int = MAX_LINES) -> 
 
 GRAPH = import_graph()
 LONG = long_files()
-# Imports of interp.cli that three analyzers still make to register their commands (rule (c),
+# Imports of interp.cli that one analyzer still makes to register their commands (rule (c),
 # marked xfail below). They close a cycle through interp.cli's demo; the cycle check leaves out
 # exactly these edges until the analyzer packages drop them; then delete this list.
-PENDING_CLI_IMPORTS = {("circuits.factual_recall", "interp.cli"),
-                       ("circuits.knowledge_conflict", "interp.cli"), ("circuits.retrieval", "interp.cli")}
+PENDING_CLI_IMPORTS = {("circuits.retrieval", "interp.cli")}
 
 
 def without(graph: dict[str, set[str]], edges) -> dict[str, set[str]]:
@@ -182,7 +181,7 @@ def test_core_never_imports_the_analyzers():
     assert upward_imports(GRAPH, "interp", "circuits", exempt="interp.cli") == []
 
 
-@pytest.mark.xfail(strict=False, reason="three analyzers still import interp.cli for their "
+@pytest.mark.xfail(strict=False, reason="one analyzer (retrieval) still imports interp.cli for its "
                                         "commands; the analyzer packages move those into interp/cli/")
 def test_analyzers_never_import_the_cli():
     assert upward_imports(GRAPH, "circuits", "interp.cli") == []

@@ -17,7 +17,7 @@ import importlib
 
 from interp.zoo.cli import app as zoo_app
 
-from . import core, demo, entity, induction, kv, retrieval  # noqa: F401  (registers their commands)
+from . import conflict, core, demo, entity, induction, kv, recall, retrieval  # noqa: F401  (registers their commands)
 from .app import app, fail, load_model
 
 __all__ = ["app", "main"]

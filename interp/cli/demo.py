@@ -28,7 +28,7 @@ import interp
 from circuits import registry
 from interp import zoo
 from interp.ablation import head_ablation_scores
-from interp.atlas import RoleMap, write_atlas
+from interp.atlas import write_atlas
 from interp.plots import save_html
 from interp.report import jsonable, write_result
 from interp.testing import tiny_model
@@ -67,51 +67,15 @@ def _registered(name: str) -> Callable:
         entry = registry.get(name)
         result = entry.run(model, entry.default_config(model))
         write_result(result, out)
+        write_files = getattr(result, "write_files", None)   # data files beside the figures, if any
+        if write_files is not None:
+            write_files(out)
         return result.numbers(), result.roles(), result.circuits()
     return step
 
 
-# --- adapters of the analyzers not yet on the protocol (removed as each one moves) -----------
-
-def _conflict(model, out: Path):
-    from circuits import knowledge_conflict as kc
-
-    result = kc.run(model, kc.Config())
-    kc.write_outputs(result, out)
-    grid = result.scores.scores
-    score = lambda h: float(grid[h.layer, h.head])  # noqa: E731
-    checks = {f"{d}: {k}": v for d, row in result.must_show().items() if isinstance(row, dict)
-              for k, v in row.get("held_out", {}).items() if isinstance(v, (int, float))}
-    roles = [RoleMap("memory", "knowledge conflict (Jin et al.)", {str(h): score(h) for h in result.memory_heads},
-                     checks),
-             RoleMap("context", "knowledge conflict (Jin et al.)", {str(h): score(h) for h in result.context_heads})]
-    return result.numbers(), roles, []
-
-
-def _recall(model, out: Path):
-    from circuits import factual_recall as fr
-
-    result = fr.run(model, fr.Config())
-    fr.write_outputs(result, out)
-    attribution = result.attribution.get("all")
-    score = (lambda h: float(attribution.scores[h.layer, h.head])) if attribution is not None else (lambda h: 0.0)
-    must = result.must_show()
-    checks = {f"{goal}: {k}": v for goal in ("in_context", "memorised") for k, v in must.get(goal, {}).items()
-              if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    roles = [RoleMap("recall: memory", "factual recall (Yu et al.)", {str(h): score(h) for h in result.memory_heads},
-                     checks),
-             RoleMap("recall: in-context", "factual recall (Yu et al.)",
-                     {str(h): score(h) for h in result.in_context_heads})]
-    return result.numbers(), roles, []
-
-
-_LEGACY_STEPS: dict[str, Callable] = {
-    "knowledge_conflict": _conflict, "factual_recall": _recall,
-}
-ANALYZER_STEPS: dict[str, Callable] = {
-    name: (_registered(name) if name in registry.names() else _LEGACY_STEPS[name])
-    for name in ("retrieval", "knowledge_conflict", "factual_recall", "entity_tracking", "induction")
-}
+DEMO_ANALYZERS = ("retrieval", "knowledge_conflict", "factual_recall", "entity_tracking", "induction")
+ANALYZER_STEPS: dict[str, Callable] = {name: _registered(name) for name in DEMO_ANALYZERS}
 
 
 def _share_plotly(out: Path) -> None:

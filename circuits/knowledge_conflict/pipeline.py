@@ -1,0 +1,80 @@
+"""The whole PH3 analysis: conflict sets from the model's own memory, split by subject; heads
+located on one split, k chosen on another, pruning and controls measured on held-out subjects
+in the locating format and in a second format."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+from interp.data.conflict import ConflictDataError, build_conflict_set, templates_for, zoo_counts, zoo_items
+
+from .config import Config, resolve_formats
+from .locate import attribution_scores, locate_heads
+from .pruning import ph3_direction
+from .result import DIRECTIONS, ConflictResult
+
+__all__ = ["build_sets", "run", "demo_config", "SPLITS"]
+
+SPLITS = ("locate", "val", "test", "test_other_format")
+
+
+def build_sets(model, cfg: Config, items=None, templates=None) -> dict:
+    """Conflict sets per format from the model's own memory, split by subject.
+
+    Returns {"sets": {format: ConflictSet}, "locate", "val", "test" (first format),
+    "test_other_format" (the held-out subjects in the second format), "subjects": {split: [...]}}.
+    Items default to the zoo world's (`cfg.n_per_subject` per subject, seeded)."""
+    templates = templates or templates_for(model)
+    cfg = resolve_formats(cfg, templates)
+    for name in cfg.formats:
+        if name not in templates:
+            raise ConflictDataError(f"unknown format {name!r}; templates: {', '.join(templates)}")
+    if items is None:
+        items = zoo_items(cfg.n_per_subject, seed=cfg.seed, counts=zoo_counts(model.name)[0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sets = {name: build_conflict_set(model, items, templates[name], batch_size=cfg.batch_size)
+                for name in cfg.formats}
+    for w in caught:
+        warnings.warn(w.message, w.category, stacklevel=2)
+    first = sets[cfg.formats[0]]
+    locate_s, val_s, test_s = first.split_subjects(cfg.split, cfg.seed)
+    return {"sets": sets, "locate": first.of_subjects(locate_s), "val": first.of_subjects(val_s),
+            "test": first.of_subjects(test_s),
+            "test_other_format": sets[cfg.formats[1]].of_subjects(test_s),
+            "subjects": {"locate": locate_s, "val": val_s, "test": test_s}}
+
+
+def run(model, cfg: Config = Config(), items=None, templates=None) -> ConflictResult:
+    """Locate memory/context heads, choose k, prune, control, and check attribution patching."""
+    cfg = resolve_formats(cfg, templates or templates_for(model))
+    data = build_sets(model, cfg, items, templates)
+    for part in SPLITS:
+        if len(data[part]) == 0:
+            raise ConflictDataError(f"the {part!r} split is empty ({ {k: len(v) for k, v in data['subjects'].items()} } "
+                                    "subjects); give more items or known subjects")
+    t0 = time.perf_counter()
+    scores = locate_heads(model, data["locate"], source=cfg.source, metric=cfg.metric,
+                          batch_size=cfg.batch_size, seed=cfg.seed)
+    t1 = time.perf_counter()
+    attribution = attribution_scores(model, data["locate"], source=cfg.source, metric=cfg.metric, seed=cfg.seed)
+    t2 = time.perf_counter()
+    ph3, curves, chosen = {}, {}, {}
+    for direction, role, target in DIRECTIONS:
+        ph3[direction] = ph3_direction(model, scores, data, role, target, cfg)
+        if "k" in ph3[direction]:
+            curves[f"{target} rate, pruning {role} heads"] = ph3[direction]["k_validation_curve"]
+            chosen[role] = list(model.heads(ph3[direction]["pruned"]))
+    info = {name: s.summary() for name, s in data["sets"].items()}
+    info.update({f"n_{part}": len(data[part]) for part in SPLITS})
+    info["subjects"] = data["subjects"]
+    return ConflictResult(model.name, cfg, scores, attribution, chosen.get("memory", []),
+                          chosen.get("context", []), ph3, info,
+                          {"path_patching": t1 - t0, "attribution_patching": t2 - t1}, curves)
+
+
+def demo_config(model=None) -> Config:
+    """The Config the demo and the atlas run with: the defaults (zoo items, the model's first two
+    formats)."""
+    return Config()
