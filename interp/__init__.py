@@ -16,7 +16,7 @@ from .version import __version__
 
 from .heads import Head, HeadIndexError, parse_heads
 from .interventions import Compose, Intervention, PatchHeads, PruneHeads, ScaleValues
-from .loading import GGUFMetadataError, ModelNotAvailableError
+from .loading import GGUFMetadataError, ModelNotAvailableError, RealModelNotInstalledError
 from .models import BACKENDS, ActivationCache, Model, UnknownSiteError, load
 from .tokens import PromptError, Tokens
 from .arch import SITES, UnsupportedArchitectureError
@@ -26,5 +26,5 @@ __all__ = [
     "Head", "parse_heads", "HeadIndexError",
     "Intervention", "PruneHeads", "ScaleValues", "PatchHeads", "Compose",
     "ModelNotAvailableError", "GGUFMetadataError", "PromptError", "UnknownSiteError",
-    "UnsupportedArchitectureError",
+    "UnsupportedArchitectureError", "RealModelNotInstalledError",
 ]

@@ -40,6 +40,8 @@ class ArchSpec:
       "per_head" (GPT-NeoX: [head, (q, k, v), d_head]).
     out: the output projection; its input is z.
     conv1d_out: the output projection stores its weight transposed (GPT-2 Conv1D).
+    norm_offset: added to a norm's stored weight to give its gain (Gemma's RMSNorm multiplies
+      by ``1 + weight``; 0 elsewhere).
     """
 
     family: str
@@ -51,6 +53,7 @@ class ArchSpec:
     final_norm: str
     unembed: str
     conv1d_out: bool = False
+    norm_offset: float = 0.0
 
 
 ARCHITECTURES: dict[str, ArchSpec] = {
@@ -64,6 +67,18 @@ ARCHITECTURES: dict[str, ArchSpec] = {
     ),
     "Qwen2ForCausalLM": ArchSpec(
         "qwen2", "model.layers", "self_attn", ("q_proj", "k_proj", "v_proj"), "separate",
+        "o_proj", "model.norm", "lm_head",
+    ),
+    # Llama-like layouts; what differs (q/k norms, sliding windows, soft-capping, scaled
+    # embeddings, post-attention norms) happens inside the HF modules, around these sites
+    **{name: ArchSpec(family, "model.layers", "self_attn", ("q_proj", "k_proj", "v_proj"),
+                      "separate", "o_proj", "model.norm", "lm_head", norm_offset=offset)
+       for name, family, offset in (("Gemma3ForCausalLM", "gemma3", 1.0),
+                                    ("Gemma2ForCausalLM", "gemma2", 1.0),
+                                    ("Qwen3ForCausalLM", "qwen3", 0.0),
+                                    ("Olmo2ForCausalLM", "olmo2", 0.0))},
+    "Phi3ForCausalLM": ArchSpec(
+        "phi3", "model.layers", "self_attn", ("qkv_proj",), "concat",
         "o_proj", "model.norm", "lm_head",
     ),
     "GPT2LMHeadModel": ArchSpec(

@@ -19,7 +19,8 @@ TINY_WORDS = ("the a an of in on is was and to it he she they box key apple cat 
               "city country what where who how one two three four five six seven eight nine ten "
               ". , ? : ;").split()
 
-TINY_ARCHITECTURES = ("gpt2", "gpt_neox", "llama", "qwen2", "mistral")
+TINY_ARCHITECTURES = ("gpt2", "gpt_neox", "llama", "qwen2", "mistral", "gemma3", "gemma2", "qwen3",
+                      "phi3", "olmo2")
 
 
 def word_tokenizer(words=TINY_WORDS):
@@ -57,7 +58,35 @@ def _config(arch: str, vocab: int, n_layers: int, n_ctx: int):
     if arch == "mistral":
         return MistralConfig(num_attention_heads=8, num_key_value_heads=2, sliding_window=None,
                              architectures=["MistralForCausalLM"], **common)
+    if arch in _NEWER:
+        return _newer_config(arch, common)
     raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {TINY_ARCHITECTURES}")
+
+
+_NEWER = ("gemma3", "gemma2", "qwen3", "phi3", "olmo2")
+_GEMMA = dict(num_attention_heads=4, num_key_value_heads=1, head_dim=32, sliding_window=4,
+              layer_types=["sliding_attention", "full_attention"], query_pre_attn_scalar=32)
+
+
+def _newer_config(arch: str, common: dict):
+    """Tiny configs exercising what the newer families add: one kv head, head_dim != d_model /
+    n_heads, sliding-window layers (window 4, shorter than the test prompts), q/k norms, logit
+    soft-capping, scaled embeddings, a fused qkv projection (Phi-3)."""
+    from transformers import Gemma2Config, Gemma3TextConfig, Olmo2Config, Phi3Config, Qwen3Config
+
+    if arch == "gemma3":
+        return Gemma3TextConfig(architectures=["Gemma3ForCausalLM"], **_GEMMA, **common)
+    if arch == "gemma2":
+        return Gemma2Config(architectures=["Gemma2ForCausalLM"], attn_logit_softcapping=50.0,
+                            final_logit_softcapping=30.0, **_GEMMA, **common)
+    if arch == "qwen3":
+        return Qwen3Config(num_attention_heads=8, num_key_value_heads=2, head_dim=16,
+                           architectures=["Qwen3ForCausalLM"], **common)
+    if arch == "phi3":
+        return Phi3Config(num_attention_heads=8, num_key_value_heads=4, sliding_window=None,
+                          architectures=["Phi3ForCausalLM"], **common)
+    return Olmo2Config(num_attention_heads=8, num_key_value_heads=4,
+                       architectures=["Olmo2ForCausalLM"], **common)
 
 
 def tiny_hf_model(arch: str = "llama", *, n_layers: int = 2, n_ctx: int = 128, seed: int = 0,

@@ -91,7 +91,7 @@ def final_norm_parts(model) -> tuple[torch.Tensor, float, bool]:
     if weight is None:
         raise ValueError(f"the final norm {type(norm).__name__} has no weight; a norm fold needs one")
     eps = float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-5)))
-    return _cpu(weight), eps, isinstance(norm, torch.nn.LayerNorm)
+    return _cpu(weight) + model.spec.norm_offset, eps, isinstance(norm, torch.nn.LayerNorm)
 
 
 def folded_unembed(model, *, centre: bool = True) -> torch.Tensor:
@@ -119,5 +119,5 @@ def input_norm_weight(model, layer: int) -> Optional[torch.Tensor]:
     for name in NORM_NAMES:
         norm = getattr(block, name, None)
         if norm is not None and getattr(norm, "weight", None) is not None:
-            return _cpu(norm.weight)
+            return _cpu(norm.weight) + model.spec.norm_offset
     return None

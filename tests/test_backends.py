@@ -62,7 +62,8 @@ def _edit_sites():
             if site == "pattern":
                 t[:, 0] = t[:, 0] * 0.5
             else:
-                t[:, :, 0] = t[:, :, 0] * 1.7
+                t[:, :, 0] = t[:, :, 0] * 1.7 + 0.3  # not a pure scale: q/k norms and a
+                # post-attention norm over a single kv head would undo one
             return t
         return fn
     return scale_site

@@ -27,8 +27,12 @@ class PatternSite(torch.nn.Identity):
 
 
 def interp_eager_attention(module, query, key, value, attention_mask, scaling=None,
-                           dropout=0.0, **kwargs):
-    """Softmax attention; query [b, h, q, d], key/value [b, kv_heads, k, d]."""
+                           dropout=0.0, softcap=None, **kwargs):
+    """Softmax attention; query [b, h, q, d], key/value [b, kv_heads, k, d].
+
+    `softcap` (Gemma 2's attention logit soft-capping) squashes the scores to
+    ``softcap * tanh(scores / softcap)`` before the mask, as the model's own kernels do. Sliding
+    windows need nothing here: they arrive inside `attention_mask`."""
     n_rep = query.shape[1] // key.shape[1]
     if n_rep > 1:
         key = key.repeat_interleave(n_rep, dim=1)
@@ -36,6 +40,8 @@ def interp_eager_attention(module, query, key, value, attention_mask, scaling=No
     if scaling is None:
         scaling = query.shape[-1] ** -0.5
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
     if attention_mask is not None:
         scores = scores + attention_mask[:, :, :, : key.shape[-2]]
     weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)

