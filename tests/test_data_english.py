@@ -1,0 +1,129 @@
+"""The English data built in for non-zoo models: facts, boxes, haystack (tiny models and tokenizers only)."""
+
+import types
+
+import pytest
+
+from interp.data import conflict, defaults, facts
+from interp.data.conflict import EN_TEMPLATES, ConflictDataError, Template, build_conflict_set, english_items
+
+
+# --- facts -------------------------------------------------------------------------------------
+
+def test_shipped_facts_have_enough_items_over_three_relations():
+    table = facts.relations()
+    assert len(table) >= 3
+    assert sum(len(r.facts) for r in table.values()) >= 150
+    for r in table.values():
+        subjects = [s for s, _ in r.facts]
+        assert len(subjects) == len(set(subjects)), r.name
+        assert len({a for _, a in r.facts}) >= 4, r.name      # enough answers to draw conflicts from
+        assert all(a.strip() and s.strip() for s, a in r.facts)
+
+
+def test_unknown_relation_names_the_known_ones():
+    with pytest.raises(facts.FactsError, match="capital"):
+        facts.relation("ceo")
+
+
+def test_english_items_conflict_within_their_relation_and_are_seeded():
+    items = english_items(2, seed=0)
+    assert len(items) == 2 * sum(len(r.facts) for r in facts.relations().values())
+    for item in items:
+        answers = set(facts.facts(item.relation).values())
+        assert item.memory_answer == facts.facts(item.relation)[item.subject]
+        assert item.context_answer in answers and item.context_answer != item.memory_answer
+        assert item.frequency is None
+    assert items == english_items(2, seed=0)
+    assert items != english_items(2, seed=1)
+    assert {i.relation for i in english_items(1, relations=["language"])} == {"language"}
+
+
+def test_english_templates_follow_the_papers_formats_per_relation():
+    statement, qa = EN_TEMPLATES["statement"], EN_TEMPLATES["qa"]
+    # Jin et al.: the context sentence, then the same sentence to complete (as before, for capitals)
+    assert statement.conflict_prompt("France", "Rome") == "The capital of France is Rome. The capital of France is"
+    assert statement.clean_prompt("France") == "The capital of France is"
+    # Yu et al.: the context sentence, then the question
+    assert (qa.conflict_prompt("France", "Rome")
+            == "The capital of France is Rome.\nQ: What is the capital of France?\nA:")
+    assert qa.clean_prompt("Japan", "language") == "Q: What is the official language of Japan?\nA:"
+    assert statement.clean_prompt("Lyon", "city_country") == "Lyon is a city in"
+
+
+def test_subject_templates_ignore_the_relation_and_relation_templates_need_a_known_one():
+    zoo = conflict.ZOO_TEMPLATES["statement"]
+    assert zoo.clean_prompt("Avaria", "anything") == zoo.clean_prompt("Avaria")
+    with pytest.raises(facts.FactsError):
+        EN_TEMPLATES["statement"].clean_prompt("France", "ceo")
+    with pytest.raises(ConflictDataError, match="placeholder"):
+        Template("bad", "{answer}", "no placeholder here")
+    assert Template("q", "{statement} {answer}.", "Q: {question}\nA:").query
+
+
+def test_default_items_are_english_for_other_models_and_the_world_for_zoo_models(tiny):
+    assert {i.relation for i in defaults.default_items(tiny)} == set(facts.relations())
+    zoo_like = types.SimpleNamespace(name="world-base")
+    zoo_items = defaults.default_items(zoo_like, 1)
+    assert {i.relation for i in zoo_items} == {"capital"}
+    assert {i.subject for i in zoo_items} <= set(conflict.zoo_counts("world-base")[0])
+    counts, source = defaults.default_counts(tiny)
+    assert counts == {} and "unknown" in source
+
+
+def test_unknown_subjects_are_dropped_and_counted_per_relation(stories, monkeypatch):
+    items = english_items(1, relations=["capital", "language"])
+    knows_capitals = lambda model, prompts, answers, batch: ["capital" in p for p in prompts]  # noqa: E731
+    monkeypatch.setattr(conflict, "_knows", knows_capitals)
+    data = build_conflict_set(stories, items, EN_TEMPLATES["statement"])
+    per = data.summary()["per_relation"]
+    assert set(per) == {"capital", "language"}
+    assert per["language"]["n_items"] == 0 and per["language"]["n_subjects_kept"] == 0
+    assert per["language"]["unknown_subject"] > 0
+    assert {i.relation for i in data.items} == {"capital"}
+    for row in per.values():
+        dropped = row["context_equals_memory"] + row["same_first_token"] + row["unknown_subject"]
+        assert dropped + row["n_items"] == row["n_candidates"]
+    assert sum(r["unknown_subject"] for r in per.values()) == data.excluded["unknown_subject"]
+    assert data.n_candidates == len(items)
+
+
+def test_a_model_that_knows_nothing_is_refused_with_the_counts(stories):
+    items = english_items(1, relations=["capital"])[:12]
+    with pytest.raises(ConflictDataError, match="unknown_subject"):
+        build_conflict_set(stories, items, EN_TEMPLATES["qa"])
+
+
+def test_corrupted_prompts_stay_inside_each_items_relation(stories):
+    items = english_items(1, relations=["capital", "language"])
+    data = build_conflict_set(stories, items, EN_TEMPLATES["statement"], check_memory=False)
+    refs = data.corrupted_prompts(seed=0)
+    for item, ref in zip(data.items, refs):
+        wording = "The capital of" if item.relation == "capital" else "The official language of"
+        assert ref.startswith(wording)
+        assert item.subject not in ref.split(" is ")[0].split(" of ", 1)[1]
+
+
+def test_knowledge_check_generates_each_subject_once(tiny):
+    calls = []
+
+    class Counting:
+        def __init__(self, model):
+            self.model = model
+
+        def generate(self, prompts, **kw):
+            calls.extend(prompts)
+            return self.model.generate(prompts, **kw)
+
+    prompts = ["a b", "a b", "c d"]
+    answers = [(5,), (5,), (6,)]
+    known = conflict._knows(Counting(tiny), prompts, answers, batch_size=8)
+    assert len(known) == 3 and known[0] == known[1]
+    assert sorted(calls) == ["a b", "c d"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from interp.testing import tiny_model
+
+    return tiny_model("llama")
