@@ -127,3 +127,58 @@ def tiny():
     from interp.testing import tiny_model
 
     return tiny_model("llama")
+
+
+# --- boxes -------------------------------------------------------------------------------------
+
+def _word_tokenizer(words):
+    """A word-level fast tokenizer knowing exactly `words` (and the box template's words)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = ["<unk>", "<s>"] + list(dict.fromkeys("the is in Box contains , .".split() + list(words)))
+    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>")
+
+
+def test_english_boxes_keep_single_token_words_and_count_the_others():
+    from interp.data import boxes
+
+    words_o, words_l = boxes._english_words()
+    missing = {"apple", "guitar", "pillow"}
+    tok = _word_tokenizer([w for w in words_o if w not in missing] + [w for w in words_l if w != "Q"])
+    objects, labels, record = boxes.english_vocabulary(tok)
+    assert set(record["dropped_objects"]) == missing and record["dropped_labels"] == ["Q"]
+    assert record["n_objects"] == len(words_o) - 3 == len(objects) and record["n_labels"] == 25
+    assert len(words_o) >= 60
+
+    data = boxes.box_dataset(tok, n=6, n_boxes=7, seed=0)
+    assert data.template == boxes.PAPER_TEMPLATE and data.vocabulary == record
+    prompt = data.prompts[0]
+    assert prompt.startswith("the ") and ", the " in prompt and prompt.endswith("contains the")
+    s = data.samples[0]
+    assert f"the {s.answer} is in Box {s.labels[s.query]}" in prompt
+    assert prompt.endswith(f". Box {s.query_label} contains the")
+    assert tok.decode([int(data.answer_ids[0])]) == s.answer
+    assert not ({o for s in data.samples for o in s.objects} & missing)
+    # the corruption scheme of the analyzer works unchanged on English prompts
+    bad = boxes.corrupt(tok, data, seed=1)
+    assert bad.seq_len == data.seq_len
+    assert all(b.query_label not in b.labels and b.query != s.query for b, s in zip(bad.samples, data.samples))
+
+
+def test_box_defaults_follow_the_model(stories):
+    from interp.data import boxes
+    from interp.zoo import World
+
+    world = types.SimpleNamespace(tokenizer=World(0).build_tokenizer())
+    assert boxes.default_template(world) == boxes.ZOO_TEMPLATE
+    assert boxes.default_template(stories) == boxes.PAPER_TEMPLATE
+    objects, labels, record = boxes.english_vocabulary(stories)     # 512 pieces: whole words are rare
+    words_o, words_l = boxes._english_words()
+    assert len(objects) + len(record["dropped_objects"]) == len(words_o)
+    assert len(labels) + len(record["dropped_labels"]) == len(words_l)
+    assert len(objects) < 8                   # too few for 7 boxes: refused with the count, not built
+    with pytest.raises(boxes.BoxDataError, match=f"only {len(objects)} available"):
+        boxes.box_dataset(stories, n=2, n_boxes=7)
