@@ -182,3 +182,46 @@ def test_box_defaults_follow_the_model(stories):
     assert len(objects) < 8                   # too few for 7 boxes: refused with the count, not built
     with pytest.raises(boxes.BoxDataError, match=f"only {len(objects)} available"):
         boxes.box_dataset(stories, n=2, n_boxes=7)
+
+
+# --- haystack ----------------------------------------------------------------------------------
+
+def test_english_haystack_is_plain_prose_without_the_needles():
+    from interp.data import niah
+
+    text = niah.english_haystack()
+    assert len(text.split()) >= 2000
+    for needle in niah.ENGLISH_NEEDLES:
+        assert needle.answer.lower() not in text.lower()
+    assert niah.english_needles(1) == [niah.PAPER_NEEDLE]
+    assert niah.english_haystack(3) != text and sorted(niah.english_haystack(3).split()) == sorted(text.split())
+    with pytest.raises(niah.NiahError, match="built-in"):
+        niah.english_needles(len(niah.ENGLISH_NEEDLES) + 1)
+
+
+def test_paper_needle_in_the_english_haystack_with_a_real_tokenizer(stories):
+    from interp.data import niah
+
+    tok = stories.tokenizer
+    prompts = niah.build_grid(tok, niah.english_haystack(), niah.english_needles(2), [128, 400], [0.0, 0.5, 1.0],
+                              template=niah.PAPER_TEMPLATE, bos_id=tok.bos_token_id, n_ctx=stories.n_ctx)
+    assert len(prompts) == 2 * 3 * 2
+    for p in prompts:
+        assert p.n_tokens <= p.context_length
+        assert p.text.endswith(f"Question: {p.needle.question}\nAnswer:")
+        assert tok.decode(list(p.input_ids[slice(*p.answer_span)])).strip() == p.needle.answer
+        assert p.needle.text in p.text
+    assert prompts[-1].n_tokens > 0.9 * 400            # filled with prose up to a sentence end
+
+
+def test_niah_defaults_follow_the_tokenizer(tiny):
+    from interp.data import niah
+    from interp.zoo import World
+
+    world = types.SimpleNamespace(tokenizer=World(0).build_tokenizer(), name="not-a-zoo-name")
+    assert defaults.default_niah_template(world) == niah.COMPLETION_TEMPLATE
+    assert defaults.default_needles(world, 2) == niah.zoo_needles(2)
+    assert defaults.default_haystack(world, 200) == niah.zoo_haystack(200)
+    assert defaults.default_niah_template(tiny) == niah.PAPER_TEMPLATE
+    assert defaults.default_needles(tiny, 4)[0] == niah.PAPER_NEEDLE
+    assert defaults.default_haystack(tiny) == niah.english_haystack()

@@ -44,7 +44,7 @@ import torch
 
 __all__ = ["BoxTemplate", "ZOO_TEMPLATE", "PAPER_TEMPLATE", "BoxSample", "BoxDataset", "BoxPairs",
            "BoxDataError", "DESIDERATA", "box_samples", "box_dataset", "corrupt", "desiderata",
-           "single_token_id", "english_vocabulary", "default_template", "default_n_boxes"]
+           "single_token_id", "english_vocabulary", "default_template", "default_n_boxes", "speaks_world"]
 
 DESIDERATA = ("positional", "object", "label")
 
@@ -196,7 +196,8 @@ PAPER_N_BOXES = 7   # Prakash et al. 2024
 ZOO_N_BOXES = 4     # the zoo's world models train on 2-6 boxes and are measured on 3-5
 
 
-def _speaks_world(tokenizer) -> bool:
+def speaks_world(tokenizer) -> bool:
+    """Whether `tokenizer` has the zoo world's words (a zoo organism's word-level vocabulary)."""
     from interp.zoo.world import BOX_LABELS, OBJECTS
 
     vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
@@ -206,13 +207,13 @@ def _speaks_world(tokenizer) -> bool:
 def default_n_boxes(model) -> int:
     """Boxes per prompt when the user names none: the middle of a zoo world model's range,
     else the paper's 7."""
-    return ZOO_N_BOXES if _speaks_world(model.tokenizer) else PAPER_N_BOXES
+    return ZOO_N_BOXES if speaks_world(model.tokenizer) else PAPER_N_BOXES
 
 
 def default_template(model) -> BoxTemplate:
     """The wording when the user gives none: the zoo's world language for the zoo's
     organisms, the paper's English (`PAPER_TEMPLATE`) for any other model."""
-    return ZOO_TEMPLATE if _speaks_world(_tokenizer_of(model)) else PAPER_TEMPLATE
+    return ZOO_TEMPLATE if speaks_world(_tokenizer_of(model)) else PAPER_TEMPLATE
 
 
 def english_vocabulary(model_or_tokenizer) -> tuple[list[str], list[str], dict]:
@@ -241,7 +242,7 @@ def _defaults(tokenizer, objects, labels):
     if objects is None or labels is None:
         from interp.zoo.world import BOX_LABELS, OBJECTS
 
-        if _speaks_world(tokenizer):
+        if speaks_world(tokenizer):
             default_o, default_l, record = OBJECTS, BOX_LABELS, {"source": "zoo world"}
         else:
             default_o, default_l, record = english_vocabulary(tokenizer)
