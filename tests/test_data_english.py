@@ -5,8 +5,13 @@ import types
 import pytest
 
 from interp.data import conflict, defaults, facts
-from interp.data.conflict import EN_TEMPLATES, ConflictDataError, Template, build_conflict_set, english_items
-
+from interp.data.conflict import (
+    EN_TEMPLATES,
+    ConflictDataError,
+    Template,
+    build_conflict_set,
+    english_items,
+)
 
 # --- facts -------------------------------------------------------------------------------------
 

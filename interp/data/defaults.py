@@ -23,8 +23,15 @@ from __future__ import annotations
 
 from .boxes import default_n_boxes, default_template, english_vocabulary, speaks_world
 from .conflict import ConflictItem, english_items, is_zoo_model, zoo_counts, zoo_items
-from .niah import (COMPLETION_TEMPLATE, PAPER_TEMPLATE, Needle, english_haystack, english_needles,
-                   zoo_haystack, zoo_needles)
+from .niah import (
+    COMPLETION_TEMPLATE,
+    PAPER_TEMPLATE,
+    Needle,
+    english_haystack,
+    english_needles,
+    zoo_haystack,
+    zoo_needles,
+)
 
 __all__ = ["default_items", "default_counts", "default_haystack", "default_needles",
            "default_niah_template", "speaks_english", "default_template", "default_n_boxes",
