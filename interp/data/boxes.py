@@ -197,11 +197,15 @@ ZOO_N_BOXES = 4     # the zoo's world models train on 2-6 boxes and are measured
 
 
 def speaks_world(tokenizer) -> bool:
-    """Whether `tokenizer` has the zoo world's words (a zoo organism's word-level vocabulary)."""
-    from interp.zoo.world import BOX_LABELS, OBJECTS
+    """Whether `tokenizer` has the zoo world's words (a zoo organism's word-level vocabulary).
+
+    English words such as "apple" are whole entries of large BPE vocabularies too, so the
+    world's invented country names (never single entries of an English vocabulary) decide."""
+    from interp.zoo.world import BOX_LABELS, OBJECTS, World
 
     vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
-    return all(w in vocab for w in OBJECTS[:5] + BOX_LABELS[:5])
+    words = list(OBJECTS[:5]) + list(BOX_LABELS[:5]) + list(World(0).countries[:3])
+    return all(w in vocab for w in words)
 
 
 def default_n_boxes(model) -> int:
