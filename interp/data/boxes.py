@@ -21,6 +21,11 @@ Counterfactual constructions (each keeps the token length of its base):
   source's correct segment stays at the base position) -> target is the base object of the box
   the new label names.
 
+Vocabulary and wording follow the model: the zoo's world words and `ZOO_TEMPLATE` for the
+zoo's organisms, else the English objects and letters of ``english/boxes.json`` (those that are
+one token of the model's tokenizer; `BoxDataset.vocabulary` counts the ones dropped) and the
+paper's `PAPER_TEMPLATE` ("the apple is in Box F, ... Box F contains the").
+
     >>> import interp                                                          # doctest: +SKIP
     >>> data = box_dataset(interp.load("world-base"), n=300, n_boxes=7)         # doctest: +SKIP
     >>> data.prompts[0], data.answers[0], int(data.query_pos[0])                # doctest: +SKIP
@@ -28,15 +33,18 @@ Counterfactual constructions (each keeps the token length of its base):
 
 from __future__ import annotations
 
+import json
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 
 __all__ = ["BoxTemplate", "ZOO_TEMPLATE", "PAPER_TEMPLATE", "BoxSample", "BoxDataset", "BoxPairs",
            "BoxDataError", "DESIDERATA", "box_samples", "box_dataset", "corrupt", "desiderata",
-           "single_token_id"]
+           "single_token_id", "english_vocabulary", "default_template", "default_n_boxes", "speaks_world"]
 
 DESIDERATA = ("positional", "object", "label")
 
@@ -64,9 +72,14 @@ ZOO_TEMPLATE = BoxTemplate()
 # The paper's wording, for pretrained subword models ("Box T contains the" -> " pot").
 PAPER_TEMPLATE = BoxTemplate("the {object} is in Box {label}", ", ", ". ", "Box {label} contains the")
 
-_DEFAULT_OBJECTS = ("apple", "key", "pen", "coin", "ring", "book", "cup", "lamp", "shoe", "hat",
-                    "bell", "drum", "map", "card", "rope", "stone", "plate", "fork", "clock", "ball")
-_DEFAULT_LABELS = tuple(chr(c) for c in range(ord("A"), ord("Z") + 1))
+ENGLISH_PATH = Path(__file__).with_name("english") / "boxes.json"
+
+
+@lru_cache(maxsize=1)
+def _english_words() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The shipped English objects and box labels (before any tokenizer check)."""
+    data = json.loads(ENGLISH_PATH.read_text(encoding="utf-8"))
+    return tuple(data["objects"]), tuple(data["labels"])
 
 
 @dataclass(frozen=True)
@@ -108,6 +121,7 @@ class BoxDataset:
     object_pos: torch.Tensor
     template: BoxTemplate
     seq_len: int
+    vocabulary: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -182,32 +196,66 @@ PAPER_N_BOXES = 7   # Prakash et al. 2024
 ZOO_N_BOXES = 4     # the zoo's world models train on 2-6 boxes and are measured on 3-5
 
 
-def _speaks_world(tokenizer) -> bool:
-    from interp.zoo.world import BOX_LABELS, OBJECTS
+def speaks_world(tokenizer) -> bool:
+    """Whether `tokenizer` has the zoo world's words (a zoo organism's word-level vocabulary).
+
+    English words such as "apple" are whole entries of large BPE vocabularies too, so the
+    world's invented country names (never single entries of an English vocabulary) decide."""
+    from interp.zoo.world import BOX_LABELS, OBJECTS, World
 
     vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
-    return all(w in vocab for w in OBJECTS[:5] + BOX_LABELS[:5])
+    words = list(OBJECTS[:5]) + list(BOX_LABELS[:5]) + list(World(0).countries[:3])
+    return all(w in vocab for w in words)
 
 
 def default_n_boxes(model) -> int:
     """Boxes per prompt when the user names none: the middle of a zoo world model's range,
     else the paper's 7."""
-    return ZOO_N_BOXES if _speaks_world(model.tokenizer) else PAPER_N_BOXES
+    return ZOO_N_BOXES if speaks_world(model.tokenizer) else PAPER_N_BOXES
+
+
+def default_template(model) -> BoxTemplate:
+    """The wording when the user gives none: the zoo's world language for the zoo's
+    organisms, the paper's English (`PAPER_TEMPLATE`) for any other model."""
+    return ZOO_TEMPLATE if speaks_world(_tokenizer_of(model)) else PAPER_TEMPLATE
+
+
+def english_vocabulary(model_or_tokenizer) -> tuple[list[str], list[str], dict]:
+    """The shipped English objects and labels that are one token of this tokenizer, and a
+    record of the check: how many of each are kept and which were dropped.
+
+    >>> from interp.testing import tiny_model
+    >>> objects, labels, record = english_vocabulary(tiny_model("llama"))
+    >>> record["n_objects"] == len(objects), record["n_objects"] + len(record["dropped_objects"]) >= 60
+    (True, True)
+    """
+    tokenizer = _tokenizer_of(model_or_tokenizer)
+    words_o, words_l = _english_words()
+    objects = [w for w in words_o if single_token_id(tokenizer, w) is not None]
+    labels = [w for w in words_l if single_token_id(tokenizer, w) is not None]
+    record = {"source": "english", "n_objects": len(objects), "n_labels": len(labels),
+              "dropped_objects": [w for w in words_o if w not in objects],
+              "dropped_labels": [w for w in words_l if w not in labels]}
+    return objects, labels, record
 
 
 def _defaults(tokenizer, objects, labels):
+    """Objects and labels to draw from (the user's, else the model's defaults) and the record
+    of where they came from (`BoxDataset.vocabulary`)."""
+    record = {"source": "given"}
     if objects is None or labels is None:
         from interp.zoo.world import BOX_LABELS, OBJECTS
 
-        zoo = _speaks_world(tokenizer)
-        if objects is None:
-            objects = OBJECTS if zoo else [w for w in _DEFAULT_OBJECTS if single_token_id(tokenizer, w) is not None]
-        if labels is None:
-            labels = BOX_LABELS if zoo else [w for w in _DEFAULT_LABELS if single_token_id(tokenizer, w) is not None]
+        if speaks_world(tokenizer):
+            default_o, default_l, record = OBJECTS, BOX_LABELS, {"source": "zoo world"}
+        else:
+            default_o, default_l, record = english_vocabulary(tokenizer)
+        objects = default_o if objects is None else objects
+        labels = default_l if labels is None else labels
     objects, labels = list(dict.fromkeys(objects)), list(dict.fromkeys(labels))
     if set(objects) & set(labels):
         raise BoxDataError(f"objects and labels must not share words; both contain {sorted(set(objects) & set(labels))}")
-    return objects, labels
+    return objects, labels, record
 
 
 def _check_counts(n_boxes: int, objects, labels, extra_labels: int = 0, extra_objects: int = 0) -> None:
@@ -285,11 +333,12 @@ def _build(model_or_tokenizer, samples, template) -> BoxDataset:
 
 def box_dataset(model, n: int = 300, n_boxes: int = 7, *, objects: Sequence[str] = None,
                 labels: Sequence[str] = None, seed: int = 0,
-                template: BoxTemplate = ZOO_TEMPLATE) -> BoxDataset:
+                template: Optional[BoxTemplate] = None) -> BoxDataset:
     """`n` box prompts for `model` (or a tokenizer), with answer ids and circuit positions.
 
     Objects/labels default to the zoo's world vocabulary when the tokenizer has it, else to
-    common words / capital letters that are single tokens of the tokenizer.
+    the shipped English words / capital letters that are single tokens of the tokenizer
+    (`english_vocabulary`); the template defaults to `default_template(model)`.
 
     >>> from interp.testing import tiny_model
     >>> m = tiny_model("llama")
@@ -299,10 +348,11 @@ def box_dataset(model, n: int = 300, n_boxes: int = 7, *, objects: Sequence[str]
     (26, 4, True)
     """
     tokenizer = _tokenizer_of(model)
-    objects, labels = _defaults(tokenizer, objects, labels)
+    objects, labels, record = _defaults(tokenizer, objects, labels)
     _check_counts(n_boxes, objects, labels)
     samples = box_samples(n, n_boxes, objects, labels, seed)
-    return _build(model, samples, template)
+    data = _build(model, samples, template if template is not None else default_template(model))
+    return replace(data, vocabulary=record)
 
 
 # --- counterfactuals -----------------------------------------------------------------------

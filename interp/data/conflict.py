@@ -17,8 +17,17 @@ warning saying how many items that concerns. Answer tokens are found by tokenizi
 handled.
 
 Sources of items: `zoo_items` (the zoo world's countries and capitals, with their corpus
-frequencies) and `load_items` (a JSONL file, one ``{"subject", "memory_answer",
-"context_answer"[, "frequency", "relation"]}`` object a line).
+frequencies), `english_items` (the English facts shipped in `interp.data.facts`: capitals,
+official languages, the countries of cities) and `load_items` (a JSONL file, one
+``{"subject", "memory_answer", "context_answer"[, "frequency", "relation"]}`` object a line).
+`interp.data.defaults.default_items(model)` picks the zoo's for zoo models, the English ones
+otherwise.
+
+Templates may name the subject directly (``{subject}``, the zoo's) or through the item's
+relation: ``{statement}`` ("The capital of France is") and ``{question}`` ("What is the capital
+of France?") come from `interp.data.facts`, so one template serves every relation. The English
+formats are the papers': ``statement`` (Jin et al.: context sentence, then the same sentence to
+complete) and ``qa`` (Yu et al.: context sentence, then "Q: ...?\nA:").
 
     >>> import interp                                                          # doctest: +SKIP
     >>> model = interp.load("world-base")                                      # doctest: +SKIP
@@ -35,10 +44,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
+from . import facts
 
 __all__ = ["Template", "ConflictItem", "ConflictSet", "ConflictDataError", "ZOO_TEMPLATES",
-           "EN_TEMPLATES", "templates_for", "zoo_items", "zoo_counts", "load_items", "load_counts",
-           "load_templates", "build_conflict_set", "is_zoo_model", "answer_tokens", "MultiTokenAnswerWarning"]
+           "EN_TEMPLATES", "templates_for", "zoo_items", "zoo_counts", "english_items", "load_items", "load_counts", "load_templates", "build_conflict_set",
+           "is_zoo_model", "answer_tokens", "MultiTokenAnswerWarning"]
 
 
 class ConflictDataError(ValueError):
@@ -49,9 +59,13 @@ class MultiTokenAnswerWarning(UserWarning):
     """Some answers span several tokens; they are scored by their first token."""
 
 
+_RELATION_FIELDS = ("statement", "question")
+
+
 @dataclass(frozen=True)
 class Template:
-    """How an item becomes prompts. ``{subject}`` and ``{answer}`` are the placeholders.
+    """How an item becomes prompts. Placeholders: ``{subject}``, ``{answer}``, and the item's
+    relation said about the subject, ``{statement}`` and ``{question}`` (`interp.data.facts`).
 
     context: the sentence stating the context answer, e.g. "the capital of {subject} is {answer} ."
     query: the prompt the model completes, e.g. "the capital of {subject} is"
@@ -61,6 +75,8 @@ class Template:
     >>> t = Template("s", "the capital of {subject} is {answer} .", "the capital of {subject} is")
     >>> t.conflict_prompt("Avaria", "Rusk")
     'the capital of Avaria is Rusk . the capital of Avaria is'
+    >>> EN_TEMPLATES["qa"].conflict_prompt("Lyon", "Italy", relation="city_country")
+    'Lyon is a city in Italy.\\nQ: In which country is the city of Lyon?\\nA:'
     """
 
     name: str
@@ -71,20 +87,29 @@ class Template:
     stop: tuple[str, ...] = (".",)
 
     def __post_init__(self):
-        if "{subject}" not in self.query:
-            raise ConflictDataError(f"template {self.name!r}: query needs a {{subject}} placeholder, "
-                                    f"got {self.query!r}")
+        if not any(f"{{{name}}}" in self.query for name in ("subject",) + _RELATION_FIELDS):
+            raise ConflictDataError(f"template {self.name!r}: query needs a {{subject}}, {{statement}} "
+                                    f"or {{question}} placeholder, got {self.query!r}")
         if "{answer}" not in self.context:
             raise ConflictDataError(f"template {self.name!r}: context needs an {{answer}} placeholder, "
                                     f"got {self.context!r}")
         object.__setattr__(self, "stop", tuple(self.stop))
 
-    def clean_prompt(self, subject: str) -> str:
-        return self.query.format(subject=subject)
+    def fields(self, subject: str, relation: str = "capital") -> dict:
+        """The placeholder values for `subject`; the relation's wording only when used."""
+        if not any(f"{{{name}}}" in self.context + self.query for name in _RELATION_FIELDS):
+            return {"subject": subject}
+        said = facts.relation(relation)
+        return {"subject": subject, "statement": said.statement_for(subject),
+                "question": said.question_for(subject)}
 
-    def conflict_prompt(self, subject: str, context_answer: str, context_subject: Optional[str] = None) -> str:
-        ctx = self.context.format(subject=context_subject or subject, answer=context_answer)
-        return ctx + self.joiner + self.query.format(subject=subject)
+    def clean_prompt(self, subject: str, relation: str = "capital") -> str:
+        return self.query.format(**self.fields(subject, relation))
+
+    def conflict_prompt(self, subject: str, context_answer: str, context_subject: Optional[str] = None,
+                        relation: str = "capital") -> str:
+        ctx = self.context.format(**self.fields(context_subject or subject, relation), answer=context_answer)
+        return ctx + self.joiner + self.clean_prompt(subject, relation)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "stop": list(self.stop)}
@@ -122,11 +147,10 @@ ZOO_TEMPLATES = {
     "qa": Template("qa", "capital of {subject} : the capital of {subject} is {answer} .",
                    "capital of {subject} : the capital of {subject} is", stop=(".", ":")),
 }
+# English formats for pretrained models, worded per relation (see the module docstring).
 EN_TEMPLATES = {
-    "statement": Template("statement", "The capital of {subject} is {answer}.", "The capital of {subject} is",
-                          stop=(".", "\n")),
-    "qa": Template("qa", "The capital of {subject} is {answer}.", "Q: What is the capital of {subject}?\nA:",
-                   joiner="\n", stop=("Q:", "\n", ".")),
+    "statement": Template("statement", "{statement} {answer}.", "{statement}", stop=(".", "\n")),
+    "qa": Template("qa", "{statement} {answer}.", "Q: {question}\nA:", joiner="\n", stop=("Q:", "\n", ".")),
 }
 
 
@@ -261,6 +285,29 @@ def zoo_items(n_per_subject: int = 2, seed: int = 0, world_seed: int = 0,
     return items
 
 
+def english_items(n_per_subject: int = 2, seed: int = 0,
+                  relations: Optional[Sequence[str]] = None) -> list[ConflictItem]:
+    """Items for every shipped English fact (`interp.data.facts`), each relation in turn: per
+    subject, `n_per_subject` context answers drawn (seeded) from the relation's other answers.
+    Frequencies are unknown (None); unknown subjects are dropped later by `build_conflict_set`.
+
+    >>> items = english_items(1)
+    >>> items[0].subject, items[0].memory_answer, items[0].relation
+    ('France', 'Paris', 'capital')
+    """
+    rng = random.Random(f"english-items-{seed}")
+    names = list(relations) if relations is not None else list(facts.relations())
+    items = []
+    for name in names:
+        table = facts.facts(name)
+        answers = sorted(set(table.values()))
+        for subject, truth in table.items():
+            others = [a for a in answers if a != truth]
+            for other in rng.sample(others, min(n_per_subject, len(others))):
+                items.append(ConflictItem(subject, truth, other, relation=name))
+    return items
+
+
 def answer_tokens(model, prompt: str, answer: str, joiner: str = " ") -> list[int]:
     """Token ids of `answer` as the model reads it after `prompt` (joined by `joiner`)."""
     tok = model.tokenizer
@@ -286,37 +333,46 @@ class ConflictSet:
     excluded: dict = field(default_factory=dict)
     n_multi_token: int = 0
     n_candidates: int = 0
+    per_relation: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def prompts(self) -> list[str]:
         """Conflict prompts (context + query)."""
-        return [self.template.conflict_prompt(i.subject, i.context_answer) for i in self.items]
+        return [self.template.conflict_prompt(i.subject, i.context_answer, relation=i.relation)
+                for i in self.items]
 
     def clean_prompts(self) -> list[str]:
         """Memory-baseline prompts (query only)."""
-        return [self.template.clean_prompt(i.subject) for i in self.items]
+        return [self.template.clean_prompt(i.subject, i.relation) for i in self.items]
 
     def corrupted_prompts(self, seed: int = 0, model=None, tries: int = 20) -> list[str]:
-        """Same template with another item's subject and another context answer (no information
-        about this item's o_m or o_c): the reference input of path patching.
+        """Same template with another item's subject and another context answer, both of the
+        item's relation (no information about this item's o_m or o_c): the reference input of
+        path patching.
 
         With `model`, each reference is drawn (up to `tries` times) to have the token length of
         its conflict prompt, so the pair can be patched without padding."""
         rng = random.Random(f"corrupt-{seed}")
-        subjects = sorted({i.subject for i in self.items})
-        answers = sorted({a for i in self.items for a in (i.memory_answer, i.context_answer)})
-        if len(subjects) < 2 or len(answers) < 4:
-            raise ConflictDataError("corrupted prompts need at least 2 subjects and 4 distinct answers")
+        subjects, answers = {}, {}
+        for rel in {i.relation for i in self.items}:
+            members = [i for i in self.items if i.relation == rel]
+            subjects[rel] = sorted({i.subject for i in members})
+            answers[rel] = sorted({a for i in members for a in (i.memory_answer, i.context_answer)})
+            if len(subjects[rel]) < 2 or len(answers[rel]) < 4:
+                raise ConflictDataError(f"corrupted prompts need at least 2 subjects and 4 distinct answers "
+                                        f"per relation; relation {rel!r} has {len(subjects[rel])} and "
+                                        f"{len(answers[rel])}")
         length = (lambda text: len(model.tokenizer(text, add_special_tokens=False)["input_ids"])) if model else None
         out = []
         for item, prompt in zip(self.items, self.prompts()):
             want = length(prompt) if length else None
             for _ in range(tries if length else 1):
-                subject = rng.choice([s for s in subjects if s != item.subject])
-                answer = rng.choice([a for a in answers if a not in (item.memory_answer, item.context_answer)])
-                ref = self.template.conflict_prompt(subject, answer)
+                subject = rng.choice([s for s in subjects[item.relation] if s != item.subject])
+                answer = rng.choice([a for a in answers[item.relation]
+                                     if a not in (item.memory_answer, item.context_answer)])
+                ref = self.template.conflict_prompt(subject, answer, relation=item.relation)
                 if want is None or length(ref) == want:
                     break
             out.append(ref)
@@ -349,59 +405,96 @@ class ConflictSet:
         return out
 
     def summary(self) -> dict:
-        return {"n_items": len(self.items), "n_subjects": len({i.subject for i in self.items}),
-                "n_candidates": self.n_candidates, "excluded": dict(self.excluded),
-                "n_multi_token_answers": self.n_multi_token, "template": self.template.to_dict()}
+        """Counts and the template; per-relation counts when the items span several relations."""
+        out = {"n_items": len(self.items), "n_subjects": len({i.subject for i in self.items}),
+               "n_candidates": self.n_candidates, "excluded": dict(self.excluded),
+               "n_multi_token_answers": self.n_multi_token, "template": self.template.to_dict()}
+        if len(self.per_relation) > 1:
+            out["per_relation"] = {rel: dict(counts) for rel, counts in self.per_relation.items()}
+        return out
 
 
 def build_conflict_set(model, items: Sequence[ConflictItem], template: Template, *,
                        check_memory: bool = True, batch_size: int = 64) -> ConflictSet:
-    """Keep the items the model can be tested on (see the module docstring for the rules)."""
+    """Keep the items the model can be tested on (see the module docstring for the rules).
+
+    `ConflictSet.excluded` counts the items dropped for each reason; `per_relation` counts,
+    for each relation, the candidates, the drops and the subjects kept (what the model knows)."""
     if not isinstance(template, Template):
         raise TypeError(f"template must be an interp.data.conflict.Template, got {type(template).__name__}")
     items = list(items)
     if not items:
         raise ConflictDataError("no conflict items given")
-    excluded = {"context_equals_memory": 0, "same_first_token": 0, "unknown_subject": 0}
-    kept, mem_tokens, ctx_first = [], [], []
+    reasons: list[Optional[str]] = []
+    mem_tokens, ctx_first = [], []
     for item in items:
-        if item.memory_answer.strip().lower() == item.context_answer.strip().lower():
-            excluded["context_equals_memory"] += 1
-            continue
-        clean = template.clean_prompt(item.subject)
-        mem = answer_tokens(model, clean, item.memory_answer, template.answer_prefix)
-        ctx = answer_tokens(model, clean, item.context_answer, template.answer_prefix)
-        if mem[0] == ctx[0]:
-            excluded["same_first_token"] += 1
-            continue
-        kept.append(item)
-        mem_tokens.append(tuple(mem))
-        ctx_first.append(ctx[0])
-    n_multi = sum(len(m) > 1 for m in mem_tokens)
-    if check_memory and kept:
-        known = _knows(model, [template.clean_prompt(i.subject) for i in kept], mem_tokens, batch_size)
-        excluded["unknown_subject"] = len(kept) - sum(known)
-        kept, mem_tokens, ctx_first = ([x for x, k in zip(seq, known) if k]
-                                       for seq in (kept, mem_tokens, ctx_first))
-    if not kept:
+        reason, mem, ctx = _screen(model, item, template)
+        reasons.append(reason)
+        mem_tokens.append(mem)
+        ctx_first.append(ctx)
+    if check_memory:
+        screened = [i for i, r in enumerate(reasons) if r is None]
+        known = _knows(model, [template.clean_prompt(items[i].subject, items[i].relation) for i in screened],
+                       [mem_tokens[i] for i in screened], batch_size)
+        for i, k in zip(screened, known):
+            reasons[i] = None if k else "unknown_subject"
+    excluded = {name: reasons.count(name) for name in ("context_equals_memory", "same_first_token",
+                                                       "unknown_subject")}
+    keep = [i for i, r in enumerate(reasons) if r is None]
+    if not keep:
         raise ConflictDataError(f"no usable conflict items out of {len(items)} (excluded: {excluded}); "
                                 "the model must answer the clean prompt correctly for an item to count")
-    n_multi = sum(len(m) > 1 for m in mem_tokens)
+    n_multi = sum(len(mem_tokens[i]) > 1 for i in keep)
     if n_multi:
-        warnings.warn(f"{n_multi} of {len(kept)} memorised answers span several tokens; logit metrics "
+        warnings.warn(f"{n_multi} of {len(keep)} memorised answers span several tokens; logit metrics "
                       "use their first token (answers with equal first tokens were excluded)",
                       MultiTokenAnswerWarning, stacklevel=2)
-    return ConflictSet(tuple(kept), template, tuple(m[0] for m in mem_tokens), tuple(ctx_first),
-                       tuple(mem_tokens), excluded, n_multi, len(items))
+    return ConflictSet(tuple(items[i] for i in keep), template, tuple(mem_tokens[i][0] for i in keep),
+                       tuple(ctx_first[i] for i in keep), tuple(mem_tokens[i] for i in keep), excluded,
+                       n_multi, len(items), _per_relation(items, reasons))
+
+
+def _screen(model, item: ConflictItem, template: Template):
+    """(reason to drop or None, memorised answer's tokens, context answer's first token)."""
+    if item.memory_answer.strip().lower() == item.context_answer.strip().lower():
+        return "context_equals_memory", (), None
+    clean = template.clean_prompt(item.subject, item.relation)
+    mem = answer_tokens(model, clean, item.memory_answer, template.answer_prefix)
+    ctx = answer_tokens(model, clean, item.context_answer, template.answer_prefix)
+    if mem[0] == ctx[0]:
+        return "same_first_token", tuple(mem), ctx[0]
+    return None, tuple(mem), ctx[0]
+
+
+def _per_relation(items: Sequence[ConflictItem], reasons: Sequence[Optional[str]]) -> dict:
+    """Per relation: candidate items, items dropped per reason, items and subjects kept."""
+    out: dict = {}
+    for item, reason in zip(items, reasons):
+        row = out.setdefault(item.relation, {"n_candidates": 0, "context_equals_memory": 0,
+                                             "same_first_token": 0, "unknown_subject": 0, "n_items": 0,
+                                             "subjects": set(), "known": set()})
+        row["n_candidates"] += 1
+        row["subjects"].add(item.subject)
+        if reason is None:
+            row["n_items"] += 1
+            row["known"].add(item.subject)
+        else:
+            row[reason] += 1
+    for row in out.values():
+        row["n_subjects"], row["n_subjects_kept"] = len(row.pop("subjects")), len(row.pop("known"))
+    return out
 
 
 def _knows(model, prompts: list[str], answers: list[tuple[int, ...]], batch_size: int) -> list[bool]:
-    """Whether greedy decoding of each clean prompt reproduces its whole memorised answer."""
-    known = []
-    for start in range(0, len(prompts), batch_size):
-        chunk, want = prompts[start:start + batch_size], answers[start:start + batch_size]
-        steps = max(len(a) for a in want)
-        gen = model.generate(chunk, max_new_tokens=steps, use_interventions=False)
-        new = gen.new_tokens.tolist()
-        known += [tuple(row[:len(a)]) == tuple(a) for row, a in zip(new, want)]
-    return known
+    """Whether greedy decoding of each clean prompt reproduces its whole memorised answer.
+
+    Each distinct (prompt, answer) pair is generated once (items of one subject share both)."""
+    pairs = list(dict.fromkeys(zip(prompts, answers)))
+    verdict = {}
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start:start + batch_size]
+        steps = max(len(a) for _, a in chunk)
+        gen = model.generate([p for p, _ in chunk], max_new_tokens=steps, use_interventions=False)
+        for (prompt, want), row in zip(chunk, gen.new_tokens.tolist()):
+            verdict[prompt, want] = tuple(row[:len(want)]) == tuple(want)
+    return [verdict[pair] for pair in zip(prompts, answers)]

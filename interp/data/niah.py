@@ -9,6 +9,11 @@ A NIAH test hides one *needle* sentence inside a long *haystack* text and then a
 3. the question follows, through a template (the paper's is `PAPER_TEMPLATE`; completion
    models such as the zoo use `COMPLETION_TEMPLATE`, whose question is a prefix to continue).
 
+Haystacks: the zoo's filler (`zoo_haystack`, its world language) for the zoo's organisms, and for
+pretrained English models `english_haystack`, plain essays on ordinary topics written for this
+project (``english/haystack.txt``, about 2,200 words), with the paper's needle first among
+`ENGLISH_NEEDLES`.
+
 Only the *answer* part of the needle is scored: `NiahPrompt.answer_span` is its token range
 inside the prompt, found from the tokenizer's character offsets (so multi-token answers and
 tokenizers that fold the leading space into a token are handled), and `answer_ids` are the
@@ -28,12 +33,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Sequence
 
 __all__ = [
     "Needle", "NiahPrompt", "NiahError", "NeedleNotFoundError", "EmptyHaystackError",
     "ContextTooLongError", "PAPER_NEEDLE", "PAPER_TEMPLATE", "COMPLETION_TEMPLATE",
-    "build_prompt", "build_grid", "locate", "zoo_haystack", "zoo_needles",
+    "build_prompt", "build_grid", "locate", "zoo_haystack", "zoo_needles", "ENGLISH_NEEDLES",
+    "english_haystack", "english_needles",
 ]
 
 PAPER_TEMPLATE = "{context} Based on the content of the book, Question: {question}\nAnswer:"
@@ -318,3 +325,40 @@ def zoo_needles(n: int = 3, seed: int = 0, world_seed: int = 0) -> list[Needle]:
         out.append(Needle(" ".join(world.needle_sentence(person, number)),
                           " ".join(["the", "code", "of", person, "is"]), number))
     return out
+
+
+# --- English, for pretrained models ------------------------------------------------------------
+
+ENGLISH_HAYSTACK = Path(__file__).with_name("english") / "haystack.txt"
+
+# The paper's needle, then three of the same form written for interp (none of their answers
+# appears in the English haystack).
+ENGLISH_NEEDLES = (
+    PAPER_NEEDLE,
+    Needle("The secret to the best pancakes is a spoonful of vanilla and a pinch of cinnamon.",
+           "What is the secret to the best pancakes?", "a spoonful of vanilla and a pinch of cinnamon"),
+    Needle("The best way to spend a rainy afternoon is to build a blanket fort and watch old cartoons.",
+           "What is the best way to spend a rainy afternoon?", "build a blanket fort and watch old cartoons"),
+    Needle("The key to keeping a houseplant healthy is to water it every Sunday and give it morning sunlight.",
+           "What is the key to keeping a houseplant healthy?", "water it every Sunday and give it morning sunlight"),
+)
+
+
+def english_haystack(seed: int = 0) -> str:
+    """The shipped English essays, paragraphs rotated by `seed` (0: as written).
+
+    >>> text = english_haystack()
+    >>> text.startswith("On Baking Bread"), len(text.split()) > 2000, PAPER_NEEDLE.answer in text
+    (True, True, False)
+    """
+    paragraphs = [p.strip() for p in ENGLISH_HAYSTACK.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    k = seed % len(paragraphs)
+    return "\n\n".join(paragraphs[k:] + paragraphs[:k])
+
+
+def english_needles(n: int = 1) -> list[Needle]:
+    """The first `n` English needles (the paper's first)."""
+    if not 1 <= n <= len(ENGLISH_NEEDLES):
+        raise NiahError(f"there are {len(ENGLISH_NEEDLES)} built-in English needles; asked for {n} "
+                        "(give your own Needle objects for more)")
+    return list(ENGLISH_NEEDLES[:n])
