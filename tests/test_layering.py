@@ -24,7 +24,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("interp", "circuits")
@@ -156,12 +155,6 @@ def long_files(root: Path = ROOT, packages=PACKAGES, limit: int = MAX_LINES) -> 
 
 GRAPH = import_graph()
 LONG = long_files()
-# Imports of interp.cli that one analyzer still makes to register their commands (rule (c),
-# marked xfail below). They close a cycle through interp.cli's demo; the cycle check leaves out
-# exactly these edges until the analyzer packages drop them; then delete this list.
-PENDING_CLI_IMPORTS = {("circuits.retrieval", "interp.cli")}
-
-
 def without(graph: dict[str, set[str]], edges) -> dict[str, set[str]]:
     """A copy of ``graph`` without ``edges`` (pairs ``(importer, imported)``)."""
     return {a: {b for b in targets if (a, b) not in edges} for a, targets in graph.items()}
@@ -173,7 +166,7 @@ def test_the_graph_is_read():
 
 
 def test_no_import_cycle():
-    cycle = find_cycle(without(GRAPH, PENDING_CLI_IMPORTS))
+    cycle = find_cycle(GRAPH)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
@@ -181,15 +174,12 @@ def test_core_never_imports_the_analyzers():
     assert upward_imports(GRAPH, "interp", "circuits", exempt="interp.cli") == []
 
 
-@pytest.mark.xfail(strict=False, reason="one analyzer (retrieval) still imports interp.cli for its "
-                                        "commands; the analyzer packages move those into interp/cli/")
 def test_analyzers_never_import_the_cli():
     assert upward_imports(GRAPH, "circuits", "interp.cli") == []
 
 
-@pytest.mark.xfail(strict=False, reason="files over 500 lines: " + (", ".join(LONG) or "none"))
 def test_no_file_over_500_lines():
-    assert LONG == []
+    assert LONG == [], "files over 500 lines: " + ", ".join(LONG)
 
 
 # --------------------------------------------------------------------------- each check can fail

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 from interp.controls import POOLS
-from interp.data.boxes import ZOO_TEMPLATE, BoxTemplate
+from interp.data.boxes import BoxTemplate
 from interp.errors import InvalidArgumentError
 
 __all__ = ["Config", "GROUPS", "ROLE", "ABLATIONS", "METRICS", "MASK_LOSSES", "METRIC_NAME"]
@@ -57,7 +57,8 @@ class Config:
     dcm_epochs: int = 2
     batch_size: int = 64
     seed: int = 0
-    template: BoxTemplate = ZOO_TEMPLATE
+    template: Optional[BoxTemplate] = None  # None: the model's (interp.data.boxes.default_template):
+                                             # the zoo wording for world tokenizers, the paper's otherwise
     objects: Optional[tuple] = None
     labels: Optional[tuple] = None
     ablation: str = "mean"          # "mean" (PruneHeads.with_means) or "position-mean"
@@ -88,7 +89,7 @@ class Config:
     def to_dict(self) -> dict:
         """Every field as plain JSON values (tuples become lists), as it reads back from summary.json."""
         data = asdict(self)
-        data["template"] = asdict(self.template)
+        data["template"] = asdict(self.template) if self.template is not None else None
         return json.loads(json.dumps(data))
 
     def seeds(self) -> dict:

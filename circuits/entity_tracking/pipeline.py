@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import interp
 from interp import zoo
-from interp.data.boxes import BoxDataset, box_dataset, corrupt, default_n_boxes
+from interp.data.boxes import BoxDataset, box_dataset, corrupt, default_n_boxes, default_template
 
 from .ablation import circuit_accuracy, prune_minimal, random_control
 from .circuit import build_circuit
@@ -87,6 +87,8 @@ def run(model, cfg: Config = Config(), finetuned=None) -> Result:
     `finetuned` (a Model; default: the model `cfg.finetuned` names, if any)."""
     if cfg.n_boxes is None:
         cfg = replace(cfg, n_boxes=default_n_boxes(model))
+    if cfg.template is None:                    # the model's wording, used for both models (CMAP)
+        cfg = replace(cfg, template=default_template(model))
     if finetuned is None:
         finetuned = load_finetuned(cfg, cfg.backend)
     data, corr, evaluation, reference = datasets(model, cfg)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import warnings
 from typing import Optional, Sequence
 
-from interp.data.conflict import ConflictSet, zoo_counts
+from interp.data.conflict import ConflictSet
+from interp.data.defaults import default_counts
 
 from .behaviour import rates
 
@@ -37,9 +38,9 @@ def frequency_bins(data: ConflictSet, labels: Sequence[str], counts: dict, n_bin
 
 def frequency_counts(model, items, counts: Optional[dict]) -> tuple[dict, str]:
     """(subject -> frequency, where it came from): the user's table, else the zoo model's
-    training counts (zoo items), else the items' own frequency field."""
+    training counts (zoo items; none for the built-in English facts), else the items' own frequency field."""
     if counts is not None:
         return counts, "user count table"
     if items is None:
-        return zoo_counts(model.name)
+        return default_counts(model)
     return {i.subject: i.frequency for i in items if i.frequency is not None}, "items' frequency field"

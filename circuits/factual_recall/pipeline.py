@@ -7,7 +7,8 @@ from __future__ import annotations
 import time
 from typing import Optional
 
-from interp.data.conflict import ConflictDataError, build_conflict_set, is_zoo_model, templates_for, zoo_counts, zoo_items
+from interp.data.conflict import ConflictDataError, build_conflict_set, is_zoo_model, templates_for
+from interp.data.defaults import default_items
 from interp.heads import Head
 
 from .attribution import head_attribution, top_heads
@@ -29,7 +30,7 @@ def build_data(model, cfg: Config, items=None, templates=None) -> dict:
     if fmt not in templates:
         raise ConflictDataError(f"unknown format {fmt!r}; templates: {', '.join(templates)}")
     if items is None:
-        items = zoo_items(cfg.n_per_subject, seed=cfg.seed, counts=zoo_counts(model.name)[0])
+        items = default_items(model, cfg.n_per_subject, seed=cfg.seed)
     full = build_conflict_set(model, items, templates[fmt], batch_size=cfg.batch_size)
     attr_s, sweep_s, test_s = full.split_subjects(cfg.split, cfg.seed)
     return {"full": full, "attribution": full.of_subjects(attr_s), "sweep": full.of_subjects(sweep_s),

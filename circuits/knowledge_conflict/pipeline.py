@@ -7,7 +7,8 @@ from __future__ import annotations
 import time
 import warnings
 
-from interp.data.conflict import ConflictDataError, build_conflict_set, templates_for, zoo_counts, zoo_items
+from interp.data.conflict import ConflictDataError, build_conflict_set, templates_for
+from interp.data.defaults import default_items
 
 from .config import Config, resolve_formats
 from .locate import attribution_scores, locate_heads
@@ -24,14 +25,15 @@ def build_sets(model, cfg: Config, items=None, templates=None) -> dict:
 
     Returns {"sets": {format: ConflictSet}, "locate", "val", "test" (first format),
     "test_other_format" (the held-out subjects in the second format), "subjects": {split: [...]}}.
-    Items default to the zoo world's (`cfg.n_per_subject` per subject, seeded)."""
+    Items default to `interp.data.defaults.default_items`: the zoo world's for zoo models, the
+    English facts otherwise (`cfg.n_per_subject` per subject, seeded)."""
     templates = templates or templates_for(model)
     cfg = resolve_formats(cfg, templates)
     for name in cfg.formats:
         if name not in templates:
             raise ConflictDataError(f"unknown format {name!r}; templates: {', '.join(templates)}")
     if items is None:
-        items = zoo_items(cfg.n_per_subject, seed=cfg.seed, counts=zoo_counts(model.name)[0])
+        items = default_items(model, cfg.n_per_subject, seed=cfg.seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sets = {name: build_conflict_set(model, items, templates[name], batch_size=cfg.batch_size)

@@ -11,10 +11,11 @@ the pruning check of the default run) and the prompts it builds for a model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
-from interp.data.niah import COMPLETION_TEMPLATE, Needle, NiahPrompt, build_grid, zoo_haystack, zoo_needles
+from interp.data.defaults import default_haystack, default_needles, default_niah_template
+from interp.data.niah import Needle, NiahPrompt, build_grid
 
 __all__ = ["Config", "MODES", "ROUTES", "PRUNE_MODES", "NoRetrievalWarning"]
 
@@ -31,7 +32,10 @@ class NoRetrievalWarning(RuntimeWarning):
 class Config:
     """What to test. `lengths=None` picks four lengths up to the model's window (<= 512).
 
-    haystack=None uses the zoo's filler text; needles=None uses `n_needles` zoo needles.
+    haystack, needles and template default to the model's (`interp.data.defaults`): for zoo
+    models the world's filler, `n_needles` world needles and a prefix to complete; for any
+    other model the shipped English essays, the paper's needle (and its siblings) and the
+    paper's "Based on the content of the book, Question: ..." template. `for_model` fills them.
 
     The pruning check of the full analysis (`circuits.retrieval.analyze`; `run` scores one mode
     and ignores these): `k` heads masked (None: every head above the threshold), `prune_mode`
@@ -45,7 +49,7 @@ class Config:
     needles: Optional[tuple] = None
     n_needles: int = 4
     haystack: Optional[str] = None
-    template: str = COMPLETION_TEMPLATE
+    template: Optional[str] = None
     mode: str = "teacher_forced"
     threshold: float = 0.1
     rouge_threshold: float = 0.5
@@ -97,15 +101,22 @@ class Config:
         top = min(model.n_ctx, 512) - 16
         return tuple(sorted({max(16, top * i // 4) for i in (1, 2, 3)} | {top}))
 
+    def for_model(self, model) -> "Config":
+        """This config with the data defaults of `model` filled in (what a run records)."""
+        lengths = self.grid_lengths(model)
+        needles = self.needles or tuple(default_needles(model, self.n_needles, seed=self.seed))
+        haystack = self.haystack if self.haystack is not None else default_haystack(
+            model, max(lengths) * 2 + 64, seed=self.seed)
+        template = self.template if self.template is not None else default_niah_template(model)
+        return replace(self, needles=needles, haystack=haystack, template=template)
+
     def prompts(self, model) -> list[NiahPrompt]:
         """The test prompts of this config for `model` (its tokenizer, its window)."""
-        needles = self.needles or tuple(zoo_needles(self.n_needles, seed=self.seed))
-        lengths = self.grid_lengths(model)
-        haystack = self.haystack if self.haystack is not None else zoo_haystack(
-            max(lengths) * 2 + 64, seed=self.seed)
+        cfg = self.for_model(model)
+        lengths = cfg.grid_lengths(model)
         bos = model.tokenizer.bos_token_id if model.prepends_bos else None
         longest = max(len(model.tokenizer(" " + n.answer, add_special_tokens=False)["input_ids"])
-                      for n in needles)
-        return build_grid(model.tokenizer, haystack, needles, lengths, self.depths,
-                          template=self.template, bos_id=bos, n_ctx=model.n_ctx,
-                          max_new_tokens=longest + self.extra_tokens)
+                      for n in cfg.needles)
+        return build_grid(model.tokenizer, cfg.haystack, cfg.needles, lengths, cfg.depths,
+                          template=cfg.template, bos_id=bos, n_ctx=model.n_ctx,
+                          max_new_tokens=longest + cfg.extra_tokens)

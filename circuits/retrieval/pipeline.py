@@ -52,6 +52,7 @@ def analyze(model, cfg: Optional[Config] = None, *, k: Optional[int] = None, pru
     cfg = cfg or Config()
     given = dict(k=k, prune_mode=prune_mode, n_draws=n_draws, prune=prune, curve=curve)
     cfg = replace(cfg, **{name: value for name, value in given.items() if value is not None})
+    cfg = cfg.for_model(model)                         # the data defaults, recorded by the result
     primary = run(model, cfg)
     other_mode = "decode" if cfg.mode == "teacher_forced" else "teacher_forced"
     with warnings.catch_warnings():

@@ -97,7 +97,7 @@ class Result:
                 "data": {"n_tests": primary.n_tests, "lengths": list(primary.lengths),
                          "depths": list(primary.depths), "needles": primary.scores.meta["needles"],
                          "template": cfg.template,
-                         "haystack_chars": len(cfg.haystack or "") or "zoo filler"},
+                         "haystack_chars": len(cfg.haystack or "")},
                 "seeds": {"data": cfg.seed, "random_heads": cfg.seed}}
 
     def report(self) -> str:

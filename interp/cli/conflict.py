@@ -14,7 +14,7 @@ import typer
 from circuits import knowledge_conflict as kc
 from circuits import registry
 from interp.analysis import run_with_cost
-from interp.data.conflict import ConflictDataError, is_zoo_model, load_items, load_templates
+from interp.data.conflict import load_items, load_templates
 from interp.progress import quiet
 from interp.report import command_line, write_result
 
@@ -32,7 +32,7 @@ def parse_formats(text: str) -> Optional[tuple[str, ...]]:
 def conflict_cmd(
     model: str = typer.Argument(..., help="HF id, local folder, .gguf file or zoo name."),
     out: Path = typer.Option(Path("figures/conflict"), "--out", help="Folder for figures and summary.json."),
-    items: Optional[Path] = typer.Option(None, "--items", help="JSONL items (subject, memory_answer, context_answer)."),
+    items: Optional[Path] = typer.Option(None, "--items", help="JSONL items (subject, memory_answer, context_answer); default: built in (the zoo world for zoo models, English facts otherwise)."),
     templates: Optional[Path] = typer.Option(None, "--templates", help="JSON list of templates (default: built in)."),
     formats: str = typer.Option("", "--formats", help="Locating format, transfer format (default: the "
                                 "model's first two: statement,spaced for zoo models, statement,qa otherwise)."),
@@ -53,8 +53,6 @@ def conflict_cmd(
         cfg = kc.Config(formats=parse_formats(formats), n_per_subject=n_per_subject, source=source,
                         metric=metric, k_grid=tuple(k) or None, n_random=n_random, seed=seed, order=order)
         user_items = load_items(items) if items is not None else None
-        if user_items is None and not is_zoo_model(m):
-            raise ConflictDataError("this model is not a zoo model: give --items FILE (JSONL)")
         user_templates = load_templates(templates) if templates else None
         result, cost = run_with_cost(registry.get("knowledge_conflict").run, m, cfg, items=user_items,
                                      templates=user_templates)

@@ -15,7 +15,7 @@ import typer
 from circuits import factual_recall as fr
 from circuits import registry
 from interp.analysis import run_with_cost
-from interp.data.conflict import ConflictDataError, is_zoo_model, load_counts, load_items, load_templates
+from interp.data.conflict import load_counts, load_items, load_templates
 from interp.progress import quiet
 from interp.report import command_line, write_result
 
@@ -35,7 +35,7 @@ def sweep_alphas(step: float) -> dict:
 def recall_cmd(
     model: str = typer.Argument(..., help="HF id, local folder, .gguf file or zoo name."),
     out: Path = typer.Option(Path("figures/recall"), "--out", help="Folder for figures, recipes, summary.json."),
-    items: Optional[Path] = typer.Option(None, "--items", help="JSONL items (subject, memory_answer, context_answer)."),
+    items: Optional[Path] = typer.Option(None, "--items", help="JSONL items (subject, memory_answer, context_answer); default: built in (the zoo world for zoo models, English facts otherwise)."),
     counts: Optional[Path] = typer.Option(None, "--counts", help="Subject frequency table (JSON or CSV)."),
     templates: Optional[Path] = typer.Option(None, "--templates", help="JSON list of templates."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Template name (qa, statement, or one of "
@@ -54,8 +54,6 @@ def recall_cmd(
         cfg = fr.Config(format=fmt, n_per_subject=n_per_subject, max_new_tokens=max_new_tokens,
                         n_random=n_random, seed=seed, **sweep_alphas(alpha_step))
         user_items = load_items(items) if items is not None else None
-        if user_items is None and not is_zoo_model(m):
-            raise ConflictDataError("this model is not a zoo model: give --items FILE (JSONL)")
         result, cost = run_with_cost(registry.get("factual_recall").run, m, cfg, items=user_items,
                                      templates=load_templates(templates) if templates else None,
                                      counts=load_counts(counts) if counts is not None else None)

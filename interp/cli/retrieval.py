@@ -17,7 +17,7 @@ import typer
 
 from circuits import registry, retrieval
 from interp.analysis import run_with_cost
-from interp.data.niah import COMPLETION_TEMPLATE, PAPER_NEEDLE, PAPER_TEMPLATE, Needle
+from interp.data.niah import PAPER_NEEDLE, PAPER_TEMPLATE, Needle
 from interp.errors import InvalidArgumentError
 from interp.progress import quiet
 from interp.report import command_line, write_result
@@ -59,7 +59,7 @@ def build_config(model, *, haystack=None, lengths=None, depths=None, needle=None
     needles = (Needle(needle, question, answer),) if all(given) else (
         (PAPER_NEEDLE,) if text is not None else None)
     if template is None:
-        template = PAPER_TEMPLATE if (text is not None and not all(given)) else COMPLETION_TEMPLATE
+        template = PAPER_TEMPLATE if (text is not None and not all(given)) else None   # None: the model's
     kwargs = dict(lengths=parse_numbers(lengths, int), haystack=text, needles=needles, template=template, **fields)
     if depths is not None:
         kwargs["depths"] = parse_numbers(depths)
@@ -72,7 +72,7 @@ def retrieval_cmd(
     out: Path = typer.Option(..., "--out", help="Folder for the figures and summary.json."),
     haystack: Optional[str] = typer.Option(None, "--haystack",
                                            help="Haystack text file, or 'self' for the model's own "
-                                                "greedy stories (default: the zoo's filler)."),
+                                                "greedy stories (default: the zoo's filler for zoo models, English essays otherwise)."),
     lengths: Optional[str] = typer.Option(None, "--lengths", help="Context lengths, e.g. 48,80,112."),
     depths: Optional[str] = typer.Option(None, "--depths", help="Needle depths, e.g. 0,0.5,1."),
     needle: Optional[str] = typer.Option(None, "--needle", help="Needle sentence (with --question, --answer)."),
