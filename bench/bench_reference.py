@@ -39,6 +39,7 @@ import _timing as T  # noqa: E402
 from bench_retrieval import eager_twin, make_prompts, naive_copy_hits, peak_bytes  # noqa: E402
 from circuits import induction as I  # noqa: E402
 from circuits import retrieval as R  # noqa: E402
+from circuits.induction.tl import IdsBridge  # noqa: E402
 from interp.patching import activation_patch  # noqa: E402
 from interp.stats import spearman  # noqa: E402
 
@@ -70,19 +71,6 @@ def retrieval_pair(model, twin, args) -> tuple[dict, dict]:
     ref = R.per_test_scores(variants["retrieval_wu_loop"](), span_len)
     ours = variants["retrieval_ours_decode"]()[0]
     return variants, {"retrieval decode scores == Wu loop": float((ours - ref).abs().max()) == 0.0}
-
-
-class IdsBridge:
-    """head_detector's model protocol (cfg, to_tokens, run_with_cache) over a bridge, for ids."""
-
-    def __init__(self, bridge):
-        self.bridge, self.cfg = bridge, bridge.cfg
-
-    def to_tokens(self, ids):
-        return ids
-
-    def run_with_cache(self, tokens, **kwargs):
-        return self.bridge.run_with_cache(tokens, **kwargs)
 
 
 def induction_pair(model, args) -> tuple[dict, dict]:
