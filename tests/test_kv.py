@@ -142,7 +142,7 @@ def test_kv_command_writes_curve_summary_policies(model, tmp_path):
 
     folder = save_model_folder(model, tmp_path / "tiny")
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["kv", str(folder), "--out", str(out), "--lengths", "40", "--depths", "0.5",
+    result = CliRunner().invoke(app, ["kv", str(folder), "--out", str(out), "--lengths", "64", "--depths", "0.5",
                                       "--budgets", "0.5", "--n-random", "2", "--window", "8", "--quiet"])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from interp.data.defaults import default_haystack, default_needles, default_niah_template
-from interp.data.niah import Needle, NiahPrompt, build_grid
+from interp.data.niah import Needle, NiahPrompt, build_grid, prompt_overhead
 
 __all__ = ["Config", "MODES", "ROUTES", "PRUNE_MODES", "NoRetrievalWarning"]
 
@@ -115,6 +115,9 @@ class Config:
         cfg = self.for_model(model)
         lengths = cfg.grid_lengths(model)
         bos = model.tokenizer.bos_token_id if model.prepends_bos else None
+        if self.lengths is None:   # the default grid keeps lengths with room for 8 haystack tokens
+            need = max(prompt_overhead(model.tokenizer, n, cfg.template, bos) for n in cfg.needles) + 8
+            lengths = tuple(n for n in lengths if n >= need) or lengths
         longest = max(len(model.tokenizer(" " + n.answer, add_special_tokens=False)["input_ids"])
                       for n in cfg.needles)
         return build_grid(model.tokenizer, cfg.haystack, cfg.needles, lengths, cfg.depths,

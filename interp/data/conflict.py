@@ -443,8 +443,7 @@ def build_conflict_set(model, items: Sequence[ConflictItem], template: Template,
     keep = [i for i, r in enumerate(reasons) if r is None]
     if not keep:
         raise ConflictDataError(f"no usable conflict items out of {len(items)} (excluded: {excluded}); "
-                                "the model must answer the clean prompt correctly for an item to count; give "
-                                "items it knows (--items FILE, JSONL: subject, memory_answer, context_answer)")
+                                "the model must answer each clean prompt correctly; give items it knows (--items FILE)")
     n_multi = sum(len(mem_tokens[i]) > 1 for i in keep)
     if n_multi:
         warnings.warn(f"{n_multi} of {len(keep)} memorised answers span several tokens; logit metrics "

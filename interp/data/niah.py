@@ -236,6 +236,12 @@ def _document(text: str, offsets, n_doc: int, depth: float, needle: str) -> tupl
 
 # --- builders ----------------------------------------------------------------------------------
 
+def prompt_overhead(tokenizer, needle: Needle, template: str, bos_id: Optional[int] = None) -> int:
+    """Tokens a prompt spends on BOS, the needle and the question: the shortest context length."""
+    text = template.format(context=needle.text, question=needle.question)
+    return (0 if bos_id is None else 1) + len(_encode(tokenizer, text)[0])
+
+
 def build_prompt(tokenizer, haystack: str, needle: Needle, context_length: int, depth: float, *,
                  template: str = PAPER_TEMPLATE, bos_id: Optional[int] = None,
                  answer_sep: str = " ", needle_index: int = 0) -> NiahPrompt:
@@ -253,8 +259,7 @@ def build_prompt(tokenizer, haystack: str, needle: Needle, context_length: int, 
     if not 0.0 <= float(depth) <= 1.0:
         raise NiahError(f"depth must be in [0, 1] (0 = start, 1 = end), got {depth}")
     shift = 0 if bos_id is None else 1
-    overhead = shift + len(_encode(tokenizer, template.format(context=needle.text,
-                                                             question=needle.question))[0])
+    overhead = prompt_overhead(tokenizer, needle, template, bos_id)
     n_doc = int(context_length) - overhead
     if n_doc < 0:
         raise NiahError(f"context_length {context_length} is too short for the needle and the "
