@@ -303,3 +303,19 @@ def test_circuit_file_with_a_bom_loads_and_bad_sources_are_named(tmp_path):
     bad.write_text("<graphml><graph><node id='a'></graph>")
     with pytest.raises(CircuitError, match="not GraphML"):
         from_graphml(bad)
+
+
+def test_a_folder_without_tokenizer_files_names_them(tmp_path):
+    """Weights without a tokenizer: a typed error naming the files, not transformers' note
+    about sentencepiece or tiktoken (both of which are installed)."""
+    from helpers import save_model_folder
+
+    from interp.loading import TokenizerMissingError
+    from interp.testing import tiny_model
+
+    folder = save_model_folder(tiny_model("llama"), tmp_path / "m")
+    for path in folder.iterdir():
+        if path.name.startswith(("tokenizer", "vocab", "merges", "special_tokens")):
+            path.unlink()
+    with pytest.raises(TokenizerMissingError, match="no tokenizer"):
+        interp.load(str(folder))

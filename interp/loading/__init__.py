@@ -29,6 +29,7 @@ from .errors import (
     ChecksumMismatchError,
     GGUFMetadataError,
     ModelNotAvailableError,
+    TokenizerMissingError,
     RealModelNotInstalledError,
 )
 from .gguf import gguf_tokenizer, load_gguf
@@ -39,6 +40,7 @@ __all__ = [
     "GGUFMetadataError",
     "RealModelNotInstalledError",
     "ChecksumMismatchError",
+    "TokenizerMissingError",
     "resolve_dtype",
     "gguf_tokenizer",
     "real",
@@ -129,8 +131,19 @@ def _load_folder(folder: str, dtype, revision):
         )
     except (OSError, ValueError, RuntimeError) as err:
         raise ModelNotAvailableError(f"could not load the weights in {folder}: {err}") from err
+    if not any(name in files for name in TOKENIZER_FILES):
+        raise TokenizerMissingError(
+            f"{folder} has weights but no tokenizer (none of {', '.join(TOKENIZER_FILES)}); copy "
+            "the tokenizer files of the model it was trained from into the folder (for example "
+            "with AutoTokenizer.from_pretrained(source).save_pretrained(folder))"
+        )
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     return model, tokenizer
+
+
+# the files any Hugging Face tokenizer is loaded from (fast, sentencepiece, BPE, tiktoken)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model",
+                   "tiktoken.model", "vocab.txt")
 
 
 def _load_hub(model_id: str, dtype, revision):

@@ -9,6 +9,7 @@ __all__ = [
     "GGUFMetadataError",
     "RealModelNotInstalledError",
     "ChecksumMismatchError",
+    "TokenizerMissingError",
 ]
 
 
@@ -28,3 +29,8 @@ class RealModelNotInstalledError(InterpError, ModelNotAvailableError):
 
 class ChecksumMismatchError(InterpError, ValueError):
     """A model file whose sha256 differs from its table entry's (a damaged or changed file)."""
+
+
+class TokenizerMissingError(InterpError, ModelNotAvailableError):
+    """A model folder with weights but no tokenizer files (tokenizer.json, tokenizer.model,
+    vocab.json...). The message names the files a folder needs and where to copy them from."""
