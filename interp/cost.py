@@ -31,7 +31,19 @@ from typing import Iterator, Optional
 
 import torch
 
-__all__ = ["Cost", "CostMeter", "measure_cost", "peak_allocated_bytes"]
+__all__ = ["Cost", "CostMeter", "measure_cost", "peak_allocated_bytes", "is_large", "LARGE_MODEL_PARAMS"]
+
+LARGE_MODEL_PARAMS = 50_000_000
+"""Models with at least this many parameters get the analyzers' large-model defaults (`is_large`)."""
+
+
+def is_large(model) -> bool:
+    """True for a model of `LARGE_MODEL_PARAMS` or more parameters: every real pretrained model
+    (SmolLM2-135M, Gemma-3-270m and up); the zoo's have a few million. The one sizing rule the
+    analyzers' defaults share where the zoo's default would not fit the budget on a real model
+    (induction's exact single-head sweep, retrieval's pruning curve): a cost rule, never a
+    threshold on what a model shows."""
+    return sum(p.numel() for p in model.hf.parameters()) >= LARGE_MODEL_PARAMS
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")

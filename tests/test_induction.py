@@ -12,6 +12,7 @@ import interp
 from interp.backends.plan import Edit
 from interp.data.repeats import (RepeatDataError, SequenceTooLongError, VocabularyTooSmallError,
                                  repeat_sequences, repeat_sequences_for)
+from interp.errors import InterpError
 from interp.interventions import Intervention
 from interp.testing import tiny_hf_model, tiny_model
 
@@ -499,3 +500,62 @@ def test_docstring_examples(module):
 
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ------------------------------------------------------------------ the single-head sweep
+
+
+def test_attribution_estimate_is_the_first_order_change_of_the_loss(llama):
+    """The estimate for zero-ablating a head is -sum dL/dz . z: scaling the head's z by
+    (1 - eps) must move the mean second-copy loss by eps times that, to first order."""
+    from circuits.induction.sweep import estimated_single_head_ratios
+
+    seqs = ind.make_sequences(llama, ind.InductionConfig(**SMALL))
+    est = estimated_single_head_ratios(llama, seqs, mode="zero", batch_size=4)
+    assert set(est) == {h.name for h in llama.all_heads()}
+    clean = float(ind.sequence_losses(llama, seqs)[1].double().mean())
+    eps = 1e-3
+    for head in ("L0H2", "L1H5"):
+        moved = float(ind.sequence_losses(llama, seqs, interp.ScaleValues(head, 1 - eps))[1].double().mean())
+        assert (moved - clean) / eps == pytest.approx((est[head] - 1) * clean, rel=0.05, abs=1e-4)
+    assert not llama.active_interventions
+    assert all(p.grad is None for p in llama.hf.parameters())             # no gradient left on the weights
+    with pytest.raises(InterpError, match="sweep='exact'"):
+        estimated_single_head_ratios(llama, seqs, mode="uniform")
+
+
+def test_attribution_sweep_ablates_its_shortlist_exactly(llama):
+    from circuits.induction.sweep import single_head_sweep
+
+    seqs = ind.make_sequences(llama, ind.InductionConfig(**SMALL))
+    second = ind.sequence_losses(llama, seqs)[1]
+    sweep = single_head_sweep(llama, seqs, mode="mean", batch_size=8, second=second, sweep="attribution",
+                              shortlist=3)
+    assert sweep["method"] == "attribution" and len(sweep["estimates"]) == llama.n_layers * llama.n_heads
+    assert list(sweep["ratios"]) == sweep["shortlist"] and len(sweep["shortlist"]) == 3
+    change = sorted(abs(v - 1) for v in sweep["estimates"].values())
+    assert min(abs(sweep["estimates"][n] - 1) for n in sweep["shortlist"]) == change[-3]   # largest |change|
+    exact = ind.single_head_ratios(llama, seqs, heads=sweep["shortlist"])
+    assert sweep["ratios"] == pytest.approx(exact, rel=1e-6)
+    assert single_head_sweep(llama, seqs, mode="uniform", batch_size=8, second=second,
+                             sweep="attribution")["method"] == "exact"          # uniform has no estimate
+
+
+def test_large_models_get_the_attribution_sweep_and_fewer_sequences(llama, monkeypatch):
+    import interp.cost
+
+    small = ind.InductionConfig().for_model(llama)
+    assert small.n == 16 and ind.InductionConfig(n=5).for_model(llama).n == 5
+    monkeypatch.setattr(interp.cost, "LARGE_MODEL_PARAMS", 1)                 # every model is "large"
+    assert ind.InductionConfig().for_model(llama).n == 4
+    cfg = ind.InductionConfig(**{**SMALL, "n": None}, shortlist=4, top_k=1)
+    res = ind.run(llama, cfg)
+    assert res.data["n_seqs"] == 4 * 3 * 2
+    sweep = res.causal["single_head_sweep"]
+    assert sweep["method"] == "attribution" and len(res.causal["single_head_ratios"]) == 4
+    floor, how = res.floor()
+    n = res.data["n_seqs"]
+    assert "single-head ablations" in how and floor < llama.n_layers * llama.n_heads * n
+    assert res.numbers()["single_head_sweep"] == "attribution"
+    with pytest.raises(InterpError, match="sweep must be one of"):
+        ind.InductionConfig(sweep="all")

@@ -389,3 +389,24 @@ def test_default_formats_are_the_first_two_templates():
     # zoo formats set the context in filler text, as the zoo's training passages do
     for name in ("statement", "spaced"):
         assert len(ZOO_TEMPLATES[name].conflict_prompt("x", "y").split()) > 14
+
+
+def test_relations_a_model_barely_knows_are_dropped_with_a_warning():
+    """A relation with one known subject cannot give a corrupted reference prompt: it is dropped
+    (named in the warning), the others are kept; with none left the error says what to give."""
+    from types import SimpleNamespace as NS
+
+    from circuits.knowledge_conflict.pipeline import RelationDroppedWarning, _patchable_relations
+    from interp.data.conflict import ConflictDataError
+
+    def item(rel, subj, m, c):
+        return NS(relation=rel, subject=subj, memory_answer=m, context_answer=c)
+
+    good = [item("capital", "France", "Paris", "Rome"), item("capital", "Italy", "Rome", "Paris"),
+            item("capital", "Spain", "Madrid", "Bern")]
+    lonely = [item("city_country", "Lyon", "France", "Peru")]
+    parts = {"locate": NS(items=good + lonely), "val": NS(items=good)}
+    with pytest.warns(RelationDroppedWarning, match="city_country"):
+        assert _patchable_relations(parts) == {"capital"}
+    with pytest.raises(ConflictDataError, match="more items"):
+        _patchable_relations({"locate": NS(items=lonely)})

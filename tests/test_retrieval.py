@@ -388,3 +388,16 @@ def test_analyze_result_on_the_protocol(stories):
     assert cost.forward_passes >= floor * 0.99                               # the floor is a floor
     skipped = R.analyze(stories, dataclasses.replace(cfg, prune=False))
     assert skipped.numbers()["prune"] == {"skipped": True, "reason": "--no-prune"} and skipped.prune is None
+
+
+def test_pruning_curve_runs_on_small_models_and_not_on_large_ones_by_default(monkeypatch):
+    """`curve=None` resolves per model size (a cost rule); an explicit choice always wins."""
+    import interp.cost
+    from circuits.retrieval import Config
+    from interp.testing import tiny_model
+
+    model = tiny_model("llama")
+    assert Config().for_model(model).curve is True
+    monkeypatch.setattr(interp.cost, "LARGE_MODEL_PARAMS", 1)
+    assert Config().for_model(model).curve is False
+    assert Config(curve=True).for_model(model).curve is True

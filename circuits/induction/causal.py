@@ -6,7 +6,9 @@ scale, only the loss of what the head says about this input; "zero" zeroes z; "u
 replaces the head's attention by a uniform one. Every ratio is the mean second-copy loss with
 the heads ablated over the clean one, with a bootstrap interval over sequences.
 
-- `single_head_ratios`: each head ablated alone: which heads the copy needs one at a time;
+- `single_head_ratios`: each head ablated alone: which heads the copy needs one at a time
+  (`causal_check` runs it through `sweep.single_head_sweep`: exact on the zoo, ranked by
+  attribution and exact on a shortlist on real models);
 - `top_heads_by_effect`: the top-k of the prefix-matching heads by that need, chosen on a second,
   independent sequence set (seed + 1), so choosing and measuring do not share data;
 - `ablation_check`: the top-k together vs random sets of as many heads (`interp.controls`),
@@ -26,13 +28,13 @@ import torch
 from interp.controls import control_pool, random_head_control
 from interp.data.repeats import RepeatSet
 from interp.errors import InvalidArgumentError
-from interp.interventions import PruneHeads
 from interp.progress import track
 from interp.stats import bootstrap_means, interval
 
 from .config import Config, make_sequences
 from .result import Result
 from .scoring import sequence_losses
+from .sweep import exact_single_head_ratios, prune, single_head_sweep
 
 __all__ = ["causal_check", "top_heads_by_effect", "single_head_ratios", "ablation_check", "prune", "ratio_ci"]
 
@@ -46,22 +48,15 @@ def ratio_ci(base: torch.Tensor, new: torch.Tensor, n_boot: int, ci: float, seed
     return [float(lo), float(hi)]
 
 
-def prune(model, heads, mode: str, seqs: RepeatSet) -> PruneHeads:
-    """`heads` ablated by `mode` (see the module docstring)."""
-    if mode == "mean":
-        return PruneHeads.with_means(model, heads, seqs.input_ids)
-    return PruneHeads(list(model.heads(list(heads))), mode=mode)
-
-
 def single_head_ratios(model, seqs: RepeatSet, *, mode: str = "mean", batch_size: int = 32, base=None,
                        heads: Optional[Sequence] = None) -> dict:
     """{head name: second-copy loss with that head alone ablated / clean}, for every head (or
-    `heads`): which heads the copying needs one at a time, whatever role their attention
-    pattern suggests. `base`: the clean (first, second) losses, when already measured."""
-    second = (base if base is not None else sequence_losses(model, seqs, batch_size=batch_size))[1].mean()
+    `heads`), each ablated exactly: which heads the copying needs one at a time, whatever role
+    their attention pattern suggests. `base`: the clean (first, second) losses, when already
+    measured. `circuits.induction.sweep` has the attribution-ranked sweep real models use."""
+    second = (base if base is not None else sequence_losses(model, seqs, batch_size=batch_size))[1]
     names = [h.name for h in (model.all_heads() if heads is None else model.heads(list(heads)))]
-    return {n: float(sequence_losses(model, seqs, prune(model, [n], mode, seqs), batch_size)[1].mean() / second)
-            for n in track(names, "induction: single-head ablations", unit="head")}
+    return exact_single_head_ratios(model, seqs, names, mode=mode, batch_size=batch_size, second=second)
 
 
 def _draw_measure(model, seqs: RepeatSet, second: torch.Tensor, *, mode, batch_size, n_boot, ci, seed, name):
@@ -133,15 +128,25 @@ def top_heads_by_effect(model, result: Result, cfg: Config) -> dict:
     """The top-k induction heads by need: among the heads whose prefix-matching clears the
     threshold at every span length (direct copiers or not), the k whose ablation alone raises
     the second-copy loss most, measured on sequences of seed ``cfg.seed + 1`` so that choosing
-    the heads and measuring them do not share data. Fewer candidates than k are topped up
-    from the pattern ranking."""
+    the heads and measuring them do not share data. With the attribution sweep only the
+    shortlist is ablated exactly; the other candidates follow it in order of their estimate.
+    Fewer candidates than k are topped up from the pattern ranking."""
     candidates = [n for n in result.ranked_induction(len(result.head_roles))
                   if result.head_roles[n] in CANDIDATE_ROLES]
     select = make_sequences(model, replace(cfg, seed=cfg.seed + 1))
-    ratios = single_head_ratios(model, select, mode=cfg.ablation, batch_size=cfg.batch_size, heads=candidates)
-    ranked = sorted(candidates, key=lambda n: -ratios[n])
+    second = sequence_losses(model, select, batch_size=cfg.batch_size)[1]
+    sweep = single_head_sweep(model, select, mode=cfg.ablation, batch_size=cfg.batch_size, second=second,
+                              sweep=cfg.sweep, shortlist=cfg.shortlist, heads=candidates) if candidates else \
+        {"method": "exact", "ratios": {}}
+    ratios = sweep["ratios"]
+    estimates = sweep.get("estimates", {})
+    ranked = sorted(ratios, key=lambda n: -ratios[n])
+    ranked += sorted((n for n in estimates if n not in ratios), key=lambda n: -estimates[n])
     heads = (ranked + [n for n in result.ranked_induction(cfg.top_k + len(ranked)) if n not in ranked])[:cfg.top_k]
-    return {"heads": heads, "selection_seed": cfg.seed + 1, "n_seqs": len(select), "candidate_ratios": ratios}
+    out = {"heads": heads, "selection_seed": cfg.seed + 1, "n_seqs": len(select), "candidate_ratios": ratios}
+    if sweep["method"] != "exact":
+        out["candidate_sweep"] = {k: v for k, v in sweep.items() if k != "ratios"}
+    return out
 
 
 def _top_by_pattern(model, seqs: RepeatSet, pattern: list, base, cfg: Config) -> dict:
@@ -160,7 +165,10 @@ def causal_check(model, seqs: RepeatSet, result: Result, cfg: Config, stats=None
     pattern = result.ranked_induction(cfg.top_k)
     selection = top_heads_by_effect(model, result, cfg) if cfg.rank_by == "effect" else None
     heads = selection["heads"] if selection else pattern
-    single = single_head_ratios(model, seqs, mode=cfg.ablation, batch_size=cfg.batch_size, base=base)
+    second = base[1] if base is not None else sequence_losses(model, seqs, batch_size=cfg.batch_size)[1]
+    sweep = single_head_sweep(model, seqs, mode=cfg.ablation, batch_size=cfg.batch_size, second=second,
+                              sweep=cfg.sweep, shortlist=cfg.shortlist)
+    single = sweep["ratios"]
     by_role = [n for n, role in result.head_roles.items() if role in ("induction", "previous-token")]
     by_effect = [n for n, r in single.items() if r >= cfg.located_ratio]
     causal = ablation_check(model, seqs, heads, n_random=cfg.n_random, seed=cfg.seed, mode=cfg.ablation,
@@ -169,6 +177,7 @@ def causal_check(model, seqs: RepeatSet, result: Result, cfg: Config, stats=None
     if set(pattern) != set(heads):
         causal["top_by_pattern"] = _top_by_pattern(model, seqs, pattern, base, cfg)
     causal.update(rank_by=cfg.rank_by, selection=selection, single_head_ratios=single,
+                  single_head_sweep={k: v for k, v in sweep.items() if k != "ratios"},
                   located_by_role=sorted(by_role), located_by_effect=sorted(by_effect),
                   located_ratio=cfg.located_ratio)
     return causal

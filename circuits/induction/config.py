@@ -3,38 +3,52 @@ repeated-span sequences it is measured on.
 
     >>> Config(n=4).span_lengths
     (8, 13, 21)
+    >>> from interp.testing import tiny_model
+    >>> Config().for_model(tiny_model("llama")).n, Config(n=5).for_model(tiny_model("llama")).n
+    (16, 5)
     >>> Config.from_dict(Config(n=3).to_dict()) == Config(n=3)
     True
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Optional
 
 from interp.data.repeats import RepeatSet, repeat_sequences_for
+from interp.cost import is_large
 from interp.errors import InvalidArgumentError
+
+from .sweep import SWEEPS
 
 __all__ = ["Config", "InductionConfig", "ABLATIONS", "RANKINGS", "make_sequences", "config_record"]
 
 ABLATIONS = ("mean", "zero", "uniform")
 RANKINGS = ("effect", "pattern")
-_POSITIVE_INTS = ("n", "batch_size", "n_boot", "top_k")
+_POSITIVE_INTS = ("batch_size", "n_boot", "top_k", "shortlist")
+ZOO_N, LARGE_N = 16, 4
+"""Sequences per (span length, offset) when `Config.n` is None: 16 on the zoo's models (96
+sequences), 4 on large ones (`interp.cost.is_large`: 24 sequences, so that each of the causal
+check's ~80 forwards over them stays a few seconds on a CPU)."""
 
 
 @dataclass(frozen=True)
 class Config:
-    """What to measure. `n` rows per (span length, offset); seeds make every number repeatable.
+    """What to measure. `n` rows per (span length, offset) (None: `ZOO_N` on small models,
+    `LARGE_N` on large ones, resolved by `for_model`); seeds make every number repeatable.
 
     ablation: "mean" (each head's mean z over every position of the sequences), "zero" or
       "uniform". rank_by: which heads the causal check ablates (see `top_heads_by_effect`):
       "effect" or "pattern". located_ratio: the single-head ablation ratio that puts a head in
       the located circuit. behaviour_ratio: the second/first copy loss ratio at or below which
       the model shows induction behaviour. token_ids: the ids random spans are drawn from
-      (default: the model's vocabulary without special tokens).
+      (default: the model's vocabulary without special tokens). sweep: how the single-head
+      ablation sweep runs (`circuits.induction.sweep`): "exact" (every head ablated), "attribution"
+      (every head estimated from one backward, the `shortlist` highest ablated exactly) or "auto"
+      (exact on small models, attribution on large ones).
     """
 
-    n: int = 16
+    n: Optional[int] = None
     span_lengths: tuple = (8, 13, 21)
     offsets: tuple = (0, 17)
     seed: int = 0
@@ -50,6 +64,8 @@ class Config:
     located_ratio: float = 1.2
     behaviour_ratio: float = 0.8
     token_ids: Optional[tuple] = None
+    sweep: str = "auto"
+    shortlist: int = 12
 
     def __post_init__(self):
         object.__setattr__(self, "span_lengths", tuple(int(x) for x in self.span_lengths))
@@ -59,7 +75,7 @@ class Config:
         self._check()
 
     def _check(self) -> None:
-        for name in _POSITIVE_INTS:
+        for name in _POSITIVE_INTS + (() if self.n is None else ("n",)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidArgumentError(f"InductionConfig.{name} must be a positive int, got {value!r}")
@@ -73,12 +89,22 @@ class Config:
                                        f"{self.ci}")
         if self.ablation not in ABLATIONS:
             raise InvalidArgumentError(f"ablation must be one of {ABLATIONS}, got {self.ablation!r}")
+        if self.sweep not in SWEEPS:
+            raise InvalidArgumentError(f"sweep must be one of {SWEEPS}, got {self.sweep!r}")
         if self.rank_by not in RANKINGS:
             raise InvalidArgumentError(f"rank_by must be one of {RANKINGS}, got {self.rank_by!r}")
+
+    def for_model(self, model) -> "Config":
+        """This config with `n` resolved for `model` (`ZOO_N`, or `LARGE_N` on a large model)."""
+        if self.n is not None:
+            return self
+        return replace(self, n=LARGE_N if is_large(model) else ZOO_N)
 
     @property
     def n_seqs(self) -> int:
         """Rows of the sequence set: `n` per (span length, offset)."""
+        if self.n is None:
+            raise InvalidArgumentError("Config.n is None (sized per model): resolve it with cfg.for_model(model)")
         return self.n * len(self.span_lengths) * len(self.offsets)
 
     @classmethod
@@ -100,6 +126,7 @@ InductionConfig = Config
 
 def make_sequences(model, cfg: Config) -> RepeatSet:
     """The seeded repeated-span set of `cfg` for `model` (its vocab, BOS, specials, context)."""
+    cfg = cfg.for_model(model)
     return repeat_sequences_for(model, token_ids=cfg.token_ids, n=cfg.n, span_lengths=cfg.span_lengths,
                                 offsets=cfg.offsets, seed=cfg.seed)
 

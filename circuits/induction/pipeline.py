@@ -34,7 +34,7 @@ def run(model, cfg: Optional[Config] = None, *, seqs: Optional[RepeatSet] = None
     seqs: the sequences (default: `make_sequences(model, cfg)`); interventions: applied while
     scoring (the causal check then measures its own clean baseline).
     """
-    cfg = cfg or Config()
+    cfg = (cfg or Config()).for_model(model)
     seqs = seqs if seqs is not None else make_sequences(model, cfg)
     stats = score_heads(model, seqs, batch_size=cfg.batch_size, interventions=interventions)
     result = summarize(model, seqs, stats, cfg)
@@ -47,7 +47,7 @@ def run(model, cfg: Optional[Config] = None, *, seqs: Optional[RepeatSet] = None
 def analyze(model, cfg: Optional[Config] = None, *, compare_tl: bool = True) -> Result:
     """`run`, and with `compare_tl` the TransformerLens cross-check on the same sequences
     (`Result.tl`): the registry's entry point, what ``interp induction`` and the demo run."""
-    cfg = cfg or Config()
+    cfg = (cfg or Config()).for_model(model)
     seqs = make_sequences(model, cfg)
     result = run(model, cfg, seqs=seqs)
     return replace(result, tl=tl_agreement(model, seqs)) if compare_tl else result
@@ -75,6 +75,7 @@ def track(checkpoints: Sequence, cfg: Optional[Config] = None) -> Trajectory:
     for spec in progress(list(checkpoints), "induction: checkpoints", unit="checkpoint"):
         model, label, step = load_checkpoint(spec)
         if ref is None:
+            cfg = cfg.for_model(model)
             ref, seqs = (architecture_of(model), label), make_sequences(model, cfg)
         else:
             check_same_architecture(ref[0], ref[1], model, label)

@@ -207,9 +207,10 @@ class Result:
         - scoring: N (one forward per sequence gives every head's statistics and both copy
           losses; the clean z it captures would also give the mean-ablation means);
         - single-head ablation ranking: H x N (each head alone, every sequence; the clean
-          losses come from scoring);
+          losses come from scoring); with the attribution sweep N (one forward and backward per
+          sequence) + S x N, S = the shortlist ablated exactly;
         - effect ranking (``rank_by="effect"``): N clean + C x N on the second sequence set,
-          C = the prefix-matching candidates;
+          C = the prefix-matching candidates (attribution: N clean + N + S x N);
         - the top-k set: N, and the pattern's top-k when it differs: N;
         - random control: N per draw, for each pool (outside the top-k, outside the circuit);
         - TransformerLens cross-check: one head_detector forward per compared sequence (our
@@ -228,12 +229,26 @@ InductionResult = Result
 """The name this result had before the analyzer became a package (kept for callers)."""
 
 
+def _sweep_floor(sweep: Optional[dict], n_ablated: int, n_all: int, n: int) -> float:
+    """Exact: one forward per head per sequence; attribution: one forward (and its backward,
+    which the counter does not count) per sequence, then one per shortlisted head."""
+    if sweep is None or sweep.get("method", "exact") == "exact":
+        return n_all * n
+    return n + n_ablated * n
+
+
 def _causal_floor(causal: Optional[dict], n: int, n_heads: int) -> dict:
     if not causal:
         return {}
     selection = causal.get("selection")
-    parts = {"single-head ablations": n_heads * n,
-             "effect ranking": (1 + len(selection["candidate_ratios"])) * selection["n_seqs"] if selection else 0,
+    ranking = 0
+    if selection:
+        cands = selection["candidate_ratios"]
+        every = selection.get("candidate_sweep", {}).get("estimates", cands)
+        ranking = (1 + _sweep_floor(selection.get("candidate_sweep"), len(cands), len(every), 1)) \
+            * selection["n_seqs"]
+    single = _sweep_floor(causal.get("single_head_sweep"), len(causal.get("single_head_ratios", {})), n_heads, n)
+    parts = {"single-head ablations": single, "effect ranking": ranking,
              "top-k sets": n * (2 if "top_by_pattern" in causal else 1),
              "random draws": n * (len(causal["random"]) + len(causal.get("random_outside_circuit", [])))}
     return parts
@@ -256,6 +271,11 @@ def _causal_numbers(c: dict) -> dict:
         out["ablation_top_by_pattern"] = c["top_by_pattern"]
     if "single_head_ratios" in c:
         out["single_head_ablation_ratios"] = c["single_head_ratios"]
+        sweep = c.get("single_head_sweep", {})
+        out["single_head_sweep"] = sweep.get("method", "exact")
+        if "estimates" in sweep:
+            out["single_head_ablation_estimates"] = sweep["estimates"]
+            out["single_head_estimate_spearman"] = sweep["spearman"]
         out["located_by_role"], out["located_by_effect"] = c["located_by_role"], c["located_by_effect"]
     if "random_outside_circuit" in c:
         out["ablation_circuit"] = c["circuit"]
@@ -270,6 +290,12 @@ def _causal_lines(c: dict) -> list[str]:
     if "top_by_pattern" in c:
         p = c["top_by_pattern"]
         lines.append(f"top {len(p['heads'])} by pattern score ({', '.join(p['heads'])}): x{p['ratio']:.2f}")
+    sweep = c.get("single_head_sweep", {})
+    if sweep.get("method") == "attribution":
+        rho = sweep.get("spearman")
+        lines.append(f"single-head sweep by attribution: {len(sweep['estimates'])} heads estimated, top "
+                     f"{len(sweep['shortlist'])} ablated exactly (estimate vs exact Spearman "
+                     f"{'n/a' if rho is None else f'{rho:.2f}'})")
     if c["random_ratio_max"] is not None:
         lines.append(f"random head sets ({len(c['random'])}): mean x{c['random_ratio_mean']:.2f}, median "
                      f"x{c['random_ratio_median']:.2f}, max x{c['random_ratio_max']:.2f}; "

@@ -130,6 +130,9 @@ def ph3_direction(model, scores: HeadScores, data: dict, role: str, target: str,
     circuit = sorted(set(located(scores, cfg.located_frac)) | set(pruned))
     out["located_heads"] = [str(h) for h in circuit]
     for part, key in (("held_out", "test"), ("other_format", "test_other_format")):
+        if len(data[key]) == 0:          # a real model may know none of the held-out facts in format 2
+            out[part] = {"skipped": f"no held-out subject is known in the {cfg.formats[1]!r} format"}
+            continue
         out[part] = prune_eval(model, data[key], pruned, cfg.batch_size)
         out[f"random_heads_{part}"] = random_control(model, data[key], k, pruned, cfg.n_random, cfg.seed,
                                                      cfg.batch_size)

@@ -160,6 +160,8 @@ class ConflictResult:
 
 def _claims(r: dict, part: str, rate: str) -> dict:
     """One direction's claims on one split: the rise of the target rate and the controls' moves."""
+    if "skipped" in r[part]:
+        return {"skipped": r[part]["skipped"]}
     rise = r[part]["delta_points"][rate]
     control = r[f"random_heads_{part}"]
     worst = max(abs(v) for v in control["mean_delta_points"].values())

@@ -33,7 +33,7 @@ registry's entry point); `data` beside them (`self_haystack`, `without_needle`).
     >>> import warnings, interp.testing
     >>> model = interp.testing.tiny_model("llama")         # random weights: it retrieves nothing
     >>> with warnings.catch_warnings(record=True):
-    ...     result = run(model, Config(lengths=(24, 40), depths=(0.0, 1.0), n_needles=1))
+    ...     result = run(model, Config(lengths=(48, 64), depths=(0.0, 1.0), n_needles=1))
     >>> result.scores.threshold, result.n_tests, result.retrieves
     (0.1, 4, False)
     >>> result.numbers()["note"][:38]

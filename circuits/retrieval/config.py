@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Optional
 
+from interp.cost import is_large
 from interp.data.defaults import default_haystack, default_needles, default_niah_template
 from interp.data.niah import Needle, NiahPrompt, build_grid, prompt_overhead
 
@@ -41,7 +42,9 @@ class Config:
     and ignores these): `k` heads masked (None: every head above the threshold), `prune_mode`
     "uniform" (the paper's) or "zero", `n_draws` random k-sets, `prune=False` skips the check,
     `curve=False` runs it at k only instead of at every k from 1 to max(k, heads above), capped
-    at 16.
+    at 16; `curve=None` (the default) runs the curve on small models and the check at k alone
+    on large ones (`interp.cost.is_large`: on SmolLM2-135M one check over the default grid is
+    about a minute on a 2-core CPU, and the curve would be 16 x 6 checks).
     """
 
     lengths: Optional[tuple] = None
@@ -62,7 +65,7 @@ class Config:
     prune_mode: str = "uniform"
     n_draws: int = 5
     prune: bool = True
-    curve: bool = True
+    curve: Optional[bool] = None
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -108,7 +111,8 @@ class Config:
         haystack = self.haystack if self.haystack is not None else default_haystack(
             model, max(lengths) * 2 + 64, seed=self.seed)
         template = self.template if self.template is not None else default_niah_template(model)
-        return replace(self, needles=needles, haystack=haystack, template=template)
+        curve = (not is_large(model)) if self.curve is None else self.curve
+        return replace(self, needles=needles, haystack=haystack, template=template, curve=curve)
 
     def prompts(self, model) -> list[NiahPrompt]:
         """The test prompts of this config for `model` (its tokenizer, its window)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
@@ -42,7 +42,8 @@ def induction_cmd(
     out: Path = typer.Option(Path("figures/induction"), "--out", help="Folder for figures and summary.json."),
     checkpoints: List[str] = typer.Option([], "--checkpoints", help="Checkpoints to track (repeatable or "
                                           "comma-separated), in training order."),
-    n: int = typer.Option(16, "--n", help="Sequences per (span length, offset)."),
+    n: Optional[int] = typer.Option(None, "--n", help="Sequences per (span length, offset) (default: 16; 4 on "
+                                    "models of 50M parameters or more)."),
     lengths: str = typer.Option("8,13,21", "--lengths", help="Span lengths, comma-separated."),
     offsets: str = typer.Option("0,17", "--offsets", help="Prefix lengths before the first copy."),
     seed: int = typer.Option(0, "--seed"),
@@ -55,13 +56,18 @@ def induction_cmd(
                                 "matching heads the copy needs most, chosen on other sequences) or 'pattern'."),
     compare_tl: bool = typer.Option(True, "--compare-tl/--no-compare-tl",
                                     help="Compare with transformer-lens head_detector."),
+    sweep: str = typer.Option("auto", "--sweep", help="Single-head ablation sweep: 'exact' (every head), "
+                              "'attribution' (estimated, the --shortlist best ablated exactly) or 'auto' "
+                              "(exact below 50M parameters)."),
+    shortlist: int = typer.Option(12, "--shortlist", help="Heads the attribution sweep ablates exactly."),
     silent: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ):
     """Induction heads of MODEL (scores, roles, copy loss, causal check), optionally over checkpoints."""
     with user_errors(), quiet(silent):
         cfg = induction.Config(n=n, span_lengths=parse_ints(lengths, "--lengths"),
                                offsets=parse_ints(offsets, "--offsets"), seed=seed, top_k=top_k,
-                               n_random=n_random, threshold=threshold, ablation=ablation, rank_by=rank_by)
+                               n_random=n_random, threshold=threshold, ablation=ablation, rank_by=rank_by,
+                               sweep=sweep, shortlist=shortlist)
         m, _, _ = induction.load_checkpoint(model)
         cfg = replace(cfg, token_ids=induction.world_content_tokens(model))
         result, cost = run_with_cost(registry.get("induction").run, m, cfg, compare_tl=compare_tl)

@@ -89,7 +89,9 @@ def retrieval_cmd(
     batch_size: int = typer.Option(16, "--batch-size"),
     backend: str = typer.Option("nnsight", "--backend"),
     no_prune: bool = typer.Option(False, "--no-prune", help="Skip the pruning check."),
-    no_curve: bool = typer.Option(False, "--no-curve", help="Skip the pruning curve over k."),
+    no_curve: Optional[bool] = typer.Option(None, "--no-curve/--curve", help="Skip (or run) the pruning curve "
+                                            "over k (default: run it below 50M parameters; on larger models "
+                                            "the check at k alone fits the budget)."),
     silent: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ):
     """Retrieval heads (Wu et al. 2024): scores, NIAH accuracy, and the pruning check."""
@@ -98,7 +100,7 @@ def retrieval_cmd(
         cfg = build_config(m, haystack=haystack, lengths=lengths, depths=depths, needle=needle,
                            question=question, answer=answer, template=template, mode=mode,
                            n_needles=n_needles, seed=seed, batch_size=batch_size, k=k,
-                           prune_mode=prune_mode, n_draws=draws, prune=not no_prune, curve=not no_curve)
+                           prune_mode=prune_mode, n_draws=draws, prune=not no_prune, curve=None if no_curve is None else not no_curve)
         result, cost = run_with_cost(registry.get("retrieval").run, m, cfg)
         path = write_result(result, out, command=command_line(), cost=cost)
         result.primary.scores.to_json(out / "retrieval_scores.json")
