@@ -263,10 +263,7 @@ def attribution_patch(model, base, source, metric: Metric, *, path: bool = True,
     def make_leaf(layer):
         def leaf(z: torch.Tensor, ctx: EditContext) -> torch.Tensor:
             if path:
-                z = z.detach()
-            z = z.requires_grad_(True) if path else z
-            if not path:
-                z.retain_grad()
+                z = z.detach().requires_grad_(True)
             leaves[layer] = z
             return z
         return leaf
@@ -275,12 +272,14 @@ def attribution_patch(model, base, source, metric: Metric, *, path: bool = True,
     with torch.enable_grad():
         logits = model.run_plan(base_t, plan, backend=backend).logits[:, -1]
         value = metric(logits)
-        value.sum().backward()
+        layers = sorted(leaves)
+        # autograd.grad, not backward: the z gradients only, nothing accumulated on the weights
+        grads = dict(zip(layers, torch.autograd.grad(value.sum(), [leaves[l] for l in layers])))
     scores = torch.zeros(model.n_layers, model.n_heads)
     n = len(base_t)
     for layer, z in leaves.items():
         delta = source_z[layer] - z.detach()
-        scores[layer] = (z.grad * delta).sum(dim=(0, 1, 3)) / n
+        scores[layer] = (grads[layer] * delta).sum(dim=(0, 1, 3)) / n
     return HeadScores(scores, model=model.name,
                       method=f"attribution patching ({'path to logits' if path else 'total'})",
                       data_hash=data_hash([_hashable(base), _hashable(source)]), meta={"base_metric": float(value.mean().detach())})

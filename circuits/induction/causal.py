@@ -160,13 +160,16 @@ def causal_check(model, seqs: RepeatSet, result: Result, cfg: Config, stats=None
     """Ablate the top-k induction heads (``cfg.rank_by``), random head sets, and each head alone.
 
     stats: the clean scoring statistics of `seqs` (their losses are the clean baseline), or None
-    to measure the baseline again (when the scoring ran under interventions)."""
-    base = (stats["loss_first"], stats["loss_second"]) if stats is not None else None
+    to measure the baseline again, once for every check below (when the scoring ran under
+    interventions)."""
+    if stats is not None:
+        base = (stats["loss_first"], stats["loss_second"])
+    else:
+        base = sequence_losses(model, seqs, batch_size=cfg.batch_size)
     pattern = result.ranked_induction(cfg.top_k)
     selection = top_heads_by_effect(model, result, cfg) if cfg.rank_by == "effect" else None
     heads = selection["heads"] if selection else pattern
-    second = base[1] if base is not None else sequence_losses(model, seqs, batch_size=cfg.batch_size)[1]
-    sweep = single_head_sweep(model, seqs, mode=cfg.ablation, batch_size=cfg.batch_size, second=second,
+    sweep = single_head_sweep(model, seqs, mode=cfg.ablation, batch_size=cfg.batch_size, second=base[1],
                               sweep=cfg.sweep, shortlist=cfg.shortlist)
     single = sweep["ratios"]
     by_role = [n for n, role in result.head_roles.items() if role in ("induction", "previous-token")]
