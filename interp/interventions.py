@@ -146,7 +146,10 @@ class PruneHeads(Intervention):
                 "PruneHeads.with_means(model, heads, texts)"
             )
         if self.mode == "uniform":
-            return [Edit(h.layer, "pattern", _uniform_fn(h.head)) for h in self.heads]
+            by_layer: dict[int, list[int]] = {}
+            for h in self.heads:                 # one pattern copy per layer, not one per head
+                by_layer.setdefault(h.layer, []).append(h.head)
+            return [Edit(layer, "pattern", _uniform_fn(tuple(heads))) for layer, heads in by_layer.items()]
         if self.mode == "mean":
             return [Edit(h.layer, "z", _set_fn(h.head, torch.tensor(m))) for h, m in zip(self.heads, self.means)]
         return [Edit(h.layer, "z", _scale_fn(h.head, 0.0)) for h in self.heads]
@@ -359,12 +362,16 @@ def _patch_fn(head: int, source: torch.Tensor, lengths: torch.Tensor):
     return patch
 
 
-def _uniform_fn(head: int):
+def _uniform_fn(heads):
+    """Set the pattern of `heads` (an int or a tuple of one layer's heads) to uniform over each
+    query's allowed keys."""
+    head = list(heads) if isinstance(heads, tuple) else [heads]
+
     def uniform(pattern: torch.Tensor, ctx: EditContext) -> torch.Tensor:
         q_len, k_len = pattern.shape[-2:]
         allowed = ctx.causal_key_mask(q_len, k_len, pattern.device)[:, 0].to(pattern.dtype)
         allowed = allowed.expand(pattern.shape[0], q_len, k_len)
         pattern = pattern.clone()
-        pattern[:, head] = allowed / allowed.sum(-1, keepdim=True).clamp(min=1)
+        pattern[:, head] = (allowed / allowed.sum(-1, keepdim=True).clamp(min=1))[:, None]
         return pattern
     return uniform

@@ -290,6 +290,37 @@ def test_prune_curve_on_the_zoo_model():
         R.prune_curve(m, [], result=res)
 
 
+def test_teacher_forced_pruning_accuracy_matches_decode_on_the_zoo_model():
+    """The pruning check reads accuracy by teacher forcing (one forward per prompt and head set):
+    unpruned it equals the scoring run's kept share, and under pruning it agrees prompt by prompt
+    with greedy decoding wherever the answer is a single token (the same argmax either way)."""
+    m = interp.load("world-base")
+    res = R.run(m, R.Config(lengths=(56,), depths=(0.0, 0.5, 1.0), n_needles=2))
+    tf, _ = R.niah_accuracy(m, res.prompts)
+    assert tf == res.n_kept / res.n_tests
+    prune = interp.PruneHeads(list(res.top(2)), mode="uniform")
+    tf_acc, tf_solved = R.niah_accuracy(m, res.prompts, prune)
+    de_acc, de_solved = R.niah_accuracy(m, res.prompts, prune, metric="decode")
+    assert tf_acc < 1.0                            # the pruning bites
+    for p, a, b in zip(res.prompts, tf_solved, de_solved):
+        if len(p.answer_ids) == 1:
+            assert a == b
+    with pytest.raises(ValueError, match="metric must be one of"):
+        R.niah_accuracy(m, res.prompts, metric="greedy")
+    pr = R.prune_experiment(m, 2, result=res, n_draws=1)
+    assert pr.metric == "teacher_forced" and pr.top == tf_acc and pr.to_dict()["metric"] == "teacher_forced"
+
+
+def test_uniform_prune_of_several_heads_in_one_layer_equals_one_by_one(tiny):
+    """PruneHeads(uniform) edits each layer's pattern once for all its heads: the same logits
+    as composing one PruneHeads per head."""
+    heads, ids = ["L1H0", "L1H1", "L0H1"], torch.tensor([[1, 2, 3, 4, 5, 6]])
+    together = tiny.forward(ids, interventions=interp.PruneHeads(heads, mode="uniform"))
+    apart = tiny.forward(ids, interventions=[interp.PruneHeads([h], mode="uniform") for h in heads])
+    plain = tiny.forward(ids)
+    assert torch.allclose(together, apart, atol=1e-6) and not torch.allclose(together, plain, atol=1e-3)
+
+
 # --------------------------------------------------------------------------- CLI
 
 

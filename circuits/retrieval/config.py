@@ -18,11 +18,12 @@ from interp.cost import is_large
 from interp.data.defaults import default_haystack, default_needles, default_niah_template
 from interp.data.niah import Needle, NiahPrompt, build_grid, prompt_overhead
 
-__all__ = ["Config", "MODES", "ROUTES", "PRUNE_MODES", "NoRetrievalWarning"]
+__all__ = ["Config", "MODES", "ROUTES", "PRUNE_MODES", "PRUNE_METRICS", "NoRetrievalWarning"]
 
 MODES = ("teacher_forced", "decode")
 ROUTES = ("rows", "pattern")
 PRUNE_MODES = ("uniform", "zero")
+PRUNE_METRICS = ("teacher_forced", "decode")
 
 
 class NoRetrievalWarning(RuntimeWarning):
@@ -40,7 +41,9 @@ class Config:
 
     The pruning check of the full analysis (`circuits.retrieval.analyze`; `run` scores one mode
     and ignores these): `k` heads masked (None: every head above the threshold), `prune_mode`
-    "uniform" (the paper's) or "zero", `n_draws` random k-sets, `prune=False` skips the check,
+    "uniform" (the paper's) or "zero", `prune_metric` how each head set's NIAH accuracy is read
+    ("teacher_forced": one forward per prompt and head set, the answer fixed by the reference;
+    "decode": the paper's greedy decoding, a decode loop per head set), `n_draws` random k-sets, `prune=False` skips the check,
     `curve=False` runs it at k only instead of at every k from 1 to max(k, heads above), capped
     at 16; `curve=None` (the default) runs the curve on small models and the check at k alone
     on large ones (`interp.cost.is_large`: on SmolLM2-135M one check over the default grid is
@@ -63,6 +66,7 @@ class Config:
     route: str = "rows"
     k: Optional[int] = None
     prune_mode: str = "uniform"
+    prune_metric: str = "teacher_forced"
     n_draws: int = 5
     prune: bool = True
     curve: Optional[bool] = None
@@ -75,6 +79,8 @@ class Config:
             raise ValueError(f"Config.route must be one of {ROUTES}, got {self.route!r}")
         if self.prune_mode not in PRUNE_MODES:
             raise ValueError(f"Config.prune_mode must be 'uniform' (the paper's) or 'zero', got {self.prune_mode!r}")
+        if self.prune_metric not in PRUNE_METRICS:
+            raise ValueError(f"Config.prune_metric must be one of {PRUNE_METRICS}, got {self.prune_metric!r}")
         if self.lengths is not None:
             lengths = tuple(int(n) for n in self.lengths)
             if not lengths or min(lengths) < 8:

@@ -59,7 +59,7 @@ def analyze(model, cfg: Optional[Config] = None, *, k: Optional[int] = None, pru
         warnings.simplefilter("ignore", NoRetrievalWarning)
         other = run(model, replace(cfg, mode=other_mode), prompts=primary.prompts)
     controls = [without_needle(model, p) for p in primary.prompts]
-    control, _ = niah_accuracy(model, controls, batch_size=cfg.batch_size, backend=cfg.backend,
+    control, _ = niah_accuracy(model, controls, metric="decode", batch_size=cfg.batch_size, backend=cfg.backend,
                                extra_tokens=cfg.extra_tokens, rouge_threshold=cfg.rouge_threshold)
     at_k, curve_run = _pruning(model, cfg, primary) if cfg.prune and primary.retrieves else (None, None)
     return Result(primary, other, compare_modes(primary, other), control, model.n_layers * model.n_heads,

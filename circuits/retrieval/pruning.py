@@ -20,9 +20,9 @@ from interp.interventions import PruneHeads
 from interp.progress import track
 from interp.tokens import Tokens
 
-from .config import PRUNE_MODES, Config
+from .config import PRUNE_METRICS, PRUNE_MODES, Config
 from .modes import RetrievalResult, run
-from .running import is_stop, left_pad, stop_text
+from .running import answer_groups, answer_text, left_pad, teacher_forced_answers
 from .scoring import rouge1_recall
 
 __all__ = ["niah_accuracy", "PruneResult", "prune_experiment", "prune_curve", "prune_curve_figure",
@@ -32,25 +32,36 @@ DRAW_TAG = "retrieval/prune"
 """The tag of the random k-sets' seed (`interp.controls.draw_head_sets`)."""
 
 
-def niah_accuracy(model, prompts: Sequence[NiahPrompt], interventions=None, *, batch_size: int = 16,
-                  backend: Optional[str] = None, extra_tokens: int = 0,
-                  rouge_threshold: float = 0.5) -> tuple[float, list[bool]]:
-    """Share of prompts answered (greedy decoding, ROUGE-1 recall > threshold), under `interventions`."""
-    solved: list[bool] = []
+def niah_accuracy(model, prompts: Sequence[NiahPrompt], interventions=None, *,
+                  metric: str = "teacher_forced", batch_size: int = 16, backend: Optional[str] = None,
+                  extra_tokens: int = 0, rouge_threshold: float = 0.5) -> tuple[float, list[bool]]:
+    """Share of prompts answered (ROUGE-1 recall of the answer > threshold) under `interventions`.
+
+    metric="teacher_forced" (the pruning check's default) reads the answer from ONE forward over
+    prompt + reference answer per batch, the argmax at each answer position; "decode" greedy-
+    decodes it (the paper's generated text, a decode loop per head set). Teacher forcing gives
+    each answer token the reference prefix, so it can only be kinder to a model that falters
+    mid-answer; `analyze` reports both on the unpruned model, where decode comes free.
+    """
+    if metric not in PRUNE_METRICS:
+        raise ValueError(f"metric must be one of {PRUNE_METRICS}, got {metric!r}")
     prompts = list(prompts)
+    solved = [False] * len(prompts)
+    if metric == "teacher_forced":
+        edits = model.edits(interventions, True)
+        for idx in answer_groups(prompts, batch_size):
+            batch = [prompts[i] for i in idx]
+            for i, p, text in zip(idx, batch, teacher_forced_answers(model, batch, edits, backend)):
+                solved[i] = rouge1_recall(p.answer, text) > rouge_threshold
+        return sum(solved) / max(len(solved), 1), solved
     for start in range(0, len(prompts), batch_size):
         batch = prompts[start:start + batch_size]
         ids, mask = left_pad([p.input_ids for p in batch], model.pad_token_id)
         n_new = max(len(p.answer_ids) for p in batch) + extra_tokens
         gen = model.generate(Tokens(ids, mask), max_new_tokens=n_new, interventions=interventions,
                              backend=backend)
-        for p, row in zip(batch, gen.new_tokens):
-            tokens = []
-            for t in row.tolist():
-                if is_stop(model, t):
-                    break
-                tokens.append(t)
-            solved.append(rouge1_recall(p.answer, stop_text(model, tokens)) > rouge_threshold)
+        for i, (p, row) in enumerate(zip(batch, gen.new_tokens)):
+            solved[start + i] = rouge1_recall(p.answer, answer_text(model, row.tolist())) > rouge_threshold
     return sum(solved) / max(len(solved), 1), solved
 
 
@@ -67,6 +78,7 @@ class PruneResult:
     n_tests: int
     seed: int
     excluded: int
+    metric: str = "teacher_forced"
 
     @property
     def drop_top(self) -> float:
@@ -83,7 +95,7 @@ class PruneResult:
         return sum(drops) / len(drops)
 
     def to_dict(self) -> dict:
-        return {"k": self.k, "mode": self.mode, "top_heads": [str(h) for h in self.top_heads],
+        return {"k": self.k, "mode": self.mode, "metric": self.metric, "top_heads": [str(h) for h in self.top_heads],
                 "baseline_accuracy": self.baseline, "top_accuracy": self.top,
                 "drop_top_points": self.drop_top, "mean_random_drop_points": self.mean_random_drop,
                 "random_draws": [{"heads": [str(h) for h in heads], "accuracy": acc,
@@ -129,8 +141,8 @@ def prune_experiment(model, k: int, mode: str = "uniform", *, result: Optional[R
     outside = control_pool(model.all_heads(), result.top(min(n_out, result.scores.n_scored)))
     if len(outside) < k:
         raise ValueError(f"only {len(outside)} heads lie outside the top {n_out}; lower k or exclude")
-    opts = dict(batch_size=cfg.batch_size, backend=cfg.backend, extra_tokens=cfg.extra_tokens,
-                rouge_threshold=cfg.rouge_threshold)
+    opts = dict(metric=cfg.prune_metric, batch_size=cfg.batch_size, backend=cfg.backend,
+                extra_tokens=cfg.extra_tokens, rouge_threshold=cfg.rouge_threshold)
     if baseline is None:                       # unpruned accuracy (a curve over k passes it once)
         baseline, _ = niah_accuracy(model, result.prompts, **opts)
     top_acc, _ = niah_accuracy(model, result.prompts, PruneHeads(list(top), mode=mode), **opts)
@@ -139,7 +151,8 @@ def prune_experiment(model, k: int, mode: str = "uniform", *, result: Optional[R
                        unit="draw"):
         acc, _ = niah_accuracy(model, result.prompts, PruneHeads(list(heads), mode=mode), **opts)
         draws.append((heads, acc))
-    return PruneResult(k, mode, top, baseline, top_acc, tuple(draws), len(result.prompts), seed, n_out)
+    return PruneResult(k, mode, top, baseline, top_acc, tuple(draws), len(result.prompts), seed, n_out,
+                       cfg.prune_metric)
 
 
 def prune_curve(model, ks: Sequence[int], mode: str = "uniform", *, result: RetrievalResult,

@@ -58,6 +58,8 @@ class Result:
                    "control_no_needle_accuracy": self.control_no_needle_accuracy}
         if self.prune is not None:
             numbers["prune"] = self.prune.to_dict()
+            numbers["prune"]["unpruned_accuracy_by_metric"] = {   # what teacher forcing changes
+                run.config.mode: run.n_kept / max(run.n_tests, 1) for run in (primary, other)}
         else:
             numbers["prune"] = {"skipped": True, "reason": "no test solved" if not primary.retrieves
                                 else "--no-prune"}
@@ -156,7 +158,7 @@ def describe(numbers: dict) -> str:
                      f"all heads: {agree['spearman_all_heads']}")
     prune = numbers["prune"]
     if not prune.get("skipped"):
-        lines.append(f"prune top-{prune['k']} ({prune['mode']}): accuracy {prune['baseline_accuracy']:.2f} "
+        lines.append(f"prune top-{prune['k']} ({prune['mode']}, {prune.get('metric', 'decode')}): accuracy {prune['baseline_accuracy']:.2f} "
                      f"-> {prune['top_accuracy']:.2f} (drop {prune['drop_top_points']:.1f} pts); random "
                      f"drops {[round(d['drop_points'], 1) for d in prune['random_draws']]} "
                      f"(mean {prune['mean_random_drop_points']:.1f})")

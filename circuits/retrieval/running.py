@@ -25,7 +25,8 @@ from interp.tokens import Tokens
 from .config import MODES, ROUTES
 from .scoring import ArgmaxRecorder, copy_hits, per_test_scores, rouge1_recall, rows_route
 
-__all__ = ["NiahRecord", "score_prompts", "left_pad", "stop_text", "is_stop", "answer_groups"]
+__all__ = ["NiahRecord", "score_prompts", "left_pad", "stop_text", "is_stop", "answer_text",
+           "answer_groups", "teacher_forced_answers"]
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,37 @@ def is_stop(model, token: int) -> bool:
     return token == model.tokenizer.eos_token_id or "\n" in model.decode([token])
 
 
+def answer_text(model, ids: Sequence[int]) -> str:
+    """The answer a row of predicted ids spells: up to its first stop token (`is_stop`), as
+    `stop_text` reads it. Decoding stops there too, so both metrics read the same answer."""
+    kept = []
+    for token in ids:
+        if is_stop(model, int(token)):
+            break
+        kept.append(int(token))
+    return stop_text(model, kept)
+
+
+def _teacher_forced_inputs(model, prompts):
+    """Prompt + reference answer minus its last token, left-padded: ids, mask, answer length."""
+    ids, mask = left_pad([p.input_ids + p.answer_ids[:-1] for p in prompts], model.pad_token_id)
+    return ids, mask, len(prompts[0].answer_ids)
+
+
+def teacher_forced_answers(model, prompts: Sequence[NiahPrompt], edits, backend=None) -> list[str]:
+    """The answers of one batch (one answer length) by teacher forcing: ONE forward over prompt
+    + reference answer under `edits`, the argmax at each answer position read as the model's
+    answer (`answer_text`). With the answer fixed this is the pruning check's floor: no decode
+    loop, logits projected at the answer rows only."""
+    ids, mask, n = _teacher_forced_inputs(model, prompts)
+    with torch.no_grad():
+        out = _call(model, ids, mask, edits, backend, logits_to_keep=n, use_cache=False)
+    return [answer_text(model, row.tolist()) for row in out.logits[:, -n:].argmax(-1)]
+
+
 def _batch_teacher_forced(model, prompts, edits, backend, route):
     """Copy hits [b, L, H] and the teacher-forced greedy answers: one pass over prompt + answer."""
-    n = len(prompts[0].answer_ids)
-    ids, mask = left_pad([p.input_ids + p.answer_ids[:-1] for p in prompts], model.pad_token_id)
+    ids, mask, n = _teacher_forced_inputs(model, prompts)
     answer = torch.tensor([p.answer_ids for p in prompts], dtype=torch.long)
     pad = mask.shape[1] - mask.sum(1)
     recorder = ArgmaxRecorder(model.n_layers)
@@ -128,7 +156,7 @@ def _batch_teacher_forced(model, prompts, edits, backend, route):
     span = torch.tensor([p.answer_span for p in prompts]) + pad[:, None]
     hits = copy_hits(positions, tokens, answer, span)
     predicted = out.logits[:, -n:].argmax(-1)
-    return hits, [stop_text(model, row.tolist()) for row in predicted]
+    return hits, [answer_text(model, row.tolist()) for row in predicted]
 
 
 def _batch_decode(model, prompts, edits, backend, extra_tokens, route):

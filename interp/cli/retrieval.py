@@ -84,6 +84,9 @@ def retrieval_cmd(
     n_needles: int = typer.Option(4, "--n-needles", help="Zoo needles (when no --needle)."),
     k: Optional[int] = typer.Option(None, "--k", help="Heads to prune (default: those above 0.1)."),
     prune_mode: str = typer.Option("uniform", "--prune-mode", help="uniform (paper) or zero."),
+    prune_metric: str = typer.Option("teacher_forced", "--prune-metric",
+                                     help="teacher_forced (one forward per prompt and head set) or decode "
+                                     "(the paper's greedy text; a decode loop per head set)."),
     draws: int = typer.Option(5, "--draws", help="Random-head draws for the pruning check."),
     seed: int = typer.Option(0, "--seed"),
     batch_size: int = typer.Option(16, "--batch-size"),
@@ -100,7 +103,8 @@ def retrieval_cmd(
         cfg = build_config(m, haystack=haystack, lengths=lengths, depths=depths, needle=needle,
                            question=question, answer=answer, template=template, mode=mode,
                            n_needles=n_needles, seed=seed, batch_size=batch_size, k=k,
-                           prune_mode=prune_mode, n_draws=draws, prune=not no_prune, curve=None if no_curve is None else not no_curve)
+                           prune_mode=prune_mode, prune_metric=prune_metric, n_draws=draws,
+                           prune=not no_prune, curve=None if no_curve is None else not no_curve)
         result, cost = run_with_cost(registry.get("retrieval").run, m, cfg)
         path = write_result(result, out, command=command_line(), cost=cost)
         result.primary.scores.to_json(out / "retrieval_scores.json")
