@@ -33,19 +33,39 @@ SCALED = ("L3H1", 3, 1, 2.0)
 
 
 def recipe():
-    return interp.PruneHeads([name for name, _, _ in PRUNED]) + interp.ScaleValues(SCALED[0], SCALED[3])
+    return interp.PruneHeads([name for name, _, _ in PRUNED]) + interp.ScaleValues(
+        SCALED[0], SCALED[3]
+    )
 
 
-def build_model(*, n_layers=4, d_model=256, n_heads=8, n_kv_heads=4, d_head=32,
-                intermediate=688, vocab=2000, n_ctx=512, seed=0):
+def build_model(
+    *,
+    n_layers=4,
+    d_model=256,
+    n_heads=8,
+    n_kv_heads=4,
+    d_head=32,
+    intermediate=688,
+    vocab=2000,
+    n_ctx=512,
+    seed=0,
+):
     """A randomly initialised Llama (fixed seed) wrapped in `interp.Model`."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
-        vocab_size=vocab, hidden_size=d_model, num_attention_heads=n_heads,
-        num_key_value_heads=n_kv_heads, head_dim=d_head, intermediate_size=intermediate,
-        num_hidden_layers=n_layers, max_position_embeddings=n_ctx, bos_token_id=0,
-        eos_token_id=1, pad_token_id=2, architectures=["LlamaForCausalLM"],
+        vocab_size=vocab,
+        hidden_size=d_model,
+        num_attention_heads=n_heads,
+        num_key_value_heads=n_kv_heads,
+        head_dim=d_head,
+        intermediate_size=intermediate,
+        num_hidden_layers=n_layers,
+        max_position_embeddings=n_ctx,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=2,
+        architectures=["LlamaForCausalLM"],
     )
     torch.manual_seed(seed)
     hf = LlamaForCausalLM(config).eval()
@@ -57,6 +77,7 @@ def model_from_args(args):
     if not getattr(args, "model", None):
         return build_model(seed=args.seed)
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return interp.load(args.model)
@@ -70,13 +91,16 @@ def random_tokens(batch: int, pos: int, vocab: int, seed: int = 0) -> interp.Tok
 
 # --- bare-engine edits, written by hand (no interp code on the hot path) --------------------
 
+
 def bridge_hooks(d_head: int):
     """fwd_hooks for `TransformerBridge.hooks`: hook_z is [batch, pos, n_heads, d_head]."""
+
     def zero(head):
         def hook(z, hook=None):
             z = z.clone()
             z[:, :, head] = 0
             return z
+
         return hook
 
     def scale(head, alpha):
@@ -84,6 +108,7 @@ def bridge_hooks(d_head: int):
             z = z.clone()
             z[:, :, head] *= alpha
             return z
+
         return hook
 
     hooks = [(f"blocks.{layer}.attn.hook_z", zero(head)) for _, layer, head in PRUNED]
@@ -97,17 +122,25 @@ def nnsight_trace(envoy, input_ids, d_head: int):
     (_, l0, h0), (_, l1, h1) = PRUNED
     _, l2, h2, alpha = SCALED
     with envoy.trace(input_ids):
-        envoy.model.layers[l0].self_attn.o_proj.input[:, :, h0 * d_head:(h0 + 1) * d_head] = 0
-        envoy.model.layers[l1].self_attn.o_proj.input[:, :, h1 * d_head:(h1 + 1) * d_head] = 0
-        envoy.model.layers[l2].self_attn.o_proj.input[:, :, h2 * d_head:(h2 + 1) * d_head] *= alpha
+        envoy.model.layers[l0].self_attn.o_proj.input[:, :, h0 * d_head : (h0 + 1) * d_head] = 0
+        envoy.model.layers[l1].self_attn.o_proj.input[:, :, h1 * d_head : (h1 + 1) * d_head] = 0
+        envoy.model.layers[l2].self_attn.o_proj.input[:, :, h2 * d_head : (h2 + 1) * d_head] *= (
+            alpha
+        )
         output = envoy.output.save()
     return output
 
 
 # --- timing ---------------------------------------------------------------------------------
 
-def interleaved(variants: dict[str, Callable[[], object]], *, rounds: int, warmup: int = 2,
-                progress: Optional[bool] = None) -> dict[str, list[float]]:
+
+def interleaved(
+    variants: dict[str, Callable[[], object]],
+    *,
+    rounds: int,
+    warmup: int = 2,
+    progress: Optional[bool] = None,
+) -> dict[str, list[float]]:
     """Seconds per call of each variant, all variants run once per round in rotating order."""
     names = list(variants)
     if progress is None:
@@ -117,7 +150,7 @@ def interleaved(variants: dict[str, Callable[[], object]], *, rounds: int, warmu
             variants[name]()
     times = {name: [] for name in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             gc.collect()
             gc.disable()
@@ -142,9 +175,15 @@ def summarize(times: dict[str, list[float]], baseline: str) -> list[dict]:
     rows = []
     for name, ts in times.items():
         q = statistics.quantiles(ts, n=4) if len(ts) >= 2 else [ts[0]] * 3
-        rows.append({"variant": name, "median_ms": 1e3 * statistics.median(ts),
-                     "p25_ms": 1e3 * q[0], "p75_ms": 1e3 * q[2],
-                     f"ratio_vs_{baseline}": median_ratio(times, name, baseline)})
+        rows.append(
+            {
+                "variant": name,
+                "median_ms": 1e3 * statistics.median(ts),
+                "p25_ms": 1e3 * q[0],
+                "p75_ms": 1e3 * q[2],
+                f"ratio_vs_{baseline}": median_ratio(times, name, baseline),
+            }
+        )
     return rows
 
 
@@ -165,20 +204,35 @@ def check_targets(times, targets: list[tuple[str, str, Optional[float], str]]) -
         verdict = "info" if limit is None else ("PASS" if value <= limit else "FAIL")
         target = "" if limit is None else f"<={limit:.2f}"
         print(f"{label:<46}{value:>7.3f}x{target:>9}  {verdict}")
-        results.append({"label": label, "numerator": num, "denominator": den,
-                        "ratio": value, "target": limit, "result": verdict})
+        results.append(
+            {
+                "label": label,
+                "numerator": num,
+                "denominator": den,
+                "ratio": value,
+                "target": limit,
+                "result": verdict,
+            }
+        )
     return results
 
 
 # --- command line and output ----------------------------------------------------------------
 
+
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="smoke run: small sizes, few rounds")
     p.add_argument("--rounds", type=int, default=None, help="timed rounds (default 20, quick 3)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed rounds first (default 2, quick 1)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch.set_num_threads; default 1 (steadier on a shared CPU), 0 = torch's default")
+    p.add_argument(
+        "--warmup", type=int, default=None, help="untimed rounds first (default 2, quick 1)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch.set_num_threads; default 1 (steadier on a shared CPU), 0 = torch's default",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", default=None, help="write the results as JSON")
     return p
@@ -198,12 +252,16 @@ def environment() -> dict:
     import transformer_lens
     import transformers
 
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "transformer_lens": getattr(transformer_lens, "__version__", "?"),
-            "nnsight": getattr(nnsight, "__version__", "?"),
-            "threads": torch.get_num_threads(), "machine": platform.machine(),
-            "processor": platform.processor() or platform.machine()}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "transformer_lens": getattr(transformer_lens, "__version__", "?"),
+        "nnsight": getattr(nnsight, "__version__", "?"),
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+    }
 
 
 def write_json(path: Optional[str], payload: dict) -> None:

@@ -27,9 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
-
 import _timing as T  # noqa: E402
+import torch  # noqa: E402
 
 
 def build_world_model(seed: int = 0):
@@ -39,10 +38,19 @@ def build_world_model(seed: int = 0):
     from interp.zoo.world import World
 
     tok = World(0).build_tokenizer()
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=512, num_hidden_layers=4,
-                      num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=128,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id, architectures=["LlamaForCausalLM"])
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=128,
+        intermediate_size=512,
+        num_hidden_layers=4,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        max_position_embeddings=128,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        architectures=["LlamaForCausalLM"],
+    )
     torch.manual_seed(seed)
     return interp.Model(LlamaForCausalLM(cfg).eval(), tok, name="bench-world-llama")
 
@@ -51,11 +59,16 @@ def sweeps(model, data, corr, rows_per_forward: int):
     """The four group sweeps with fixed receivers; returns {group: HeadScores}."""
     import circuits.entity_tracking as et
 
-    receivers = {"A": [], "B": [h for h in model.all_heads() if h.layer == 3],
-                 "C": [h for h in model.all_heads() if h.layer == 2],
-                 "D": [h for h in model.all_heads() if h.layer == 1]}
-    return {k: et.group_scores(model, data, corr, k, prev, batch_size=rows_per_forward)
-            for k, prev in receivers.items()}
+    receivers = {
+        "A": [],
+        "B": [h for h in model.all_heads() if h.layer == 3],
+        "C": [h for h in model.all_heads() if h.layer == 2],
+        "D": [h for h in model.all_heads() if h.layer == 1],
+    }
+    return {
+        k: et.group_scores(model, data, corr, k, prev, batch_size=rows_per_forward)
+        for k, prev in receivers.items()
+    }
 
 
 def unbatched(model, data, corr):
@@ -86,6 +99,7 @@ class Counter:
             self.calls += 1
             self.rows += tokens.input_ids.shape[0]
             return self._orig(tokens, plan, **kw)
+
         self.model.run_plan = counted
         return self
 
@@ -116,27 +130,47 @@ def main(argv=None) -> int:
         with torch.no_grad():
             return model.forward(list(data.prompts))
 
-    times = T.interleaved({"plain_forward": plain, "batched": lambda: sweeps(model, data, corr, args.rows),
-                           "unbatched": lambda: unbatched(model, data, corr)},
-                          rounds=args.rounds, warmup=min(args.warmup, 1))
+    times = T.interleaved(
+        {
+            "plain_forward": plain,
+            "batched": lambda: sweeps(model, data, corr, args.rows),
+            "unbatched": lambda: unbatched(model, data, corr),
+        },
+        rounds=args.rounds,
+        warmup=min(args.warmup, 1),
+    )
     t_fwd = statistics.median(times["plain_forward"])
     rows = T.summarize(times, "plain_forward")
-    print(f"model {model.name}: {model.n_layers}x{model.n_heads} heads; {n} prompts of {data.seq_len} tokens, "
-          f"7 boxes; batched rows/forward {args.rows}")
-    print(f"{'variant':<12}{'forwards':>10}{'prompt-rows':>13}{'median s':>11}{'fwd-pass equiv':>16}")
+    print(
+        f"model {model.name}: {model.n_layers}x{model.n_heads} heads; {n} prompts of {data.seq_len} tokens, "
+        f"7 boxes; batched rows/forward {args.rows}"
+    )
+    print(
+        f"{'variant':<12}{'forwards':>10}{'prompt-rows':>13}{'median s':>11}{'fwd-pass equiv':>16}"
+    )
     for name, counter in (("batched", c_b), ("unbatched", c_u)):
         t = statistics.median(times[name])
         print(f"{name:<12}{counter.calls:>10}{counter.rows:>13}{t:>11.3f}{t / t_fwd:>16.1f}")
     ratio = T.median_ratio(times, "unbatched", "batched")
     print(f"\nunbatched / batched wall time (median of per-round ratios): {ratio:.2f}x")
     print(f"max |batched - per-prompt mean| effect on p(correct): {diff:.2e}")
-    T.write_json(args.json, {"benchmark": "entity_tracking_discovery", "environment": T.environment(),
-                             "n_prompts": n, "rows_per_forward": args.rows, "timings": rows,
-                             "calls": {"batched": c_b.calls, "unbatched": c_u.calls},
-                             "prompt_rows": {"batched": c_b.rows, "unbatched": c_u.rows},
-                             "forward_pass_equivalents": {k: statistics.median(times[k]) / t_fwd
-                                                          for k in ("batched", "unbatched")},
-                             "ratio_unbatched_over_batched": ratio, "max_abs_diff": diff})
+    T.write_json(
+        args.json,
+        {
+            "benchmark": "entity_tracking_discovery",
+            "environment": T.environment(),
+            "n_prompts": n,
+            "rows_per_forward": args.rows,
+            "timings": rows,
+            "calls": {"batched": c_b.calls, "unbatched": c_u.calls},
+            "prompt_rows": {"batched": c_b.rows, "unbatched": c_u.rows},
+            "forward_pass_equivalents": {
+                k: statistics.median(times[k]) / t_fwd for k in ("batched", "unbatched")
+            },
+            "ratio_unbatched_over_batched": ratio,
+            "max_abs_diff": diff,
+        },
+    )
     return 0
 
 

@@ -23,9 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
-
 import _timing as T  # noqa: E402
+import torch  # noqa: E402
 
 TOLERANCE = 1e-5
 
@@ -63,25 +62,43 @@ def main(argv=None) -> int:
     def interp_nnsight():
         return model.forward(tokens, interventions=recipe, backend="nnsight")
 
-    variants = {"hf": hf_forward, "bridge_bare": bridge_bare, "nnsight_bare": nnsight_bare,
-                "interp_tl": interp_tl, "interp_nnsight": interp_nnsight}
+    variants = {
+        "hf": hf_forward,
+        "bridge_bare": bridge_bare,
+        "nnsight_bare": nnsight_bare,
+        "interp_tl": interp_tl,
+        "interp_nnsight": interp_nnsight,
+    }
 
-    print(f"bench_forward: Llama 4L d256 8h/4kv d_head 32, batch {batch} x {pos}, fp32 CPU, "
-          f"{torch.get_num_threads()} threads, {args.rounds} rounds (+{args.warmup} warmup)")
+    print(
+        f"bench_forward: Llama 4L d256 8h/4kv d_head 32, batch {batch} x {pos}, fp32 CPU, "
+        f"{torch.get_num_threads()} threads, {args.rounds} rounds (+{args.warmup} warmup)"
+    )
     with torch.no_grad():
         # correctness, once: interp's edited logits == the hand-edited bare engines
         outs = {name: fn() for name, fn in variants.items()}
         checks = {
-            "interp_tl vs bridge_bare": (outs["interp_tl"] - outs["bridge_bare"]).abs().max().item(),
-            "interp_nnsight vs nnsight_bare": (outs["interp_nnsight"] - outs["nnsight_bare"]).abs().max().item(),
-            "interp_tl vs interp_nnsight": (outs["interp_tl"] - outs["interp_nnsight"]).abs().max().item(),
+            "interp_tl vs bridge_bare": (outs["interp_tl"] - outs["bridge_bare"])
+            .abs()
+            .max()
+            .item(),
+            "interp_nnsight vs nnsight_bare": (outs["interp_nnsight"] - outs["nnsight_bare"])
+            .abs()
+            .max()
+            .item(),
+            "interp_tl vs interp_nnsight": (outs["interp_tl"] - outs["interp_nnsight"])
+            .abs()
+            .max()
+            .item(),
         }
         edited = (outs["interp_tl"] - outs["hf"]).abs().max().item()
         print("\ncorrectness (max |diff| of logits, tolerance 1e-5):")
         for label, diff in checks.items():
             print(f"  {label:<38}{diff:.2e}  {'OK' if diff <= TOLERANCE else 'MISMATCH'}")
-        print(f"  {'(edits change logits: interp vs hf)':<38}{edited:.2e}  "
-              f"{'OK' if edited > 1e-3 else 'EDITS HAD NO EFFECT'}")
+        print(
+            f"  {'(edits change logits: interp vs hf)':<38}{edited:.2e}  "
+            f"{'OK' if edited > 1e-3 else 'EDITS HAD NO EFFECT'}"
+        )
         del outs
 
         times = T.interleaved(variants, rounds=args.rounds, warmup=args.warmup)
@@ -89,22 +106,37 @@ def main(argv=None) -> int:
     print()
     rows = T.summarize(times, "hf")
     T.print_times(rows, "hf")
-    targets = T.check_targets(times, [
-        ("interp_tl", "hf", 1.05, "interp (bridge) / hf"),
-        ("interp_nnsight", "hf", 1.10, "interp (nnsight) / hf"),
-        ("bridge_bare", "hf", None, "bare bridge / hf   (issue: 0.96)"),
-        ("nnsight_bare", "hf", None, "bare nnsight / hf  (issue: 1.09)"),
-        ("interp_tl", "bridge_bare", None, "interp (bridge) / bare bridge"),
-        ("interp_nnsight", "nnsight_bare", None, "interp (nnsight) / bare nnsight"),
-    ])
-    T.write_json(args.json, {
-        "bench": "forward", "quick": args.quick, "batch": batch, "pos": pos,
-        "rounds": args.rounds, "warmup": args.warmup, "environment": T.environment(),
-        "correctness": {"max_abs_diff": checks, "tolerance": TOLERANCE,
-                        "ok": all(d <= TOLERANCE for d in checks.values())},
-        "variants": rows, "targets": targets,
-        "raw_seconds": times,
-    })
+    targets = T.check_targets(
+        times,
+        [
+            ("interp_tl", "hf", 1.05, "interp (bridge) / hf"),
+            ("interp_nnsight", "hf", 1.10, "interp (nnsight) / hf"),
+            ("bridge_bare", "hf", None, "bare bridge / hf   (issue: 0.96)"),
+            ("nnsight_bare", "hf", None, "bare nnsight / hf  (issue: 1.09)"),
+            ("interp_tl", "bridge_bare", None, "interp (bridge) / bare bridge"),
+            ("interp_nnsight", "nnsight_bare", None, "interp (nnsight) / bare nnsight"),
+        ],
+    )
+    T.write_json(
+        args.json,
+        {
+            "bench": "forward",
+            "quick": args.quick,
+            "batch": batch,
+            "pos": pos,
+            "rounds": args.rounds,
+            "warmup": args.warmup,
+            "environment": T.environment(),
+            "correctness": {
+                "max_abs_diff": checks,
+                "tolerance": TOLERANCE,
+                "ok": all(d <= TOLERANCE for d in checks.values()),
+            },
+            "variants": rows,
+            "targets": targets,
+            "raw_seconds": times,
+        },
+    )
     return 0
 
 

@@ -26,9 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
-
 import _timing as T  # noqa: E402
+import torch  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -48,8 +47,13 @@ def main(argv=None) -> int:
     recipe = T.recipe()
     bridge, _ = model.bridge, model.envoy  # build both engines before timing
     hooks = T.bridge_hooks(model.d_head)
-    hf_kwargs = dict(attention_mask=mask, max_new_tokens=new, min_new_tokens=new, do_sample=False,
-                     pad_token_id=model.pad_token_id)
+    hf_kwargs = dict(
+        attention_mask=mask,
+        max_new_tokens=new,
+        min_new_tokens=new,
+        do_sample=False,
+        pad_token_id=model.pad_token_id,
+    )
 
     def hf_generate():
         return hf.generate(ids, **hf_kwargs)
@@ -62,25 +66,44 @@ def main(argv=None) -> int:
         return model.generate(tokens, max_new_tokens=new, backend="nnsight", use_cache=True).tokens
 
     def interp_tl():
-        return model.generate(tokens, max_new_tokens=new, interventions=recipe,
-                              backend="transformer_lens", use_cache=True).tokens
+        return model.generate(
+            tokens,
+            max_new_tokens=new,
+            interventions=recipe,
+            backend="transformer_lens",
+            use_cache=True,
+        ).tokens
 
     def interp_nnsight():
-        return model.generate(tokens, max_new_tokens=new, interventions=recipe,
-                              backend="nnsight", use_cache=True).tokens
+        return model.generate(
+            tokens, max_new_tokens=new, interventions=recipe, backend="nnsight", use_cache=True
+        ).tokens
 
-    variants = {"hf_generate": hf_generate, "bridge_bare": bridge_bare, "interp_loop": interp_loop,
-                "interp_tl": interp_tl, "interp_nnsight": interp_nnsight}
+    variants = {
+        "hf_generate": hf_generate,
+        "bridge_bare": bridge_bare,
+        "interp_loop": interp_loop,
+        "interp_tl": interp_tl,
+        "interp_nnsight": interp_nnsight,
+    }
 
-    print(f"bench_generate: Llama 4L d256 8h/4kv d_head 32, batch {args.batch} x {prompt} prompt + "
-          f"{new} new tokens, greedy, KV cache, fp32 CPU, {torch.get_num_threads()} threads, "
-          f"{args.rounds} rounds (+{args.warmup} warmup)")
+    print(
+        f"bench_generate: Llama 4L d256 8h/4kv d_head 32, batch {args.batch} x {prompt} prompt + "
+        f"{new} new tokens, greedy, KV cache, fp32 CPU, {torch.get_num_threads()} threads, "
+        f"{args.rounds} rounds (+{args.warmup} warmup)"
+    )
     with torch.no_grad():
         outs = {name: fn() for name, fn in variants.items()}
         checks = {
-            "interp_loop == hf_generate (no edits)": bool(torch.equal(outs["interp_loop"], outs["hf_generate"])),
-            "interp_tl == bridge_bare (edited)": bool(torch.equal(outs["interp_tl"], outs["bridge_bare"])),
-            "interp_nnsight == interp_tl (edited)": bool(torch.equal(outs["interp_nnsight"], outs["interp_tl"])),
+            "interp_loop == hf_generate (no edits)": bool(
+                torch.equal(outs["interp_loop"], outs["hf_generate"])
+            ),
+            "interp_tl == bridge_bare (edited)": bool(
+                torch.equal(outs["interp_tl"], outs["bridge_bare"])
+            ),
+            "interp_nnsight == interp_tl (edited)": bool(
+                torch.equal(outs["interp_nnsight"], outs["interp_tl"])
+            ),
         }
         changed = not torch.equal(outs["interp_tl"], outs["hf_generate"])
         print("\ncorrectness (identical generated token ids):")
@@ -94,23 +117,37 @@ def main(argv=None) -> int:
     print()
     rows = T.summarize(times, "hf_generate")
     T.print_times(rows, "hf_generate")
-    targets = T.check_targets(times, [
-        ("interp_tl", "hf_generate", 1.20, "interp (bridge) / hf generate"),
-        ("interp_nnsight", "hf_generate", 1.20, "interp (nnsight) / hf generate"),
-        ("interp_loop", "hf_generate", None, "interp loop, no edits / hf generate"),
-        ("bridge_bare", "hf_generate", None, "bare bridge generate / hf generate"),
-        ("interp_tl", "bridge_bare", None, "interp (bridge) / bare bridge"),
-        ("interp_nnsight", "interp_loop", None, "interp (nnsight) / interp loop"),
-    ])
+    targets = T.check_targets(
+        times,
+        [
+            ("interp_tl", "hf_generate", 1.20, "interp (bridge) / hf generate"),
+            ("interp_nnsight", "hf_generate", 1.20, "interp (nnsight) / hf generate"),
+            ("interp_loop", "hf_generate", None, "interp loop, no edits / hf generate"),
+            ("bridge_bare", "hf_generate", None, "bare bridge generate / hf generate"),
+            ("interp_tl", "bridge_bare", None, "interp (bridge) / bare bridge"),
+            ("interp_nnsight", "interp_loop", None, "interp (nnsight) / interp loop"),
+        ],
+    )
     per_token = {row["variant"]: row["median_ms"] / new for row in rows}
     print("\nper new token (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in per_token.items()))
-    T.write_json(args.json, {
-        "bench": "generate", "quick": args.quick, "batch": args.batch, "prompt": prompt,
-        "new_tokens": new, "rounds": args.rounds, "warmup": args.warmup,
-        "environment": T.environment(), "correctness": checks,
-        "variants": rows, "targets": targets, "ms_per_new_token": per_token,
-        "raw_seconds": times,
-    })
+    T.write_json(
+        args.json,
+        {
+            "bench": "generate",
+            "quick": args.quick,
+            "batch": args.batch,
+            "prompt": prompt,
+            "new_tokens": new,
+            "rounds": args.rounds,
+            "warmup": args.warmup,
+            "environment": T.environment(),
+            "correctness": checks,
+            "variants": rows,
+            "targets": targets,
+            "ms_per_new_token": per_token,
+            "raw_seconds": times,
+        },
+    )
     return 0
 
 

@@ -24,12 +24,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _timing as T  # noqa: E402
 import torch  # noqa: E402
 
-import _timing as T  # noqa: E402
-
 from circuits import factual_recall as fr  # noqa: E402
-from interp.data.conflict import ConflictItem, Template, build_conflict_set, templates_for, zoo_items  # noqa: E402
+from interp.data.conflict import (
+    ConflictItem,
+    Template,
+    build_conflict_set,
+    templates_for,
+    zoo_items,
+)  # noqa: E402
 
 WORDS = "cat dog box key apple girl boy city country time red blue green big small little".split()
 NUMBERS = "one two three four five six seven eight nine ten".split()
@@ -39,8 +44,12 @@ def bench_data(model, n_prompts: int, seed: int):
     if model.name.startswith("world"):
         items, template = zoo_items(2, seed=seed), templates_for(model)["statement"]
     else:
-        items = [ConflictItem(w, NUMBERS[i % 10], NUMBERS[(i + 3) % 10]) for i, w in enumerate(WORDS * 4)]
-        template = Template("statement", "the capital of {subject} is {answer} .", "the capital of {subject} is")
+        items = [
+            ConflictItem(w, NUMBERS[i % 10], NUMBERS[(i + 3) % 10]) for i, w in enumerate(WORDS * 4)
+        ]
+        template = Template(
+            "statement", "the capital of {subject} is {answer} .", "the capital of {subject} is"
+        )
     return build_conflict_set(model, items, template, check_memory=False).subset(range(n_prompts))
 
 
@@ -48,7 +57,9 @@ def main(argv=None) -> int:
     p = T.parser(__doc__.splitlines()[0])
     p.add_argument("--model", default=None, help="zoo name / folder / .gguf (default: bench Llama)")
     p.add_argument("--prompts", type=int, default=None, help="default 16 (quick 4)")
-    p.add_argument("--alphas", type=int, default=None, help="alphas in [-5, 5]; default 21 (quick 5)")
+    p.add_argument(
+        "--alphas", type=int, default=None, help="alphas in [-5, 5]; default 21 (quick 5)"
+    )
     p.add_argument("--new-tokens", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--head", default="L1H2")
@@ -72,7 +83,11 @@ def main(argv=None) -> int:
             labels = []
             for prompt, item in zip(data.prompts(), data.items):
                 text = model.generate(prompt, args.new_tokens, interventions=iv).texts[0]
-                labels.append(fr.classify(" " + text, item.memory_answer, item.context_answer, data.template.stop))
+                labels.append(
+                    fr.classify(
+                        " " + text, item.memory_answer, item.context_answer, data.template.stop
+                    )
+                )
             out.append(fr.rates(labels))
         return out
 
@@ -82,28 +97,46 @@ def main(argv=None) -> int:
     rows = n_prompts * n_alphas
     calls_batched = math.ceil(rows / args.batch_size) * args.new_tokens
     calls_naive = rows * args.new_tokens
-    print(f"bench_recall: {model.name}, head {head}, {n_prompts} prompts x {n_alphas} alphas = {rows} "
-          f"generations of {args.new_tokens} tokens, batch {args.batch_size} rows, "
-          f"{torch.get_num_threads()} threads, {args.rounds} rounds (+{args.warmup} warmup)")
+    print(
+        f"bench_recall: {model.name}, head {head}, {n_prompts} prompts x {n_alphas} alphas = {rows} "
+        f"generations of {args.new_tokens} tokens, batch {args.batch_size} rows, "
+        f"{torch.get_num_threads()} threads, {args.rounds} rounds (+{args.warmup} warmup)"
+    )
     same = batched()["rates"] == naive()
     print(f"check: batched sweep rates == naive loop rates: {'OK' if same else 'MISMATCH'}")
-    times = T.interleaved({"naive": naive, "batched": batched, "forward1": forward1},
-                          rounds=args.rounds, warmup=args.warmup)
+    times = T.interleaved(
+        {"naive": naive, "batched": batched, "forward1": forward1},
+        rounds=args.rounds,
+        warmup=args.warmup,
+    )
     print()
     table = T.summarize(times, "naive")
     T.print_times(table, "naive")
     med = {r["variant"]: r["median_ms"] for r in table}
     fpe_batched = med["batched"] / med["forward1"]
     fpe_naive = med["naive"] / med["forward1"]
-    print(f"\nforward-pass equivalents (time / one single-prompt forward): batched {fpe_batched:.1f}, "
-          f"naive {fpe_naive:.1f}; engine calls: batched {calls_batched}, naive {calls_naive}")
+    print(
+        f"\nforward-pass equivalents (time / one single-prompt forward): batched {fpe_batched:.1f}, "
+        f"naive {fpe_naive:.1f}; engine calls: batched {calls_batched}, naive {calls_naive}"
+    )
     targets = T.check_targets(times, [("batched", "naive", None, "batched sweep / naive loop")])
-    T.write_json(args.json, {"bench": "recall", "model": model.name, "n_prompts": n_prompts,
-                             "n_alphas": n_alphas, "new_tokens": args.new_tokens, "check_equal": same,
-                             "forward_pass_equivalents": {"batched": fpe_batched, "naive": fpe_naive},
-                             "engine_calls": {"batched": calls_batched, "naive": calls_naive},
-                             "environment": T.environment(), "variants": table, "targets": targets,
-                             "raw_seconds": times})
+    T.write_json(
+        args.json,
+        {
+            "bench": "recall",
+            "model": model.name,
+            "n_prompts": n_prompts,
+            "n_alphas": n_alphas,
+            "new_tokens": args.new_tokens,
+            "check_equal": same,
+            "forward_pass_equivalents": {"batched": fpe_batched, "naive": fpe_naive},
+            "engine_calls": {"batched": calls_batched, "naive": calls_naive},
+            "environment": T.environment(),
+            "variants": table,
+            "targets": targets,
+            "raw_seconds": times,
+        },
+    )
     return 0
 
 

@@ -33,10 +33,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
-
 import _timing as T  # noqa: E402
+import torch  # noqa: E402
 from bench_retrieval import eager_twin, make_prompts, naive_copy_hits, peak_bytes  # noqa: E402
+
 from circuits import induction as I  # noqa: E402
 from circuits import retrieval as R  # noqa: E402
 from circuits.induction.tl import IdsBridge  # noqa: E402
@@ -82,13 +82,27 @@ def induction_pair(model, args) -> tuple[dict, dict]:
     adapter = IdsBridge(model.bridge)
 
     def reference():
-        return torch.stack([detect_head(adapter, seqs.input_ids[i][None].to(model.device),
-                                        "induction_head").float().cpu() for i in range(len(seqs))]).mean(0)
+        return torch.stack(
+            [
+                detect_head(adapter, seqs.input_ids[i][None].to(model.device), "induction_head")
+                .float()
+                .cpu()
+                for i in range(len(seqs))
+            ]
+        ).mean(0)
 
-    variants = {"induction_ours": lambda: I.score_heads(model, seqs, batch_size=cfg.batch_size),
-                "induction_tl_head_detector": reference}
-    rho = spearman(reference().flatten().tolist(), variants["induction_ours"]()["prefix"].mean(0).flatten().tolist())
-    return variants, {"induction Spearman(ours prefix, TL head_detector)": rho, "induction sequences": len(seqs)}
+    variants = {
+        "induction_ours": lambda: I.score_heads(model, seqs, batch_size=cfg.batch_size),
+        "induction_tl_head_detector": reference,
+    }
+    rho = spearman(
+        reference().flatten().tolist(),
+        variants["induction_ours"]()["prefix"].mean(0).flatten().tolist(),
+    )
+    return variants, {
+        "induction Spearman(ours prefix, TL head_detector)": rho,
+        "induction sequences": len(seqs),
+    }
 
 
 def patching_pair(model, args) -> tuple[dict, dict]:
@@ -96,7 +110,9 @@ def patching_pair(model, args) -> tuple[dict, dict]:
     from transformer_lens.patching import get_act_patch_attn_head_out_all_pos  # the reference
 
     gen = torch.Generator().manual_seed(args.seed)
-    base, source = (torch.randint(4, model.vocab_size, (args.prompts, 16), generator=gen) for _ in range(2))
+    base, source = (
+        torch.randint(4, model.vocab_size, (args.prompts, 16), generator=gen) for _ in range(2)
+    )
     good, bad = int(base[0, -1]), int(source[0, -1])
 
     def metric(logits):
@@ -105,16 +121,20 @@ def patching_pair(model, args) -> tuple[dict, dict]:
 
     def reference():
         _, cache = model.bridge.run_with_cache(source)
-        return get_act_patch_attn_head_out_all_pos(model.bridge, base, cache, lambda lg: metric(lg).mean())
+        return get_act_patch_attn_head_out_all_pos(
+            model.bridge, base, cache, lambda lg: metric(lg).mean()
+        )
 
-    variants = {"patching_ours": lambda: activation_patch(model, base, source, metric, batch_size=256),
-                "patching_tl_all_pos": reference}
+    variants = {
+        "patching_ours": lambda: activation_patch(model, base, source, metric, batch_size=256),
+        "patching_tl_all_pos": reference,
+    }
     clean = float(metric(model.forward(base)).mean())
     diff = float((reference() - clean - variants["patching_ours"]().scores).abs().max())
     return variants, {"patching max|ours - TL|": diff, "patching ok": diff < 1e-3}
 
 
-REFERENCE_MEMORY_LIMIT = 4 * 2**30   # bytes of attention tensors the reference may hold when run
+REFERENCE_MEMORY_LIMIT = 4 * 2**30  # bytes of attention tensors the reference may hold when run
 
 
 def memory_rows(model, twin, lengths, n_answer, seed) -> list[dict]:
@@ -127,19 +147,37 @@ def memory_rows(model, twin, lengths, n_answer, seed) -> list[dict]:
             continue
         prompts = make_prompts(model, length, n_answer, 1, seed)
         full = torch.tensor([list(p.input_ids) + list(p.answer_ids) for p in prompts])
-        plain = peak_bytes(lambda: model.hf(input_ids=full, use_cache=False, logits_to_keep=n_answer + 1))
+        plain = peak_bytes(
+            lambda: model.hf(input_ids=full, use_cache=False, logits_to_keep=n_answer + 1)
+        )
         ours = peak_bytes(lambda: R.score_prompts(model, prompts, "teacher_forced"))
         tensors = model.n_layers * model.n_heads * full.shape[1] ** 2 * 4  # fp32 bytes
-        eager = (peak_bytes(lambda: twin(input_ids=full, use_cache=False, output_attentions=True,
-                                         logits_to_keep=n_answer + 1))
-                 if tensors <= REFERENCE_MEMORY_LIMIT else tensors)   # too big to run: its tensors alone
-        row = {"length": length, "plain_mib": plain / 2**20, "ours_mib": ours / 2**20,
-               "reference_mib": eager / 2**20, "reference_measured": tensors <= REFERENCE_MEMORY_LIMIT,
-               "ours_over_plain": ours / plain}
-        print(f"memory @ {length:>5} tokens: plain {row['plain_mib']:8.1f} MiB | ours {row['ours_mib']:8.1f} "
-              f"MiB ({row['ours_over_plain']:.3f}x, target <= 1.20: "
-              f"{'PASS' if row['ours_over_plain'] <= 1.2 else 'FAIL'}) | reference {row['reference_mib']:8.1f} MiB"
-              f"{'' if row['reference_measured'] else ' (L x H x T x T fp32 attentions alone; not run)'}")
+        eager = (
+            peak_bytes(
+                lambda: twin(
+                    input_ids=full,
+                    use_cache=False,
+                    output_attentions=True,
+                    logits_to_keep=n_answer + 1,
+                )
+            )
+            if tensors <= REFERENCE_MEMORY_LIMIT
+            else tensors
+        )  # too big to run: its tensors alone
+        row = {
+            "length": length,
+            "plain_mib": plain / 2**20,
+            "ours_mib": ours / 2**20,
+            "reference_mib": eager / 2**20,
+            "reference_measured": tensors <= REFERENCE_MEMORY_LIMIT,
+            "ours_over_plain": ours / plain,
+        }
+        print(
+            f"memory @ {length:>5} tokens: plain {row['plain_mib']:8.1f} MiB | ours {row['ours_mib']:8.1f} "
+            f"MiB ({row['ours_over_plain']:.3f}x, target <= 1.20: "
+            f"{'PASS' if row['ours_over_plain'] <= 1.2 else 'FAIL'}) | reference {row['reference_mib']:8.1f} MiB"
+            f"{'' if row['reference_measured'] else ' (L x H x T x T fp32 attentions alone; not run)'}"
+        )
         rows.append(row)
     return rows
 
@@ -147,43 +185,99 @@ def memory_rows(model, twin, lengths, n_answer, seed) -> list[dict]:
 def main(argv=None) -> int:
     p = T.parser(__doc__.splitlines()[0])
     p.add_argument("--model", default=None, help="model spec (default: the bench Llama)")
-    p.add_argument("--length", type=int, default=None, help="retrieval context tokens (default 512, quick 128)")
+    p.add_argument(
+        "--length", type=int, default=None, help="retrieval context tokens (default 512, quick 128)"
+    )
     p.add_argument("--answer", type=int, default=8, help="answer tokens decoded (default 8)")
-    p.add_argument("--sequences", type=int, default=None, help="induction sequences (default 24, quick 6)")
-    p.add_argument("--prompts", type=int, default=None, help="patching prompts (default 8, quick 2)")
-    p.add_argument("--memory-lengths", default=None, help="default 1024,2048,4096,8192 (quick 256,512)")
+    p.add_argument(
+        "--sequences", type=int, default=None, help="induction sequences (default 24, quick 6)"
+    )
+    p.add_argument(
+        "--prompts", type=int, default=None, help="patching prompts (default 8, quick 2)"
+    )
+    p.add_argument(
+        "--memory-lengths", default=None, help="default 1024,2048,4096,8192 (quick 256,512)"
+    )
     args = p.parse_args(argv)
     T.setup(args, default_rounds=5)
     args.length = args.length or (128 if args.quick else 512)
     args.sequences = args.sequences or (6 if args.quick else 24)
     args.prompts = args.prompts or (2 if args.quick else 8)
-    lengths = [int(x) for x in (args.memory_lengths or ("256,512" if args.quick else "1024,2048,4096,8192")).split(",")]
+    lengths = [
+        int(x)
+        for x in (
+            args.memory_lengths or ("256,512" if args.quick else "1024,2048,4096,8192")
+        ).split(",")
+    ]
     model = T.model_from_args(args) if args.model else T.build_model(n_ctx=8448, seed=args.seed)
     twin = eager_twin(model.hf)
-    print(f"bench_reference: {model.name} ({model.n_layers}L x {model.n_heads}H), {torch.get_num_threads()} "
-          f"threads, {args.rounds} rounds (+{args.warmup} warmup)")
+    print(
+        f"bench_reference: {model.name} ({model.n_layers}L x {model.n_heads}H), {torch.get_num_threads()} "
+        f"threads, {args.rounds} rounds (+{args.warmup} warmup)"
+    )
     variants, checks = {}, {}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for build in (lambda: retrieval_pair(model, twin, args), lambda: induction_pair(model, args),
-                      lambda: patching_pair(model, args)):
+        for build in (
+            lambda: retrieval_pair(model, twin, args),
+            lambda: induction_pair(model, args),
+            lambda: patching_pair(model, args),
+        ):
             more, check = build()
             variants.update(more)
             checks.update(check)
-        print("checks: " + "; ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in checks.items()))
+        print(
+            "checks: "
+            + "; ".join(
+                f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in checks.items()
+            )
+        )
         times = T.interleaved(variants, rounds=args.rounds, warmup=args.warmup)
         rows = T.summarize(times, "retrieval_wu_loop")
         T.print_times(rows, "retrieval_wu_loop")
-        targets = T.check_targets(times, [
-            ("retrieval_ours_tf", "retrieval_wu_loop", None, "retrieval: ours teacher-forced / Wu loop"),
-            ("retrieval_ours_decode", "retrieval_wu_loop", None, "retrieval: ours decode / Wu loop"),
-            ("induction_ours", "induction_tl_head_detector", None, "induction: ours / TL head_detector"),
-            ("patching_ours", "patching_tl_all_pos", 1.0, "patching: ours / TL act-patch all pos"),
-        ])
+        targets = T.check_targets(
+            times,
+            [
+                (
+                    "retrieval_ours_tf",
+                    "retrieval_wu_loop",
+                    None,
+                    "retrieval: ours teacher-forced / Wu loop",
+                ),
+                (
+                    "retrieval_ours_decode",
+                    "retrieval_wu_loop",
+                    None,
+                    "retrieval: ours decode / Wu loop",
+                ),
+                (
+                    "induction_ours",
+                    "induction_tl_head_detector",
+                    None,
+                    "induction: ours / TL head_detector",
+                ),
+                (
+                    "patching_ours",
+                    "patching_tl_all_pos",
+                    1.0,
+                    "patching: ours / TL act-patch all pos",
+                ),
+            ],
+        )
         memory = memory_rows(model, twin, lengths, args.answer, args.seed)
-    T.write_json(args.json, {"bench": "reference", "model": model.name, "environment": T.environment(),
-                             "checks": checks, "variants": rows, "targets": targets, "memory": memory,
-                             "raw_seconds": times})
+    T.write_json(
+        args.json,
+        {
+            "bench": "reference",
+            "model": model.name,
+            "environment": T.environment(),
+            "checks": checks,
+            "variants": rows,
+            "targets": targets,
+            "memory": memory,
+            "raw_seconds": times,
+        },
+    )
     return 0
 
 

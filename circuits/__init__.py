@@ -14,15 +14,21 @@ itself below with one line; the CLI (`interp.cli`), the demo and the atlas loop 
 
 from . import registry
 
-ANALYZERS = ("retrieval", "knowledge_conflict", "factual_recall", "entity_tracking", "induction",
-             "induction_damage")
+ANALYZERS = (
+    "retrieval",
+    "knowledge_conflict",
+    "factual_recall",
+    "entity_tracking",
+    "induction",
+    "induction_damage",
+)
 
 # --- registrations: one line per analyzer ---------------------------------------------------
 from .entity_tracking import ENTRY as ENTITY_TRACKING  # noqa: E402
+from .factual_recall import ENTRY as FACTUAL_RECALL  # noqa: E402
 from .induction import ENTRY as INDUCTION  # noqa: E402
 from .induction_damage import ENTRY as INDUCTION_DAMAGE  # noqa: E402
 from .knowledge_conflict import ENTRY as KNOWLEDGE_CONFLICT  # noqa: E402
-from .factual_recall import ENTRY as FACTUAL_RECALL  # noqa: E402
 from .retrieval import ENTRY as RETRIEVAL  # noqa: E402
 
 registry.register(ENTITY_TRACKING)

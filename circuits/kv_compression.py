@@ -60,9 +60,9 @@ class Config:
     window: Optional[int] = None
     extra_tokens: int = 2
     rouge_threshold: float = 0.5
-    within: float = 0.05              # "keeps accuracy": within this much of the full cache
+    within: float = 0.05  # "keeps accuracy": within this much of the full cache
     seed: int = 0
-    retrieval_lengths: Optional[tuple] = None   # the retrieval scoring grid (None: its default)
+    retrieval_lengths: Optional[tuple] = None  # the retrieval scoring grid (None: its default)
     memory_probe: bool = True
 
     def __post_init__(self):
@@ -71,7 +71,9 @@ class Config:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidArgumentError(f"Config.{name} must be an int >= 0, got {value!r}")
         if not all(0 < float(b) <= 1 for b in self.budgets):
-            raise InvalidArgumentError(f"Config.budgets must be shares in (0, 1], got {self.budgets}")
+            raise InvalidArgumentError(
+                f"Config.budgets must be shares in (0, 1], got {self.budgets}"
+            )
         object.__setattr__(self, "budgets", tuple(float(b) for b in self.budgets))
         object.__setattr__(self, "depths", tuple(float(d) for d in self.depths))
 
@@ -91,14 +93,33 @@ class Config:
 def policies(model, scores, cfg: Config) -> list[dict]:
     """Every policy of the experiment, each ``{"policy", "budget", "draw", "kv_policy"}``."""
     kw = {"sink": cfg.sink, "window": cfg.window_for(model)}
-    out = [{"policy": "full", "budget": 1.0, "draw": None, "kv_policy": full_policy(model)},
-           {"policy": "streaming", "budget": 0.0, "draw": None, "kv_policy": streaming_policy(model, **kw)}]
+    out = [
+        {"policy": "full", "budget": 1.0, "draw": None, "kv_policy": full_policy(model)},
+        {
+            "policy": "streaming",
+            "budget": 0.0,
+            "draw": None,
+            "kv_policy": streaming_policy(model, **kw),
+        },
+    ]
     for budget in cfg.budgets:
-        out.append({"policy": "retrieval", "budget": budget, "draw": None,
-                    "kv_policy": policy_from(scores, model, budget=budget, group=cfg.group, **kw)})
-        out += [{"policy": "random", "budget": budget, "draw": d,
-                 "kv_policy": random_policy(model, budget, seed=cfg.seed * 1000 + d, **kw)}
-                for d in range(cfg.n_random)]
+        out.append(
+            {
+                "policy": "retrieval",
+                "budget": budget,
+                "draw": None,
+                "kv_policy": policy_from(scores, model, budget=budget, group=cfg.group, **kw),
+            }
+        )
+        out += [
+            {
+                "policy": "random",
+                "budget": budget,
+                "draw": d,
+                "kv_policy": random_policy(model, budget, seed=cfg.seed * 1000 + d, **kw),
+            }
+            for d in range(cfg.n_random)
+        ]
     return out
 
 
@@ -135,11 +156,19 @@ class KVResult:
         for (policy, budget), pts in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1])):
             draws = sorted({p["draw"] for p in pts}, key=lambda d: -1 if d is None else d)
             per_draw = [statistics.mean(p["solved"] for p in pts if p["draw"] == d) for d in draws]
-            out.append({"policy": policy, "budget": budget, "accuracy": statistics.mean(per_draw),
-                        "accuracy_min": min(per_draw), "accuracy_max": max(per_draw), "n_draws": len(draws),
-                        "n_prompts": len(pts) // len(draws),
-                        "kv_share": statistics.mean(p["kv_bytes"] / p["kv_bytes_full"] for p in pts),
-                        "kv_bytes_kept_mean": statistics.mean(p["kv_bytes_kept"] for p in pts)})
+            out.append(
+                {
+                    "policy": policy,
+                    "budget": budget,
+                    "accuracy": statistics.mean(per_draw),
+                    "accuracy_min": min(per_draw),
+                    "accuracy_max": max(per_draw),
+                    "n_draws": len(draws),
+                    "n_prompts": len(pts) // len(draws),
+                    "kv_share": statistics.mean(p["kv_bytes"] / p["kv_bytes_full"] for p in pts),
+                    "kv_bytes_kept_mean": statistics.mean(p["kv_bytes_kept"] for p in pts),
+                }
+            )
         return out
 
     def headline(self) -> dict:
@@ -147,22 +176,41 @@ class KVResult:
         and what random heads at that budget score."""
         curve = self.curve()
         full = next(r for r in curve if r["policy"] == "full")["accuracy"]
-        ok = [r for r in curve if r["policy"] == "retrieval" and r["accuracy"] >= full - self.config.within]
+        ok = [
+            r
+            for r in curve
+            if r["policy"] == "retrieval" and r["accuracy"] >= full - self.config.within
+        ]
         if not ok:
-            return {"full_accuracy": full, "budget_within": None,
-                    "note": f"no budget tested keeps the accuracy within {self.config.within:.0%} of the full cache"}
+            return {
+                "full_accuracy": full,
+                "budget_within": None,
+                "note": f"no budget tested keeps the accuracy within {self.config.within:.0%} of the full cache",
+            }
         best = min(ok, key=lambda r: r["budget"])
-        random = next((r for r in curve if r["policy"] == "random" and r["budget"] == best["budget"]), None)
-        return {"full_accuracy": full, "budget_within": best["budget"], "retrieval_accuracy": best["accuracy"],
-                "kv_saved_share": 1 - best["kv_share"],
-                "random_accuracy": None if random is None else random["accuracy"],
-                "random_accuracy_range": None if random is None else [random["accuracy_min"], random["accuracy_max"]]}
+        random = next(
+            (r for r in curve if r["policy"] == "random" and r["budget"] == best["budget"]), None
+        )
+        return {
+            "full_accuracy": full,
+            "budget_within": best["budget"],
+            "retrieval_accuracy": best["accuracy"],
+            "kv_saved_share": 1 - best["kv_share"],
+            "random_accuracy": None if random is None else random["accuracy"],
+            "random_accuracy_range": None
+            if random is None
+            else [random["accuracy_min"], random["accuracy_max"]],
+        }
 
     # --- the analysis protocol ------------------------------------------------------------------
 
     def numbers(self) -> dict:
-        return {"headline": self.headline(), "curve": self.curve(), "points": self.points,
-                "config": {k: v for k, v in asdict(self.config).items()}}
+        return {
+            "headline": self.headline(),
+            "curve": self.curve(),
+            "points": self.points,
+            "config": {k: v for k, v in asdict(self.config).items()},
+        }
 
     def figures(self) -> dict:
         fig = go.Figure()
@@ -171,16 +219,34 @@ class KVResult:
             rows = sorted((r for r in curve if r["policy"] == policy), key=lambda r: r["kv_share"])
             if not rows:
                 continue
-            err = dict(type="data", symmetric=False, array=[r["accuracy_max"] - r["accuracy"] for r in rows],
-                       arrayminus=[r["accuracy"] - r["accuracy_min"] for r in rows]) if policy == "random" else None
-            fig.add_trace(go.Scatter(x=[100 * r["kv_share"] for r in rows], y=[100 * r["accuracy"] for r in rows],
-                                     mode="lines+markers", name=policy, error_y=err,
-                                     text=[f"budget {r['budget']:.2f}" for r in rows]))
+            err = (
+                dict(
+                    type="data",
+                    symmetric=False,
+                    array=[r["accuracy_max"] - r["accuracy"] for r in rows],
+                    arrayminus=[r["accuracy"] - r["accuracy_min"] for r in rows],
+                )
+                if policy == "random"
+                else None
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=[100 * r["kv_share"] for r in rows],
+                    y=[100 * r["accuracy"] for r in rows],
+                    mode="lines+markers",
+                    name=policy,
+                    error_y=err,
+                    text=[f"budget {r['budget']:.2f}" for r in rows],
+                )
+            )
         window = self.points[0]["window"] if self.points else self.config.window
-        fig.update_layout(title=f"{self.model}: NIAH accuracy vs KV memory (sink {self.config.sink}, "
-                                f"window {window})",
-                          xaxis_title="KV cache kept (% of full)", yaxis_title="NIAH accuracy (%)",
-                          template="plotly_white")
+        fig.update_layout(
+            title=f"{self.model}: NIAH accuracy vs KV memory (sink {self.config.sink}, "
+            f"window {window})",
+            xaxis_title="KV cache kept (% of full)",
+            yaxis_title="NIAH accuracy (%)",
+            template="plotly_white",
+        )
         return {"kv_compression": fig}
 
     def roles(self) -> list:
@@ -191,33 +257,49 @@ class KVResult:
 
     def provenance(self) -> dict:
         lengths = sorted({p["length"] for p in self.points})
-        return {"model": self.model, "data": {"lengths": lengths, "depths": list(self.config.depths),
-                                              "n_points": len(self.points)},
-                "seeds": {"random_policies": self.config.seed}}
+        return {
+            "model": self.model,
+            "data": {
+                "lengths": lengths,
+                "depths": list(self.config.depths),
+                "n_points": len(self.points),
+            },
+            "seeds": {"random_policies": self.config.seed},
+        }
 
     def floor(self) -> tuple:
         n = len({(p["length"], p["depth"]) for p in self.points})
         n_policies = len({(p["policy"], p["budget"], p["draw"]) for p in self.points})
-        return float(n * n_policies), ("one prefill per prompt and policy (decode steps count their KV share "
-                                       "on top); the retrieval scoring's own forwards on top")
+        return float(n * n_policies), (
+            "one prefill per prompt and policy (decode steps count their KV share "
+            "on top); the retrieval scoring's own forwards on top"
+        )
 
     def report(self) -> str:
         h = self.headline()
         lines = [f"KV compression on {self.model}: {len(self.points)} generations"]
         for r in self.curve():
-            lines.append(f"  {r['policy']:<10} budget {r['budget']:.2f}: accuracy {r['accuracy']:.2f} "
-                         f"(draws {r['n_draws']}), KV kept {r['kv_share']:.1%}")
+            lines.append(
+                f"  {r['policy']:<10} budget {r['budget']:.2f}: accuracy {r['accuracy']:.2f} "
+                f"(draws {r['n_draws']}), KV kept {r['kv_share']:.1%}"
+            )
         if h.get("budget_within") is None:
             lines.append(f"  {h['note']}")
         else:
-            lines.append(f"  retrieval heads at budget {h['budget_within']:.2f} keep {h['retrieval_accuracy']:.2f} "
-                         f"(full {h['full_accuracy']:.2f}) and save {h['kv_saved_share']:.1%} of the KV cache; "
-                         f"random heads at that budget: {h['random_accuracy']:.2f}")
+            lines.append(
+                f"  retrieval heads at budget {h['budget_within']:.2f} keep {h['retrieval_accuracy']:.2f} "
+                f"(full {h['full_accuracy']:.2f}) and save {h['kv_saved_share']:.1%} of the KV cache; "
+                f"random heads at that budget: {h['random_accuracy']:.2f}"
+            )
         return "\n".join(lines)
 
 
 def _retrieval_scores(model, cfg: Config):
-    rcfg = R.Config() if cfg.retrieval_lengths is None else R.Config(lengths=tuple(cfg.retrieval_lengths))
+    rcfg = (
+        R.Config()
+        if cfg.retrieval_lengths is None
+        else R.Config(lengths=tuple(cfg.retrieval_lengths))
+    )
     return R.run(model, rcfg).scores
 
 
@@ -226,12 +308,15 @@ def run(model, cfg: Optional[Config] = None, *, scores=None) -> KVResult:
     the retrieval scoring."""
     cfg = Config() if cfg is None else cfg
     scores = _retrieval_scores(model, cfg) if scores is None else scores
-    prompts = R.Config(lengths=cfg.grid_lengths(model), depths=cfg.depths, n_needles=1,
-                       seed=cfg.seed).prompts(model)
+    prompts = R.Config(
+        lengths=cfg.grid_lengths(model), depths=cfg.depths, n_needles=1, seed=cfg.seed
+    ).prompts(model)
     result = KVResult(model.name, cfg, scores)
     plan = policies(model, scores, cfg)
     probed: set = set()
-    for prompt, entry in track([(p, e) for p in prompts for e in plan], "kv: NIAH under each policy"):
+    for prompt, entry in track(
+        [(p, e) for p in prompts for e in plan], "kv: NIAH under each policy"
+    ):
         policy = entry["kv_policy"]
         key = (prompt.context_length, entry["policy"], entry["budget"])
         probe = cfg.memory_probe and key not in probed
@@ -239,15 +324,30 @@ def run(model, cfg: Optional[Config] = None, *, scores=None) -> KVResult:
         n_new = len(prompt.answer_ids) + cfg.extra_tokens
         text, kept, peak = _answer(model, prompt, policy, n_new, probe)
         cached = prompt.n_tokens + n_new - 1
-        result.points.append({
-            "policy": entry["policy"], "budget": entry["budget"], "draw": entry["draw"],
-            "length": prompt.context_length, "n_tokens": prompt.n_tokens, "depth": prompt.depth,
-            "answer": text, "rouge1": R.rouge1_recall(prompt.answer, text),
-            "solved": R.rouge1_recall(prompt.answer, text) > cfg.rouge_threshold,
-            "kv_bytes": policy.kv_bytes(cached, model.d_head, bytes_per_value=model.dtype.itemsize),
-            "kv_bytes_full": full_policy(model).kv_bytes(cached, model.d_head, bytes_per_value=model.dtype.itemsize),
-            "kv_bytes_kept": kept, "peak_bytes": peak, "kv_heads_full": len(policy.full),
-            "window": policy.window, "sink": policy.sink})
+        result.points.append(
+            {
+                "policy": entry["policy"],
+                "budget": entry["budget"],
+                "draw": entry["draw"],
+                "length": prompt.context_length,
+                "n_tokens": prompt.n_tokens,
+                "depth": prompt.depth,
+                "answer": text,
+                "rouge1": R.rouge1_recall(prompt.answer, text),
+                "solved": R.rouge1_recall(prompt.answer, text) > cfg.rouge_threshold,
+                "kv_bytes": policy.kv_bytes(
+                    cached, model.d_head, bytes_per_value=model.dtype.itemsize
+                ),
+                "kv_bytes_full": full_policy(model).kv_bytes(
+                    cached, model.d_head, bytes_per_value=model.dtype.itemsize
+                ),
+                "kv_bytes_kept": kept,
+                "peak_bytes": peak,
+                "kv_heads_full": len(policy.full),
+                "window": policy.window,
+                "sink": policy.sink,
+            }
+        )
     return result
 
 

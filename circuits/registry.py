@@ -36,7 +36,9 @@ def get(name: str) -> Analyzer:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise UnknownAnalyzerError(f"no analyzer named {name!r}; registered: {', '.join(_REGISTRY)}") from None
+        raise UnknownAnalyzerError(
+            f"no analyzer named {name!r}; registered: {', '.join(_REGISTRY)}"
+        ) from None
 
 
 def names() -> list[str]:

@@ -12,19 +12,34 @@ passes and cached generation.
     ...     print(model.generate("Q : what is the capital of Avaria ? A :", 4))
 """
 
-from .version import __version__
-
+from .arch import SITES, UnsupportedArchitectureError
 from .heads import Head, HeadIndexError, parse_heads
 from .interventions import Compose, Intervention, PatchHeads, PruneHeads, ScaleValues
 from .loading import GGUFMetadataError, ModelNotAvailableError, RealModelNotInstalledError
 from .models import BACKENDS, ActivationCache, Model, UnknownSiteError, load
 from .tokens import PromptError, Tokens
-from .arch import SITES, UnsupportedArchitectureError
+from .version import __version__
 
 __all__ = [
-    "__version__", "load", "Model", "BACKENDS", "SITES", "ActivationCache", "Tokens",
-    "Head", "parse_heads", "HeadIndexError",
-    "Intervention", "PruneHeads", "ScaleValues", "PatchHeads", "Compose",
-    "ModelNotAvailableError", "GGUFMetadataError", "PromptError", "UnknownSiteError",
-    "UnsupportedArchitectureError", "RealModelNotInstalledError",
+    "__version__",
+    "load",
+    "Model",
+    "BACKENDS",
+    "SITES",
+    "ActivationCache",
+    "Tokens",
+    "Head",
+    "parse_heads",
+    "HeadIndexError",
+    "Intervention",
+    "PruneHeads",
+    "ScaleValues",
+    "PatchHeads",
+    "Compose",
+    "ModelNotAvailableError",
+    "GGUFMetadataError",
+    "PromptError",
+    "UnknownSiteError",
+    "UnsupportedArchitectureError",
+    "RealModelNotInstalledError",
 ]

@@ -43,7 +43,13 @@ def head_ablation_scores(model, prompts: Sequence[str], answers: Sequence[str]) 
     base = answer_loss(model, prompts, answers)
     scores = torch.zeros(model.n_layers, model.n_heads)
     for head in model.all_heads():
-        scores[head.layer, head.head] = answer_loss(model, prompts, answers, PruneHeads([head])) - base
-    return HeadScores(scores, model=model.name, method="zero-ablation: rise in answer loss",
-                      data_hash=data_hash([list(prompts), list(answers)]),
-                      meta={"base_loss": base, "n_prompts": len(prompts)})
+        scores[head.layer, head.head] = (
+            answer_loss(model, prompts, answers, PruneHeads([head])) - base
+        )
+    return HeadScores(
+        scores,
+        model=model.name,
+        method="zero-ablation: rise in answer loss",
+        data_hash=data_hash([list(prompts), list(answers)]),
+        meta={"base_loss": base, "n_prompts": len(prompts)},
+    )

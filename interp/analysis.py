@@ -82,7 +82,9 @@ class Analyzer:
         return self.demo_config(model) if self.demo_config is not None else self.config()
 
 
-def run_with_cost(run: Callable[..., Any], model: Any, cfg: Any, **kwargs: Any) -> "tuple[Any, Cost]":
+def run_with_cost(
+    run: Callable[..., Any], model: Any, cfg: Any, **kwargs: Any
+) -> "tuple[Any, Cost]":
     """``run(model, cfg)`` with its cost measured; the cost carries the result's floor when
     the result states one (``floor()``)."""
     with measure_cost(model) as meter:

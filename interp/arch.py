@@ -20,6 +20,7 @@ result    [batch, pos, n_heads, d_model]         the head's contribution to the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import torch
 
 __all__ = ["ArchSpec", "ARCHITECTURES", "SITES", "arch_spec", "UnsupportedArchitectureError"]
@@ -58,36 +59,86 @@ class ArchSpec:
 
 ARCHITECTURES: dict[str, ArchSpec] = {
     "LlamaForCausalLM": ArchSpec(
-        "llama", "model.layers", "self_attn", ("q_proj", "k_proj", "v_proj"), "separate",
-        "o_proj", "model.norm", "lm_head",
+        "llama",
+        "model.layers",
+        "self_attn",
+        ("q_proj", "k_proj", "v_proj"),
+        "separate",
+        "o_proj",
+        "model.norm",
+        "lm_head",
     ),
     "MistralForCausalLM": ArchSpec(
-        "mistral", "model.layers", "self_attn", ("q_proj", "k_proj", "v_proj"), "separate",
-        "o_proj", "model.norm", "lm_head",
+        "mistral",
+        "model.layers",
+        "self_attn",
+        ("q_proj", "k_proj", "v_proj"),
+        "separate",
+        "o_proj",
+        "model.norm",
+        "lm_head",
     ),
     "Qwen2ForCausalLM": ArchSpec(
-        "qwen2", "model.layers", "self_attn", ("q_proj", "k_proj", "v_proj"), "separate",
-        "o_proj", "model.norm", "lm_head",
+        "qwen2",
+        "model.layers",
+        "self_attn",
+        ("q_proj", "k_proj", "v_proj"),
+        "separate",
+        "o_proj",
+        "model.norm",
+        "lm_head",
     ),
     # Llama-like layouts; what differs (q/k norms, sliding windows, soft-capping, scaled
     # embeddings, post-attention norms) happens inside the HF modules, around these sites
-    **{name: ArchSpec(family, "model.layers", "self_attn", ("q_proj", "k_proj", "v_proj"),
-                      "separate", "o_proj", "model.norm", "lm_head", norm_offset=offset)
-       for name, family, offset in (("Gemma3ForCausalLM", "gemma3", 1.0),
-                                    ("Gemma2ForCausalLM", "gemma2", 1.0),
-                                    ("Qwen3ForCausalLM", "qwen3", 0.0),
-                                    ("Olmo2ForCausalLM", "olmo2", 0.0))},
+    **{
+        name: ArchSpec(
+            family,
+            "model.layers",
+            "self_attn",
+            ("q_proj", "k_proj", "v_proj"),
+            "separate",
+            "o_proj",
+            "model.norm",
+            "lm_head",
+            norm_offset=offset,
+        )
+        for name, family, offset in (
+            ("Gemma3ForCausalLM", "gemma3", 1.0),
+            ("Gemma2ForCausalLM", "gemma2", 1.0),
+            ("Qwen3ForCausalLM", "qwen3", 0.0),
+            ("Olmo2ForCausalLM", "olmo2", 0.0),
+        )
+    },
     "Phi3ForCausalLM": ArchSpec(
-        "phi3", "model.layers", "self_attn", ("qkv_proj",), "concat",
-        "o_proj", "model.norm", "lm_head",
+        "phi3",
+        "model.layers",
+        "self_attn",
+        ("qkv_proj",),
+        "concat",
+        "o_proj",
+        "model.norm",
+        "lm_head",
     ),
     "GPT2LMHeadModel": ArchSpec(
-        "gpt2", "transformer.h", "attn", ("c_attn",), "concat",
-        "c_proj", "transformer.ln_f", "lm_head", conv1d_out=True,
+        "gpt2",
+        "transformer.h",
+        "attn",
+        ("c_attn",),
+        "concat",
+        "c_proj",
+        "transformer.ln_f",
+        "lm_head",
+        conv1d_out=True,
     ),
     "GPTNeoXForCausalLM": ArchSpec(
-        "gpt_neox", "gpt_neox.layers", "attention", ("query_key_value",), "per_head",
-        "dense", "gpt_neox.final_layer_norm", "lm_head",
+        "gpt_neox",
+        "gpt_neox.layers",
+        "attention",
+        ("query_key_value",),
+        "per_head",
+        "dense",
+        "gpt_neox.final_layer_norm",
+        "lm_head",
     ),
 }
 
@@ -113,14 +164,18 @@ def out_weight_per_head(spec: ArchSpec, out_module: torch.nn.Module, n_heads: in
     return weight.reshape(n_heads, -1, d_model)
 
 
-def split_qkv(spec: ArchSpec, fused: torch.Tensor, n_heads: int, n_kv_heads: int,
-              d_head: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def split_qkv(
+    spec: ArchSpec, fused: torch.Tensor, n_heads: int, n_kv_heads: int, d_head: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Split a fused projection output [batch, pos, features] into canonical q, k, v."""
     batch, pos, _ = fused.shape
     if spec.qkv_layout == "concat":
         q, k, v = fused.split([n_heads * d_head, n_kv_heads * d_head, n_kv_heads * d_head], dim=-1)
-        return (q.reshape(batch, pos, n_heads, d_head), k.reshape(batch, pos, n_kv_heads, d_head),
-                v.reshape(batch, pos, n_kv_heads, d_head))
+        return (
+            q.reshape(batch, pos, n_heads, d_head),
+            k.reshape(batch, pos, n_kv_heads, d_head),
+            v.reshape(batch, pos, n_kv_heads, d_head),
+        )
     if spec.qkv_layout == "per_head":
         q, k, v = fused.reshape(batch, pos, n_heads, 3 * d_head).chunk(3, dim=-1)
         return q, k, v
@@ -131,9 +186,10 @@ def merge_qkv(spec: ArchSpec, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor)
     """Inverse of `split_qkv`: canonical q, k, v back into the fused layout."""
     batch, pos = q.shape[:2]
     if spec.qkv_layout == "concat":
-        return torch.cat([q.reshape(batch, pos, -1), k.reshape(batch, pos, -1),
-                          v.reshape(batch, pos, -1)], dim=-1)
+        return torch.cat(
+            [q.reshape(batch, pos, -1), k.reshape(batch, pos, -1), v.reshape(batch, pos, -1)],
+            dim=-1,
+        )
     if spec.qkv_layout == "per_head":
         return torch.cat([q, k, v], dim=-1).reshape(batch, pos, -1)
     raise ValueError(f"no fused layout {spec.qkv_layout!r}")
-

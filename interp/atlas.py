@@ -25,8 +25,18 @@ from .heads import Head
 
 __all__ = ["RoleMap", "atlas_html", "write_atlas", "ROLE_COLORS"]
 
-ROLE_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#7f7f7f",
-               "#8c564b", "#17becf", "#bcbd22")
+ROLE_COLORS = (
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#7f7f7f",
+    "#8c564b",
+    "#17becf",
+    "#bcbd22",
+)
 
 
 @dataclass
@@ -63,7 +73,9 @@ def _cells(info: dict, roles: Sequence[RoleMap], colors: dict[str, str]) -> str:
     for role_map in roles:
         for head, score in role_map.parsed().items():
             if head.layer >= n_layers or head.head >= n_heads:
-                raise ValueError(f"{role_map.analyzer} names {head}, outside the {n_layers}x{n_heads} model")
+                raise ValueError(
+                    f"{role_map.analyzer} names {head}, outside the {n_layers}x{n_heads} model"
+                )
             by_head.setdefault(head, []).append((role_map, score))
     rows = ["<tr><th></th>" + "".join(f"<th>H{h}</th>" for h in range(n_heads)) + "</tr>"]
     for layer in range(n_layers):
@@ -73,10 +85,14 @@ def _cells(info: dict, roles: Sequence[RoleMap], colors: dict[str, str]) -> str:
             found = by_head.get(head, [])
             chips = "".join(
                 f'<span class="chip" style="background:{colors[r.role]}" title="{_e(r.role)}: {_fmt(s)}">'
-                f"{_e(r.role)} {_fmt(s)}</span>" for r, s in found)
+                f"{_e(r.role)} {_fmt(s)}</span>"
+                for r, s in found
+            )
             detail = _e(json.dumps({r.role: s for r, s in found}))
-            cells.append(f'<td class="cell{" has" if found else ""}" data-head="{head}" '
-                         f'data-roles="{detail}"><div class="name">{head}</div>{chips}</td>')
+            cells.append(
+                f'<td class="cell{" has" if found else ""}" data-head="{head}" '
+                f'data-roles="{detail}"><div class="name">{head}</div>{chips}</td>'
+            )
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return '<table class="grid">' + "".join(rows) + "</table>"
 
@@ -86,10 +102,14 @@ def _checks(roles: Sequence[RoleMap]) -> str:
     for role_map in roles:
         if not role_map.causal_check and not role_map.note:
             continue
-        items = "".join(f"<li>{_e(k)}: <b>{_e(_fmt(v))}</b></li>" for k, v in role_map.causal_check.items())
+        items = "".join(
+            f"<li>{_e(k)}: <b>{_e(_fmt(v))}</b></li>" for k, v in role_map.causal_check.items()
+        )
         note = f"<p>{_e(role_map.note)}</p>" if role_map.note else ""
-        parts.append(f"<div class='check'><h3>{_e(role_map.role)} <small>({_e(role_map.analyzer)})</small>"
-                     f"</h3>{note}<ul>{items}</ul></div>")
+        parts.append(
+            f"<div class='check'><h3>{_e(role_map.role)} <small>({_e(role_map.analyzer)})</small>"
+            f"</h3>{note}<ul>{items}</ul></div>"
+        )
     return "".join(parts)
 
 
@@ -140,24 +160,37 @@ document.querySelectorAll('.legend span').forEach(function(chip){
 """
 
 
-def atlas_html(info: dict, roles: Sequence[RoleMap], circuits: Sequence = (), *,
-               title: Optional[str] = None, notes: Sequence[str] = ()) -> str:
+def atlas_html(
+    info: dict,
+    roles: Sequence[RoleMap],
+    circuits: Sequence = (),
+    *,
+    title: Optional[str] = None,
+    notes: Sequence[str] = (),
+) -> str:
     """The atlas page as one HTML string (no external resources)."""
     names = list(dict.fromkeys(r.role for r in roles))
     colors = {role: ROLE_COLORS[i % len(ROLE_COLORS)] for i, role in enumerate(names)}
-    legend = "".join(f'<span style="background:{c}" data-role="{_e(r)}">{_e(r)}</span>'
-                     for r, c in colors.items())
+    legend = "".join(
+        f'<span style="background:{c}" data-role="{_e(r)}">{_e(r)}</span>'
+        for r, c in colors.items()
+    )
     title = title or f"Head atlas: {info.get('name', 'model')}"
-    facts = ", ".join(f"{_e(k)} {_e(v)}" for k, v in info.items() if k in (
-        "architecture", "n_layers", "n_heads", "n_kv_heads", "d_model"))
+    facts = ", ".join(
+        f"{_e(k)} {_e(v)}"
+        for k, v in info.items()
+        if k in ("architecture", "n_layers", "n_heads", "n_kv_heads", "d_model")
+    )
     notes_html = "".join(f"<li>{_e(n)}</li>" for n in notes)
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
-            f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1><p>{facts}</p>"
-            f"<div class='legend'>{legend}</div><p><small>Click a head for its roles; click a role to "
-            f"hide or show it.</small></p>{_cells(info, roles, colors)}<div id='detail'></div>"
-            f"<h2>Causal checks</h2>{_checks(roles) or '<p>none recorded</p>'}"
-            f"<h2>Circuits</h2>{_circuits(circuits, info) or '<p>none found</p>'}"
-            f"<h2>Notes</h2><ul>{notes_html}</ul><script>{_SCRIPT}</script></body></html>")
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1><p>{facts}</p>"
+        f"<div class='legend'>{legend}</div><p><small>Click a head for its roles; click a role to "
+        f"hide or show it.</small></p>{_cells(info, roles, colors)}<div id='detail'></div>"
+        f"<h2>Causal checks</h2>{_checks(roles) or '<p>none recorded</p>'}"
+        f"<h2>Circuits</h2>{_circuits(circuits, info) or '<p>none found</p>'}"
+        f"<h2>Notes</h2><ul>{notes_html}</ul><script>{_SCRIPT}</script></body></html>"
+    )
 
 
 def write_atlas(path, info: dict, roles: Sequence[RoleMap], circuits: Sequence = (), **kw) -> Path:

@@ -33,8 +33,17 @@ from typing import Optional, Sequence
 
 import torch
 
-__all__ = ["METHODS", "TokenAttribution", "token_attribution", "attribute_methods",
-           "attributions_frame", "attributions_figure", "target_ids", "AttributionError", "MultiTokenTargetError"]
+__all__ = [
+    "METHODS",
+    "TokenAttribution",
+    "token_attribution",
+    "attribute_methods",
+    "attributions_frame",
+    "attributions_figure",
+    "target_ids",
+    "AttributionError",
+    "MultiTokenTargetError",
+]
 
 METHODS = ("feature_ablation", "shapley", "integrated_gradients")
 
@@ -76,14 +85,21 @@ class TokenAttribution:
     def top(self, k: int = 5) -> list[tuple[str, int, float]]:
         """The k tokens with the largest total attribution: (token, position, score)."""
         order = torch.argsort(self.total, descending=True)[:k]
-        return [(self.input_tokens[i], self.positions[i], float(self.total[i])) for i in order.tolist()]
+        return [
+            (self.input_tokens[i], self.positions[i], float(self.total[i])) for i in order.tolist()
+        ]
 
     def to_frame(self):
         """pandas table: one row per prompt token; total, then one column per target token."""
         import pandas as pd  # noqa: PLC0415
 
-        frame = pd.DataFrame({"position": list(self.positions), "token": list(self.input_tokens),
-                              "attribution": self.total.tolist()})
+        frame = pd.DataFrame(
+            {
+                "position": list(self.positions),
+                "token": list(self.input_tokens),
+                "attribution": self.total.tolist(),
+            }
+        )
         if len(self.target_tokens) > 1:
             for i, tok in enumerate(self.target_tokens):
                 frame[f"-> {tok} ({i})"] = self.scores[i].tolist()
@@ -93,17 +109,28 @@ class TokenAttribution:
         """Plotly heatmap: prompt tokens across; the total (and each target token) down."""
         rows = {"total": self.total}
         if len(self.target_tokens) > 1:
-            rows.update({f"-> {tok} ({i})": self.scores[i] for i, tok in enumerate(self.target_tokens)})
-        return _heatmap(rows, self.input_tokens, self.positions, title or (
-            f"{self.model}: {_METHOD_NAMES[self.method]} attribution to '{self.target}'"))
+            rows.update(
+                {f"-> {tok} ({i})": self.scores[i] for i, tok in enumerate(self.target_tokens)}
+            )
+        return _heatmap(
+            rows,
+            self.input_tokens,
+            self.positions,
+            title or (f"{self.model}: {_METHOD_NAMES[self.method]} attribution to '{self.target}'"),
+        )
 
     def __repr__(self) -> str:
-        return (f"TokenAttribution({self.method}, {len(self.input_tokens)} prompt tokens -> "
-                f"{len(self.target_tokens)} target tokens, top={self.top(3)})")
+        return (
+            f"TokenAttribution({self.method}, {len(self.input_tokens)} prompt tokens -> "
+            f"{len(self.target_tokens)} target tokens, top={self.top(3)})"
+        )
 
 
-_METHOD_NAMES = {"feature_ablation": "feature ablation", "shapley": "Shapley value sampling",
-                 "integrated_gradients": "layer integrated gradients"}
+_METHOD_NAMES = {
+    "feature_ablation": "feature ablation",
+    "shapley": "Shapley value sampling",
+    "integrated_gradients": "layer integrated gradients",
+}
 
 
 def _heatmap(rows: dict, tokens: Sequence[str], positions: Sequence[int], title: str):
@@ -114,13 +141,27 @@ def _heatmap(rows: dict, tokens: Sequence[str], positions: Sequence[int], title:
     z = np.array([row.tolist() for row in rows.values()])
     text = [[f"{v:.3f}" for v in row] for row in z]
     bound = float(np.abs(z).max()) or 1.0
-    fig = go.Figure(go.Heatmap(z=z, x=labels, y=list(rows), colorscale="RdBu", zmid=0, zmin=-bound,
-                               zmax=bound, text=text, texttemplate="%{text}",
-                               colorbar={"title": {"text": "Δ log p"}},
-                               hovertemplate="%{y}<br>token %{x}<br>attribution %{z:.4f}<extra></extra>"))
-    fig.update_layout(title={"text": title}, xaxis={"type": "category", "title": {"text": "prompt token"}},
-                      yaxis={"type": "category", "autorange": "reversed"},
-                      height=180 + 40 * len(rows))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=labels,
+            y=list(rows),
+            colorscale="RdBu",
+            zmid=0,
+            zmin=-bound,
+            zmax=bound,
+            text=text,
+            texttemplate="%{text}",
+            colorbar={"title": {"text": "Δ log p"}},
+            hovertemplate="%{y}<br>token %{x}<br>attribution %{z:.4f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title={"text": title},
+        xaxis={"type": "category", "title": {"text": "prompt token"}},
+        yaxis={"type": "category", "autorange": "reversed"},
+        height=180 + 40 * len(rows),
+    )
     return fig
 
 
@@ -135,7 +176,9 @@ class _ModelTokenizer:
         self.tokenizer = model.tokenizer
 
     def encode(self, text, return_tensors=None, add_special_tokens=True, **_):
-        ids = self.model.to_tokens(text, prepend_bos=None if add_special_tokens else False).input_ids.cpu()
+        ids = self.model.to_tokens(
+            text, prepend_bos=None if add_special_tokens else False
+        ).input_ids.cpu()
         return ids if return_tensors == "pt" else ids[0].tolist()
 
     def convert_ids_to_tokens(self, ids):
@@ -162,8 +205,8 @@ def target_ids(model, prompt: str, target: str) -> list[int]:
     continuation = target if target[:1].isspace() else " " + target
     prompt_ids = model.to_tokens(prompt).input_ids[0].tolist()
     full_ids = model.to_tokens(prompt + continuation).input_ids[0].tolist()
-    if full_ids[:len(prompt_ids)] == prompt_ids and len(full_ids) > len(prompt_ids):
-        return full_ids[len(prompt_ids):]
+    if full_ids[: len(prompt_ids)] == prompt_ids and len(full_ids) > len(prompt_ids):
+        return full_ids[len(prompt_ids) :]
     ids = model.tokenizer(continuation, add_special_tokens=False)["input_ids"]
     if not ids:
         raise AttributionError(f"target {target!r} tokenizes to nothing; give the answer text")
@@ -179,14 +222,23 @@ def _baseline_id(model, baseline) -> int:
         return 0
     if isinstance(baseline, str):
         token_id = model.tokenizer.convert_tokens_to_ids(baseline)
-        unknown = token_id is None or (token_id == model.tokenizer.unk_token_id
-                                       and baseline != model.tokenizer.unk_token)
+        unknown = token_id is None or (
+            token_id == model.tokenizer.unk_token_id and baseline != model.tokenizer.unk_token
+        )
         if unknown:
-            raise AttributionError(f"baseline token {baseline!r} is not in the vocabulary; pass a token id")
+            raise AttributionError(
+                f"baseline token {baseline!r} is not in the vocabulary; pass a token id"
+            )
         return int(token_id)
-    if isinstance(baseline, int) and not isinstance(baseline, bool) and 0 <= baseline < model.vocab_size:
+    if (
+        isinstance(baseline, int)
+        and not isinstance(baseline, bool)
+        and 0 <= baseline < model.vocab_size
+    ):
         return baseline
-    raise AttributionError(f"baseline must be a token string or an id in 0..{model.vocab_size - 1}, got {baseline!r}")
+    raise AttributionError(
+        f"baseline must be a token string or an id in 0..{model.vocab_size - 1}, got {baseline!r}"
+    )
 
 
 def _prompt_input(model, prompt: str, baseline_id: int):
@@ -205,17 +257,29 @@ def _prompt_input(model, prompt: str, baseline_id: int):
 
 
 def _run_captum(model, method: str, inp, targets: torch.Tensor, n_samples: int, n_steps: int):
-    from captum.attr import (FeatureAblation, LayerIntegratedGradients, LLMAttribution,  # noqa: PLC0415
-                             LLMGradientAttribution, ShapleyValueSampling)
+    from captum.attr import (
+        FeatureAblation,
+        LayerIntegratedGradients,
+        LLMAttribution,  # noqa: PLC0415
+        LLMGradientAttribution,
+        ShapleyValueSampling,
+    )
 
     if method == "integrated_gradients":
         lig = LayerIntegratedGradients(model.hf, model.hf.get_input_embeddings())
-        return LLMGradientAttribution(lig, model.tokenizer).attribute(inp, target=targets, n_steps=n_steps)
-    algo = FeatureAblation(model.hf) if method == "feature_ablation" else ShapleyValueSampling(model.hf)
+        return LLMGradientAttribution(lig, model.tokenizer).attribute(
+            inp, target=targets, n_steps=n_steps
+        )
+    algo = (
+        FeatureAblation(model.hf)
+        if method == "feature_ablation"
+        else ShapleyValueSampling(model.hf)
+    )
     extra = {"n_samples": n_samples} if method == "shapley" else {}
     with torch.no_grad():
-        return LLMAttribution(algo, model.tokenizer).attribute(inp, target=targets, forward_in_tokens=False,
-                                                               **extra)
+        return LLMAttribution(algo, model.tokenizer).attribute(
+            inp, target=targets, forward_in_tokens=False, **extra
+        )
 
 
 def _log_prob(model, ids: list[int], targets: list[int]) -> float:
@@ -224,13 +288,22 @@ def _log_prob(model, ids: list[int], targets: list[int]) -> float:
     model.record_forward(tuple(seq.shape))
     with torch.no_grad():
         logits = model.hf(input_ids=seq, attention_mask=torch.ones_like(seq)).logits[0].float()
-    logp = torch.log_softmax(logits[len(ids) - 1:len(ids) - 1 + len(targets)], -1)
+    logp = torch.log_softmax(logits[len(ids) - 1 : len(ids) - 1 + len(targets)], -1)
     return float(logp[torch.arange(len(targets)), torch.tensor(targets)].sum())
 
 
-def token_attribution(model, prompt: str, target: str, method: str = "feature_ablation", *,
-                      baseline=None, n_samples: int = 25, n_steps: int = 32, seed: int = 0,
-                      single_token: bool = False) -> TokenAttribution:
+def token_attribution(
+    model,
+    prompt: str,
+    target: str,
+    method: str = "feature_ablation",
+    *,
+    baseline=None,
+    n_samples: int = 25,
+    n_steps: int = 32,
+    seed: int = 0,
+    single_token: bool = False,
+) -> TokenAttribution:
     """Attribute ``log p(target | prompt)`` to the prompt's tokens with one of `METHODS`.
 
     Args:
@@ -247,30 +320,50 @@ def token_attribution(model, prompt: str, target: str, method: str = "feature_ab
     _check_text("prompt", prompt)
     _check_text("target", target)
     if model.active_interventions:
-        raise AttributionError("attribution runs the unmodified model, but interventions are applied; "
-                               "call model.remove() first (or attribute outside `with model.intervene`)")
+        raise AttributionError(
+            "attribution runs the unmodified model, but interventions are applied; "
+            "call model.remove() first (or attribute outside `with model.intervene`)"
+        )
     targets = target_ids(model, prompt, target)
     pieces = model.to_str(targets)
     if single_token and len(targets) != 1:
-        raise MultiTokenTargetError(f"target {target!r} is {len(targets)} tokens {pieces}; pass one "
-                                    f"token (e.g. {pieces[0]!r}) or single_token=False to attribute the sequence")
+        raise MultiTokenTargetError(
+            f"target {target!r} is {len(targets)} tokens {pieces}; pass one "
+            f"token (e.g. {pieces[0]!r}) or single_token=False to attribute the sequence"
+        )
     base_id = _baseline_id(model, baseline)
     inp, positions = _prompt_input(model, prompt, base_id)
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         torch.manual_seed(seed)
         warnings.simplefilter("ignore", UserWarning)  # captum's pretty-token notices
-        result = _run_captum(model, method, inp, torch.tensor(targets, device=model.device),
-                             n_samples, n_steps)
+        result = _run_captum(
+            model, method, inp, torch.tensor(targets, device=model.device), n_samples, n_steps
+        )
     scores = result.token_attr.detach().float().cpu().reshape(len(targets), len(positions))
     ids = inp.inp_tensor[0].tolist()
     ablated = [base_id if i in positions else t for i, t in enumerate(ids)]
-    meta = {"baseline_token": model.to_str([base_id])[0], "baseline_id": base_id, "seed": seed,
-            "log_prob": _log_prob(model, ids, targets), "log_prob_baseline": _log_prob(model, ablated, targets),
-            "target_ids": targets, "captum": _captum_version()}
+    meta = {
+        "baseline_token": model.to_str([base_id])[0],
+        "baseline_id": base_id,
+        "seed": seed,
+        "log_prob": _log_prob(model, ids, targets),
+        "log_prob_baseline": _log_prob(model, ablated, targets),
+        "target_ids": targets,
+        "captum": _captum_version(),
+    }
     meta |= {"n_samples": n_samples} if method == "shapley" else {}
     meta |= {"n_steps": n_steps} if method == "integrated_gradients" else {}
-    return TokenAttribution(model.name, method, prompt, target, tuple(model.to_str([ids[p] for p in positions])),
-                            positions, tuple(pieces), scores, meta)
+    return TokenAttribution(
+        model.name,
+        method,
+        prompt,
+        target,
+        tuple(model.to_str([ids[p] for p in positions])),
+        positions,
+        tuple(pieces),
+        scores,
+        meta,
+    )
 
 
 def _captum_version() -> str:
@@ -279,8 +372,9 @@ def _captum_version() -> str:
     return str(captum.__version__)
 
 
-def attribute_methods(model, prompt: str, target: str, methods: Sequence[str] = METHODS,
-                      **kwargs) -> dict[str, TokenAttribution]:
+def attribute_methods(
+    model, prompt: str, target: str, methods: Sequence[str] = METHODS, **kwargs
+) -> dict[str, TokenAttribution]:
     """`token_attribution` by each method, keyed by method name."""
     return {m: token_attribution(model, prompt, target, m, **kwargs) for m in methods}
 
@@ -290,7 +384,9 @@ def _check_same_tokens(results: dict) -> list[TokenAttribution]:
     if not values:
         raise AttributionError("no attribution results given; pass attribute_methods(...)")
     if any(r.positions != values[0].positions or r.target != values[0].target for r in values):
-        raise AttributionError("results attribute different prompts or targets; compare one prompt at a time")
+        raise AttributionError(
+            "results attribute different prompts or targets; compare one prompt at a time"
+        )
     return values
 
 
@@ -307,5 +403,9 @@ def attributions_figure(results: dict[str, TokenAttribution], title: Optional[st
     """Plotly heatmap comparing methods: one row per method, prompt tokens across."""
     values = _check_same_tokens(results)
     first = values[0]
-    return _heatmap({name: res.total for name, res in results.items()}, first.input_tokens,
-                    first.positions, title or f"{first.model}: which tokens drive '{first.target}'")
+    return _heatmap(
+        {name: res.total for name, res in results.items()},
+        first.input_tokens,
+        first.positions,
+        title or f"{first.model}: which tokens drive '{first.target}'",
+    )

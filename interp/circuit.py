@@ -46,7 +46,9 @@ class Node:
 
     def __post_init__(self):
         if not (_HEAD.match(self.name) or _MLP.match(self.name)):
-            raise CircuitError(f"node name {self.name!r} must be 'L{{layer}}H{{head}}' or 'MLP{{layer}}'")
+            raise CircuitError(
+                f"node name {self.name!r} must be 'L{{layer}}H{{head}}' or 'MLP{{layer}}'"
+            )
 
     @property
     def layer(self) -> int:
@@ -97,20 +99,27 @@ class Circuit:
 
     # --- building -------------------------------------------------------------------------
 
-    def add_node(self, name, role: str = "", score: Optional[float] = None, positions=(), **meta) -> "Circuit":
+    def add_node(
+        self, name, role: str = "", score: Optional[float] = None, positions=(), **meta
+    ) -> "Circuit":
         name = str(Head.parse(name)) if not _MLP.match(str(name)) else str(name)
         if name in self.node_names:
             raise CircuitError(f"node {name} is already in the circuit")
         node = Node(name, role, None if score is None else float(score), tuple(positions), meta)
         return replace(self, nodes=self.nodes + (node,))
 
-    def add_edge(self, source, target, kind: str = "out", weight: Optional[float] = None) -> "Circuit":
+    def add_edge(
+        self, source, target, kind: str = "out", weight: Optional[float] = None
+    ) -> "Circuit":
         names = self.node_names
         for end in (source, target):
             if str(end) not in names and str(end) != "logits":
                 raise CircuitError(f"edge end {end!r} is not a node of the circuit (add it first)")
-        return replace(self, edges=self.edges + (Edge(str(source), str(target), kind,
-                                                      None if weight is None else float(weight)),))
+        return replace(
+            self,
+            edges=self.edges
+            + (Edge(str(source), str(target), kind, None if weight is None else float(weight)),),
+        )
 
     # --- reading --------------------------------------------------------------------------
 
@@ -123,7 +132,9 @@ class Circuit:
         return list(dict.fromkeys(n.role for n in self.nodes))
 
     def heads(self, role: Optional[str] = None) -> list[Head]:
-        return [n.head for n in self.nodes if n.head is not None and (role is None or n.role == role)]
+        return [
+            n.head for n in self.nodes if n.head is not None and (role is None or n.role == role)
+        ]
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -131,9 +142,14 @@ class Circuit:
     # --- serialising ----------------------------------------------------------------------
 
     def to_dict(self) -> dict:
-        return {"schema_version": SCHEMA_VERSION, "model": self.model, "method": self.method,
-                "nodes": [n.to_dict() for n in self.nodes], "edges": [e.to_dict() for e in self.edges],
-                "meta": self.meta}
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "model": self.model,
+            "method": self.method,
+            "nodes": [n.to_dict() for n in self.nodes],
+            "edges": [e.to_dict() for e in self.edges],
+            "meta": self.meta,
+        }
 
     def to_json(self, path=None, indent: int = 2) -> str:
         from .jsonio import write_json_text
@@ -151,13 +167,22 @@ class Circuit:
         for i, node in enumerate(data["nodes"]):
             if not isinstance(node, dict) or "name" not in node:
                 raise CircuitError(f"nodes[{i}] must be an object with a 'name' field")
-            circuit = circuit.add_node(node["name"], node.get("role", ""), node.get("score"),
-                                       node.get("positions", ()), **node.get("meta", {}))
+            circuit = circuit.add_node(
+                node["name"],
+                node.get("role", ""),
+                node.get("score"),
+                node.get("positions", ()),
+                **node.get("meta", {}),
+            )
         for i, edge in enumerate(data.get("edges", [])):
-            missing = [k for k in ("source", "target") if not isinstance(edge, dict) or k not in edge]
+            missing = [
+                k for k in ("source", "target") if not isinstance(edge, dict) or k not in edge
+            ]
             if missing:
                 raise CircuitError(f"edges[{i}] is missing the field '{missing[0]}'")
-            circuit = circuit.add_edge(edge["source"], edge["target"], edge.get("kind", "out"), edge.get("weight"))
+            circuit = circuit.add_edge(
+                edge["source"], edge["target"], edge.get("kind", "out"), edge.get("weight")
+            )
         return circuit
 
     @classmethod

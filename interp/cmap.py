@@ -30,8 +30,16 @@ from .backends.plan import Edit, EditContext, RunPlan
 from .heads import Head
 from .tokens import Tokens
 
-__all__ = ["CrossPatch", "CMAPRun", "ModelMismatchError", "check_compatible", "cmap", "cmap_accuracy",
-           "recovered_share", "CMAP_SITES"]
+__all__ = [
+    "CrossPatch",
+    "CMAPRun",
+    "ModelMismatchError",
+    "check_compatible",
+    "cmap",
+    "cmap_accuracy",
+    "recovered_share",
+    "CMAP_SITES",
+]
 
 CMAP_SITES = ("z", "q", "k", "v")
 
@@ -52,8 +60,10 @@ class CrossPatch:
 
         object.__setattr__(self, "heads", parse_heads(heads))
         if positions is not None:
-            positions = tuple(int(p) for p in (positions.tolist() if isinstance(positions, torch.Tensor)
-                                               else positions))
+            positions = tuple(
+                int(p)
+                for p in (positions.tolist() if isinstance(positions, torch.Tensor) else positions)
+            )
         object.__setattr__(self, "positions", positions)
 
 
@@ -77,22 +87,31 @@ def check_compatible(base, source) -> None:
     if base.architecture != source.architecture:
         raise ModelMismatchError(
             f"CMAP needs two models of the same architecture; got {base.architecture} ({base.name}) and "
-            f"{source.architecture} ({source.name}). Patch between checkpoints of one architecture.")
-    diffs = [f"{f}: {getattr(base, f)} vs {getattr(source, f)}" for f in _SHAPE_FIELDS
-             if getattr(base, f) != getattr(source, f)]
+            f"{source.architecture} ({source.name}). Patch between checkpoints of one architecture."
+        )
+    diffs = [
+        f"{f}: {getattr(base, f)} vs {getattr(source, f)}"
+        for f in _SHAPE_FIELDS
+        if getattr(base, f) != getattr(source, f)
+    ]
     if diffs:
         raise ModelMismatchError(
-            f"CMAP needs matching head layouts; {base.name} and {source.name} differ in " + "; ".join(diffs)
-            + ". Use two checkpoints of the same model configuration.")
+            f"CMAP needs matching head layouts; {base.name} and {source.name} differ in "
+            + "; ".join(diffs)
+            + ". Use two checkpoints of the same model configuration."
+        )
 
 
 def _same_tokens(base, source, prompts) -> Tokens:
     tokens = base.to_tokens(prompts)
     other = source.to_tokens(prompts)
-    if other.input_ids.shape != tokens.input_ids.shape or not torch.equal(other.input_ids.cpu(),
-                                                                          tokens.input_ids.cpu()):
-        raise ModelMismatchError(f"{base.name} and {source.name} tokenize the prompts differently; CMAP "
-                                 "needs a shared tokenizer so positions line up")
+    if other.input_ids.shape != tokens.input_ids.shape or not torch.equal(
+        other.input_ids.cpu(), tokens.input_ids.cpu()
+    ):
+        raise ModelMismatchError(
+            f"{base.name} and {source.name} tokenize the prompts differently; CMAP "
+            "needs a shared tokenizer so positions line up"
+        )
     return tokens
 
 
@@ -106,8 +125,10 @@ def _check_patches(base, patches, n_prompts: int) -> list[CrossPatch]:
     for patch in patches:
         base.heads(patch.heads)
         if patch.positions is not None and len(patch.positions) != n_prompts:
-            raise ValueError(f"CrossPatch.positions needs one position per prompt ({n_prompts}), "
-                             f"got {len(patch.positions)}")
+            raise ValueError(
+                f"CrossPatch.positions needs one position per prompt ({n_prompts}), "
+                f"got {len(patch.positions)}"
+            )
     return patches
 
 
@@ -136,20 +157,36 @@ def _patch_fn(units_positions: list[tuple[int, Optional[torch.Tensor]]], values:
                 pos = positions.to(t.device)
                 t[rows, pos, unit] = values[rows, pos, unit].to(t.dtype)
         return t
+
     return patch
 
 
 def _edits(base, patches: list[CrossPatch], site: str, captured, rows: slice) -> list[Edit]:
     per_layer: dict[int, list] = {}
     for patch in patches:
-        pos = None if patch.positions is None else torch.tensor(patch.positions[rows], dtype=torch.long)
+        pos = (
+            None
+            if patch.positions is None
+            else torch.tensor(patch.positions[rows], dtype=torch.long)
+        )
         for head in patch.heads:
             per_layer.setdefault(head.layer, []).append((_unit(base, site, head), pos))
-    return [Edit(layer, site, _patch_fn(items, captured[layer])) for layer, items in per_layer.items()]
+    return [
+        Edit(layer, site, _patch_fn(items, captured[layer])) for layer, items in per_layer.items()
+    ]
 
 
-def cmap(base, source, prompts, patches: Union[CrossPatch, Sequence[CrossPatch], Sequence], *,
-         site: str = "z", answer_ids=None, batch_size: int = 64, backend=None) -> CMAPRun:
+def cmap(
+    base,
+    source,
+    prompts,
+    patches: Union[CrossPatch, Sequence[CrossPatch], Sequence],
+    *,
+    site: str = "z",
+    answer_ids=None,
+    batch_size: int = 64,
+    backend=None,
+) -> CMAPRun:
     """Run `base` on `prompts` with `patches` taken from `source` on the same prompts.
 
     patches: a `CrossPatch`, a list of them (e.g. one per circuit group, each at its own
@@ -185,11 +222,28 @@ def _accuracy(logits: torch.Tensor, answer_ids) -> float:
     return float((logits.argmax(-1) == answers).float().mean())
 
 
-def cmap_accuracy(base, source, prompts, answer_ids, patches, *, site: str = "z", batch_size: int = 64,
-                  backend=None) -> float:
+def cmap_accuracy(
+    base,
+    source,
+    prompts,
+    answer_ids,
+    patches,
+    *,
+    site: str = "z",
+    batch_size: int = 64,
+    backend=None,
+) -> float:
     """Accuracy of `base` with `patches` from `source` (see `cmap`)."""
-    return cmap(base, source, prompts, patches, site=site, answer_ids=answer_ids, batch_size=batch_size,
-                backend=backend).accuracy
+    return cmap(
+        base,
+        source,
+        prompts,
+        patches,
+        site=site,
+        answer_ids=answer_ids,
+        batch_size=batch_size,
+        backend=backend,
+    ).accuracy
 
 
 def recovered_share(patched: float, base: float, source: float) -> Optional[float]:

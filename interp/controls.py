@@ -36,7 +36,9 @@ POOLS = ("outside", "others", "inside")
 Measure = Callable[[list[tuple[Head, ...]]], list[Any]]
 
 
-def draw_head_sets(pool: Sequence[Head], k: int, n_draws: int, seed: int, tag: str = "") -> list[tuple[Head, ...]]:
+def draw_head_sets(
+    pool: Sequence[Head], k: int, n_draws: int, seed: int, tag: str = ""
+) -> list[tuple[Head, ...]]:
     """Up to `n_draws` distinct sets of `k` heads from `pool`, each sorted, seeded by
     (`seed`, `k`, `tag`): the same arguments always give the same sets; fewer come back only
     when the pool has fewer distinct k-sets than asked."""
@@ -44,7 +46,9 @@ def draw_head_sets(pool: Sequence[Head], k: int, n_draws: int, seed: int, tag: s
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
     if k > len(pool):
-        raise ValueError(f"cannot draw {k} heads from a pool of {len(pool)}; lower k or widen the pool")
+        raise ValueError(
+            f"cannot draw {k} heads from a pool of {len(pool)}; lower k or widen the pool"
+        )
     rng = random.Random(f"random-heads/{tag}/{int(seed)}/{k}")
     wanted = min(int(n_draws), math.comb(len(pool), k))
     picks: list[tuple[Head, ...]] = []
@@ -55,8 +59,12 @@ def draw_head_sets(pool: Sequence[Head], k: int, n_draws: int, seed: int, tag: s
     return picks
 
 
-def control_pool(all_heads: Sequence[Head], located: Sequence[Head], pool: str = "outside",
-                 measured: Sequence[Head] = ()) -> list[Head]:
+def control_pool(
+    all_heads: Sequence[Head],
+    located: Sequence[Head],
+    pool: str = "outside",
+    measured: Sequence[Head] = (),
+) -> list[Head]:
     """The heads a control draws from: outside `located` (and `measured`), every head but
     `measured`, or inside `located`."""
     if pool not in POOLS:
@@ -73,10 +81,20 @@ def per_set(fn: Callable[[tuple[Head, ...]], Any]) -> Measure:
     return lambda sets: [fn(s) for s in sets]
 
 
-def random_head_control(all_heads: Sequence[Head], measure: Measure, k: int, *, n_draws: int, seed: int,
-                        located: Sequence[Head] = (), measured: Sequence[Head] = (), pool: str = "outside",
-                        tag: str = "", magnitude: Optional[Callable[[Any], float]] = None,
-                        limit: Optional[float] = None) -> dict:
+def random_head_control(
+    all_heads: Sequence[Head],
+    measure: Measure,
+    k: int,
+    *,
+    n_draws: int,
+    seed: int,
+    located: Sequence[Head] = (),
+    measured: Sequence[Head] = (),
+    pool: str = "outside",
+    tag: str = "",
+    magnitude: Optional[Callable[[Any], float]] = None,
+    limit: Optional[float] = None,
+) -> dict:
     """Measure `n_draws` random sets of `k` heads and report them the same way everywhere.
 
     all_heads: every head of the model (`model.all_heads()`).
@@ -94,10 +112,19 @@ def random_head_control(all_heads: Sequence[Head], measure: Measure, k: int, *, 
         raise ValueError(f"measure returned {len(values)} values for {len(sets)} head sets")
     size = magnitude or float
     mags = [float(size(v)) for v in values]
-    return {"k": k, "n_draws": len(sets), "seed": seed, "pool": pool, "pool_size": len(heads),
-            "draws": [{"heads": [h.name for h in s], "value": v} for s, v in zip(sets, values)],
-            "mean": statistics.fmean(mags) if mags else None,
-            "median": statistics.median(mags) if mags else None,
-            "max": max(mags, default=None), "min": min(mags, default=None), "limit": limit,
-            "share_within_limit": (sum(m <= limit for m in mags) / len(mags)) if mags and limit is not None
-            else None}
+    return {
+        "k": k,
+        "n_draws": len(sets),
+        "seed": seed,
+        "pool": pool,
+        "pool_size": len(heads),
+        "draws": [{"heads": [h.name for h in s], "value": v} for s, v in zip(sets, values)],
+        "mean": statistics.fmean(mags) if mags else None,
+        "median": statistics.median(mags) if mags else None,
+        "max": max(mags, default=None),
+        "min": min(mags, default=None),
+        "limit": limit,
+        "share_within_limit": (sum(m <= limit for m in mags) / len(mags))
+        if mags and limit is not None
+        else None,
+    }

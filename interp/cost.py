@@ -31,7 +31,14 @@ from typing import Iterator, Optional
 
 import torch
 
-__all__ = ["Cost", "CostMeter", "measure_cost", "peak_allocated_bytes", "is_large", "LARGE_MODEL_PARAMS"]
+__all__ = [
+    "Cost",
+    "CostMeter",
+    "measure_cost",
+    "peak_allocated_bytes",
+    "is_large",
+    "LARGE_MODEL_PARAMS",
+]
 
 LARGE_MODEL_PARAMS = 50_000_000
 """Models with at least this many parameters get the analyzers' large-model defaults (`is_large`)."""
@@ -44,6 +51,7 @@ def is_large(model) -> bool:
     (induction's exact single-head sweep, retrieval's pruning curve): a cost rule, never a
     threshold on what a model shows."""
     return sum(p.numel() for p in model.hf.parameters()) >= LARGE_MODEL_PARAMS
+
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -93,9 +101,9 @@ def _rss_peak_mb() -> float:
 
 def _reset_rss_peak() -> None:
     try:
-        _CLEAR_REFS.write_text("5")   # Linux: reset the peak RSS to the current RSS
+        _CLEAR_REFS.write_text("5")  # Linux: reset the peak RSS to the current RSS
     except OSError:
-        pass                          # not allowed here: the process peak is reported
+        pass  # not allowed here: the process peak is reported
 
 
 def _row_equivalents(input_len: int, past: int) -> float:
@@ -130,8 +138,11 @@ class CostMeter:
             yield self
         finally:
             self.model.meters.remove(self)
-            peak = (torch.cuda.max_memory_allocated(self.model.device) / 2**20 if self._cuda
-                    else _rss_peak_mb())
+            peak = (
+                torch.cuda.max_memory_allocated(self.model.device) / 2**20
+                if self._cuda
+                else _rss_peak_mb()
+            )
             self.cost = Cost(time.perf_counter() - start, self.forward_passes, self.tokens, peak)
 
 
@@ -159,10 +170,12 @@ def peak_allocated_bytes(fn) -> "tuple[object, int]":
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         out = fn()
-    events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
-                    key=lambda e: e.start_ns())
+    events = sorted(
+        (e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
+        key=lambda e: e.start_ns(),
+    )
     peak = held = 0
-    for event in events:          # allocations count positive, frees negative
+    for event in events:  # allocations count positive, frees negative
         held += event.nbytes()
         peak = max(peak, held)
     return out, peak

@@ -39,23 +39,31 @@ class DCMResult:
     desideratum: str
     heads: tuple[Head, ...]
     candidates: tuple[Head, ...]
-    mask: tuple[float, ...]              # rounded, one per candidate
-    test_accuracy: float                 # patched with the selected heads: argmax == target
+    mask: tuple[float, ...]  # rounded, one per candidate
+    test_accuracy: float  # patched with the selected heads: argmax == target
     val_accuracy: float
-    all_patched_accuracy: float          # every candidate patched (mask 0), test split
-    unpatched_accuracy: float            # nothing patched (mask 1), test split
+    all_patched_accuracy: float  # every candidate patched (mask 0), test split
+    unpatched_accuracy: float  # nothing patched (mask 1), test split
     split: tuple[int, int, int]
     model: str
     params: dict = field(default_factory=dict)
-    history: tuple[float, ...] = ()      # mean training loss per epoch
+    history: tuple[float, ...] = ()  # mean training loss per epoch
 
     def to_dict(self) -> dict:
-        return {"desideratum": self.desideratum, "heads": [str(h) for h in self.heads],
-                "candidates": [str(h) for h in self.candidates], "mask": list(self.mask),
-                "test_accuracy": self.test_accuracy, "val_accuracy": self.val_accuracy,
-                "all_patched_accuracy": self.all_patched_accuracy,
-                "unpatched_accuracy": self.unpatched_accuracy, "split": list(self.split),
-                "model": self.model, "params": self.params, "history": list(self.history)}
+        return {
+            "desideratum": self.desideratum,
+            "heads": [str(h) for h in self.heads],
+            "candidates": [str(h) for h in self.candidates],
+            "mask": list(self.mask),
+            "test_accuracy": self.test_accuracy,
+            "val_accuracy": self.val_accuracy,
+            "all_patched_accuracy": self.all_patched_accuracy,
+            "unpatched_accuracy": self.unpatched_accuracy,
+            "split": list(self.split),
+            "model": self.model,
+            "params": self.params,
+            "history": list(self.history),
+        }
 
 
 def _source_z(model, tokens: Tokens, layers, backend) -> dict[int, torch.Tensor]:
@@ -65,9 +73,15 @@ def _source_z(model, tokens: Tokens, layers, backend) -> dict[int, torch.Tensor]
     return {layer: t for (layer, _), t in plan.captured().items()}
 
 
-def _mask_fn(heads: list[int], index: list[int], mask: torch.Tensor, source: torch.Tensor,
-             positions: Optional[torch.Tensor]):
+def _mask_fn(
+    heads: list[int],
+    index: list[int],
+    mask: torch.Tensor,
+    source: torch.Tensor,
+    positions: Optional[torch.Tensor],
+):
     """Blend the listed heads of z with `source` by mask[index] (grad flows into `mask`)."""
+
     def blend(z: torch.Tensor, ctx: EditContext) -> torch.Tensor:
         m = mask[index].to(device=z.device, dtype=z.dtype)
         keep = torch.ones(z.shape[2], dtype=z.dtype, device=z.device)
@@ -77,8 +91,9 @@ def _mask_fn(heads: list[int], index: list[int], mask: torch.Tensor, source: tor
             return keep[None, None, :, None] * z + (1 - keep)[None, None, :, None] * src
         at = torch.zeros(z.shape[:2], dtype=z.dtype, device=z.device)
         at[torch.arange(z.shape[0], device=z.device), positions.to(z.device)] = 1
-        w = 1 - at[:, :, None, None] * (1 - keep)[None, None, :, None]   # weight of the base run
+        w = 1 - at[:, :, None, None] * (1 - keep)[None, None, :, None]  # weight of the base run
         return w * z + (1 - w) * src
+
     return blend
 
 
@@ -94,8 +109,15 @@ def mask_plan(model, candidates, mask, source_z: dict, positions=None) -> RunPla
     return RunPlan(model.edits(None, True) + edits)
 
 
-def masked_logits(model, base: Tokens, source: Tokens, candidates, mask: torch.Tensor,
-                  positions: Optional[torch.Tensor] = None, backend=None) -> torch.Tensor:
+def masked_logits(
+    model,
+    base: Tokens,
+    source: Tokens,
+    candidates,
+    mask: torch.Tensor,
+    positions: Optional[torch.Tensor] = None,
+    backend=None,
+) -> torch.Tensor:
     """Last-position logits [batch, vocab] of `base` with candidates blended by `mask`.
 
     Differentiable in `mask` when called under ``torch.enable_grad()``.
@@ -116,29 +138,58 @@ def _split(n: int, fractions, seed: int):
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_train = max(1, int(round(fractions[0] * n)))
     n_val = max(1, int(round(fractions[1] * n)))
-    return order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
+    return order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
 
 
-def _accuracy(model, base, source, targets, candidates, mask, positions, index, batch_size, backend) -> float:
+def _accuracy(
+    model, base, source, targets, candidates, mask, positions, index, batch_size, backend
+) -> float:
     hits = 0
     for start in range(0, len(index), batch_size):
-        rows = index[start:start + batch_size]
+        rows = index[start : start + batch_size]
         with torch.no_grad():
-            logits = masked_logits(model, _rows(base, rows), _rows(source, rows), candidates, mask,
-                                   None if positions is None else positions[rows], backend)
+            logits = masked_logits(
+                model,
+                _rows(base, rows),
+                _rows(source, rows),
+                candidates,
+                mask,
+                None if positions is None else positions[rows],
+                backend,
+            )
         hits += int((logits.argmax(-1) == targets[rows].to(logits.device)).sum())
     return hits / max(1, len(index))
 
 
-def _epoch(model, base, source, targets, candidates, mask, opt, positions, index, lam, batch_size,
-           backend, seed) -> float:
+def _epoch(
+    model,
+    base,
+    source,
+    targets,
+    candidates,
+    mask,
+    opt,
+    positions,
+    index,
+    lam,
+    batch_size,
+    backend,
+    seed,
+) -> float:
     order = index[torch.randperm(len(index), generator=torch.Generator().manual_seed(seed))]
     losses = []
     for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
+        rows = order[start : start + batch_size]
         with torch.enable_grad():
-            logits = masked_logits(model, _rows(base, rows), _rows(source, rows), candidates, mask,
-                                   None if positions is None else positions[rows], backend)
+            logits = masked_logits(
+                model,
+                _rows(base, rows),
+                _rows(source, rows),
+                candidates,
+                mask,
+                None if positions is None else positions[rows],
+                backend,
+            )
             target_logit = logits.gather(1, targets[rows].to(logits.device)[:, None]).mean()
             loss = -target_logit + lam * (1 - mask).sum()
             (grad,) = torch.autograd.grad(loss, [mask])
@@ -150,9 +201,23 @@ def _epoch(model, base, source, targets, candidates, mask, opt, positions, index
     return sum(losses) / max(1, len(losses))
 
 
-def dcm(model, base, source, target_ids, *, heads=None, positions=None, desideratum: str = "",
-        lam: float = 0.01, lr: float = 0.1, epochs: int = 2, batch_size: int = 32,
-        split: Sequence[float] = (0.5, 0.25, 0.25), seed: int = 0, backend=None) -> DCMResult:
+def dcm(
+    model,
+    base,
+    source,
+    target_ids,
+    *,
+    heads=None,
+    positions=None,
+    desideratum: str = "",
+    lam: float = 0.01,
+    lr: float = 0.1,
+    epochs: int = 2,
+    batch_size: int = 32,
+    split: Sequence[float] = (0.5, 0.25, 0.25),
+    seed: int = 0,
+    backend=None,
+) -> DCMResult:
     """Learn which of `heads` (default all) must carry the source's information to hit the targets.
 
     base, source: equal-length prompts (or Tokens), one pair per row; target_ids: [n] token
@@ -160,15 +225,21 @@ def dcm(model, base, source, target_ids, *, heads=None, positions=None, desidera
     """
     base_t, source_t = model.to_tokens(base), model.to_tokens(source)
     if base_t.input_ids.shape != source_t.input_ids.shape:
-        raise ValueError(f"base and source must tokenize to the same shape, got "
-                         f"{tuple(base_t.input_ids.shape)} and {tuple(source_t.input_ids.shape)}")
+        raise ValueError(
+            f"base and source must tokenize to the same shape, got "
+            f"{tuple(base_t.input_ids.shape)} and {tuple(source_t.input_ids.shape)}"
+        )
     n = len(base_t)
     targets = torch.as_tensor(target_ids).long()
     if targets.shape != (n,):
-        raise ValueError(f"target_ids must hold one token id per pair ({n}), got shape {tuple(targets.shape)}")
+        raise ValueError(
+            f"target_ids must hold one token id per pair ({n}), got shape {tuple(targets.shape)}"
+        )
     pos = None if positions is None else torch.as_tensor(positions).long()
     if pos is not None and pos.shape != (n,):
-        raise ValueError(f"positions must hold one index per pair ({n}), got shape {tuple(pos.shape)}")
+        raise ValueError(
+            f"positions must hold one index per pair ({n}), got shape {tuple(pos.shape)}"
+        )
     candidates = list(model.all_heads() if heads is None else model.heads(heads))
     if not candidates:
         raise ValueError("DCM needs at least one candidate head")
@@ -187,7 +258,24 @@ def dcm(model, base, source, target_ids, *, heads=None, positions=None, desidera
     all_acc = _accuracy(*args, torch.zeros(len(candidates)), pos, test, batch_size, backend)
     none_acc = _accuracy(*args, torch.ones(len(candidates)), pos, test, batch_size, backend)
     selected = tuple(h for h, m in zip(candidates, best.tolist()) if m == 0)
-    return DCMResult(desideratum, selected, tuple(candidates), tuple(best.tolist()), test_acc, best_val,
-                     all_acc, none_acc, (len(train), len(val), len(test)), model.name,
-                     {"lambda": lam, "lr": lr, "epochs": epochs, "batch_size": batch_size, "seed": seed,
-                      "positions": "all" if pos is None else "given"}, tuple(history))
+    return DCMResult(
+        desideratum,
+        selected,
+        tuple(candidates),
+        tuple(best.tolist()),
+        test_acc,
+        best_val,
+        all_acc,
+        none_acc,
+        (len(train), len(val), len(test)),
+        model.name,
+        {
+            "lambda": lam,
+            "lr": lr,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "seed": seed,
+            "positions": "all" if pos is None else "given",
+        },
+        tuple(history),
+    )

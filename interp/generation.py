@@ -29,25 +29,38 @@ __all__ = ["generate", "Generation"]
 class Generation:
     """Prompt and continuation tokens of each row, and the decoded continuations."""
 
-    tokens: torch.Tensor          # [batch, prompt_len + new], left-padded prompts
+    tokens: torch.Tensor  # [batch, prompt_len + new], left-padded prompts
     prompt_length: int
     attention_mask: torch.Tensor  # [batch, prompt_len + new]
     texts: list[str]
-    kv_cache_bytes: Optional[int] = field(default=None)   # bytes the KV policy's cache held at the end
+    kv_cache_bytes: Optional[int] = field(
+        default=None
+    )  # bytes the KV policy's cache held at the end
 
     @property
     def new_tokens(self) -> torch.Tensor:
-        return self.tokens[:, self.prompt_length:]
+        return self.tokens[:, self.prompt_length :]
 
     def __str__(self) -> str:
         return self.texts[0] if len(self.texts) == 1 else repr(self.texts)
 
 
-def generate(model, prompts: Prompts, max_new_tokens: int = 32, *, interventions=None,
-             backend: Optional[str] = None, use_interventions: bool = True,
-             use_cache: bool = True, do_sample: bool = False, temperature: float = 1.0,
-             top_k: Optional[int] = None, seed: Optional[int] = None,
-             stop_at_eos: bool = False, kv_policy: Any = None) -> Generation:
+def generate(
+    model,
+    prompts: Prompts,
+    max_new_tokens: int = 32,
+    *,
+    interventions=None,
+    backend: Optional[str] = None,
+    use_interventions: bool = True,
+    use_cache: bool = True,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_k: Optional[int] = None,
+    seed: Optional[int] = None,
+    stop_at_eos: bool = False,
+    kv_policy: Any = None,
+) -> Generation:
     """Greedy (or sampled) continuation of prompts under applied (+ given) interventions.
 
     `kv_policy` (an `interp.kv.HeadKVPolicy`) keeps the full KV cache only for the kv heads it
@@ -60,22 +73,34 @@ def generate(model, prompts: Prompts, max_new_tokens: int = 32, *, interventions
     _check_options(model, max_new_tokens, do_sample, temperature, top_k)
     tokens = model.to_tokens(prompts)
     if tokens.input_ids.shape[1] + max_new_tokens > model.n_ctx:
-        raise InvalidArgumentError(f"prompt ({tokens.input_ids.shape[1]} tokens) + {max_new_tokens} new tokens "
-                         f"exceed the context window of {model.n_ctx}; ask for fewer tokens")
+        raise InvalidArgumentError(
+            f"prompt ({tokens.input_ids.shape[1]} tokens) + {max_new_tokens} new tokens "
+            f"exceed the context window of {model.n_ctx}; ask for fewer tokens"
+        )
     edits = model.edits(interventions, use_interventions)
     generator = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
     ids, mask = tokens.input_ids, tokens.attention_mask
     finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
     past = None
     step_input = tokens
-    route = (nullcontext() if kv_policy is None else
-             policy_generation(model, kv_policy, ids.shape[1], use_cache=use_cache, backend=backend))
+    route = (
+        nullcontext()
+        if kv_policy is None
+        else policy_generation(model, kv_policy, ids.shape[1], use_cache=use_cache, backend=backend)
+    )
     with torch.no_grad(), route as cache:
         past = cache
         for _ in range(max_new_tokens):
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_input.input_ids.shape[1]:]
-            output = model.run_plan(step_input, RunPlan(edits), backend=backend, use_cache=use_cache,
-                                    past_key_values=past, position_ids=positions, attention_mask=mask)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_input.input_ids.shape[1] :]
+            output = model.run_plan(
+                step_input,
+                RunPlan(edits),
+                backend=backend,
+                use_cache=use_cache,
+                past_key_values=past,
+                position_ids=positions,
+                attention_mask=mask,
+            )
             next_id = _choose(output.logits[:, -1], do_sample, temperature, top_k, generator)
             if stop_at_eos and model.tokenizer.eos_token_id is not None:
                 next_id = torch.where(finished, model.pad_token_id, next_id)
@@ -101,22 +126,33 @@ class SamplingOptionWarning(UserWarning):
 def _check_options(model, max_new_tokens, do_sample: bool, temperature, top_k) -> None:
     """Refuse option values that would fail deep in the loop or be silently wrong."""
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
-        raise ArgumentTypeError(f"max_new_tokens must be an int, got {type(max_new_tokens).__name__} "
-                                f"{max_new_tokens!r}")
+        raise ArgumentTypeError(
+            f"max_new_tokens must be an int, got {type(max_new_tokens).__name__} "
+            f"{max_new_tokens!r}"
+        )
     if max_new_tokens < 1:
         raise InvalidArgumentError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if top_k is not None:
         if isinstance(top_k, bool) or not isinstance(top_k, int):
-            raise ArgumentTypeError(f"top_k must be an int or None, got {type(top_k).__name__} {top_k!r}")
+            raise ArgumentTypeError(
+                f"top_k must be an int or None, got {type(top_k).__name__} {top_k!r}"
+            )
         if not 1 <= top_k <= model.vocab_size:
-            raise InvalidArgumentError(f"top_k must be in 1..{model.vocab_size} (the vocabulary), got {top_k}")
+            raise InvalidArgumentError(
+                f"top_k must be in 1..{model.vocab_size} (the vocabulary), got {top_k}"
+            )
     if not do_sample and (top_k is not None or temperature != 1.0):
-        warnings.warn("top_k and temperature only apply when sampling; pass do_sample=True to sample "
-                      "(greedy decoding ignores them)", SamplingOptionWarning, stacklevel=3)
+        warnings.warn(
+            "top_k and temperature only apply when sampling; pass do_sample=True to sample "
+            "(greedy decoding ignores them)",
+            SamplingOptionWarning,
+            stacklevel=3,
+        )
 
 
-def _choose(logits: torch.Tensor, do_sample: bool, temperature: float, top_k: Optional[int],
-            generator) -> torch.Tensor:
+def _choose(
+    logits: torch.Tensor, do_sample: bool, temperature: float, top_k: Optional[int], generator
+) -> torch.Tensor:
     if not do_sample:
         return logits.argmax(-1)
     if temperature <= 0:

@@ -42,13 +42,17 @@ def _index(value, what: str, spec) -> int:
     """An int layer/head index from a pair element: ints and integral strings only (no bools or
     floats, which would silently truncate)."""
     if isinstance(value, bool) or isinstance(value, float):
-        raise HeadSpecError(f"cannot read a head from {spec!r}: the {what} must be an int, got "
-                            f"{type(value).__name__} {value!r}")
+        raise HeadSpecError(
+            f"cannot read a head from {spec!r}: the {what} must be an int, got "
+            f"{type(value).__name__} {value!r}"
+        )
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     if not isinstance(value, int):
-        raise HeadSpecError(f"cannot read a head from {spec!r}: the {what} must be an int, got "
-                            f"{type(value).__name__} {value!r}")
+        raise HeadSpecError(
+            f"cannot read a head from {spec!r}: the {what} must be an int, got "
+            f"{type(value).__name__} {value!r}"
+        )
     return value
 
 
@@ -63,7 +67,9 @@ class Head:
         for name in ("layer", "head"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ArgumentTypeError(f"Head.{name} must be an int, got {type(value).__name__} {value!r}")
+                raise ArgumentTypeError(
+                    f"Head.{name} must be an int, got {type(value).__name__} {value!r}"
+                )
             if value < 0:
                 raise HeadIndexError(f"Head.{name} must be >= 0, got {value}")
 

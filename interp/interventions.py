@@ -33,8 +33,16 @@ from .backends.plan import Edit, EditContext
 from .errors import ArgumentTypeError, InvalidArgumentError
 from .heads import Head, HeadLike, check_heads, parse_heads
 
-__all__ = ["Intervention", "PruneHeads", "ScaleValues", "PatchHeads", "Compose", "PRUNE_MODES",
-           "InterventionError", "MAX_ALPHA"]
+__all__ = [
+    "Intervention",
+    "PruneHeads",
+    "ScaleValues",
+    "PatchHeads",
+    "Compose",
+    "PRUNE_MODES",
+    "InterventionError",
+    "MAX_ALPHA",
+]
 
 PRUNE_MODES = ("zero", "mean", "uniform")
 MAX_ALPHA = 1e4
@@ -72,7 +80,9 @@ class Intervention:
     @staticmethod
     def from_dict(data: dict) -> "Intervention":
         if not isinstance(data, dict) or "type" not in data:
-            raise ValueError(f"an intervention must be a JSON object with a 'type' field; got {data!r:.200}")
+            raise ValueError(
+                f"an intervention must be a JSON object with a 'type' field; got {data!r:.200}"
+            )
         kind = data["type"]
         if kind not in _TYPES:
             raise ValueError(f"unknown intervention type {kind!r}; known: {', '.join(_TYPES)}")
@@ -83,7 +93,9 @@ class Intervention:
         """Read an intervention from JSON text or from a file path."""
         from .jsonio import read_json_text
 
-        return Intervention.from_dict(read_json_text(text_or_path, ValueError, "intervention recipe"))
+        return Intervention.from_dict(
+            read_json_text(text_or_path, ValueError, "intervention recipe")
+        )
 
 
 def _heads_field(heads) -> tuple[Head, ...]:
@@ -95,10 +107,17 @@ def _heads_field(heads) -> tuple[Head, ...]:
 
 def _one_head(spec) -> Head:
     """One head; a list of heads gets an error that shows how to scale several."""
-    if isinstance(spec, (list, tuple)) and (len(spec) != 2 or any(
-            isinstance(x, (Head, list, tuple)) or (isinstance(x, str) and not x.strip().isdigit()) for x in spec)):
-        raise InterventionError(f"ScaleValues scales one head, got {spec!r}; for several heads add them: "
-                                "ScaleValues('L1H0', 2.0) + ScaleValues('L2H3', 2.0)")
+    if isinstance(spec, (list, tuple)) and (
+        len(spec) != 2
+        or any(
+            isinstance(x, (Head, list, tuple)) or (isinstance(x, str) and not x.strip().isdigit())
+            for x in spec
+        )
+    ):
+        raise InterventionError(
+            f"ScaleValues scales one head, got {spec!r}; for several heads add them: "
+            "ScaleValues('L1H0', 2.0) + ScaleValues('L2H3', 2.0)"
+        )
     return Head.parse(spec)
 
 
@@ -114,8 +133,12 @@ class PruneHeads(Intervention):
     mode: str = "zero"
     means: Optional[tuple[tuple[float, ...], ...]] = field(default=None, repr=False)
 
-    def __init__(self, heads: Union[HeadLike, Iterable[HeadLike]], mode: str = "zero",
-                 means: Optional[Sequence[Sequence[float]]] = None):
+    def __init__(
+        self,
+        heads: Union[HeadLike, Iterable[HeadLike]],
+        mode: str = "zero",
+        means: Optional[Sequence[Sequence[float]]] = None,
+    ):
         if mode not in PRUNE_MODES:
             raise ValueError(f"PruneHeads mode must be one of {PRUNE_MODES}, got {mode!r}")
         object.__setattr__(self, "heads", _heads_field(heads))
@@ -123,7 +146,9 @@ class PruneHeads(Intervention):
         if means is not None:
             means = tuple(tuple(float(x) for x in row) for row in means)
             if len(means) != len(self.heads):
-                raise ValueError(f"PruneHeads got {len(means)} mean vectors for {len(self.heads)} heads")
+                raise ValueError(
+                    f"PruneHeads got {len(means)} mean vectors for {len(self.heads)} heads"
+                )
         object.__setattr__(self, "means", means)
 
     @classmethod
@@ -138,8 +163,10 @@ class PruneHeads(Intervention):
         check_heads(self.heads, model.n_layers, model.n_heads)
         if self.means is not None and any(len(row) != model.d_head for row in self.means):
             lengths = sorted({len(row) for row in self.means})
-            raise InterventionError(f"PruneHeads means have length {lengths}, {model.name} has d_head "
-                                    f"{model.d_head}; build them with PruneHeads.with_means(model, heads, texts)")
+            raise InterventionError(
+                f"PruneHeads means have length {lengths}, {model.name} has d_head "
+                f"{model.d_head}; build them with PruneHeads.with_means(model, heads, texts)"
+            )
         if self.mode == "mean" and self.means is None:
             raise ValueError(
                 "PruneHeads(mode='mean') needs reference means: build it with "
@@ -147,11 +174,17 @@ class PruneHeads(Intervention):
             )
         if self.mode == "uniform":
             by_layer: dict[int, list[int]] = {}
-            for h in self.heads:                 # one pattern copy per layer, not one per head
+            for h in self.heads:  # one pattern copy per layer, not one per head
                 by_layer.setdefault(h.layer, []).append(h.head)
-            return [Edit(layer, "pattern", _uniform_fn(tuple(heads))) for layer, heads in by_layer.items()]
+            return [
+                Edit(layer, "pattern", _uniform_fn(tuple(heads)))
+                for layer, heads in by_layer.items()
+            ]
         if self.mode == "mean":
-            return [Edit(h.layer, "z", _set_fn(h.head, torch.tensor(m))) for h, m in zip(self.heads, self.means)]
+            return [
+                Edit(h.layer, "z", _set_fn(h.head, torch.tensor(m)))
+                for h, m in zip(self.heads, self.means)
+            ]
         return [Edit(h.layer, "z", _scale_fn(h.head, 0.0)) for h in self.heads]
 
     def to_dict(self) -> dict:
@@ -173,11 +206,15 @@ class ScaleValues(Intervention):
 
     def __init__(self, head: HeadLike, alpha: float):
         if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-            raise ArgumentTypeError(f"ScaleValues alpha must be a number, got {type(alpha).__name__} {alpha!r}")
+            raise ArgumentTypeError(
+                f"ScaleValues alpha must be a number, got {type(alpha).__name__} {alpha!r}"
+            )
         alpha = float(alpha)
         if not math.isfinite(alpha) or abs(alpha) > MAX_ALPHA:
-            raise InterventionError(f"ScaleValues alpha must be a finite number with |alpha| <= {MAX_ALPHA:g}, "
-                                    f"got {alpha}")
+            raise InterventionError(
+                f"ScaleValues alpha must be a finite number with |alpha| <= {MAX_ALPHA:g}, "
+                f"got {alpha}"
+            )
         object.__setattr__(self, "head", _one_head(head))
         object.__setattr__(self, "alpha", alpha)
 
@@ -213,7 +250,9 @@ class PatchHeads(Intervention):
     def __init__(self, heads, source):
         object.__setattr__(self, "heads", _heads_field(heads))
         if source is None or (isinstance(source, (str, list, tuple)) and len(source) == 0):
-            raise InterventionError("PatchHeads needs a source: a prompt, a list of prompts, or a z cache")
+            raise InterventionError(
+                "PatchHeads needs a source: a prompt, a list of prompts, or a z cache"
+            )
         object.__setattr__(self, "source", source)
 
     def _source_z(self, model) -> tuple[dict[int, torch.Tensor], Optional[torch.Tensor]]:
@@ -221,7 +260,9 @@ class PatchHeads(Intervention):
         layers = sorted({h.layer for h in self.heads})
         source = self.source
         if isinstance(source, (str, list, tuple)):
-            _, source = model.run_with_cache(source, sites=("z",), layers=layers, use_interventions=False)
+            _, source = model.run_with_cache(
+                source, sites=("z",), layers=layers, use_interventions=False
+            )
         zs = {}
         for layer in layers:
             try:
@@ -230,7 +271,8 @@ class PatchHeads(Intervention):
                 keys = list(source.keys())[:4] if hasattr(source, "keys") else type(source).__name__
                 raise InterventionError(
                     f"PatchHeads source has no z for layer {layer} (it is keyed by (layer, 'z'); got "
-                    f"{keys}); capture it with model.run_with_cache(prompt, sites=('z',))") from None
+                    f"{keys}); capture it with model.run_with_cache(prompt, sites=('z',))"
+                ) from None
         tokens = getattr(source, "tokens", None)
         mask = None if tokens is None else tokens.attention_mask.bool()
         for layer, z in zs.items():
@@ -240,15 +282,24 @@ class PatchHeads(Intervention):
     def edits(self, model) -> list[Edit]:
         check_heads(self.heads, model.n_layers, model.n_heads)
         source, mask = self._source_z(model)
-        return [Edit(h.layer, "z", _patch_fn(h.head, *_real_aligned(source[h.layer][:, :, h.head], mask)))
-                for h in self.heads]
+        return [
+            Edit(
+                h.layer, "z", _patch_fn(h.head, *_real_aligned(source[h.layer][:, :, h.head], mask))
+            )
+            for h in self.heads
+        ]
 
     def to_dict(self) -> dict:
         if isinstance(self.source, (str, list, tuple)):
             source = self.source if isinstance(self.source, str) else list(self.source)
         else:
             layers = sorted({h.layer for h in self.heads})
-            source = {"z": {str(layer): torch.as_tensor(self.source[layer, "z"]).tolist() for layer in layers}}
+            source = {
+                "z": {
+                    str(layer): torch.as_tensor(self.source[layer, "z"]).tolist()
+                    for layer in layers
+                }
+            }
         return {"type": "PatchHeads", "heads": [str(h) for h in self.heads], "source": source}
 
     @classmethod
@@ -256,7 +307,9 @@ class PatchHeads(Intervention):
         _unknown_keys(data, {"heads", "source"}, "PatchHeads")
         source = data["source"]
         if isinstance(source, dict):
-            source = {(int(layer), "z"): torch.tensor(values) for layer, values in source["z"].items()}
+            source = {
+                (int(layer), "z"): torch.tensor(values) for layer, values in source["z"].items()
+            }
         return cls(data["heads"], source)
 
     def __eq__(self, other) -> bool:
@@ -276,8 +329,9 @@ class Compose(Intervention):
                 raise ArgumentTypeError(f"Compose takes interventions, got {type(item).__name__}")
             flat.extend(item.parts())
         if not flat:
-            raise InterventionError("Compose needs at least one intervention, e.g. "
-                                    "Compose([PruneHeads(['L0H1'])])")
+            raise InterventionError(
+                "Compose needs at least one intervention, e.g. " "Compose([PruneHeads(['L0H1'])])"
+            )
         object.__setattr__(self, "items", tuple(flat))
 
     def parts(self) -> tuple[Intervention, ...]:
@@ -295,16 +349,23 @@ class Compose(Intervention):
         return cls(Intervention.from_dict(item) for item in data["items"])
 
 
-_TYPES: dict[str, Any] = {"PruneHeads": PruneHeads, "ScaleValues": ScaleValues, "PatchHeads": PatchHeads, "Compose": Compose}
+_TYPES: dict[str, Any] = {
+    "PruneHeads": PruneHeads,
+    "ScaleValues": ScaleValues,
+    "PatchHeads": PatchHeads,
+    "Compose": Compose,
+}
 
 
 # --- edit functions (canonical layouts: z [b, pos, head, d], pattern [b, head, q, k]) ---
+
 
 def _scale_fn(head: int, alpha: float):
     def scale(z: torch.Tensor, ctx: EditContext) -> torch.Tensor:
         z = z.clone()
         z[:, :, head] *= alpha
         return z
+
     return scale
 
 
@@ -313,20 +374,27 @@ def _set_fn(head: int, value: torch.Tensor):
         z = z.clone()
         z[:, :, head] = value.to(device=z.device, dtype=z.dtype)
         return z
+
     return set_value
 
 
 def _check_source_shape(z: torch.Tensor, model, layer: int, mask: Optional[torch.Tensor]) -> None:
     expected = f"[batch, pos, {model.n_heads} heads, d_head {model.d_head}]"
     if z.dim() != 4 or z.shape[2] != model.n_heads or z.shape[3] != model.d_head:
-        raise InterventionError(f"PatchHeads source z of layer {layer} has shape {tuple(z.shape)}; expected "
-                                f"{expected} (head-major [batch, head, pos, d] must be transposed: "
-                                "z.transpose(1, 2))")
+        raise InterventionError(
+            f"PatchHeads source z of layer {layer} has shape {tuple(z.shape)}; expected "
+            f"{expected} (head-major [batch, head, pos, d] must be transposed: "
+            "z.transpose(1, 2))"
+        )
     if mask is not None and tuple(mask.shape) != tuple(z.shape[:2]):
-        raise InterventionError(f"PatchHeads source tokens {tuple(mask.shape)} do not match its z {tuple(z.shape)}")
+        raise InterventionError(
+            f"PatchHeads source tokens {tuple(mask.shape)} do not match its z {tuple(z.shape)}"
+        )
 
 
-def _real_aligned(z: torch.Tensor, mask: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def _real_aligned(
+    z: torch.Tensor, mask: Optional[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(z of each row's real tokens moved to the start [b, pos, d], real lengths [b]). Refuses a
     source padded anywhere but on the left."""
     if mask is None:
@@ -334,8 +402,10 @@ def _real_aligned(z: torch.Tensor, mask: Optional[torch.Tensor]) -> tuple[torch.
     lengths = mask.sum(1)
     pads = z.shape[1] - lengths
     if not bool((mask == (torch.arange(z.shape[1])[None, :] >= pads[:, None])).all()):
-        raise InterventionError("PatchHeads source is padded on the right or in the middle; "
-                                "only left-padded sources can be aligned by real token")
+        raise InterventionError(
+            "PatchHeads source is padded on the right or in the middle; "
+            "only left-padded sources can be aligned by real token"
+        )
     index = (torch.arange(z.shape[1])[None, :] + pads[:, None]).clamp(max=z.shape[1] - 1)
     return z.gather(1, index[..., None].expand_as(z)), lengths.cpu()
 
@@ -344,21 +414,28 @@ def _patch_fn(head: int, source: torch.Tensor, lengths: torch.Tensor):
     def patch(z: torch.Tensor, ctx: EditContext) -> torch.Tensor:
         batch, q_len = z.shape[:2]
         if source.shape[0] not in (1, batch):
-            raise InterventionError(f"PatchHeads source has batch {source.shape[0]}, the run has {batch}; "
-                                    "give one source row per run row, or one for all")
+            raise InterventionError(
+                f"PatchHeads source has batch {source.shape[0]}, the run has {batch}; "
+                "give one source row per run row, or one for all"
+            )
         pads = torch.zeros(batch, dtype=torch.long)
         if ctx.key_mask is not None:
-            pads = (~ctx.key_mask.bool()).sum(1).cpu()          # interp left-pads: pads come first
-        real = (torch.arange(q_len)[None, :] + ctx.q_offset) - pads[:, None]     # [batch, q]
+            pads = (~ctx.key_mask.bool()).sum(1).cpu()  # interp left-pads: pads come first
+        real = (torch.arange(q_len)[None, :] + ctx.q_offset) - pads[:, None]  # [batch, q]
         n_real = lengths.expand(batch) if lengths.numel() == 1 else lengths
         valid = (real >= 0) & (real < n_real[:, None])
         if not bool(valid.any()):
             return z
-        rows = torch.arange(batch)[:, None] if source.shape[0] == batch else torch.zeros(batch, 1, dtype=torch.long)
+        rows = (
+            torch.arange(batch)[:, None]
+            if source.shape[0] == batch
+            else torch.zeros(batch, 1, dtype=torch.long)
+        )
         values = source[rows, real.clamp(0, source.shape[1] - 1)].to(device=z.device, dtype=z.dtype)
         z = z.clone()
         z[:, :, head] = torch.where(valid[..., None].to(z.device), values, z[:, :, head])
         return z
+
     return patch
 
 
@@ -374,4 +451,5 @@ def _uniform_fn(heads):
         pattern = pattern.clone()
         pattern[:, head] = (allowed / allowed.sum(-1, keepdim=True).clamp(min=1))[:, None]
         return pattern
+
     return uniform

@@ -16,18 +16,16 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from contextlib import contextmanager
-from functools import cached_property
 from typing import Iterable, Optional, Sequence, Union
 
 import torch
 
-from .arch import ArchSpec, arch_spec, out_weight_per_head, SITES
+from .arch import SITES, arch_spec, out_weight_per_head
 from .backends.plan import EditContext, RunPlan
 from .errors import ArgumentTypeError, InvalidArgumentError
 from .heads import Head, HeadIndexError, HeadLike, check_heads, parse_heads
 from .interventions import Compose, Intervention, InterventionError
-from .loading import load_hf, resolve_dtype
+from .loading import load_hf
 from .tokens import PromptError, Prompts, Tokens, to_tokens
 
 __all__ = ["Model", "load", "BACKENDS", "ActivationCache", "UnknownSiteError"]
@@ -45,7 +43,7 @@ class UnknownSiteError(KeyError, ValueError):
 class CacheKeyError(InvalidArgumentError, KeyError):
     """A site or layer that the cache did not capture; the message says how to capture it."""
 
-    def __str__(self) -> str:                 # KeyError would quote the message
+    def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
 
 
@@ -63,20 +61,25 @@ class ActivationCache(dict):
         head = Head.parse(head)
         if (head.layer, site) not in self:
             captured = sorted({f"{s}@L{layer}" for layer, s in self})
-            raise CacheKeyError(f"this cache holds no {site!r} for layer {head.layer} (it holds "
-                                f"{', '.join(captured[:8])}{' ...' if len(captured) > 8 else ''}); capture it "
-                                f"with model.run_with_cache(prompts, sites=({site!r},), layers=[{head.layer}])")
+            raise CacheKeyError(
+                f"this cache holds no {site!r} for layer {head.layer} (it holds "
+                f"{', '.join(captured[:8])}{' ...' if len(captured) > 8 else ''}); capture it "
+                f"with model.run_with_cache(prompts, sites=({site!r},), layers=[{head.layer}])"
+            )
         tensor = self[head.layer, site]
         n_heads = tensor.shape[1] if site == "pattern" else tensor.shape[2]
         if not 0 <= head.head < n_heads:
-            raise HeadIndexError(f"{head} is out of range: layer {head.layer} has heads 0..{n_heads - 1}")
+            raise HeadIndexError(
+                f"{head} is out of range: layer {head.layer} has heads 0..{n_heads - 1}"
+            )
         if site == "pattern":
             return tensor[:, head.head]
         return tensor[:, :, head.head]
 
 
-def load(spec: str, *, device="cpu", dtype=None, revision: Optional[str] = None,
-         backend: str = "nnsight") -> "Model":
+def load(
+    spec: str, *, device="cpu", dtype=None, revision: Optional[str] = None, backend: str = "nnsight"
+) -> "Model":
     """Load a causal LM: a HF id, a local HF folder, a ``.gguf`` file, or a zoo name.
 
     >>> model = interp.load("world-base")  # doctest: +SKIP
@@ -88,8 +91,9 @@ def load(spec: str, *, device="cpu", dtype=None, revision: Optional[str] = None,
 class Model:
     """A causal LM with head-level access. Build it with `interp.load` or from a HF module."""
 
-    def __init__(self, hf: torch.nn.Module, tokenizer, *, name: str = "model",
-                 backend: str = "nnsight"):
+    def __init__(
+        self, hf: torch.nn.Module, tokenizer, *, name: str = "model", backend: str = "nnsight"
+    ):
         self.architecture, self.spec = arch_spec(hf)
         self.hf = hf.eval()
         self.tokenizer = tokenizer
@@ -98,20 +102,25 @@ class Model:
         self._active: list[Intervention] = []
         self._means_cache: dict[str, torch.Tensor] = {}
         self._engines: dict[str, object] = {}
-        self.meters: list = []             # `interp.cost.measure_cost` meters watching this model
+        self.meters: list = []  # `interp.cost.measure_cost` meters watching this model
         config = hf.config
         self.n_layers = int(config.num_hidden_layers)
         self.n_heads = int(config.num_attention_heads)
         self.n_kv_heads = int(getattr(config, "num_key_value_heads", None) or self.n_heads)
         self.d_model = int(config.hidden_size)
         self.d_head = int(getattr(config, "head_dim", None) or self.d_model // self.n_heads)
-        self.n_ctx = int(getattr(config, "max_position_embeddings", None)
-                         or getattr(config, "n_positions", None) or 2048)
+        self.n_ctx = int(
+            getattr(config, "max_position_embeddings", None)
+            or getattr(config, "n_positions", None)
+            or 2048
+        )
         self.vocab_size = int(config.vocab_size)
 
     def __repr__(self) -> str:
-        return (f"Model({self.name!r}, {self.architecture}, layers={self.n_layers}, heads={self.n_heads}, "
-                f"kv_heads={self.n_kv_heads}, d_head={self.d_head}, backend={self.backend!r})")
+        return (
+            f"Model({self.name!r}, {self.architecture}, layers={self.n_layers}, heads={self.n_heads}, "
+            f"kv_heads={self.n_kv_heads}, d_head={self.d_head}, backend={self.backend!r})"
+        )
 
     # --- structure -------------------------------------------------------------------------
 
@@ -152,11 +161,22 @@ class Model:
         return [Head(l, h) for l in range(self.n_layers) for h in range(self.n_heads)]
 
     def info(self) -> dict:
-        return {"name": self.name, "architecture": self.architecture, "family": self.spec.family,
-                "n_layers": self.n_layers, "n_heads": self.n_heads, "n_kv_heads": self.n_kv_heads,
-                "d_head": self.d_head, "d_model": self.d_model, "n_ctx": self.n_ctx,
-                "vocab_size": self.vocab_size, "dtype": str(self.dtype).replace("torch.", ""),
-                "device": str(self.device), "sites": list(SITES), "backends": list(BACKENDS)}
+        return {
+            "name": self.name,
+            "architecture": self.architecture,
+            "family": self.spec.family,
+            "n_layers": self.n_layers,
+            "n_heads": self.n_heads,
+            "n_kv_heads": self.n_kv_heads,
+            "d_head": self.d_head,
+            "d_model": self.d_model,
+            "n_ctx": self.n_ctx,
+            "vocab_size": self.vocab_size,
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "device": str(self.device),
+            "sites": list(SITES),
+            "backends": list(BACKENDS),
+        }
 
     # --- engines ---------------------------------------------------------------------------
 
@@ -189,20 +209,30 @@ class Model:
 
     @property
     def pad_token_id(self) -> int:
-        for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id,
-                          self.tokenizer.bos_token_id):
+        for candidate in (
+            self.tokenizer.pad_token_id,
+            self.tokenizer.eos_token_id,
+            self.tokenizer.bos_token_id,
+        ):
             if candidate is not None:
                 return int(candidate)
         return 0
 
     def to_tokens(self, prompts: Prompts, prepend_bos: Optional[bool] = None) -> Tokens:
         """Left-padded token batch for a prompt or prompts (BOS prepended when the model has one)."""
-        tokens = to_tokens(self.tokenizer, prompts,
-                           prepend_bos=self.prepends_bos if prepend_bos is None else prepend_bos,
-                           pad_id=self.pad_token_id, max_len=self.n_ctx, device=self.device)
+        tokens = to_tokens(
+            self.tokenizer,
+            prompts,
+            prepend_bos=self.prepends_bos if prepend_bos is None else prepend_bos,
+            pad_id=self.pad_token_id,
+            max_len=self.n_ctx,
+            device=self.device,
+        )
         top = int(tokens.input_ids.max())
         if top >= self.vocab_size or int(tokens.input_ids.min()) < 0:
-            raise PromptError(f"token id {top} is outside the vocabulary (0..{self.vocab_size - 1})")
+            raise PromptError(
+                f"token id {top} is outside the vocabulary (0..{self.vocab_size - 1})"
+            )
         return tokens
 
     def to_str(self, tokens) -> list[str]:
@@ -231,7 +261,8 @@ class Model:
                 if any(part is other or part == other for other in active.parts()):
                     raise InterventionError(
                         f"{part!r} is already applied to {self.name} (applying it again would stack it); "
-                        "remove it first with model.remove(...), or build a new intervention")
+                        "remove it first with model.remove(...), or build a new intervention"
+                    )
         self._active.append(combined)
         return combined
 
@@ -247,8 +278,10 @@ class Model:
                 return
         for active in self._active:
             if any(part is intervention or part == intervention for part in active.parts()):
-                raise InterventionError(f"{intervention!r} is one part of the applied {active!r}; remove the "
-                                        "whole combination (the object model.apply returned)")
+                raise InterventionError(
+                    f"{intervention!r} is one part of the applied {active!r}; remove the "
+                    "whole combination (the object model.apply returned)"
+                )
         raise InterventionError(f"{intervention!r} is not applied to this model")
 
     def intervene(self, *interventions: Intervention) -> "_Intervening":
@@ -273,22 +306,37 @@ class Model:
             if isinstance(interventions, (str, bytes)) or not isinstance(interventions, Iterable):
                 raise ArgumentTypeError(
                     f"interventions takes Intervention objects, got {type(interventions).__name__} "
-                    f"{interventions!r}; e.g. interventions=PruneHeads(['L1H0'])")
+                    f"{interventions!r}; e.g. interventions=PruneHeads(['L1H0'])"
+                )
             interventions = list(interventions)
             for item in interventions:
                 if not isinstance(item, Intervention):
                     raise ArgumentTypeError(
                         f"interventions takes Intervention objects, got {type(item).__name__} "
-                        f"{item!r}; e.g. interventions=[PruneHeads(['L1H0']), ScaleValues('L2H3', 2.0)]")
+                        f"{item!r}; e.g. interventions=[PruneHeads(['L1H0']), ScaleValues('L2H3', 2.0)]"
+                    )
         if interventions is not None:
-            items.extend(interventions.parts() if isinstance(interventions, Intervention)
-                         else [i for x in interventions for i in x.parts()])
+            items.extend(
+                interventions.parts()
+                if isinstance(interventions, Intervention)
+                else [i for x in interventions for i in x.parts()]
+            )
         return [edit for item in items for edit in item.edits(self)]
 
     _edits = edits  # the old private name, kept until circuits/ calls `edits`
 
-    def run_plan(self, tokens: Tokens, plan: RunPlan, *, backend=None, past_key_values=None,
-                 use_cache: bool = False, position_ids=None, attention_mask=None, logits_to_keep: int = 0):
+    def run_plan(
+        self,
+        tokens: Tokens,
+        plan: RunPlan,
+        *,
+        backend=None,
+        past_key_values=None,
+        use_cache: bool = False,
+        position_ids=None,
+        attention_mask=None,
+        logits_to_keep: int = 0,
+    ):
         """Low-level: one forward pass of the HF module under `plan`; returns the HF output.
 
         attention_mask covers the cached positions and the new tokens (default: the tokens'
@@ -297,8 +345,11 @@ class Model:
         mask = tokens.attention_mask if attention_mask is None else attention_mask
         past = 0 if past_key_values is None else past_key_values.get_seq_length()
         ctx = EditContext(key_mask=mask.bool(), q_offset=past)
-        kwargs = dict(input_ids=tokens.input_ids, use_cache=use_cache,
-                      position_ids=tokens.position_ids if position_ids is None else position_ids)
+        kwargs = dict(
+            input_ids=tokens.input_ids,
+            use_cache=use_cache,
+            position_ids=tokens.position_ids if position_ids is None else position_ids,
+        )
         if bool((mask == 0).any()):
             kwargs["attention_mask"] = mask
         if past_key_values is not None:
@@ -315,8 +366,15 @@ class Model:
         for meter in self.meters:
             meter.record(shape, past)
 
-    def forward(self, prompts: Prompts, *, interventions=None, backend: Optional[str] = None,
-                use_interventions: bool = True, grad: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        prompts: Prompts,
+        *,
+        interventions=None,
+        backend: Optional[str] = None,
+        use_interventions: bool = True,
+        grad: bool = False,
+    ) -> torch.Tensor:
         """Logits [batch, pos, vocab] for prompts, under applied (+ given) interventions."""
         tokens = self.to_tokens(prompts)
         plan = RunPlan(self.edits(interventions, use_interventions))
@@ -325,10 +383,17 @@ class Model:
 
     __call__ = forward
 
-    def run_with_cache(self, prompts: Prompts, *, sites: Sequence[str] = ("z",),
-                       layers: Optional[Iterable[int]] = None, interventions=None,
-                       backend: Optional[str] = None, use_interventions: bool = True,
-                       grad: bool = False) -> tuple[torch.Tensor, ActivationCache]:
+    def run_with_cache(
+        self,
+        prompts: Prompts,
+        *,
+        sites: Sequence[str] = ("z",),
+        layers: Optional[Iterable[int]] = None,
+        interventions=None,
+        backend: Optional[str] = None,
+        use_interventions: bool = True,
+        grad: bool = False,
+    ) -> tuple[torch.Tensor, ActivationCache]:
         """Logits and the requested head sites of every (or the given) layer.
 
         `sites` is one site name or several; `layers` one layer index or several."""
@@ -341,12 +406,17 @@ class Model:
         layers = range(self.n_layers) if layers is None else list(layers)
         for layer in layers:
             if isinstance(layer, bool) or not isinstance(layer, int):
-                raise ArgumentTypeError(f"layers must be ints, got {type(layer).__name__} {layer!r}")
+                raise ArgumentTypeError(
+                    f"layers must be ints, got {type(layer).__name__} {layer!r}"
+                )
             if not 0 <= layer < self.n_layers:
                 raise InvalidArgumentError(f"layer {layer} is outside 0..{self.n_layers - 1}")
         tokens = self.to_tokens(prompts)
-        plan = RunPlan(self.edits(interventions, use_interventions),
-                       capture=[(l, s) for l in layers for s in sites], w_out=self.w_out)
+        plan = RunPlan(
+            self.edits(interventions, use_interventions),
+            capture=[(l, s) for l in layers for s in sites],
+            w_out=self.w_out,
+        )
         with torch.set_grad_enabled(grad):
             output = self.run_plan(tokens, plan, backend=backend)
         return output.logits, ActivationCache(plan.captured(), tokens)
@@ -359,7 +429,9 @@ class Model:
 
     # --- reference activations -------------------------------------------------------------
 
-    def head_means(self, reference: Union[Sequence[str], torch.Tensor], batch_size: int = 16) -> torch.Tensor:
+    def head_means(
+        self, reference: Union[Sequence[str], torch.Tensor], batch_size: int = 16
+    ) -> torch.Tensor:
         """Mean z of every head over all real tokens of `reference`: [n_layers, n_heads, d_head].
 
         `reference` is texts or token ids ([batch, pos] or [pos]). Cached on the model by a hash
@@ -374,15 +446,18 @@ class Model:
         if len(texts) == 0:
             raise InvalidArgumentError("head_means needs at least one reference text")
         if not isinstance(reference, torch.Tensor) and any(not str(t).strip() for t in texts):
-            raise InvalidArgumentError("head_means got an empty reference text: its mean would be over the "
-                                       "BOS token alone; give real texts (the prompts the heads are ablated on)")
+            raise InvalidArgumentError(
+                "head_means got an empty reference text: its mean would be over the "
+                "BOS token alone; give real texts (the prompts the heads are ablated on)"
+            )
         key = hashlib.sha256(digest).hexdigest()[:16]
         if key not in self._means_cache:
             total = torch.zeros(self.n_layers, self.n_heads, self.d_head, dtype=torch.float64)
             count = 0
             for start in range(0, len(texts), batch_size):
-                _, cache = self.run_with_cache(texts[start:start + batch_size], sites=("z",),
-                                               use_interventions=False)
+                _, cache = self.run_with_cache(
+                    texts[start : start + batch_size], sites=("z",), use_interventions=False
+                )
                 mask = cache.tokens.attention_mask.bool()
                 for layer in range(self.n_layers):
                     total[layer] += cache[layer, "z"][mask].double().sum(0).cpu()
@@ -405,7 +480,7 @@ class _Intervening:
     """What `Model.intervene` returns: applies on ``__enter__``, removes on ``__exit__``."""
 
     def __init__(self, model: "Model", interventions):
-        _combine(interventions)                 # bad input fails at the call, not at `with`
+        _combine(interventions)  # bad input fails at the call, not at `with`
         self.model, self.interventions, self.entered = model, interventions, False
 
     def __enter__(self) -> "Model":
@@ -418,9 +493,12 @@ class _Intervening:
 
     def __del__(self) -> None:
         if not self.entered:
-            warnings.warn("model.intervene(...) was not used in a `with` block, so nothing was applied; "
-                          "write `with model.intervene(...):`, or model.apply(...) to keep it on",
-                          InterventionNotEnteredWarning, stacklevel=2)
+            warnings.warn(
+                "model.intervene(...) was not used in a `with` block, so nothing was applied; "
+                "write `with model.intervene(...):`, or model.apply(...) to keep it on",
+                InterventionNotEnteredWarning,
+                stacklevel=2,
+            )
 
 
 def _combine(interventions) -> Intervention:
@@ -428,6 +506,8 @@ def _combine(interventions) -> Intervention:
         raise ValueError("give at least one intervention, e.g. PruneHeads(['L0H1'])")
     for item in interventions:
         if not isinstance(item, Intervention):
-            raise TypeError(f"expected interventions (PruneHeads, ScaleValues, PatchHeads), "
-                            f"got {type(item).__name__}")
+            raise TypeError(
+                f"expected interventions (PruneHeads, ScaleValues, PatchHeads), "
+                f"got {type(item).__name__}"
+            )
     return interventions[0] if len(interventions) == 1 else Compose(interventions)

@@ -34,12 +34,19 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 
 from .backends.plan import Edit, EditContext, RunPlan
-from .heads import Head, HeadLike
+from .heads import Head
 from .results import HeadScores, data_hash
 from .tokens import Tokens
 
-__all__ = ["logit_diff", "Receivers", "activation_patch", "path_patch", "attribution_patch",
-           "head_z", "Metric"]
+__all__ = [
+    "logit_diff",
+    "Receivers",
+    "activation_patch",
+    "path_patch",
+    "attribution_patch",
+    "head_z",
+    "Metric",
+]
 
 Metric = Callable[[torch.Tensor], torch.Tensor]
 
@@ -51,6 +58,7 @@ def logit_diff(good: Sequence[int], bad: Sequence[int]) -> Metric:
     def metric(logits: torch.Tensor) -> torch.Tensor:
         rows = torch.arange(logits.shape[0], device=logits.device)
         return logits[rows, good_t.to(logits.device)] - logits[rows, bad_t.to(logits.device)]
+
     return metric
 
 
@@ -74,12 +82,16 @@ class Receivers:
             raise ValueError(f"receiver site must be 'q', 'k' or 'v', got {site!r}")
         object.__setattr__(self, "heads", parse_heads(heads))
         object.__setattr__(self, "site", site)
-        object.__setattr__(self, "positions", None if positions is None else tuple(int(p) for p in positions))
+        object.__setattr__(
+            self, "positions", None if positions is None else tuple(int(p) for p in positions)
+        )
 
 
 def head_z(model, tokens: Tokens, *, interventions=None, backend=None) -> dict[int, torch.Tensor]:
     """z of every layer on `tokens`: {layer: [batch, pos, n_heads, d_head]}."""
-    plan = RunPlan(model.edits(interventions, True), capture=[(l, "z") for l in range(model.n_layers)])
+    plan = RunPlan(
+        model.edits(interventions, True), capture=[(l, "z") for l in range(model.n_layers)]
+    )
     with torch.no_grad():
         model.run_plan(tokens, plan, backend=backend)
     return {layer: t for (layer, _), t in plan.captured().items()}
@@ -91,7 +103,8 @@ def _paired_tokens(model, base, source) -> tuple[Tokens, Tokens]:
         raise ValueError(
             f"base and source must tokenize to the same shape to patch position by position; got "
             f"{tuple(base_t.input_ids.shape)} and {tuple(source_t.input_ids.shape)}. Use prompts of "
-            "equal token length (pad them in the prompt template) or patch per prompt.")
+            "equal token length (pad them in the prompt template) or patch per prompt."
+        )
     return base_t, source_t
 
 
@@ -111,7 +124,7 @@ def _senders(model, senders) -> list[Head]:
 def _chunks(items: list, n_prompts: int, batch_size: int):
     per = max(1, batch_size // max(1, n_prompts))
     for start in range(0, len(items), per):
-        yield items[start:start + per]
+        yield items[start : start + per]
 
 
 def _hashable(prompts):
@@ -121,34 +134,65 @@ def _hashable(prompts):
     return prompts
 
 
-def _effects_to_scores(model, effects: dict[Head, float], method: str, base, source, **meta) -> HeadScores:
+def _effects_to_scores(
+    model, effects: dict[Head, float], method: str, base, source, **meta
+) -> HeadScores:
     scores = torch.full((model.n_layers, model.n_heads), float("nan"))
     for head, value in effects.items():
         scores[head.layer, head.head] = value
-    return HeadScores(scores, model=model.name, method=method, data_hash=data_hash([_hashable(base), _hashable(source)]),
-                      meta=meta)
+    return HeadScores(
+        scores,
+        model=model.name,
+        method=method,
+        data_hash=data_hash([_hashable(base), _hashable(source)]),
+        meta=meta,
+    )
 
 
-def _mean_effect(metric: Metric, logits: torch.Tensor, n_senders: int, n_prompts: int,
-                 base_value: torch.Tensor) -> list[float]:
+def _mean_effect(
+    metric: Metric, logits: torch.Tensor, n_senders: int, n_prompts: int, base_value: torch.Tensor
+) -> list[float]:
     per_sender = logits.reshape(n_senders, n_prompts, -1)
     return [float((metric(per_sender[i]) - base_value).mean()) for i in range(n_senders)]
 
 
 # --- activation patching -------------------------------------------------------------------
 
-def activation_patch(model, base, source, metric: Metric, *, senders=None, batch_size: int = 64,
-                     backend=None) -> HeadScores:
+
+def activation_patch(
+    model, base, source, metric: Metric, *, senders=None, batch_size: int = 64, backend=None
+) -> HeadScores:
     """Effect on `metric` of patching each head's z from `source` into `base` (no freezing)."""
     base_t, source_t = _paired_tokens(model, base, source)
     source_z = head_z(model, source_t, backend=backend)
-    return _sweep(model, base_t, metric, _senders(model, senders), batch_size, backend,
-                  lambda chunk, n: _patch_edits(chunk, n, source_z, base_z=None),
-                  "activation patching (head z)", base, source)
+    return _sweep(
+        model,
+        base_t,
+        metric,
+        _senders(model, senders),
+        batch_size,
+        backend,
+        lambda chunk, n: _patch_edits(chunk, n, source_z, base_z=None),
+        "activation patching (head z)",
+        base,
+        source,
+    )
 
 
-def _sweep(model, base_t, metric, senders, batch_size, backend, make_edits, method, base, source,
-           receivers: Optional[Receivers] = None, source_z=None) -> HeadScores:
+def _sweep(
+    model,
+    base_t,
+    metric,
+    senders,
+    batch_size,
+    backend,
+    make_edits,
+    method,
+    base,
+    source,
+    receivers: Optional[Receivers] = None,
+    source_z=None,
+) -> HeadScores:
     n_prompts = len(base_t)
     base_value = metric(_last_logits(model, base_t, RunPlan(model.edits(None, True)), backend))
     effects: dict[Head, float] = {}
@@ -159,19 +203,38 @@ def _sweep(model, base_t, metric, senders, batch_size, backend, make_edits, meth
             edits = _receiver_edits(model, rows, edits, receivers, n_prompts, backend)
         logits = _last_logits(model, rows, RunPlan(model.edits(None, True) + edits), backend)
         effects.update(zip(chunk, _mean_effect(metric, logits, len(chunk), n_prompts, base_value)))
-    return _effects_to_scores(model, effects, method, base, source,
-                              base_metric=float(base_value.mean()), n_prompts=n_prompts)
+    return _effects_to_scores(
+        model,
+        effects,
+        method,
+        base,
+        source,
+        base_metric=float(base_value.mean()),
+        n_prompts=n_prompts,
+    )
 
 
-def _patch_edits(chunk: list[Head], n_prompts: int, source_z: dict, base_z: Optional[dict]) -> list[Edit]:
+def _patch_edits(
+    chunk: list[Head], n_prompts: int, source_z: dict, base_z: Optional[dict]
+) -> list[Edit]:
     """Row block i patches chunk[i] from source; with base_z, every other head is frozen."""
     layers = sorted(base_z) if base_z is not None else sorted({h.layer for h in chunk})
     edits = []
     for layer in layers:
         senders_here = [(i, h.head) for i, h in enumerate(chunk) if h.layer == layer]
-        edits.append(Edit(layer, "z", _block_patch_fn(
-            senders_here, n_prompts, len(chunk), source_z[layer],
-            None if base_z is None else base_z[layer])))
+        edits.append(
+            Edit(
+                layer,
+                "z",
+                _block_patch_fn(
+                    senders_here,
+                    n_prompts,
+                    len(chunk),
+                    source_z[layer],
+                    None if base_z is None else base_z[layer],
+                ),
+            )
+        )
     return edits
 
 
@@ -182,14 +245,24 @@ def _block_patch_fn(senders_here, n_prompts, n_blocks, source, frozen):
             rows = slice(block * n_prompts, (block + 1) * n_prompts)
             z[rows, :, head] = source[:, :, head].to(z.dtype)
         return z
+
     return patch
 
 
 # --- path patching -------------------------------------------------------------------------
 
-def path_patch(model, base, source, metric: Metric, *, senders=None,
-               receivers: Union[str, Receivers] = "logits", batch_size: int = 64,
-               backend=None) -> HeadScores:
+
+def path_patch(
+    model,
+    base,
+    source,
+    metric: Metric,
+    *,
+    senders=None,
+    receivers: Union[str, Receivers] = "logits",
+    batch_size: int = 64,
+    backend=None,
+) -> HeadScores:
     """Exact path patching: effect of each sender's path to `receivers` (see module docstring).
 
     Receivers may span several layers; a sender reaches the receivers of later layers only.
@@ -208,13 +281,24 @@ def path_patch(model, base, source, metric: Metric, *, senders=None,
     else:
         raise ValueError(f"receivers must be 'logits' or Receivers(heads, site), got {receivers!r}")
     rec = receivers if isinstance(receivers, Receivers) else None
-    return _sweep(model, base_t, metric, senders_list, batch_size, backend,
-                  lambda chunk, n: _patch_edits(chunk, n, source_z, base_z),
-                  label, base, source, receivers=rec)
+    return _sweep(
+        model,
+        base_t,
+        metric,
+        senders_list,
+        batch_size,
+        backend,
+        lambda chunk, n: _patch_edits(chunk, n, source_z, base_z),
+        label,
+        base,
+        source,
+        receivers=rec,
+    )
 
 
-def _receiver_edits(model, rows: Tokens, sender_edits: list[Edit], receivers: Receivers,
-                    n_prompts: int, backend) -> list[Edit]:
+def _receiver_edits(
+    model, rows: Tokens, sender_edits: list[Edit], receivers: Receivers, n_prompts: int, backend
+) -> list[Edit]:
     """Step 1: capture receivers' inputs under the frozen, patched run; step 2: patch them in."""
     layers = sorted({h.layer for h in receivers.heads})
     # a receiver's input depends only on earlier layers, so one frozen run up to the last
@@ -228,13 +312,19 @@ def _receiver_edits(model, rows: Tokens, sender_edits: list[Edit], receivers: Re
     positions = None
     if receivers.positions is not None:
         if len(receivers.positions) != n_prompts:
-            raise ValueError(f"Receivers.positions needs one position per prompt ({n_prompts}), "
-                             f"got {len(receivers.positions)}")
+            raise ValueError(
+                f"Receivers.positions needs one position per prompt ({n_prompts}), "
+                f"got {len(receivers.positions)}"
+            )
         positions = torch.tensor(receivers.positions).repeat(rows.input_ids.shape[0] // n_prompts)
     edits = []
     for layer in layers:
         idx = sorted({h.head // group for h in receivers.heads if h.layer == layer})
-        edits.append(Edit(layer, receivers.site, _receiver_fn(captured[layer, receivers.site], idx, positions)))
+        edits.append(
+            Edit(
+                layer, receivers.site, _receiver_fn(captured[layer, receivers.site], idx, positions)
+            )
+        )
     return edits
 
 
@@ -248,13 +338,16 @@ def _receiver_fn(values: torch.Tensor, heads: list[int], positions: Optional[tor
             for head in heads:
                 t[rows, positions, head] = values[rows, positions, head].to(t.dtype)
         return t
+
     return patch
 
 
 # --- attribution patching ------------------------------------------------------------------
 
-def attribution_patch(model, base, source, metric: Metric, *, path: bool = True,
-                      backend=None) -> HeadScores:
+
+def attribution_patch(
+    model, base, source, metric: Metric, *, path: bool = True, backend=None
+) -> HeadScores:
     """First-order estimate of each head's patching effect from one forward + one backward."""
     base_t, source_t = _paired_tokens(model, base, source)
     source_z = head_z(model, source_t, backend=backend)
@@ -266,6 +359,7 @@ def attribution_patch(model, base, source, metric: Metric, *, path: bool = True,
                 z = z.detach().requires_grad_(True)
             leaves[layer] = z
             return z
+
         return leaf
 
     plan = RunPlan([Edit(l, "z", make_leaf(l)) for l in range(model.n_layers)])
@@ -280,6 +374,10 @@ def attribution_patch(model, base, source, metric: Metric, *, path: bool = True,
     for layer, z in leaves.items():
         delta = source_z[layer] - z.detach()
         scores[layer] = (grads[layer] * delta).sum(dim=(0, 1, 3)) / n
-    return HeadScores(scores, model=model.name,
-                      method=f"attribution patching ({'path to logits' if path else 'total'})",
-                      data_hash=data_hash([_hashable(base), _hashable(source)]), meta={"base_metric": float(value.mean().detach())})
+    return HeadScores(
+        scores,
+        model=model.name,
+        method=f"attribution patching ({'path to logits' if path else 'total'})",
+        data_hash=data_hash([_hashable(base), _hashable(source)]),
+        meta={"base_metric": float(value.mean().detach())},
+    )

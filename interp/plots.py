@@ -36,8 +36,24 @@ __all__ = ["head_heatmap", "attention_pattern", "line_curves", "heatmap_grid", "
 
 # Outline colours/symbols for `highlight` groups: dark and saturated so they stay visible
 # on both RdBu and Viridis.
-_GROUP_COLORS = ("#000000", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#e377c2", "#17becf", "#8c564b")
-_GROUP_SYMBOLS = ("square-open", "circle-open", "diamond-open", "x-thin-open", "cross-thin-open", "star-open")
+_GROUP_COLORS = (
+    "#000000",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#e377c2",
+    "#17becf",
+    "#8c564b",
+)
+_GROUP_SYMBOLS = (
+    "square-open",
+    "circle-open",
+    "diamond-open",
+    "x-thin-open",
+    "cross-thin-open",
+    "star-open",
+)
 _HEAD_NAME = re.compile(r"^\s*[lL](\d+)\s*[hH](\d+)\s*$")
 
 
@@ -76,7 +92,9 @@ def _layer_head(spec: Any) -> tuple[int, int]:
             return int(match.group(1)), int(match.group(2))
     elif isinstance(spec, (tuple, list)) and len(spec) == 2:
         return int(spec[0]), int(spec[1])
-    raise ValueError(f"cannot read a head from {spec!r}; use (layer, head) or 'L{{layer}}H{{head}}', e.g. (1, 2) or 'L1H2'")
+    raise ValueError(
+        f"cannot read a head from {spec!r}; use (layer, head) or 'L{{layer}}H{{head}}', e.g. (1, 2) or 'L1H2'"
+    )
 
 
 def _check_in_grid(layer: int, head: int, n_layers: int, n_heads: int, where: str) -> None:
@@ -106,10 +124,14 @@ def _unique_labels(tokens: Sequence[str]) -> list[str]:
 
 def _check_tokens(tokens: Any, name: str = "tokens") -> list[str]:
     if isinstance(tokens, str) or not isinstance(tokens, Sequence):
-        raise TypeError(f"{name} must be a list of token strings, got {type(tokens).__name__}; e.g. tokenizer.convert_ids_to_tokens(ids)")
+        raise TypeError(
+            f"{name} must be a list of token strings, got {type(tokens).__name__}; e.g. tokenizer.convert_ids_to_tokens(ids)"
+        )
     bad = [t for t in tokens if not isinstance(t, str)]
     if bad:
-        raise TypeError(f"{name} must all be str, got {type(bad[0]).__name__} {bad[0]!r}; decode ids to strings first")
+        raise TypeError(
+            f"{name} must all be str, got {type(bad[0]).__name__} {bad[0]!r}; decode ids to strings first"
+        )
     return list(tokens)
 
 
@@ -159,7 +181,8 @@ def head_heatmap(
         zmid = 0.0
     text = [
         [
-            f"L{l}H{h}<br>{value_name}: " + ("not scored" if np.isnan(z[l, h]) else f"{z[l, h]:.3f}")
+            f"L{l}H{h}<br>{value_name}: "
+            + ("not scored" if np.isnan(z[l, h]) else f"{z[l, h]:.3f}")
             for h in range(n_heads)
         ]
         for l in range(n_layers)
@@ -201,9 +224,13 @@ def head_heatmap(
     return fig
 
 
-def _highlight_trace(i: int, group: str, members: Sequence[Any], n_layers: int, n_heads: int) -> go.Scatter:
+def _highlight_trace(
+    i: int, group: str, members: Sequence[Any], n_layers: int, n_heads: int
+) -> go.Scatter:
     if isinstance(members, (str, bytes)) or not isinstance(members, (Sequence, set, frozenset)):
-        raise TypeError(f"highlight[{group!r}] must be a list of heads like [(1, 2), 'L3H0'], got {type(members).__name__}")
+        raise TypeError(
+            f"highlight[{group!r}] must be a list of heads like [(1, 2), 'L3H0'], got {type(members).__name__}"
+        )
     pairs = [_layer_head(m) for m in members]
     for layer, head in pairs:
         _check_in_grid(layer, head, n_layers, n_heads, f"highlight[{group!r}]")
@@ -276,7 +303,7 @@ def attention_pattern(
             go.Heatmap(
                 z=grid,
                 x=labels,
-                y=labels[k_pos - grid.shape[0]:],
+                y=labels[k_pos - grid.shape[0] :],
                 colorscale=colorscale,
                 zmin=0.0,
                 name=name,
@@ -296,15 +323,31 @@ def attention_pattern(
             {
                 "label": n,
                 "method": "update",
-                "args": [{"visible": [j == i for j in range(len(names))]}, {"title": {"text": titles[i]}}],
+                "args": [
+                    {"visible": [j == i for j in range(len(names))]},
+                    {"title": {"text": titles[i]}},
+                ],
             }
             for i, n in enumerate(names)
         ]
-        fig.update_layout(updatemenus=[{"buttons": buttons, "direction": "down", "x": 1.0, "xanchor": "right", "y": 1.12, "yanchor": "top"}])
+        fig.update_layout(
+            updatemenus=[
+                {
+                    "buttons": buttons,
+                    "direction": "down",
+                    "x": 1.0,
+                    "xanchor": "right",
+                    "y": 1.12,
+                    "yanchor": "top",
+                }
+            ]
+        )
     return fig
 
 
-def _select_patterns(pattern: Any, heads: Optional[Sequence[Any]]) -> tuple[list[str], list[np.ndarray]]:
+def _select_patterns(
+    pattern: Any, heads: Optional[Sequence[Any]]
+) -> tuple[list[str], list[np.ndarray]]:
     """Head names and their ``[q, k]`` grids from any accepted `pattern` form."""
     if heads is not None and (isinstance(heads, str) or not isinstance(heads, Sequence)):
         heads = [heads]
@@ -319,7 +362,9 @@ def _select_patterns(pattern: Any, heads: Optional[Sequence[Any]]) -> tuple[list
             have = ", ".join(f"L{l}H{h}" for l, h in by_name)
             raise ValueError(f"heads {missing} are not in the pattern dict (it has {have})")
         if not wanted:
-            raise ValueError("pattern dict is empty; give at least one head's [q_pos, k_pos] pattern")
+            raise ValueError(
+                "pattern dict is empty; give at least one head's [q_pos, k_pos] pattern"
+            )
         return [f"L{l}H{h}" for l, h in wanted], [by_name[w] for w in wanted]
     if heads is None or len(heads) == 0:
         raise ValueError(
@@ -364,12 +409,16 @@ def line_curves(
     """
     xs = _to_numpy(x, "x", 1, "[n_points]")
     if not isinstance(curves, Mapping) or not curves:
-        raise TypeError(f"curves must be a non-empty dict {{name: [y values]}}, got {type(curves).__name__} {curves!r:.60}")
+        raise TypeError(
+            f"curves must be a non-empty dict {{name: [y values]}}, got {type(curves).__name__} {curves!r:.60}"
+        )
     fig = go.Figure()
     for name, ys in curves.items():
         y = _to_numpy(ys, f"curves[{name!r}]", 1, "[n_points]")
         if len(y) != len(xs):
-            raise ValueError(f"curves[{name!r}] has {len(y)} values but x has {len(xs)}; give one y per x")
+            raise ValueError(
+                f"curves[{name!r}] has {len(y)} values but x has {len(xs)}; give one y per x"
+            )
         fig.add_trace(
             go.Scatter(
                 x=xs,
@@ -422,7 +471,9 @@ def heatmap_grid(
     for kind, labels in (("row", rows), ("column", cols)):
         dupes = sorted(k for k, n in Counter(labels).items() if n > 1)
         if dupes:
-            raise ValueError(f"{kind} labels must be unique (plotly merges equal labels), got duplicates {dupes}")
+            raise ValueError(
+                f"{kind} labels must be unique (plotly merges equal labels), got duplicates {dupes}"
+            )
     fig = go.Figure(
         go.Heatmap(
             z=grid,
@@ -432,13 +483,17 @@ def heatmap_grid(
             zmax=zmax,
             colorscale=colorscale,
             texttemplate=f"%{{z:{value_format}}}" if show_values else None,
-            hovertemplate=f"row: %{{y}}<br>column: %{{x}}<br>value: %{{z:.3f}}<extra></extra>",
+            hovertemplate="row: %{y}<br>column: %{x}<br>value: %{z:.3f}<extra></extra>",
         )
     )
     fig.update_layout(
         title={"text": title} if title else None,
         xaxis={"type": "category", "title": {"text": col_title} if col_title else None},
-        yaxis={"type": "category", "autorange": "reversed", "title": {"text": row_title} if row_title else None},
+        yaxis={
+            "type": "category",
+            "autorange": "reversed",
+            "title": {"text": row_title} if row_title else None,
+        },
     )
     return fig
 
@@ -460,7 +515,9 @@ def save_html(fig: go.Figure, path: Union[str, os.PathLike], offline: bool = Tru
     ['fig.html', 'plotly.min.js']
     """
     if not isinstance(fig, go.Figure):
-        raise TypeError(f"save_html needs a plotly go.Figure, got {type(fig).__name__}; build one with interp.plots")
+        raise TypeError(
+            f"save_html needs a plotly go.Figure, got {type(fig).__name__}; build one with interp.plots"
+        )
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"save_html path must be a str or Path, got {type(path).__name__}")
     path = Path(path)

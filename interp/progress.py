@@ -45,11 +45,20 @@ def quiet(flag: bool = True) -> Iterator[None]:
 
 
 def _bar(name: str, total: Optional[int], unit: str) -> tqdm:
-    return tqdm(total=total, desc=name, unit=unit, file=sys.stderr, disable=_QUIET.get(), leave=False,
-                dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        desc=name,
+        unit=unit,
+        file=sys.stderr,
+        disable=_QUIET.get(),
+        leave=False,
+        dynamic_ncols=True,
+    )
 
 
-def track(items: Iterable[T], name: str, total: Optional[int] = None, unit: str = "step") -> Iterator[T]:
+def track(
+    items: Iterable[T], name: str, total: Optional[int] = None, unit: str = "step"
+) -> Iterator[T]:
     """Iterate `items` with a bar named `name` (stage and ETA); `total` defaults to len(items)."""
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]

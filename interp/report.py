@@ -22,9 +22,9 @@ from typing import Any, Optional
 
 import torch
 
-from .version import __version__
 from .plots import save_html
 from .stats import draw_spread
+from .version import __version__
 
 __all__ = ["write_result", "write_summary", "jsonable", "command_line", "draw_spread"]
 
@@ -58,9 +58,18 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def write_summary(out_dir, analyzer: str, numbers: dict, *, model: str, command: Optional[str] = None,
-                  seeds: Optional[dict] = None, data: Optional[dict] = None,
-                  figures: Optional[list] = None, cost=None) -> Path:
+def write_summary(
+    out_dir,
+    analyzer: str,
+    numbers: dict,
+    *,
+    model: str,
+    command: Optional[str] = None,
+    seeds: Optional[dict] = None,
+    data: Optional[dict] = None,
+    figures: Optional[list] = None,
+    cost=None,
+) -> Path:
     """Write OUT/summary.json and return its path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -72,8 +81,11 @@ def write_summary(out_dir, analyzer: str, numbers: dict, *, model: str, command:
         "seeds": jsonable(seeds or {}),
         "figures": [str(f) for f in (figures or [])],
         "command": command or command_line(),
-        "versions": {"interp": __version__, "torch": torch.__version__,
-                     "python": platform.python_version()},
+        "versions": {
+            "interp": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if cost is not None:
@@ -100,9 +112,17 @@ def write_result(result, out_dir, *, command: Optional[str] = None, cost=None) -
         for name, fig in result.figures().items():
             save_html(fig, staging / f"{name}.html")
         prov = result.provenance()
-        write_summary(staging, result.analyzer, result.numbers(), model=prov["model"], command=command,
-                      seeds=prov.get("seeds"), data=prov.get("data"),
-                      figures=[out / f"{name}.html" for name in result.figures()], cost=cost)
+        write_summary(
+            staging,
+            result.analyzer,
+            result.numbers(),
+            model=prov["model"],
+            command=command,
+            seeds=prov.get("seeds"),
+            data=prov.get("data"),
+            figures=[out / f"{name}.html" for name in result.figures()],
+            cost=cost,
+        )
         return _move_in(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -44,8 +44,9 @@ def ranks(x) -> np.ndarray:
 def _flat(values) -> np.ndarray:
     if isinstance(values, torch.Tensor):
         return values.detach().double().reshape(-1).cpu().numpy()
-    return np.asarray(list(values) if not isinstance(values, np.ndarray) else values,
-                      dtype=np.float64).reshape(-1)
+    return np.asarray(
+        list(values) if not isinstance(values, np.ndarray) else values, dtype=np.float64
+    ).reshape(-1)
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> Optional[float]:
@@ -56,7 +57,9 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> Optional[float]:
     """
     x, y = _flat(a), _flat(b)
     if x.shape != y.shape:
-        raise ValueError(f"spearman needs two series of equal length, got {x.size} and {y.size} values")
+        raise ValueError(
+            f"spearman needs two series of equal length, got {x.size} and {y.size} values"
+        )
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     if x.size < 2:
@@ -105,5 +108,7 @@ def draw_spread(magnitudes, limit: float = 5.0) -> dict:
     values = [float(v) for v in magnitudes]
     if not values:
         return {"median_abs_move_points": 0.0, f"share_of_draws_within_{limit:g}_points": 1.0}
-    return {"median_abs_move_points": statistics.median(values),
-            f"share_of_draws_within_{limit:g}_points": sum(v <= limit for v in values) / len(values)}
+    return {
+        "median_abs_move_points": statistics.median(values),
+        f"share_of_draws_within_{limit:g}_points": sum(v <= limit for v in values) / len(values),
+    }

@@ -14,13 +14,25 @@ import torch
 
 __all__ = ["TINY_ARCHITECTURES", "tiny_hf_model", "tiny_model", "word_tokenizer"]
 
-TINY_WORDS = ("the a an of in on is was and to it he she they box key apple cat dog red blue "
-              "green big small once upon time there little girl boy named played saw capital "
-              "city country what where who how one two three four five six seven eight nine ten "
-              ". , ? : ;").split()
+TINY_WORDS = (
+    "the a an of in on is was and to it he she they box key apple cat dog red blue "
+    "green big small once upon time there little girl boy named played saw capital "
+    "city country what where who how one two three four five six seven eight nine ten "
+    ". , ? : ;"
+).split()
 
-TINY_ARCHITECTURES = ("gpt2", "gpt_neox", "llama", "qwen2", "mistral", "gemma3", "gemma2", "qwen3",
-                      "phi3", "olmo2")
+TINY_ARCHITECTURES = (
+    "gpt2",
+    "gpt_neox",
+    "llama",
+    "qwen2",
+    "mistral",
+    "gemma3",
+    "gemma2",
+    "qwen3",
+    "phi3",
+    "olmo2",
+)
 
 
 def word_tokenizer(words=TINY_WORDS):
@@ -33,39 +45,79 @@ def word_tokenizer(words=TINY_WORDS):
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     backend.decoder = decoders.WordPiece(prefix="##", cleanup=False)
-    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<bos>", eos_token="<eos>",
-                                   pad_token="<pad>", unk_token="<unk>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
 
 
 def _config(arch: str, vocab: int, n_layers: int, n_ctx: int):
-    from transformers import (GPT2Config, GPTNeoXConfig, LlamaConfig, MistralConfig, Qwen2Config)
+    from transformers import GPT2Config, GPTNeoXConfig, LlamaConfig, MistralConfig, Qwen2Config
 
-    common = dict(vocab_size=vocab, num_hidden_layers=n_layers, max_position_embeddings=n_ctx,
-                  hidden_size=64, intermediate_size=128, bos_token_id=0, eos_token_id=1,
-                  pad_token_id=2)
+    common = dict(
+        vocab_size=vocab,
+        num_hidden_layers=n_layers,
+        max_position_embeddings=n_ctx,
+        hidden_size=64,
+        intermediate_size=128,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=2,
+    )
     if arch == "gpt2":
-        return GPT2Config(vocab_size=vocab, n_layer=n_layers, n_head=4, n_embd=64, n_positions=n_ctx,
-                          bos_token_id=0, eos_token_id=1, architectures=["GPT2LMHeadModel"])
+        return GPT2Config(
+            vocab_size=vocab,
+            n_layer=n_layers,
+            n_head=4,
+            n_embd=64,
+            n_positions=n_ctx,
+            bos_token_id=0,
+            eos_token_id=1,
+            architectures=["GPT2LMHeadModel"],
+        )
     if arch == "gpt_neox":
-        return GPTNeoXConfig(num_attention_heads=4, rotary_pct=0.25, architectures=["GPTNeoXForCausalLM"],
-                             **common)
+        return GPTNeoXConfig(
+            num_attention_heads=4, rotary_pct=0.25, architectures=["GPTNeoXForCausalLM"], **common
+        )
     if arch == "llama":
-        return LlamaConfig(num_attention_heads=8, num_key_value_heads=4, architectures=["LlamaForCausalLM"],
-                           **common)
+        return LlamaConfig(
+            num_attention_heads=8,
+            num_key_value_heads=4,
+            architectures=["LlamaForCausalLM"],
+            **common,
+        )
     if arch == "qwen2":
-        return Qwen2Config(num_attention_heads=8, num_key_value_heads=2, architectures=["Qwen2ForCausalLM"],
-                           **common)
+        return Qwen2Config(
+            num_attention_heads=8,
+            num_key_value_heads=2,
+            architectures=["Qwen2ForCausalLM"],
+            **common,
+        )
     if arch == "mistral":
-        return MistralConfig(num_attention_heads=8, num_key_value_heads=2, sliding_window=None,
-                             architectures=["MistralForCausalLM"], **common)
+        return MistralConfig(
+            num_attention_heads=8,
+            num_key_value_heads=2,
+            sliding_window=None,
+            architectures=["MistralForCausalLM"],
+            **common,
+        )
     if arch in _NEWER:
         return _newer_config(arch, common)
     raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {TINY_ARCHITECTURES}")
 
 
 _NEWER = ("gemma3", "gemma2", "qwen3", "phi3", "olmo2")
-_GEMMA = dict(num_attention_heads=4, num_key_value_heads=1, head_dim=32, sliding_window=4,
-              layer_types=["sliding_attention", "full_attention"], query_pre_attn_scalar=32)
+_GEMMA = dict(
+    num_attention_heads=4,
+    num_key_value_heads=1,
+    head_dim=32,
+    sliding_window=4,
+    layer_types=["sliding_attention", "full_attention"],
+    query_pre_attn_scalar=32,
+)
 
 
 def _newer_config(arch: str, common: dict):
@@ -77,20 +129,37 @@ def _newer_config(arch: str, common: dict):
     if arch == "gemma3":
         return Gemma3TextConfig(architectures=["Gemma3ForCausalLM"], **_GEMMA, **common)
     if arch == "gemma2":
-        return Gemma2Config(architectures=["Gemma2ForCausalLM"], attn_logit_softcapping=50.0,
-                            final_logit_softcapping=30.0, **_GEMMA, **common)
+        return Gemma2Config(
+            architectures=["Gemma2ForCausalLM"],
+            attn_logit_softcapping=50.0,
+            final_logit_softcapping=30.0,
+            **_GEMMA,
+            **common,
+        )
     if arch == "qwen3":
-        return Qwen3Config(num_attention_heads=8, num_key_value_heads=2, head_dim=16,
-                           architectures=["Qwen3ForCausalLM"], **common)
+        return Qwen3Config(
+            num_attention_heads=8,
+            num_key_value_heads=2,
+            head_dim=16,
+            architectures=["Qwen3ForCausalLM"],
+            **common,
+        )
     if arch == "phi3":
-        return Phi3Config(num_attention_heads=8, num_key_value_heads=4, sliding_window=None,
-                          architectures=["Phi3ForCausalLM"], **common)
-    return Olmo2Config(num_attention_heads=8, num_key_value_heads=4,
-                       architectures=["Olmo2ForCausalLM"], **common)
+        return Phi3Config(
+            num_attention_heads=8,
+            num_key_value_heads=4,
+            sliding_window=None,
+            architectures=["Phi3ForCausalLM"],
+            **common,
+        )
+    return Olmo2Config(
+        num_attention_heads=8, num_key_value_heads=4, architectures=["Olmo2ForCausalLM"], **common
+    )
 
 
-def tiny_hf_model(arch: str = "llama", *, n_layers: int = 2, n_ctx: int = 128, seed: int = 0,
-                  vocab: int = None):
+def tiny_hf_model(
+    arch: str = "llama", *, n_layers: int = 2, n_ctx: int = 128, seed: int = 0, vocab: int = None
+):
     """A randomly initialised HF causal LM of `arch` (weights scaled up so heads differ)."""
     from transformers import AutoModelForCausalLM
 

@@ -45,8 +45,15 @@ class Tokens:
         return self.input_ids.shape[0]
 
 
-def to_tokens(tokenizer, prompts: Prompts, *, prepend_bos: bool, pad_id: int,
-              max_len: Optional[int], device="cpu") -> Tokens:
+def to_tokens(
+    tokenizer,
+    prompts: Prompts,
+    *,
+    prepend_bos: bool,
+    pad_id: int,
+    max_len: Optional[int],
+    device="cpu",
+) -> Tokens:
     """Tokenize `prompts` (text, list of texts, token ids [pos] or [batch, pos], or Tokens)."""
     if isinstance(prompts, Tokens):
         tokens = prompts
@@ -55,8 +62,10 @@ def to_tokens(tokenizer, prompts: Prompts, *, prepend_bos: bool, pad_id: int,
     else:
         texts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not texts or not all(isinstance(t, str) for t in texts):
-            raise PromptError(f"prompts must be a string, a non-empty list of strings, or token ids; "
-                              f"got {type(prompts).__name__}")
+            raise PromptError(
+                f"prompts must be a string, a non-empty list of strings, or token ids; "
+                f"got {type(prompts).__name__}"
+            )
         rows = []
         for text in texts:
             ids = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
@@ -70,8 +79,10 @@ def to_tokens(tokenizer, prompts: Prompts, *, prepend_bos: bool, pad_id: int,
     if tokens.input_ids.numel() == 0 or tokens.input_ids.shape[-1] == 0:
         raise PromptError("empty prompt: give at least one token")
     if max_len is not None and tokens.input_ids.shape[1] > max_len:
-        raise PromptError(f"prompt of {tokens.input_ids.shape[1]} tokens is longer than the model's "
-                          f"context window of {max_len} tokens; shorten it or split it")
+        raise PromptError(
+            f"prompt of {tokens.input_ids.shape[1]} tokens is longer than the model's "
+            f"context window of {max_len} tokens; shorten it or split it"
+        )
     return Tokens(tokens.input_ids.to(device), tokens.attention_mask.to(device))
 
 
@@ -85,11 +96,14 @@ def _warn_unknown(tokenizer, text: str, ids: list) -> None:
         return
     literal = getattr(tokenizer, "unk_token", None)
     if literal and ids.count(unk) <= text.count(literal):
-        return                                   # the text itself spells the unknown token
+        return  # the text itself spells the unknown token
     # one message for every prompt, so Python's warning filter shows it once, not per prompt
-    warnings.warn(f"prompt text that is not in the tokenizer's vocabulary became {literal or 'the unknown token'}; "
-                  "the model sees no trace of those words (look with model.to_str(model.to_tokens(prompt).input_ids[0]))",
-                  UnknownTokenWarning, stacklevel=4)
+    warnings.warn(
+        f"prompt text that is not in the tokenizer's vocabulary became {literal or 'the unknown token'}; "
+        "the model sees no trace of those words (look with model.to_str(model.to_tokens(prompt).input_ids[0]))",
+        UnknownTokenWarning,
+        stacklevel=4,
+    )
 
 
 def _from_ids(ids: torch.Tensor) -> Tokens:
@@ -107,6 +121,6 @@ def _pad_left(rows: list[list[int]], pad_id: int) -> Tokens:
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
-        ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
-        mask[i, width - len(row):] = 1
+        ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+        mask[i, width - len(row) :] = 1
     return Tokens(ids, mask)

@@ -37,8 +37,16 @@ import torch
 
 from .arch import split_qkv
 
-__all__ = ["value_weight", "output_weight", "unembed_weight", "final_norm_parts", "folded_unembed",
-           "norm_scale", "input_norm_weight", "NORM_NAMES"]
+__all__ = [
+    "value_weight",
+    "output_weight",
+    "unembed_weight",
+    "final_norm_parts",
+    "folded_unembed",
+    "norm_scale",
+    "input_norm_weight",
+    "NORM_NAMES",
+]
 
 NORM_NAMES = ("input_layernorm", "ln_1", "attention_norm")
 """Attribute names of the attention-input norm inside a block, across the supported families."""
@@ -89,7 +97,9 @@ def final_norm_parts(model) -> tuple[torch.Tensor, float, bool]:
     norm = model.final_norm
     weight = getattr(norm, "weight", None)
     if weight is None:
-        raise ValueError(f"the final norm {type(norm).__name__} has no weight; a norm fold needs one")
+        raise ValueError(
+            f"the final norm {type(norm).__name__} has no weight; a norm fold needs one"
+        )
     eps = float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-5)))
     return _cpu(weight) + model.spec.norm_offset, eps, isinstance(norm, torch.nn.LayerNorm)
 

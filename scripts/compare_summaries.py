@@ -25,7 +25,7 @@ ROOTS: list = []
 
 def _relative(text: str, side: int) -> str:
     root = str(ROOTS[side]).rstrip("/") + "/"
-    return text[len(root):] if text.startswith(root) else text
+    return text[len(root) :] if text.startswith(root) else text
 
 
 def _skipped(key: str, ignore: set) -> bool:
@@ -48,9 +48,16 @@ def diff(a, b, path: str, tol: float, ignore: set, out: list) -> int:
         if len(a) != len(b):
             out.append(f"{path}: {len(a)} items before, {len(b)} after")
             return 1
-        return sum(diff(x, y, f"{path}[{i}]", tol, ignore, out) for i, (x, y) in enumerate(zip(a, b)))
+        return sum(
+            diff(x, y, f"{path}[{i}]", tol, ignore, out) for i, (x, y) in enumerate(zip(a, b))
+        )
     numbers = (int, float)
-    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+    if (
+        isinstance(a, numbers)
+        and isinstance(b, numbers)
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+    ):
         if not math.isclose(a, b, rel_tol=tol, abs_tol=tol):
             out.append(f"{path}: {a!r} -> {b!r}")
     elif isinstance(a, str) and isinstance(b, str) and ROOTS and _relative(a, 0) == _relative(b, 1):
@@ -65,7 +72,9 @@ def main(argv=None) -> int:
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     parser.add_argument("--tol", type=float, default=1e-9)
-    parser.add_argument("--ignore", nargs="*", default=[], help="more keys to skip wherever they occur")
+    parser.add_argument(
+        "--ignore", nargs="*", default=[], help="more keys to skip wherever they occur"
+    )
     args = parser.parse_args(argv)
     ROOTS[:] = [args.before, args.after]
     paths = sorted(args.before.rglob("summary.json"))
@@ -80,8 +89,14 @@ def main(argv=None) -> int:
             problems.append(f"{rel}: missing after")
             continue
         found: list = []
-        total += diff(json.loads(path.read_text()), json.loads(other.read_text()), str(rel.parent), args.tol,
-                      set(args.ignore), found)
+        total += diff(
+            json.loads(path.read_text()),
+            json.loads(other.read_text()),
+            str(rel.parent),
+            args.tol,
+            set(args.ignore),
+            found,
+        )
         problems += found
     for line in problems:
         print(line)

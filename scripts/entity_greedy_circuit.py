@@ -30,21 +30,39 @@ def main() -> None:
     ap.add_argument("--n-eval", type=int, default=300)
     ap.add_argument("--target", type=float, default=0.9)
     ap.add_argument("--stop-below", type=float, default=0.5)
-    ap.add_argument("--drop-fraction", type=float, default=0.0,
-                    help="drop this share of the kept heads per round (0: one head per round)")
+    ap.add_argument(
+        "--drop-fraction",
+        type=float,
+        default=0.0,
+        help="drop this share of the kept heads per round (0: one head per round)",
+    )
     a = ap.parse_args()
     torch.set_num_threads(1)
     model = interp.load(a.model)
     cfg = et.Config(n_boxes=a.n_boxes, n_prompts=a.n_select, n_eval=a.n_eval, n_reference=100)
     select, _, evaluation, reference = et._datasets(model, cfg)
-    print(f"{a.model}: {a.n_boxes} boxes, {a.n_select} selection / {a.n_eval} held-out prompts, {a.ablation} ablation")
-    g = et.greedy_circuit(model, select, evaluation, reference, target=a.target, stop_below=a.stop_below,
-                          ablation=a.ablation, drop_fraction=a.drop_fraction)
+    print(
+        f"{a.model}: {a.n_boxes} boxes, {a.n_select} selection / {a.n_eval} held-out prompts, {a.ablation} ablation"
+    )
+    g = et.greedy_circuit(
+        model,
+        select,
+        evaluation,
+        reference,
+        target=a.target,
+        stop_below=a.stop_below,
+        ablation=a.ablation,
+        drop_fraction=a.drop_fraction,
+    )
     for step in g["trajectory"]:
-        print(f"{step['n_heads']:3d} heads  faithfulness {step['faithfulness_select']:.3f}  (dropped {step['dropped']})",
-              flush=True)
-    print(f"smallest set keeping {a.target} on the selection prompts: {g['n_heads']} heads "
-          f"({' '.join(g['smallest_at_target'])}); held-out faithfulness {g['faithfulness_held_out']:.3f}")
+        print(
+            f"{step['n_heads']:3d} heads  faithfulness {step['faithfulness_select']:.3f}  (dropped {step['dropped']})",
+            flush=True,
+        )
+    print(
+        f"smallest set keeping {a.target} on the selection prompts: {g['n_heads']} heads "
+        f"({' '.join(g['smallest_at_target'])}); held-out faithfulness {g['faithfulness_held_out']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,11 @@ def main() -> None:
     ap.add_argument("--lambdas", type=float, nargs="+", default=[0.1, 0.15, 0.2, 0.25, 0.3])
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--loss", default="ce", choices=et.MASK_LOSSES)
-    ap.add_argument("--no-refine", action="store_true", help="report the learned sets without backward elimination")
+    ap.add_argument(
+        "--no-refine",
+        action="store_true",
+        help="report the learned sets without backward elimination",
+    )
     ap.add_argument("--target", type=float, default=0.9)
     ap.add_argument("--seed", type=int, default=0, help="seed of the gates' noise and batch order")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -45,24 +49,48 @@ def main() -> None:
     cfg = et.Config(n_boxes=a.n_boxes, n_prompts=a.n_select, n_eval=a.n_eval, n_reference=100)
     select, _, evaluation, reference = et._datasets(model, cfg)
     validation = et.validation_dataset(model, et.Config(n_boxes=a.n_boxes, n_eval=a.n_validation))
-    print(f"{a.model}: {a.n_boxes} boxes, {a.n_select} selection / {a.n_validation} validation / {a.n_eval} held-out "
-          f"prompts, {a.ablation} ablation, loss {a.loss}, {model.n_layers * model.n_heads} heads", flush=True)
-    out = et.learned_circuit(model, select, evaluation, reference, validation=validation, lambdas=a.lambdas,
-                             target=a.target, ablation=a.ablation, epochs=a.epochs, loss=a.loss,
-                             refine=not a.no_refine, seed=a.seed)
+    print(
+        f"{a.model}: {a.n_boxes} boxes, {a.n_select} selection / {a.n_validation} validation / {a.n_eval} held-out "
+        f"prompts, {a.ablation} ablation, loss {a.loss}, {model.n_layers * model.n_heads} heads",
+        flush=True,
+    )
+    out = et.learned_circuit(
+        model,
+        select,
+        evaluation,
+        reference,
+        validation=validation,
+        lambdas=a.lambdas,
+        target=a.target,
+        ablation=a.ablation,
+        epochs=a.epochs,
+        loss=a.loss,
+        refine=not a.no_refine,
+        seed=a.seed,
+    )
     for r in out["runs"]:
-        print(f"lambda {r['lambda']:<6g} learned {r['n_heads_learned']:3d} heads (validation "
-              f"{r['faithfulness_validation_learned']:.3f}) -> kept {r['n_heads']:3d}: validation "
-              f"{r['faithfulness_validation']:.3f}, held out {r['faithfulness_held_out']:.3f}  {' '.join(r['heads'])}",
-              flush=True)
+        print(
+            f"lambda {r['lambda']:<6g} learned {r['n_heads_learned']:3d} heads (validation "
+            f"{r['faithfulness_validation_learned']:.3f}) -> kept {r['n_heads']:3d}: validation "
+            f"{r['faithfulness_validation']:.3f}, held out {r['faithfulness_held_out']:.3f}  {' '.join(r['heads'])}",
+            flush=True,
+        )
     best = out["best"]
-    print("smallest at target on validation: " + (
-        f"{best['n_heads']} heads (lambda {best['lambda']:g}), validation {best['faithfulness_validation']:.3f}, "
-        f"held out {best['faithfulness_held_out']:.3f}" if best else "none"))
+    print(
+        "smallest at target on validation: "
+        + (
+            f"{best['n_heads']} heads (lambda {best['lambda']:g}), validation {best['faithfulness_validation']:.3f}, "
+            f"held out {best['faithfulness_held_out']:.3f}"
+            if best
+            else "none"
+        )
+    )
     if best and best.get("random_faithfulness"):
         rand = best["random_faithfulness"]
-        print(f"random sets of {best['n_heads']} heads: mean {sum(rand) / len(rand):.3f}, max {max(rand):.3f} "
-              f"({len(rand)} draws)")
+        print(
+            f"random sets of {best['n_heads']} heads: mean {sum(rand) / len(rand):.3f}, max {max(rand):.3f} "
+            f"({len(rand)} draws)"
+        )
     if a.json:
         out.update(command="python " + " ".join(sys.argv), device=a.device, model=a.model)
         with open(a.json, "w") as f:

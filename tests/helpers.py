@@ -21,7 +21,9 @@ def save_model_folder(model, folder):
     return folder
 
 
-CONFLICT_SUBJECTS = "cat dog box key apple girl boy city country time red blue green big small little".split()
+CONFLICT_SUBJECTS = (
+    "cat dog box key apple girl boy city country time red blue green big small little".split()
+)
 CONFLICT_ANSWERS = "one two three four five six seven eight nine ten".split()
 
 
@@ -34,7 +36,9 @@ def own_conflict_items(model, template, per_subject):
         mem = model.decode(model.generate(template.clean_prompt(s), 1).new_tokens[0]).strip()
         others = [a for a in CONFLICT_ANSWERS if a != mem]
         for j in range(per_subject):
-            items.append(ConflictItem(s, mem, others[(3 * i + j) % len(others)], frequency=float(i)))
+            items.append(
+                ConflictItem(s, mem, others[(3 * i + j) % len(others)], frequency=float(i))
+            )
     return items
 
 
@@ -43,7 +47,12 @@ def write_items_jsonl(items, path, frequency: bool = False):
     import json
 
     def row(i):
-        d = {"subject": i.subject, "memory_answer": i.memory_answer, "context_answer": i.context_answer}
+        d = {
+            "subject": i.subject,
+            "memory_answer": i.memory_answer,
+            "context_answer": i.context_answer,
+        }
         return {**d, "frequency": i.frequency} if frequency else d
+
     path.write_text("\n".join(json.dumps(row(i)) for i in items))
     return path

@@ -22,6 +22,7 @@ def model(request):
 def test_folded_unembed_reads_the_logits_off_the_final_residual(model):
     """logits = (x / s(x)) @ folded_unembed^T, with Gemma's (1 + weight) gain in the fold."""
     captured = {}
+
     def keep_input(module, inputs, output):
         captured["x"] = inputs[0]  # returns None: the output is left as it is
 
@@ -60,6 +61,11 @@ def test_unsupported_architecture_lists_the_new_ones():
     hf = BloomForCausalLM(BloomConfig(vocab_size=50, hidden_size=32, n_layer=1, n_head=4))
     with pytest.raises(interp.UnsupportedArchitectureError) as err:
         interp.Model(hf, None)
-    for name in ("Gemma3ForCausalLM", "Gemma2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM",
-                 "Olmo2ForCausalLM"):
+    for name in (
+        "Gemma3ForCausalLM",
+        "Gemma2ForCausalLM",
+        "Qwen3ForCausalLM",
+        "Phi3ForCausalLM",
+        "Olmo2ForCausalLM",
+    ):
         assert name in str(err.value)

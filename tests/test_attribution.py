@@ -4,12 +4,20 @@ import pytest
 import torch
 
 import interp
-from interp.attribution import (METHODS, AttributionError, MultiTokenTargetError, attribute_methods,
-                                attributions_figure, attributions_frame, target_ids, token_attribution)
+from interp.attribution import (
+    METHODS,
+    AttributionError,
+    MultiTokenTargetError,
+    attribute_methods,
+    attributions_figure,
+    attributions_frame,
+    target_ids,
+    token_attribution,
+)
 from interp.testing import tiny_model
 
 PROMPT = "the cat saw the red box and"
-TARGET = "the dog"          # two tokens in the word tokenizer
+TARGET = "the dog"  # two tokens in the word tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +40,12 @@ def test_feature_ablation_equals_brute_force(model):
     full = log_prob(model, ids, targets)
     expected = []
     for pos in res.positions:
-        ablated = ids[:pos] + [base] + ids[pos + 1:]
+        ablated = ids[:pos] + [base] + ids[pos + 1 :]
         expected.append(full - log_prob(model, ablated, targets))
-    expected = torch.stack(expected, 1)                      # [target token, prompt token]
+    expected = torch.stack(expected, 1)  # [target token, prompt token]
     assert res.scores.shape == (2, len(ids) - 1)
     torch.testing.assert_close(res.scores, expected, atol=1e-4, rtol=1e-4)
-    assert res.positions == tuple(range(1, len(ids)))        # BOS (position 0) is not attributed
+    assert res.positions == tuple(range(1, len(ids)))  # BOS (position 0) is not attributed
     assert res.input_tokens == tuple(PROMPT.split())
     assert res.target_tokens == ("the", "dog")
     assert res.meta["log_prob"] == pytest.approx(float(full.sum()), abs=1e-4)
@@ -46,9 +54,9 @@ def test_feature_ablation_equals_brute_force(model):
 def test_shapley_values_add_up_and_are_seeded(model):
     rng_before = torch.random.get_rng_state()
     res = token_attribution(model, PROMPT, TARGET, "shapley", n_samples=6, seed=1)
-    assert torch.equal(torch.random.get_rng_state(), rng_before)          # global RNG untouched
+    assert torch.equal(torch.random.get_rng_state(), rng_before)  # global RNG untouched
     gap = res.meta["log_prob"] - res.meta["log_prob_baseline"]
-    assert float(res.total.sum()) == pytest.approx(gap, abs=1e-4)        # efficiency, exact per order
+    assert float(res.total.sum()) == pytest.approx(gap, abs=1e-4)  # efficiency, exact per order
     again = token_attribution(model, PROMPT, TARGET, "shapley", n_samples=6, seed=1)
     other = token_attribution(model, PROMPT, TARGET, "shapley", n_samples=6, seed=2)
     assert torch.equal(res.scores, again.scores)
@@ -78,8 +86,12 @@ def test_multi_token_target_is_attributed_as_a_sequence_or_refused(model):
     res = token_attribution(model, PROMPT, TARGET)
     assert res.scores.shape[0] == 2 and torch.equal(res.total, res.scores.sum(0))
     first = token_attribution(model, PROMPT, "the")
-    torch.testing.assert_close(first.scores[0], res.scores[0])   # row 0 = attribution to token 1 alone
-    with pytest.raises(MultiTokenTargetError, match=r"2 tokens \['the', 'dog'\].*single_token=False"):
+    torch.testing.assert_close(
+        first.scores[0], res.scores[0]
+    )  # row 0 = attribution to token 1 alone
+    with pytest.raises(
+        MultiTokenTargetError, match=r"2 tokens \['the', 'dog'\].*single_token=False"
+    ):
         token_attribution(model, PROMPT, TARGET, single_token=True)
     assert token_attribution(model, PROMPT, "dog", single_token=True).scores.shape[0] == 1
 
@@ -95,21 +107,25 @@ def test_frames_and_figures(model):
     assert list(results) == list(METHODS)
     frame = results["feature_ablation"].to_frame()
     assert list(frame.columns) == ["position", "token", "attribution", "-> the (0)", "-> dog (1)"]
-    assert frame["attribution"].tolist() == pytest.approx(results["feature_ablation"].total.tolist())
+    assert frame["attribution"].tolist() == pytest.approx(
+        results["feature_ablation"].total.tolist()
+    )
     table = attributions_frame(results)
     assert list(table.columns) == ["position", "token", *METHODS] and len(table) == 7
     fig = results["shapley"].plot()
     assert fig.data[0].type == "heatmap" and len(fig.data[0].x) == 7
     assert list(fig.data[0].y) == ["total", "-> the (0)", "-> dog (1)"]
-    assert len(set(fig.data[0].x)) == 7                      # repeated 'the' kept apart by position
+    assert len(set(fig.data[0].x)) == 7  # repeated 'the' kept apart by position
     comp = attributions_figure(results)
     assert list(comp.data[0].y) == list(METHODS)
     assert results["feature_ablation"].top(1)[0][0] in PROMPT.split()
 
 
 def test_model_left_as_found(model):
-    hooks = lambda: sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-                        for m in model.hf.modules())
+    hooks = lambda: sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        for m in model.hf.modules()
+    )
     before_logits = model.forward(PROMPT)
     n_hooks, grad_mode = hooks(), torch.is_grad_enabled()
     for method in METHODS:
@@ -119,14 +135,17 @@ def test_model_left_as_found(model):
     torch.testing.assert_close(model.forward(PROMPT), before_logits)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"method": "lime"}, "unknown attribution method 'lime'"),
-    ({"target": "  "}, "target must be a non-empty string"),
-    ({"prompt": ""}, "prompt must be a non-empty string"),
-    ({"target": 3}, "target must be a non-empty string"),
-    ({"baseline": "zebra"}, "baseline token 'zebra' is not in the vocabulary"),
-    ({"baseline": 10**6}, "baseline must be a token string or an id"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"method": "lime"}, "unknown attribution method 'lime'"),
+        ({"target": "  "}, "target must be a non-empty string"),
+        ({"prompt": ""}, "prompt must be a non-empty string"),
+        ({"target": 3}, "target must be a non-empty string"),
+        ({"baseline": "zebra"}, "baseline token 'zebra' is not in the vocabulary"),
+        ({"baseline": 10**6}, "baseline must be a token string or an id"),
+    ],
+)
 def test_bad_input(model, kwargs, match):
     args = {"prompt": PROMPT, "target": TARGET, "method": "feature_ablation"} | kwargs
     with pytest.raises(AttributionError, match=match):
@@ -152,6 +171,6 @@ def test_stories_sentencepiece_model(stories):
     assert len(res.positions) == len(ids) - 1 and res.scores.shape == (len(targets), len(ids) - 1)
     full = log_prob(stories, ids, targets).sum()
     pos = res.positions[-1]
-    ablated = ids[:pos] + [res.meta["baseline_id"]] + ids[pos + 1:]
+    ablated = ids[:pos] + [res.meta["baseline_id"]] + ids[pos + 1 :]
     expected = full - log_prob(stories, ablated, targets).sum()
     assert float(res.total[-1]) == pytest.approx(float(expected), abs=1e-3)

@@ -1,4 +1,5 @@
 """Both engines give the same numbers at every head site, on every supported architecture."""
+
 import pytest
 import torch
 
@@ -44,7 +45,6 @@ def test_result_sums_to_attention_output(model):
     """sum_h result_h + b_O is what the attention layer adds to the residual stream."""
     _, cache = model.run_with_cache(PROMPTS[0], sites=("result",), backend="nnsight")
     out = getattr(model.attention_modules()[0], model.spec.out)
-    z_flat = None
     captured = {}
     handle = out.register_forward_hook(lambda m, i, o: captured.setdefault("out", o))
     try:
@@ -65,7 +65,9 @@ def _edit_sites():
                 t[:, :, 0] = t[:, :, 0] * 1.7 + 0.3  # not a pure scale: q/k norms and a
                 # post-attention norm over a single kv head would undo one
             return t
+
         return fn
+
     return scale_site
 
 

@@ -20,24 +20,42 @@ from interp.circuit import Circuit
 from interp.export import export_circuit
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-NASTY = 'a<b> & "c" \'d\' </text><script>alert(1)</script>'
+NASTY = "a<b> & \"c\" 'd' </text><script>alert(1)</script>"
 
 
 @pytest.fixture(scope="module")
 def chromium():
-    binary = os.environ.get("INTERP_CHROMIUM") or next(filter(None, map(shutil.which, CANDIDATES)), None)
+    binary = os.environ.get("INTERP_CHROMIUM") or next(
+        filter(None, map(shutil.which, CANDIDATES)), None
+    )
     if not binary:
-        pytest.skip(f"no Chromium binary found (tried {', '.join(CANDIDATES)} on PATH and $INTERP_CHROMIUM); "
-                    f"install it with `apt-get install -y chromium`")
+        pytest.skip(
+            f"no Chromium binary found (tried {', '.join(CANDIDATES)} on PATH and $INTERP_CHROMIUM); "
+            f"install it with `apt-get install -y chromium`"
+        )
     return binary
 
 
 def open_page(binary, page, tmp_path, *action):
     """Load `page` headless; return (stdout, console messages). `action`: --dump-dom or --screenshot=..."""
-    args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-            "--virtual-time-budget=5000", "--window-size=800,600", *action, page.resolve().as_uri()]
+    args = [
+        binary,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=5000",
+        "--window-size=800,600",
+        *action,
+        page.resolve().as_uri(),
+    ]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, f"chromium exited {proc.returncode}: {proc.stderr[-2000:]}"
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
@@ -56,26 +74,33 @@ def test_plotly_page_loads_clean_and_shows_the_plot(chromium, heatmap_page, tmp_
     assert 'src="plotly.min.js"' in html and "cdn" not in html.lower()
     dom, console = open_page(chromium, heatmap_page, tmp_path, "--dump-dom")
     assert console == []
-    assert dom.count('class="main-svg"') >= 1          # plotly drew its SVG layers
+    assert dom.count('class="main-svg"') >= 1  # plotly drew its SVG layers
     assert 'class="heatmaplayer' in dom and 'class="hm"' in dom
-    assert "browser check" in dom                      # the title was rendered
+    assert "browser check" in dom  # the title was rendered
 
 
 def test_screenshot_shows_the_heatmap_colours(chromium, heatmap_page, tmp_path):
-    Image = pytest.importorskip("PIL.Image", reason="Pillow reads the screenshot (it comes with matplotlib)")
+    Image = pytest.importorskip(
+        "PIL.Image", reason="Pillow reads the screenshot (it comes with matplotlib)"
+    )
 
     shot = tmp_path / "shot.png"
     _, console = open_page(chromium, heatmap_page, tmp_path, f"--screenshot={shot}")
     assert console == []
     pixels = list(Image.open(shot).convert("RGB").getdata())
-    blue = sum(b > r + 50 and b > g + 30 for r, g, b in pixels)   # RdBu's dark blue, (5, 48, 97)
-    red = sum(r > b + 50 and r > g + 50 for r, g, b in pixels)    # RdBu's dark red, (103, 0, 31)
+    blue = sum(b > r + 50 and b > g + 30 for r, g, b in pixels)  # RdBu's dark blue, (5, 48, 97)
+    red = sum(r > b + 50 and r > g + 50 for r, g, b in pixels)  # RdBu's dark red, (103, 0, 31)
     assert blue > 0.1 * len(pixels) and red > 0.1 * len(pixels), (blue, red, len(pixels))
 
 
 def test_circuit_exports_open_clean(chromium, tmp_path):
-    circuit = (Circuit("m", "x").add_node("L0H1", role=NASTY, score=0.5).add_node("L1H0", "mover")
-               .add_edge("L0H1", "L1H0", "q", 0.3).add_edge("L1H0", "logits"))
+    circuit = (
+        Circuit("m", "x")
+        .add_node("L0H1", role=NASTY, score=0.5)
+        .add_node("L1H0", "mover")
+        .add_edge("L0H1", "L1H0", "q", 0.3)
+        .add_edge("L1H0", "logits")
+    )
     svg = export_circuit(circuit, tmp_path / "c.svg")
     dom, console = open_page(chromium, svg, tmp_path, "--dump-dom")
     assert console == [] and "parsererror" not in dom and "error on line" not in dom.lower()
@@ -91,7 +116,7 @@ def test_console_errors_are_detected(chromium, heatmap_page, tmp_path):
     bad.write_text('<html><body><script>throw new Error("planted failure")</script></body></html>')
     _, console = open_page(chromium, bad, tmp_path, "--dump-dom")
     assert any("planted failure" in line for line in console)
-    (heatmap_page.parent / "plotly.min.js").unlink()   # the page without its plotly.js
+    (heatmap_page.parent / "plotly.min.js").unlink()  # the page without its plotly.js
     dom, console = open_page(chromium, heatmap_page, tmp_path, "--dump-dom")
     assert any("Plotly is not defined" in line for line in console)
     assert 'class="main-svg"' not in dom

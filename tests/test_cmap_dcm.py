@@ -1,11 +1,19 @@
 """CMAP against planted cross-model differences; DCM recovering a planted set of heads."""
+
 import copy
 import random
 
 import pytest
 import torch
 
-from interp.cmap import CrossPatch, ModelMismatchError, check_compatible, cmap, cmap_accuracy, recovered_share
+from interp.cmap import (
+    CrossPatch,
+    ModelMismatchError,
+    check_compatible,
+    cmap,
+    cmap_accuracy,
+    recovered_share,
+)
 from interp.dcm import dcm, masked_logits
 from interp.models import Model
 from interp.testing import TINY_WORDS, tiny_hf_model, tiny_model
@@ -24,7 +32,9 @@ def _planted(base: Model, layer: int, head: int, proj: str = "q_proj") -> Model:
     attn = hf.model.layers[layer].self_attn
     d = base.d_head
     with torch.no_grad():
-        getattr(attn, proj).weight[head * d:(head + 1) * d].normal_(0, 0.5, generator=torch.Generator().manual_seed(3))
+        getattr(attn, proj).weight[head * d : (head + 1) * d].normal_(
+            0, 0.5, generator=torch.Generator().manual_seed(3)
+        )
     return Model(hf, base.tokenizer, name="planted")
 
 
@@ -45,18 +55,30 @@ def test_cmap_patching_the_changed_head_recovers_the_source_exactly(base):
     assert torch.allclose(cmap(base, source, PROMPTS, ["L1H5"]).logits, target, atol=1e-5)
     assert torch.allclose(cmap(base, source, PROMPTS, ["L1H4", "L0H5"]).logits, original, atol=1e-5)
     last = [len(base.to_tokens(PROMPTS).input_ids[0]) - 1] * len(PROMPTS)
-    assert torch.allclose(cmap(base, source, PROMPTS, CrossPatch(["L1H5"], last)).logits, target, atol=1e-5)
-    assert torch.allclose(cmap(base, source, PROMPTS, CrossPatch(["L1H5"], [1, 2, 3])).logits, original, atol=1e-5)
+    assert torch.allclose(
+        cmap(base, source, PROMPTS, CrossPatch(["L1H5"], last)).logits, target, atol=1e-5
+    )
+    assert torch.allclose(
+        cmap(base, source, PROMPTS, CrossPatch(["L1H5"], [1, 2, 3])).logits, original, atol=1e-5
+    )
 
 
 def test_cmap_q_and_kv_sites(base):
     q_src = _planted(base, layer=1, head=2, proj="q_proj")
-    assert torch.allclose(cmap(base, q_src, PROMPTS, ["L1H2"], site="q").logits, _last(q_src, PROMPTS), atol=1e-5)
+    assert torch.allclose(
+        cmap(base, q_src, PROMPTS, ["L1H2"], site="q").logits, _last(q_src, PROMPTS), atol=1e-5
+    )
     k_src = _planted(base, layer=1, head=1, proj="k_proj")  # kv group 1 = query heads 2, 3
-    assert torch.allclose(cmap(base, k_src, PROMPTS, ["L1H3"], site="k").logits, _last(k_src, PROMPTS), atol=1e-5)
-    assert torch.allclose(cmap(base, k_src, PROMPTS, ["L1H0"], site="k").logits, _last(base, PROMPTS), atol=1e-5)
+    assert torch.allclose(
+        cmap(base, k_src, PROMPTS, ["L1H3"], site="k").logits, _last(k_src, PROMPTS), atol=1e-5
+    )
+    assert torch.allclose(
+        cmap(base, k_src, PROMPTS, ["L1H0"], site="k").logits, _last(base, PROMPTS), atol=1e-5
+    )
     v_src = _planted(base, layer=1, head=0, proj="v_proj")
-    assert torch.allclose(cmap(base, v_src, PROMPTS, ["L1H1"], site="v").logits, _last(v_src, PROMPTS), atol=1e-5)
+    assert torch.allclose(
+        cmap(base, v_src, PROMPTS, ["L1H1"], site="v").logits, _last(v_src, PROMPTS), atol=1e-5
+    )
 
 
 def test_cmap_accuracy_and_recovered_share(base):
@@ -78,9 +100,16 @@ def _with_heads(n_heads: int, n_kv: int) -> Model:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     hf_ref, tok = tiny_hf_model("llama")
-    cfg = LlamaConfig(vocab_size=hf_ref.config.vocab_size, hidden_size=64, intermediate_size=128,
-                      num_hidden_layers=2, num_attention_heads=n_heads, num_key_value_heads=n_kv,
-                      max_position_embeddings=128, architectures=["LlamaForCausalLM"])
+    cfg = LlamaConfig(
+        vocab_size=hf_ref.config.vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=n_heads,
+        num_key_value_heads=n_kv,
+        max_position_embeddings=128,
+        architectures=["LlamaForCausalLM"],
+    )
     return Model(LlamaForCausalLM(cfg).eval(), tok, name=f"llama-{n_heads}h")
 
 
@@ -138,7 +167,10 @@ def test_dcm_penalty_large_lambda_selects_nothing(base, planted_pairs):
 
 
 def test_masked_logits_identity_and_grad(base):
-    bt, st = base.to_tokens(PROMPTS[:2]), base.to_tokens(["the dog saw a blue box", "a cat was in the small"])
+    bt, st = (
+        base.to_tokens(PROMPTS[:2]),
+        base.to_tokens(["the dog saw a blue box", "a cat was in the small"]),
+    )
     ones = torch.ones(base.n_layers * base.n_heads, requires_grad=True)
     with torch.enable_grad():
         logits = masked_logits(base, bt, st, base.all_heads(), ones)
@@ -161,5 +193,7 @@ def test_docstring_examples(name):
     import doctest
     import importlib
 
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testmod(
+        importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    )
     assert result.failed == 0 and result.attempted > 0

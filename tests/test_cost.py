@@ -24,7 +24,7 @@ def test_decode_steps_count_their_share_of_the_context(model):
     prompt_len = model.to_tokens("a b c d").input_ids.shape[1]
     with measure_cost(model) as meter:
         model.generate("a b c d", max_new_tokens=4)
-    decode = sum(1 / (prompt_len + i + 1) for i in range(3))   # 3 cached steps after the prompt
+    decode = sum(1 / (prompt_len + i + 1) for i in range(3))  # 3 cached steps after the prompt
     assert meter.cost.forward_passes == pytest.approx(1 + decode)
     assert meter.cost.tokens == prompt_len + 3
 
@@ -39,10 +39,11 @@ def test_meter_detaches_on_error(model):
 def test_bridge_copy_carries_no_user_hooks(model):
     handle = model.hf.register_forward_pre_hook(lambda *a: None)
     try:
-        model.engine("transformer_lens").bridge   # built (or already built) without the hook
+        model.engine("transformer_lens").bridge  # built (or already built) without the hook
     finally:
         handle.remove()
     from interp.backends.transformer_lens import share_weights_copy
+
     handle = model.hf.register_forward_pre_hook(lambda *a: None)
     try:
         clone = share_weights_copy(model.hf)
@@ -56,7 +57,9 @@ def test_run_with_cost_attaches_the_result_floor(model):
         def floor(self):
             return 2.0, "two rows"
 
-    result, cost = run_with_cost(lambda m, cfg: (m.forward(["a", "b", "c", "d"]), Result())[1], model, None)
+    result, cost = run_with_cost(
+        lambda m, cfg: (m.forward(["a", "b", "c", "d"]), Result())[1], model, None
+    )
     assert isinstance(cost, Cost) and cost.forward_passes == 4.0
     assert cost.ratio == 2.0 and cost.to_dict()["floor_note"] == "two rows"
 
@@ -74,6 +77,7 @@ class _Result:
 
     def figures(self):
         import plotly.graph_objects as go
+
         return {"toy_figure": go.Figure()}
 
     def provenance(self):
@@ -88,11 +92,17 @@ def test_write_result_replaces_the_summary_and_leaves_no_staging(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("the user's file")
-    cost = Cost(seconds=1.0, forward_passes=3.0, tokens=12, peak_memory_mb=10.0).with_floor(2.0, "toy")
+    cost = Cost(seconds=1.0, forward_passes=3.0, tokens=12, peak_memory_mb=10.0).with_floor(
+        2.0, "toy"
+    )
     write_result(_Result(1), out, cost=cost)
     path = write_result(_Result(2), out, cost=cost)
     summary = json.loads(path.read_text())
     assert summary["numbers"]["value"] == 2 and summary["cost"]["ratio_to_floor"] == 1.5
     assert sorted(p.name for p in out.iterdir()) == [
-        "notes.txt", "plotly.min.js", "summary.json", "toy_figure.html"]
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]        # no staging folder left behind
+        "notes.txt",
+        "plotly.min.js",
+        "summary.json",
+        "toy_figure.html",
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left behind

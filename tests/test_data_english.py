@@ -15,6 +15,7 @@ from interp.data.conflict import (
 
 # --- facts -------------------------------------------------------------------------------------
 
+
 def test_shipped_facts_have_enough_items_over_three_relations():
     table = facts.relations()
     assert len(table) >= 3
@@ -22,7 +23,7 @@ def test_shipped_facts_have_enough_items_over_three_relations():
     for r in table.values():
         subjects = [s for s, _ in r.facts]
         assert len(subjects) == len(set(subjects)), r.name
-        assert len({a for _, a in r.facts}) >= 4, r.name      # enough answers to draw conflicts from
+        assert len({a for _, a in r.facts}) >= 4, r.name  # enough answers to draw conflicts from
         assert all(a.strip() and s.strip() for s, a in r.facts)
 
 
@@ -47,11 +48,16 @@ def test_english_items_conflict_within_their_relation_and_are_seeded():
 def test_english_templates_follow_the_papers_formats_per_relation():
     statement, qa = EN_TEMPLATES["statement"], EN_TEMPLATES["qa"]
     # Jin et al.: the context sentence, then the same sentence to complete (as before, for capitals)
-    assert statement.conflict_prompt("France", "Rome") == "The capital of France is Rome. The capital of France is"
+    assert (
+        statement.conflict_prompt("France", "Rome")
+        == "The capital of France is Rome. The capital of France is"
+    )
     assert statement.clean_prompt("France") == "The capital of France is"
     # Yu et al.: the context sentence, then the question
-    assert (qa.conflict_prompt("France", "Rome")
-            == "The capital of France is Rome.\nQ: What is the capital of France?\nA:")
+    assert (
+        qa.conflict_prompt("France", "Rome")
+        == "The capital of France is Rome.\nQ: What is the capital of France?\nA:"
+    )
     assert qa.clean_prompt("Japan", "language") == "Q: What is the official language of Japan?\nA:"
     assert statement.clean_prompt("Lyon", "city_country") == "Lyon is a city in"
 
@@ -136,12 +142,15 @@ def tiny():
 
 # --- boxes -------------------------------------------------------------------------------------
 
+
 def _word_tokenizer(words):
     """A word-level fast tokenizer knowing exactly `words` (and the box template's words)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = ["<unk>", "<s>"] + list(dict.fromkeys("the is in Box contains , .".split() + list(words)))
+    vocab = ["<unk>", "<s>"] + list(
+        dict.fromkeys("the is in Box contains , .".split() + list(words))
+    )
     core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Whitespace()
     return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>")
@@ -152,7 +161,9 @@ def test_english_boxes_keep_single_token_words_and_count_the_others():
 
     words_o, words_l = boxes._english_words()
     missing = {"apple", "guitar", "pillow"}
-    tok = _word_tokenizer([w for w in words_o if w not in missing] + [w for w in words_l if w != "Q"])
+    tok = _word_tokenizer(
+        [w for w in words_o if w not in missing] + [w for w in words_l if w != "Q"]
+    )
     objects, labels, record = boxes.english_vocabulary(tok)
     assert set(record["dropped_objects"]) == missing and record["dropped_labels"] == ["Q"]
     assert record["n_objects"] == len(words_o) - 3 == len(objects) and record["n_labels"] == 25
@@ -170,7 +181,10 @@ def test_english_boxes_keep_single_token_words_and_count_the_others():
     # the corruption scheme of the analyzer works unchanged on English prompts
     bad = boxes.corrupt(tok, data, seed=1)
     assert bad.seq_len == data.seq_len
-    assert all(b.query_label not in b.labels and b.query != s.query for b, s in zip(bad.samples, data.samples))
+    assert all(
+        b.query_label not in b.labels and b.query != s.query
+        for b, s in zip(bad.samples, data.samples)
+    )
 
 
 def test_box_defaults_follow_the_model(stories):
@@ -180,16 +194,17 @@ def test_box_defaults_follow_the_model(stories):
     world = types.SimpleNamespace(tokenizer=World(0).build_tokenizer())
     assert boxes.default_template(world) == boxes.ZOO_TEMPLATE
     assert boxes.default_template(stories) == boxes.PAPER_TEMPLATE
-    objects, labels, record = boxes.english_vocabulary(stories)     # 512 pieces: whole words are rare
+    objects, labels, record = boxes.english_vocabulary(stories)  # 512 pieces: whole words are rare
     words_o, words_l = boxes._english_words()
     assert len(objects) + len(record["dropped_objects"]) == len(words_o)
     assert len(labels) + len(record["dropped_labels"]) == len(words_l)
-    assert len(objects) < 8                   # too few for 7 boxes: refused with the count, not built
+    assert len(objects) < 8  # too few for 7 boxes: refused with the count, not built
     with pytest.raises(boxes.BoxDataError, match=f"only {len(objects)} available"):
         boxes.box_dataset(stories, n=2, n_boxes=7)
 
 
 # --- haystack ----------------------------------------------------------------------------------
+
 
 def test_english_haystack_is_plain_prose_without_the_needles():
     from interp.data import niah
@@ -199,7 +214,9 @@ def test_english_haystack_is_plain_prose_without_the_needles():
     for needle in niah.ENGLISH_NEEDLES:
         assert needle.answer.lower() not in text.lower()
     assert niah.english_needles(1) == [niah.PAPER_NEEDLE]
-    assert niah.english_haystack(3) != text and sorted(niah.english_haystack(3).split()) == sorted(text.split())
+    assert niah.english_haystack(3) != text and sorted(niah.english_haystack(3).split()) == sorted(
+        text.split()
+    )
     with pytest.raises(niah.NiahError, match="built-in"):
         niah.english_needles(len(niah.ENGLISH_NEEDLES) + 1)
 
@@ -208,15 +225,23 @@ def test_paper_needle_in_the_english_haystack_with_a_real_tokenizer(stories):
     from interp.data import niah
 
     tok = stories.tokenizer
-    prompts = niah.build_grid(tok, niah.english_haystack(), niah.english_needles(2), [128, 400], [0.0, 0.5, 1.0],
-                              template=niah.PAPER_TEMPLATE, bos_id=tok.bos_token_id, n_ctx=stories.n_ctx)
+    prompts = niah.build_grid(
+        tok,
+        niah.english_haystack(),
+        niah.english_needles(2),
+        [128, 400],
+        [0.0, 0.5, 1.0],
+        template=niah.PAPER_TEMPLATE,
+        bos_id=tok.bos_token_id,
+        n_ctx=stories.n_ctx,
+    )
     assert len(prompts) == 2 * 3 * 2
     for p in prompts:
         assert p.n_tokens <= p.context_length
         assert p.text.endswith(f"Question: {p.needle.question}\nAnswer:")
         assert tok.decode(list(p.input_ids[slice(*p.answer_span)])).strip() == p.needle.answer
         assert p.needle.text in p.text
-    assert prompts[-1].n_tokens > 0.9 * 400            # filled with prose up to a sentence end
+    assert prompts[-1].n_tokens > 0.9 * 400  # filled with prose up to a sentence end
 
 
 def test_niah_defaults_follow_the_tokenizer(tiny):

@@ -1,12 +1,20 @@
 """The examples in the docstrings of the core modules run as written."""
+
 import doctest
 import importlib
 
 import pytest
 
 MODULES = [
-    "interp.heads", "interp.interventions", "interp.circuit", "interp.testing", "interp.weights",
-    "interp.results", "interp.results.checks", "interp.results.serialise", "interp.results.scores",
+    "interp.heads",
+    "interp.interventions",
+    "interp.circuit",
+    "interp.testing",
+    "interp.weights",
+    "interp.results",
+    "interp.results.checks",
+    "interp.results.serialise",
+    "interp.results.scores",
     "interp.results.hashing",
 ]
 

@@ -13,7 +13,7 @@ from interp import export
 from interp.circuit import Circuit, CircuitError
 
 SVG = "{http://www.w3.org/2000/svg}"
-NASTY = 'a<b> & "c" \'d\' </text><script>alert(1)</script>'
+NASTY = "a<b> & \"c\" 'd' </text><script>alert(1)</script>"
 
 
 def make_circuit(role: str = "induction", model: str = "world-base", method: str = "path patching"):
@@ -43,7 +43,9 @@ def test_json_round_trip(circuit):
     export.validate_circuit_json(json.loads(text))
     again = export.load_circuit(text)
     assert again == circuit and again.to_json() == text
-    assert [n.meta for n in again.nodes] == [n.meta for n in circuit.nodes] and again.meta == circuit.meta
+    assert [n.meta for n in again.nodes] == [
+        n.meta for n in circuit.nodes
+    ] and again.meta == circuit.meta
 
 
 def test_load_circuit_from_file(tmp_path):
@@ -64,23 +66,32 @@ def _doc(*path_and_value):
     return data
 
 
-@pytest.mark.parametrize("data, field", [
-    ({k: v for k, v in make_circuit().to_dict().items() if k != "model"}, "field model: 'model' is a required"),
-    (_doc("edges", 0, {"source": "L0H1", "target": "L1H3"}), "field edges[0].kind: 'kind' is a required"),
-    (_doc('nodes', 0, 'name', "L0H9x"), "nodes[0].name"),
-    (_doc('nodes', 1, 'score', "high"), "nodes[1].score"),
-    (_doc('nodes', 0, 'positions', "S2"), "nodes[0].positions"),
-    (_doc('edges', 2, 'kind', "value"), "edges[2].kind"),
-    (_doc('edges', 0, 'weight', [1]), "edges[0].weight"),
-    (_doc('edges', 1, 'source', "L7H7"), "edges[1].source"),
-    (_doc('edges', 2, 'target', "L9H9"), "edges[2].target"),
-    (_doc('schema_version', 1), "schema_version"),
-    (_doc('colour', "red"), "field colour: Additional properties"),
-    (_doc('nodes', 0, 'colour', "red"), "field nodes[0].colour: Additional properties"),
-    (_doc('nodes', 1, 'name', "L0H1"), "nodes[1].name"),
-    (_doc('nodes', 0, 'score', math.nan), "nodes[0].score"),
-    (_doc('method', ""), "method"),
-])
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        (
+            {k: v for k, v in make_circuit().to_dict().items() if k != "model"},
+            "field model: 'model' is a required",
+        ),
+        (
+            _doc("edges", 0, {"source": "L0H1", "target": "L1H3"}),
+            "field edges[0].kind: 'kind' is a required",
+        ),
+        (_doc("nodes", 0, "name", "L0H9x"), "nodes[0].name"),
+        (_doc("nodes", 1, "score", "high"), "nodes[1].score"),
+        (_doc("nodes", 0, "positions", "S2"), "nodes[0].positions"),
+        (_doc("edges", 2, "kind", "value"), "edges[2].kind"),
+        (_doc("edges", 0, "weight", [1]), "edges[0].weight"),
+        (_doc("edges", 1, "source", "L7H7"), "edges[1].source"),
+        (_doc("edges", 2, "target", "L9H9"), "edges[2].target"),
+        (_doc("schema_version", 1), "schema_version"),
+        (_doc("colour", "red"), "field colour: Additional properties"),
+        (_doc("nodes", 0, "colour", "red"), "field nodes[0].colour: Additional properties"),
+        (_doc("nodes", 1, "name", "L0H1"), "nodes[1].name"),
+        (_doc("nodes", 0, "score", math.nan), "nodes[0].score"),
+        (_doc("method", ""), "method"),
+    ],
+)
 def test_invalid_json_names_failing_field(data, field):
     with pytest.raises(CircuitError, match=re.escape(field)):
         export.validate_circuit_json(data)
@@ -107,12 +118,15 @@ def test_svg_layout_layers_down_heads_across():
     root, nodes = _svg_nodes(export.to_svg(make_circuit()))
     assert root.tag == f"{SVG}svg"
     assert set(nodes) == {"L0H1", "L1H3", "MLP1", "L2H0", "logits"}
-    centre = {name: (float(g.find(f"{SVG}circle").get("cx")), float(g.find(f"{SVG}circle").get("cy")))
-              for name, g in nodes.items() if g.find(f"{SVG}circle") is not None}
+    centre = {
+        name: (float(g.find(f"{SVG}circle").get("cx")), float(g.find(f"{SVG}circle").get("cy")))
+        for name, g in nodes.items()
+        if g.find(f"{SVG}circle") is not None
+    }
     assert centre["L0H1"][1] < centre["L1H3"][1] < centre["L2H0"][1]  # layer 0 on top
     assert centre["L2H0"][0] < centre["L0H1"][0] < centre["L1H3"][0]  # head index across
     mlp = nodes["MLP1"].find(f"{SVG}rect")
-    assert float(mlp.get("x")) > centre["L1H3"][0]                   # MLP column right of heads
+    assert float(mlp.get("x")) > centre["L1H3"][0]  # MLP column right of heads
     edges = [p for p in root.iter(f"{SVG}path") if "edge" in (p.get("class") or "")]
     assert len(edges) == len(make_circuit().edges)
     assert {p.get("class").split()[-1] for p in edges} == {"edge-q", "edge-k", "edge-v", "edge-out"}
@@ -196,7 +210,7 @@ def test_mermaid_structure_and_escaping():
     labels = re.findall(r'^\s+(\w+)(?:\(\(|\[)"([^"]*)"', text, re.M)
     assert [name for name, _ in labels] == ["L0H1", "L1H3", "MLP1", "L2H0"]
     role_label = dict(labels)["L1H3"]
-    assert not set('<>&"\'') & set(role_label.replace("<br/>", ""))
+    assert not set("<>&\"'") & set(role_label.replace("<br/>", ""))
     assert _mermaid_unescape(role_label).split("<br/>") == ["L1H3", NASTY, "-0.8"]
     assert len(re.findall(r"-->\|", text)) == len(c.edges)
     assert text.count("classDef role") == len(c.roles)
@@ -237,14 +251,22 @@ def test_circuit_figure_groups_and_edges():
     fig = export.circuit_figure(c)
     by_name = {t.name: t for t in fig.data if t.showlegend is not False}
     escaped = NASTY.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    assert {"previous token", escaped, "(no role)", "edge: q", "edge: k", "edge: v", "edge: out",
-            "logits"} == set(by_name)
+    assert {
+        "previous token",
+        escaped,
+        "(no role)",
+        "edge: q",
+        "edge: k",
+        "edge: v",
+        "edge: out",
+        "logits",
+    } == set(by_name)
     role = by_name[escaped]
     assert list(role.text) == ["L1H3", "L2H0"]
-    assert list(zip(role.x, role.y)) == [(3, 1), (0, 2)]           # x = head, y = layer
+    assert list(zip(role.x, role.y)) == [(3, 1), (0, 2)]  # x = head, y = layer
     assert fig.layout.yaxis.autorange == "reversed"
     assert "<script>" not in role.hovertext[0]
-    assert by_name["(no role)"].x == (4,)                          # MLP column after the heads
+    assert by_name["(no role)"].x == (4,)  # MLP column after the heads
     out = by_name["edge: out"]
     assert sum(v is None for v in out.x) == 2 and out.mode == "lines"
 

@@ -13,7 +13,9 @@ RECIPES = {
 }
 
 
-@pytest.fixture(scope="module", params=["llama", "gpt2", "gemma3", "gemma2", "qwen3", "phi3", "olmo2"])
+@pytest.fixture(
+    scope="module", params=["llama", "gpt2", "gemma3", "gemma2", "qwen3", "phi3", "olmo2"]
+)
 def model(request):
     return tiny_model(request.param)
 

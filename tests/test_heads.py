@@ -4,7 +4,9 @@ from interp import Head, HeadIndexError, parse_heads
 from interp.heads import check_heads
 
 
-@pytest.mark.parametrize("spec", ["L10H7", "l10h7", (10, 7), [10, 7], "10.7", "a10.h7", "10-7", Head(10, 7)])
+@pytest.mark.parametrize(
+    "spec", ["L10H7", "l10h7", (10, 7), [10, 7], "10.7", "a10.h7", "10-7", Head(10, 7)]
+)
 def test_parse_spellings(spec):
     assert Head.parse(spec) == Head(10, 7)
 

@@ -9,14 +9,18 @@ import pytest
 import torch
 
 import interp
+from circuits import induction as ind
 from interp.backends.plan import Edit
-from interp.data.repeats import (RepeatDataError, SequenceTooLongError, VocabularyTooSmallError,
-                                 repeat_sequences, repeat_sequences_for)
+from interp.data.repeats import (
+    RepeatDataError,
+    SequenceTooLongError,
+    VocabularyTooSmallError,
+    repeat_sequences,
+    repeat_sequences_for,
+)
 from interp.errors import InterpError
 from interp.interventions import Intervention
 from interp.testing import tiny_hf_model, tiny_model
-
-from circuits import induction as ind
 
 warnings.filterwarnings("ignore")
 SMALL = dict(n=3, span_lengths=(4, 6, 9), offsets=(0, 5), n_boot=200, n_random=2)
@@ -31,18 +35,26 @@ def llama():
 
 
 def test_repeats_layout_and_seed():
-    s = repeat_sequences(60, n=5, span_lengths=(4, 7), offsets=(0, 3, 8), bos_id=0, exclude=(0, 1), seed=3)
+    s = repeat_sequences(
+        60, n=5, span_lengths=(4, 7), offsets=(0, 3, 8), bos_id=0, exclude=(0, 1), seed=3
+    )
     assert s.input_ids.shape == (30, 1 + 8 + 14) and s.lengths == [4, 7]
     for i in range(len(s)):
         row, a, b, L = s.input_ids[i], int(s.first[i]), int(s.second[i]), int(s.span_len[i])
         assert row[0] == 0 and b == a + L
-        span = row[a:a + L]
-        assert torch.equal(span, row[b:b + L]) and len(set(span.tolist())) == L
-        others = torch.cat([row[1:a], row[b + L:]]).tolist()
+        span = row[a : a + L]
+        assert torch.equal(span, row[b : b + L]) and len(set(span.tolist())) == L
+        others = torch.cat([row[1:a], row[b + L :]]).tolist()
         assert not set(others) & set(span.tolist()) and 1 not in row.tolist()
-    again = repeat_sequences(60, n=5, span_lengths=(4, 7), offsets=(0, 3, 8), bos_id=0, exclude=(0, 1), seed=3)
-    other = repeat_sequences(60, n=5, span_lengths=(4, 7), offsets=(0, 3, 8), bos_id=0, exclude=(0, 1), seed=4)
-    assert torch.equal(s.input_ids, again.input_ids) and not torch.equal(s.input_ids, other.input_ids)
+    again = repeat_sequences(
+        60, n=5, span_lengths=(4, 7), offsets=(0, 3, 8), bos_id=0, exclude=(0, 1), seed=3
+    )
+    other = repeat_sequences(
+        60, n=5, span_lengths=(4, 7), offsets=(0, 3, 8), bos_id=0, exclude=(0, 1), seed=4
+    )
+    assert torch.equal(s.input_ids, again.input_ids) and not torch.equal(
+        s.input_ids, other.input_ids
+    )
     assert s.hash() == again.hash() != other.hash()
 
 
@@ -88,8 +100,11 @@ class PlantPattern(Intervention):
     def edits(self, model):
         def edit(pattern, ctx):
             out = pattern.clone()
-            out[:, self.head] = self.build(pattern.shape[0], pattern.shape[-2], pattern.shape[-1]).to(pattern.dtype)
+            out[:, self.head] = self.build(
+                pattern.shape[0], pattern.shape[-2], pattern.shape[-1]
+            ).to(pattern.dtype)
             return out
+
         return [Edit(self.layer, "pattern", edit)]
 
 
@@ -99,6 +114,7 @@ def fixed_offset(d):
         for i in range(q):
             a[:, i, i - d if i >= d else 0] = 1.0
         return a
+
     return build
 
 
@@ -112,18 +128,26 @@ def induction_pattern(seqs):
                 a[row, s + i] = 0
                 a[row, s + i, f + i + 1] = 1.0
         return a
+
     return build
 
 
 def test_planted_positional_head_is_not_induction(llama):
     cfg = ind.InductionConfig(**SMALL, causal=False, batch_size=64)
     seqs = ind.make_sequences(llama, cfg)
-    planted = (PlantPattern(1, 0, fixed_offset(5)) + PlantPattern(1, 1, induction_pattern(seqs))
-               + PlantPattern(1, 2, fixed_offset(1)))
+    planted = (
+        PlantPattern(1, 0, fixed_offset(5))
+        + PlantPattern(1, 1, induction_pattern(seqs))
+        + PlantPattern(1, 2, fixed_offset(1))
+    )
     res = ind.run(llama, cfg, seqs=seqs, interventions=planted)
     by_len = {L: float(v["prefix_matching"][1, 0]) for L, v in res.by_length.items()}
     # an offset-5 head matches the prefix target only when span length - 1 == 5
-    assert by_len[6] == pytest.approx(1.0) and by_len[4] == pytest.approx(0.0) and by_len[9] == pytest.approx(0.0)
+    assert (
+        by_len[6] == pytest.approx(1.0)
+        and by_len[4] == pytest.approx(0.0)
+        and by_len[9] == pytest.approx(0.0)
+    )
     assert res.head_roles["L1H0"] == "positional" and res.positional_heads["L1H0"] == 5
     assert float(res.scores["induction"].scores[1, 0]) == pytest.approx(0.0)
     assert "L1H0" not in res.induction_heads
@@ -131,7 +155,10 @@ def test_planted_positional_head_is_not_induction(llama):
     assert float(res.scores["induction"].scores[1, 1]) == pytest.approx(1.0)
     assert res.head_roles["L1H1"] in ("induction", "prefix-matching (no copying)")
     assert res.scores["induction"].top(1)[0][:2] == (1, 1)
-    assert res.head_roles["L1H2"] == "previous-token" and float(res.scores["previous_token"].scores[1, 2]) > 0.99
+    assert (
+        res.head_roles["L1H2"] == "previous-token"
+        and float(res.scores["previous_token"].scores[1, 2]) > 0.99
+    )
     assert float(res.scores["duplicate_token"].scores[1, 1]) == pytest.approx(0.0, abs=1e-6)
 
 
@@ -140,7 +167,11 @@ def test_roles_need_copying_at_every_length():
     copy_lo = torch.tensor([[[0.5, -0.1, 0.5]], [[0.4, 0.3, 0.4]]])
     z = torch.zeros(1, 3)
     roles = ind.head_roles(prefix, copy_lo, z, z, torch.zeros(1, 3, dtype=torch.long), z, 0.4)
-    assert roles == {"L0H0": "induction", "L0H1": "prefix-matching (no copying)", "L0H2": "positional"}
+    assert roles == {
+        "L0H0": "induction",
+        "L0H1": "prefix-matching (no copying)",
+        "L0H2": "positional",
+    }
 
 
 # ----------------------------------------------------------------------------------- scores
@@ -196,8 +227,12 @@ def test_copying_matches_full_vocabulary_reference(llama):
     pattern = cache[layer, "pattern"][:, head]
     for row in range(len(seqs)):
         s, L = int(seqs.second[row]), int(seqs.span_len[row])
-        vals = [(pattern[row, q] * logits[row, q, seqs.input_ids[row]]).sum() for q in range(s, s + L)]
-        assert float(torch.stack(vals).mean().detach()) == pytest.approx(float(stats["copy"][row, layer, head]), rel=1e-3, abs=1e-5)
+        vals = [
+            (pattern[row, q] * logits[row, q, seqs.input_ids[row]]).sum() for q in range(s, s + L)
+        ]
+        assert float(torch.stack(vals).mean().detach()) == pytest.approx(
+            float(stats["copy"][row, layer, head]), rel=1e-3, abs=1e-5
+        )
 
 
 def _plant_ov(model, head, sign):
@@ -210,8 +245,8 @@ def _plant_ov(model, head, sign):
     with torch.no_grad():
         hf.lm_head.weight.copy_(hf.get_input_embeddings().weight)
         attn = hf.model.layers[1].self_attn
-        attn.v_proj.weight[kv * model.d_head:(kv + 1) * model.d_head] = q.T
-        attn.o_proj.weight[:, head * model.d_head:(head + 1) * model.d_head] = sign * q
+        attn.v_proj.weight[kv * model.d_head : (kv + 1) * model.d_head] = q.T
+        attn.o_proj.weight[:, head * model.d_head : (head + 1) * model.d_head] = sign * q
 
 
 def test_ov_eigen_score_planted_copying_under_gqa():
@@ -227,7 +262,9 @@ def test_ov_eigen_score_planted_copying_under_gqa():
 @pytest.mark.parametrize("arch", ["gpt2", "gpt_neox", "qwen2"])
 def test_other_architectures(arch):
     model = tiny_model(arch)
-    res = ind.run(model, ind.InductionConfig(n=2, span_lengths=(4, 6), offsets=(0,), causal=False, n_boot=50))
+    res = ind.run(
+        model, ind.InductionConfig(n=2, span_lengths=(4, 6), offsets=(0,), causal=False, n_boot=50)
+    )
     for name in ("prefix_matching", "copying", "ov_eigen"):
         assert torch.isfinite(res.scores[name].scores).all()
 
@@ -284,24 +321,49 @@ def test_cli_induction(tmp_path, tiny_folder):
     from interp.cli import app
 
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["induction", str(tiny_folder), "--out", str(out), "--n", "2",
-                                      "--lengths", "4,6", "--offsets", "0", "--n-random", "2"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "induction",
+            str(tiny_folder),
+            "--out",
+            str(out),
+            "--n",
+            "2",
+            "--lengths",
+            "4,6",
+            "--offsets",
+            "0",
+            "--n-random",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     numbers = summary["numbers"]
-    for key in ("max_prefix_matching", "ablation_top_second_loss_ratio", "ablation_random_second_loss_ratios",
-                "induction_behaviour", "verdict", "transformer_lens_agreement"):
+    for key in (
+        "max_prefix_matching",
+        "ablation_top_second_loss_ratio",
+        "ablation_random_second_loss_ratios",
+        "induction_behaviour",
+        "verdict",
+        "transformer_lens_agreement",
+    ):
         assert key in numbers
     assert numbers["transformer_lens_agreement"]["n_seqs"] > 0
     assert (out / "heads_induction.html").exists() and summary["data"]["seed"] == 0
-    bad = CliRunner().invoke(app, ["induction", str(tiny_folder), "--out", str(out), "--lengths", "4,x"])
+    bad = CliRunner().invoke(
+        app, ["induction", str(tiny_folder), "--out", str(out), "--lengths", "4,x"]
+    )
     assert bad.exit_code == 2 and "comma-separated" in bad.output
 
 
 def test_stories_negative_case(stories):
     res = ind.run(stories, ind.InductionConfig(n=4, n_boot=200, n_random=2))
     assert not res.has_induction_behaviour and "negative case" in res.verdict
-    assert res.loss["ratio"] > 0.9  # measured 0.97: the continuation of the first copy is not copied
+    assert (
+        res.loss["ratio"] > 0.9
+    )  # measured 0.97: the continuation of the first copy is not copied
 
 
 def train_copying_model(steps=400, seed=0):
@@ -311,9 +373,19 @@ def train_copying_model(steps=400, seed=0):
     from interp.testing import word_tokenizer
 
     tok = word_tokenizer()
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64, bos_token_id=0,
-                      eos_token_id=1, pad_token_id=2, architectures=["LlamaForCausalLM"])
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=2,
+        architectures=["LlamaForCausalLM"],
+    )
     torch.manual_seed(seed)
     hf = LlamaForCausalLM(cfg)
     opt = torch.optim.AdamW(hf.parameters(), lr=1e-3, weight_decay=0.01)
@@ -324,7 +396,9 @@ def train_copying_model(steps=400, seed=0):
         for _ in range(64):
             L, o = int(rng.integers(2, 9)), int(rng.integers(0, 4))
             span = rng.permutation(content)[:L]
-            rows.append(np.concatenate([[0], rng.choice(content, size=o)] + [span] * (32 // L + 1))[:32])
+            rows.append(
+                np.concatenate([[0], rng.choice(content, size=o)] + [span] * (32 // L + 1))[:32]
+            )
         x = torch.tensor(np.stack(rows))
         loss = hf(input_ids=x, labels=x).loss
         opt.zero_grad()
@@ -336,7 +410,9 @@ def train_copying_model(steps=400, seed=0):
 @pytest.mark.slow
 def test_trained_copying_model_has_induction_heads():
     model = train_copying_model()
-    res = ind.run(model, ind.InductionConfig(n=8, span_lengths=(5, 8, 11), offsets=(0, 7), n_random=3))
+    res = ind.run(
+        model, ind.InductionConfig(n=8, span_lengths=(5, 8, 11), offsets=(0, 7), n_random=3)
+    )
     assert res.has_induction_behaviour and res.loss["ratio"] < 0.2
     assert res.induction_heads and all(h.startswith("L1") for h in res.induction_heads)
     assert any(res.head_roles[f"L0H{h}"] == "previous-token" for h in range(4))
@@ -351,14 +427,48 @@ def test_cli_induction_with_checkpoints(tmp_path):
 
     a, b = _state(tmp_path, "a.pt", 0, 20), _state(tmp_path, "b.pt", 1, 40)
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["induction", b, "--checkpoints", a, "--out", str(out), "--n", "2",
-                                      "--lengths", "4,6", "--offsets", "0", "--n-random", "1", "--no-compare-tl"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "induction",
+            b,
+            "--checkpoints",
+            a,
+            "--out",
+            str(out),
+            "--n",
+            "2",
+            "--lengths",
+            "4,6",
+            "--offsets",
+            "0",
+            "--n-random",
+            "1",
+            "--no-compare-tl",
+        ],
+    )
     assert result.exit_code == 0, result.output
     numbers = json.loads((out / "summary.json").read_text())["numbers"]
     assert numbers["trajectory"]["steps"] == [20, 40] and (out / "trajectory_heads.html").exists()
     wide = _state(tmp_path, "c.pt", 0, 60, d_model=48)
-    bad = CliRunner().invoke(app, ["induction", b, "--checkpoints", wide, "--out", str(out), "--n", "2",
-                                   "--lengths", "4,6", "--offsets", "0", "--no-compare-tl"])
+    bad = CliRunner().invoke(
+        app,
+        [
+            "induction",
+            b,
+            "--checkpoints",
+            wide,
+            "--out",
+            str(out),
+            "--n",
+            "2",
+            "--lengths",
+            "4,6",
+            "--offsets",
+            "0",
+            "--no-compare-tl",
+        ],
+    )
     assert bad.exit_code == 2 and "does not match" in bad.output
 
 
@@ -371,7 +481,9 @@ def test_config_validation(llama):
         ind.InductionConfig(ablation="median")
     with pytest.raises(ValueError, match="rank_by must be one of"):
         ind.InductionConfig(rank_by="score")
-    assert ind.InductionConfig.from_dict(ind.InductionConfig(n=3).to_dict()) == ind.InductionConfig(n=3)
+    assert ind.InductionConfig.from_dict(ind.InductionConfig(n=3).to_dict()) == ind.InductionConfig(
+        n=3
+    )
     with pytest.raises(interp.HeadIndexError):
         ind.ablation_check(llama, ind.make_sequences(llama, ind.InductionConfig(**SMALL)), ["L5H0"])
 
@@ -384,7 +496,9 @@ def test_random_control_outside_the_circuit_avoids_every_circuit_head(llama):
     assert len(c["random_outside_circuit"]) == 4 and len(c["random"]) == 4
     for d in c["random_outside_circuit"]:
         assert not set(d["heads"]) & set(circuit)
-    assert c["random_outside_circuit_ratio_max"] == max(d["ratio"] for d in c["random_outside_circuit"])
+    assert c["random_outside_circuit_ratio_max"] == max(
+        d["ratio"] for d in c["random_outside_circuit"]
+    )
     assert "random_outside_circuit" not in ind.ablation_check(llama, seqs, ["L1H0"], n_random=2)
 
 
@@ -395,18 +509,22 @@ def test_single_head_ratios_match_one_head_ablations_and_join_the_located_circui
     clean = ind.sequence_losses(llama, seqs)[1].mean()
     one = ind.sequence_losses(llama, seqs, interp.PruneHeads(["L1H0"]))[1].mean()
     assert ratios["L1H0"] == pytest.approx(float(one / clean), rel=1e-5)
-    res = ind.run(llama, ind.InductionConfig(**SMALL, located_ratio=0.0, ablation="zero"), seqs=seqs)
-    assert res.causal["located_by_effect"] == sorted(ratios)          # ratio >= 0: every head
-    assert res.causal["random_outside_circuit"] == []                  # nothing left outside
+    res = ind.run(
+        llama, ind.InductionConfig(**SMALL, located_ratio=0.0, ablation="zero"), seqs=seqs
+    )
+    assert res.causal["located_by_effect"] == sorted(ratios)  # ratio >= 0: every head
+    assert res.causal["random_outside_circuit"] == []  # nothing left outside
     assert res.causal["random_outside_circuit_ratio_max"] is None
 
 
 def test_mean_ablation_uses_each_heads_mean_over_every_position(llama):
     seqs = ind.make_sequences(llama, ind.InductionConfig(**SMALL))
     means = llama.head_means(seqs.input_ids, batch_size=4)
-    assert llama.head_means(seqs.input_ids) is means                  # cached by the ids
+    assert llama.head_means(seqs.input_ids) is means  # cached by the ids
     _, cache = llama.run_with_cache(seqs.input_ids, sites=("z",))
-    torch.testing.assert_close(means[1, 3], cache[1, "z"][:, :, 3].float().mean((0, 1)), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        means[1, 3], cache[1, "z"][:, :, 3].float().mean((0, 1)), atol=1e-5, rtol=1e-4
+    )
     ratios = ind.single_head_ratios(llama, seqs, heads=["L1H3", "L0H0"])
     assert list(ratios) == ["L1H3", "L0H0"]
     clean = ind.sequence_losses(llama, seqs)[1].mean()
@@ -414,7 +532,9 @@ def test_mean_ablation_uses_each_heads_mean_over_every_position(llama):
     one = ind.sequence_losses(llama, seqs, mean_ablated)[1].mean()
     assert ratios["L1H3"] == pytest.approx(float(one / clean), rel=1e-5)
     zero = ind.single_head_ratios(llama, seqs, heads=["L1H3"], mode="zero")["L1H3"]
-    assert zero != pytest.approx(ratios["L1H3"], rel=1e-6)     # a different ablation, a different number
+    assert zero != pytest.approx(
+        ratios["L1H3"], rel=1e-6
+    )  # a different ablation, a different number
     assert not llama.active_interventions
 
 
@@ -425,15 +545,21 @@ def test_effect_ranking_picks_the_prefix_matching_heads_the_copy_needs_on_other_
     sel = res.causal["selection"]
     assert res.causal["rank_by"] == "effect" and sel["selection_seed"] == cfg.seed + 1
     other = ind.make_sequences(llama, dataclasses.replace(cfg, seed=cfg.seed + 1))
-    assert sel["candidate_ratios"] == pytest.approx(ind.single_head_ratios(llama, other, heads=list(sel["candidate_ratios"])))
+    assert sel["candidate_ratios"] == pytest.approx(
+        ind.single_head_ratios(llama, other, heads=list(sel["candidate_ratios"]))
+    )
     best = sorted(sel["candidate_ratios"], key=lambda n: -sel["candidate_ratios"][n])[:2]
     assert res.causal["heads"] == best
     pattern = res.ranked_induction(2)
-    if set(pattern) != set(best):                                 # the pattern ranking is measured beside it
+    if set(pattern) != set(best):  # the pattern ranking is measured beside it
         assert res.causal["top_by_pattern"]["heads"] == pattern
     c = res.causal
-    assert c["random_ratio_median"] == pytest.approx(float(np.median([d["ratio"] for d in c["random"]])))
-    assert c["random_share_within_control"] == pytest.approx(np.mean([d["ratio"] <= 1.2 for d in c["random"]]))
+    assert c["random_ratio_median"] == pytest.approx(
+        float(np.median([d["ratio"] for d in c["random"]]))
+    )
+    assert c["random_share_within_control"] == pytest.approx(
+        np.mean([d["ratio"] <= 1.2 for d in c["random"]])
+    )
     by_pattern = ind.run(llama, dataclasses.replace(cfg, rank_by="pattern"))
     assert by_pattern.causal["heads"] == pattern and by_pattern.causal["selection"] is None
 
@@ -448,12 +574,25 @@ def test_result_follows_the_analyzer_protocol(llama):
     assert isinstance(res, AnalysisResult) and res.analyzer == "induction"
     numbers = res.numbers()
     assert numbers["ablation_top_heads"] == res.causal["heads"]
-    assert numbers["ablation_random_second_loss_ratios"] == [d["ratio"] for d in res.causal["random"]]
+    assert numbers["ablation_random_second_loss_ratios"] == [
+        d["ratio"] for d in res.causal["random"]
+    ]
     assert "transformer_lens_agreement" not in numbers and "trajectory" not in numbers
-    assert set(res.figures()) == {"heads_induction", "heads_prefix_matching", "heads_copying",
-                                  "heads_previous_token", "heads_duplicate_token", "heads_ov_eigen", "copy_loss"}
+    assert set(res.figures()) == {
+        "heads_induction",
+        "heads_prefix_matching",
+        "heads_copying",
+        "heads_previous_token",
+        "heads_duplicate_token",
+        "heads_ov_eigen",
+        "copy_loss",
+    }
     (role,) = res.roles()
-    assert role.role == "induction" and set(role.heads) == set(res.induction_heads) and role.note == res.verdict
+    assert (
+        role.role == "induction"
+        and set(role.heads) == set(res.induction_heads)
+        and role.note == res.verdict
+    )
     prov = res.provenance()
     assert prov["seeds"] == {"sequences": 0, "random_heads": 0} and prov["data"]["config"]["n"] == 3
     assert res.verdict in res.report() and "random head sets (2)" in res.report()
@@ -475,10 +614,10 @@ def test_floor_counts_the_forwards_a_zero_ablation_run_makes(llama):
     assert floor == n * (1 + llama.n_layers * llama.n_heads + 1 + candidates + top + draws)
     assert cost.forward_passes == pytest.approx(floor) and cost.ratio == pytest.approx(1.0)
     assert f"N = {n} sequences" in how
-    fresh = tiny_model("llama")          # the module's model may hold cached head means already
+    fresh = tiny_model("llama")  # the module's model may hold cached head means already
     res, cost = run_with_cost(ind.run, fresh, dataclasses.replace(cfg, ablation="mean"))
     extra = cost.forward_passes - res.floor()[0]
-    assert extra in (n, 2 * n)           # one means pass per sequence set that is ablated
+    assert extra in (n, 2 * n)  # one means pass per sequence set that is ablated
 
 
 def test_random_controls_come_from_interp_controls(llama):
@@ -487,13 +626,22 @@ def test_random_controls_come_from_interp_controls(llama):
     seqs = ind.make_sequences(llama, ind.InductionConfig(**SMALL))
     c = ind.ablation_check(llama, seqs, ["L1H0", "L1H1"], n_random=3, seed=5, mode="zero")
     pool = [h for h in llama.all_heads() if h.name not in ("L1H0", "L1H1")]
-    assert [d["heads"] for d in c["random"]] == [[h.name for h in s] for s in
-                                                draw_head_sets(pool, 2, 3, seed=5, tag="induction/top")]
+    assert [d["heads"] for d in c["random"]] == [
+        [h.name for h in s] for s in draw_head_sets(pool, 2, 3, seed=5, tag="induction/top")
+    ]
     assert c["random_ratio_max"] == max(d["ratio"] for d in c["random"])
 
 
-@pytest.mark.parametrize("module", ["circuits.induction", "circuits.induction.config", "circuits.induction.copying",
-                                    "circuits.induction.scoring", "circuits.induction.summary"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "circuits.induction",
+        "circuits.induction.config",
+        "circuits.induction.copying",
+        "circuits.induction.scoring",
+        "circuits.induction.summary",
+    ],
+)
 def test_docstring_examples(module):
     import doctest
     import importlib
@@ -516,10 +664,12 @@ def test_attribution_estimate_is_the_first_order_change_of_the_loss(llama):
     clean = float(ind.sequence_losses(llama, seqs)[1].double().mean())
     eps = 1e-3
     for head in ("L0H2", "L1H5"):
-        moved = float(ind.sequence_losses(llama, seqs, interp.ScaleValues(head, 1 - eps))[1].double().mean())
+        moved = float(
+            ind.sequence_losses(llama, seqs, interp.ScaleValues(head, 1 - eps))[1].double().mean()
+        )
         assert (moved - clean) / eps == pytest.approx((est[head] - 1) * clean, rel=0.05, abs=1e-4)
     assert not llama.active_interventions
-    assert all(p.grad is None for p in llama.hf.parameters())             # no gradient left on the weights
+    assert all(p.grad is None for p in llama.hf.parameters())  # no gradient left on the weights
     with pytest.raises(InterpError, match="sweep='exact'"):
         estimated_single_head_ratios(llama, seqs, mode="uniform")
 
@@ -529,16 +679,26 @@ def test_attribution_sweep_ablates_its_shortlist_exactly(llama):
 
     seqs = ind.make_sequences(llama, ind.InductionConfig(**SMALL))
     second = ind.sequence_losses(llama, seqs)[1]
-    sweep = single_head_sweep(llama, seqs, mode="mean", batch_size=8, second=second, sweep="attribution",
-                              shortlist=3)
-    assert sweep["method"] == "attribution" and len(sweep["estimates"]) == llama.n_layers * llama.n_heads
+    sweep = single_head_sweep(
+        llama, seqs, mode="mean", batch_size=8, second=second, sweep="attribution", shortlist=3
+    )
+    assert (
+        sweep["method"] == "attribution"
+        and len(sweep["estimates"]) == llama.n_layers * llama.n_heads
+    )
     assert list(sweep["ratios"]) == sweep["shortlist"] and len(sweep["shortlist"]) == 3
     change = sorted(abs(v - 1) for v in sweep["estimates"].values())
-    assert min(abs(sweep["estimates"][n] - 1) for n in sweep["shortlist"]) == change[-3]   # largest |change|
+    assert (
+        min(abs(sweep["estimates"][n] - 1) for n in sweep["shortlist"]) == change[-3]
+    )  # largest |change|
     exact = ind.single_head_ratios(llama, seqs, heads=sweep["shortlist"])
     assert sweep["ratios"] == pytest.approx(exact, rel=1e-6)
-    assert single_head_sweep(llama, seqs, mode="uniform", batch_size=8, second=second,
-                             sweep="attribution")["method"] == "exact"          # uniform has no estimate
+    assert (
+        single_head_sweep(
+            llama, seqs, mode="uniform", batch_size=8, second=second, sweep="attribution"
+        )["method"]
+        == "exact"
+    )  # uniform has no estimate
 
 
 def test_large_models_get_the_attribution_sweep_and_fewer_sequences(llama, monkeypatch):
@@ -546,7 +706,7 @@ def test_large_models_get_the_attribution_sweep_and_fewer_sequences(llama, monke
 
     small = ind.InductionConfig().for_model(llama)
     assert small.n == 16 and ind.InductionConfig(n=5).for_model(llama).n == 5
-    monkeypatch.setattr(interp.cost, "LARGE_MODEL_PARAMS", 1)                 # every model is "large"
+    monkeypatch.setattr(interp.cost, "LARGE_MODEL_PARAMS", 1)  # every model is "large"
     assert ind.InductionConfig().for_model(llama).n == 4
     cfg = ind.InductionConfig(**{**SMALL, "n": None}, shortlist=4, top_k=1)
     res = ind.run(llama, cfg)

@@ -16,12 +16,14 @@ warnings.filterwarnings("ignore")
 
 
 def _member(root, fraction, seed):
-    from interp.zoo.recipes import with_overrides, get_recipe
+    from interp.zoo.recipes import get_recipe, with_overrides
     from interp.zoo.train import build_model
     from interp.zoo.world import World
 
     name = f"rep2l-f{int(fraction * 100):02d}-s{seed}"
-    r = with_overrides(get_recipe(name), n_layers=1, d_model=32, n_heads=2, n_kv_heads=1, d_ff=64, seq_len=64)
+    r = with_overrides(
+        get_recipe(name), n_layers=1, d_model=32, n_heads=2, n_kv_heads=1, d_ff=64, seq_len=64
+    )
     world = World(r.world_seed)
     tok = world.build_tokenizer()
     torch.manual_seed(seed + int(fraction * 100))
@@ -63,14 +65,28 @@ def test_damage_study_on_a_trained_miniature_family(tmp_path):
     from interp.zoo import train
 
     for name in ("rep2l-f00-s0", "rep2l-f50-s0"):
-        train(name, out_dir=tmp_path / name, steps=4, progress=False, resume=False, n_layers=1, d_model=32,
-              n_heads=2, n_kv_heads=1, d_ff=64, seq_len=64, batch_size=4, eval_every=0, ckpt_every=2, warmup=1)
+        train(
+            name,
+            out_dir=tmp_path / name,
+            steps=4,
+            progress=False,
+            resume=False,
+            n_layers=1,
+            d_model=32,
+            n_heads=2,
+            n_kv_heads=1,
+            d_ff=64,
+            seq_len=64,
+            batch_size=4,
+            eval_every=0,
+            ckpt_every=2,
+            warmup=1,
+        )
         (tmp_path / name / "train_state.pt").unlink()
-    res = dmg.damage_study(tmp_path, InductionConfig(n=2, span_lengths=(4, 6), offsets=(0,), n_boot=50),
-                           test_rows=8)
+    res = dmg.damage_study(
+        tmp_path, InductionConfig(n=2, span_lengths=(4, 6), offsets=(0,), n_boot=50), test_rows=8
+    )
     assert [m["fraction"] for m in res.members] == [0.0, 0.5]
-
-
 
 
 def test_cli_damage_missing_family(tmp_path):
@@ -78,10 +94,10 @@ def test_cli_damage_missing_family(tmp_path):
 
     from interp.cli import app
 
-    result = CliRunner().invoke(app, ["induction-damage", "--family", "no-such-family", "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        app, ["induction-damage", "--family", "no-such-family", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 2 and "no trained member" in result.output
-
-
 
 
 def test_damage_result_follows_the_protocol(tmp_path):
@@ -91,8 +107,16 @@ def test_damage_result_follows_the_protocol(tmp_path):
     cfg = dmg.Config(family=tmp_path, induction=scoring, test_rows=8)
     assert cfg.induction.causal is False
     res = dmg.run(None, cfg)
-    assert res.analyzer == "induction-damage" and set(res.numbers()) >= {"members", "by_fraction", "findings"}
-    assert list(res.figures()) == ["damage_vs_repetition"] and res.roles() == [] and res.circuits() == []
+    assert res.analyzer == "induction-damage" and set(res.numbers()) >= {
+        "members",
+        "by_fraction",
+        "findings",
+    }
+    assert (
+        list(res.figures()) == ["damage_vs_repetition"]
+        and res.roles() == []
+        and res.circuits() == []
+    )
     prov = res.provenance()
     assert prov["model"] == str(tmp_path) and prov["seeds"]["members"] == [0]
     floor, how = res.floor()
@@ -112,9 +136,25 @@ def test_cli_damage_on_a_folder_family(tmp_path):
     for f in (0.0, 0.5):
         _member(tmp_path / "family", f, 0)
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["induction-damage", "--family", str(tmp_path / "family"), "--out", str(out),
-                                      "--n", "2", "--lengths", "4,6", "--offsets", "0", "--test-rows", "8",
-                                      "--quiet"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "induction-damage",
+            "--family",
+            str(tmp_path / "family"),
+            "--out",
+            str(out),
+            "--n",
+            "2",
+            "--lengths",
+            "4,6",
+            "--offsets",
+            "0",
+            "--test-rows",
+            "8",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["analyzer"] == "induction-damage" and len(summary["numbers"]["members"]) == 2

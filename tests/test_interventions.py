@@ -1,5 +1,3 @@
-import json
-
 import pytest
 import torch
 
@@ -29,7 +27,7 @@ def test_zero_prune_equals_zeroed_output_weights(model, backend):
     ref_hf = copy.deepcopy(model.hf)
     with torch.no_grad():
         o = ref_hf.model.layers[1].self_attn.o_proj.weight
-        o[:, head.head * model.d_head:(head.head + 1) * model.d_head] = 0
+        o[:, head.head * model.d_head : (head.head + 1) * model.d_head] = 0
         ref = ref_hf(model.to_tokens(PROMPT).input_ids).logits
     assert (edited - ref).abs().max() <= 1e-5
 
@@ -55,8 +53,12 @@ def test_scale_values_equals_scaled_value_weights_without_gqa(backend):
 
 @pytest.mark.parametrize("backend", interp.BACKENDS)
 def test_uniform_prune_makes_pattern_uniform(model, backend):
-    _, cache = model.run_with_cache(["the cat", PROMPT], sites=("pattern",),
-                                    interventions=PruneHeads(["L0H2"], mode="uniform"), backend=backend)
+    _, cache = model.run_with_cache(
+        ["the cat", PROMPT],
+        sites=("pattern",),
+        interventions=PruneHeads(["L0H2"], mode="uniform"),
+        backend=backend,
+    )
     pattern = cache[0, "pattern"][:, 2]  # [batch, q, k]
     mask = cache.tokens.attention_mask
     row = pattern[1, -1]  # last query of the unpadded prompt: 1/n over all keys
@@ -73,7 +75,9 @@ def test_mean_prune_uses_reference_means(model):
     assert means.shape == (model.n_layers, model.n_heads, model.d_head)
     iv = PruneHeads.with_means(model, ["L1H1"], texts)
     _, cache = model.run_with_cache(PROMPT, sites=("z",), interventions=iv)
-    assert torch.allclose(cache[1, "z"][0, :, 1], means[1, 1].expand(cache[1, "z"].shape[1], -1), atol=1e-6)
+    assert torch.allclose(
+        cache[1, "z"][0, :, 1], means[1, 1].expand(cache[1, "z"].shape[1], -1), atol=1e-6
+    )
     with pytest.raises(ValueError, match="with_means"):
         model.forward(PROMPT, interventions=PruneHeads(["L1H1"], mode="mean"))
 
@@ -82,13 +86,19 @@ def test_patch_heads_from_another_run(model):
     source = "the cat saw a red box . the dog"
     _, src = model.run_with_cache(source, sites=("z",))
     for patch in (PatchHeads(["L0H1"], source=source), PatchHeads(["L0H1"], source=src)):
-        _, cache = model.run_with_cache("a big dog was in the small box .", sites=("z",), interventions=patch)
+        _, cache = model.run_with_cache(
+            "a big dog was in the small box .", sites=("z",), interventions=patch
+        )
         n = min(cache[0, "z"].shape[1], src[0, "z"].shape[1])
         assert torch.allclose(cache[0, "z"][0, :n, 1], src[0, "z"][0, :n, 1])
 
 
 def test_composition_and_json_round_trip(model, tmp_path):
-    recipe = PruneHeads(["L1H0", (0, 3)]) + ScaleValues("L1H5", -2.0) + PruneHeads(["L0H1"], mode="uniform")
+    recipe = (
+        PruneHeads(["L1H0", (0, 3)])
+        + ScaleValues("L1H5", -2.0)
+        + PruneHeads(["L0H1"], mode="uniform")
+    )
     assert len(recipe.parts()) == 3
     path = tmp_path / "recipe.json"
     recipe.to_json(path)
@@ -105,7 +115,9 @@ def test_bad_json_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown intervention type"):
         interp.Intervention.from_dict({"type": "Nope"})
     with pytest.raises(ValueError, match="unknown field"):
-        interp.Intervention.from_dict({"type": "ScaleValues", "head": "L0H0", "alpha": 1, "beta": 2})
+        interp.Intervention.from_dict(
+            {"type": "ScaleValues", "head": "L0H0", "alpha": 1, "beta": 2}
+        )
     with pytest.raises(ValueError, match="not valid JSON"):
         interp.Intervention.from_json("{not json")
 
@@ -150,7 +162,9 @@ def test_error_inside_an_edit_leaves_nothing_attached(model, backend):
         raise ArithmeticError("edit failed")
 
     with pytest.raises(Exception):
-        model.run_plan(model.to_tokens(PROMPT), RunPlan([Edit(0, "pattern", broken)]), backend=backend)
+        model.run_plan(
+            model.to_tokens(PROMPT), RunPlan([Edit(0, "pattern", broken)]), backend=backend
+        )
     assert model.hf.config._attn_implementation != "interp_eager"
     assert torch.equal(model.forward(PROMPT, backend=backend), clean)
     if backend == "transformer_lens":

@@ -1,26 +1,41 @@
 """Knowledge-conflict data and the PH3 analyzer, on tiny random models and planted cases."""
+
 import json
 import warnings
 
 import pytest
-from helpers import CONFLICT_ANSWERS, own_conflict_items, save_model_folder, write_items_jsonl
 import torch
+from helpers import CONFLICT_ANSWERS, own_conflict_items, save_model_folder, write_items_jsonl
 
 import interp
-from interp.data.conflict import (ConflictDataError, ConflictItem, MultiTokenAnswerWarning, Template,
-                                  answer_tokens, build_conflict_set, load_counts, load_items, load_templates)
+from circuits import knowledge_conflict as kc
+from circuits import registry
 from interp.analysis import AnalysisResult, run_with_cost
+from interp.data.conflict import (
+    ConflictDataError,
+    ConflictItem,
+    MultiTokenAnswerWarning,
+    Template,
+    answer_tokens,
+    build_conflict_set,
+    load_counts,
+    load_items,
+    load_templates,
+)
 from interp.report import write_result
 from interp.testing import tiny_model
 
-from circuits import knowledge_conflict as kc
-from circuits import registry
-
 TEMPLATES = {
-    "statement": Template("statement", "the capital of {subject} is {answer} .", "the capital of {subject} is"),
+    "statement": Template(
+        "statement", "the capital of {subject} is {answer} .", "the capital of {subject} is"
+    ),
     # same query (so the same memorised answers on a random model), another context layout
-    "qa": Template("qa", "what is the capital of {subject} ? : {answer} .", "the capital of {subject} is"),
+    "qa": Template(
+        "qa", "what is the capital of {subject} ? : {answer} .", "the capital of {subject} is"
+    ),
 }
+
+
 def own_items(model, template=TEMPLATES["statement"], per_subject=3):
     """Items whose memory answer is what the model itself says on the clean prompt."""
     return own_conflict_items(model, template, per_subject)
@@ -43,6 +58,7 @@ def data(model, items):
 
 # --- data ----------------------------------------------------------------------------------------
 
+
 def test_template_prompts_and_errors():
     t = TEMPLATES["statement"]
     assert t.conflict_prompt("cat", "two") == "the capital of cat is two . the capital of cat is"
@@ -58,7 +74,11 @@ def test_build_keeps_known_subjects_and_counts_exclusions(model, items):
     same = [ConflictItem("cat", items[0].memory_answer, items[0].memory_answer)]
     data = build_conflict_set(model, items + wrong + same, TEMPLATES["statement"])
     assert len(data) == len(items)
-    assert data.excluded == {"context_equals_memory": 1, "same_first_token": 0, "unknown_subject": 1}
+    assert data.excluded == {
+        "context_equals_memory": 1,
+        "same_first_token": 0,
+        "unknown_subject": 1,
+    }
     assert data.n_candidates == len(items) + 2
     ids = model.tokenizer.convert_tokens_to_ids([i.memory_answer for i in data.items])
     assert list(data.memory_ids) == ids
@@ -86,16 +106,22 @@ def test_multi_token_answers_use_first_token_with_a_warning(model):
 
 def test_answer_tokens_read_the_answer_in_context(stories):
     ids = answer_tokens(stories, "Lily has a dog. Lily has a", "cat")
-    full = stories.tokenizer("Lily has a dog. Lily has a cat", add_special_tokens=False)["input_ids"]
-    assert ids == full[-len(ids):]
+    full = stories.tokenizer("Lily has a dog. Lily has a cat", add_special_tokens=False)[
+        "input_ids"
+    ]
+    assert ids == full[-len(ids) :]
 
 
 def test_jsonl_items_counts_and_templates(tmp_path):
     good = tmp_path / "items.jsonl"
-    good.write_text('{"subject": "cat", "memory_answer": "one", "context_answer": "two", "frequency": 3}\n\n')
+    good.write_text(
+        '{"subject": "cat", "memory_answer": "one", "context_answer": "two", "frequency": 3}\n\n'
+    )
     assert load_items(good) == [ConflictItem("cat", "one", "two", 3.0)]
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"subject": "cat", "memory_answer": "one", "context_answer": "two"}\n{"subject": "x"}\n')
+    bad.write_text(
+        '{"subject": "cat", "memory_answer": "one", "context_answer": "two"}\n{"subject": "x"}\n'
+    )
     with pytest.raises(ConflictDataError, match=":2: .*missing keys"):
         load_items(bad)
     (tmp_path / "broken.jsonl").write_text("{not json\n")
@@ -123,6 +149,7 @@ def test_corrupted_prompts_carry_neither_answer(data):
 
 # --- path patching, checked against an unbatched brute-force reference --------------------------
 
+
 def _z_and_metric(model, text, z_override=None, mem=None, ctx=None):
     """Run one unpadded prompt with plain torch hooks; return {layer: z} and LD at the end."""
     zs, handles = {}, []
@@ -133,6 +160,7 @@ def _z_and_metric(model, text, z_override=None, mem=None, ctx=None):
             if z_override is not None:
                 return (z_override[layer],)
             zs[layer] = args[0].detach().clone()
+
         handles.append(o_proj.register_forward_pre_hook(hook))
     try:
         with torch.no_grad():
@@ -153,7 +181,7 @@ def _brute_force_scores(model, data, references):
         for head in model.all_heads():
             frozen = {l: z.clone() for l, z in zb.items()}
             cols = slice(head.head * d, (head.head + 1) * d)
-            frozen[head.layer][:, -1, cols] = zr[head.layer][:, -1, cols]   # last tokens aligned
+            frozen[head.layer][:, -1, cols] = zr[head.layer][:, -1, cols]  # last tokens aligned
             _, patched = _z_and_metric(model, prompt, frozen, mem, ctx)
             scores[head.layer, head.head] += (base - patched) / len(data)
     return scores
@@ -171,7 +199,9 @@ def test_prompts_of_several_lengths_are_patched_in_padding_free_groups(model):
     subjects = ["cat", "big dog", "red box", "girl", "small city", "key"]
     items = []
     for i, s in enumerate(subjects):
-        mem = model.decode(model.generate(TEMPLATES["statement"].clean_prompt(s), 1).new_tokens[0]).strip()
+        mem = model.decode(
+            model.generate(TEMPLATES["statement"].clean_prompt(s), 1).new_tokens[0]
+        ).strip()
         items.append(ConflictItem(s, mem, [a for a in CONFLICT_ANSWERS if a != mem][i]))
     data = build_conflict_set(model, items, TEMPLATES["statement"])
     got = kc.locate_heads(model, data, batch_size=16, seed=1)
@@ -205,19 +235,25 @@ def test_probability_metric_and_attribution_agreement(model, data):
 
 def test_spearman_planted():
     a = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
-    assert kc.spearman(a, a ** 3) == pytest.approx(1.0)
+    assert kc.spearman(a, a**3) == pytest.approx(1.0)
     assert kc.spearman(a, -a) == pytest.approx(-1.0)
-    assert kc.spearman(torch.tensor([1.0, 1.0, 2.0, float("nan")]), torch.tensor([0.0, 0.0, 5.0, 1.0])) == pytest.approx(1.0)
+    assert kc.spearman(
+        torch.tensor([1.0, 1.0, 2.0, float("nan")]), torch.tensor([0.0, 0.0, 5.0, 1.0])
+    ) == pytest.approx(1.0)
 
 
 def test_ranked_groups_by_sign():
-    scores = interp.results.HeadScores(torch.tensor([[0.5, -2.0], [1.5, -0.1]]), model="toy", method="t")
+    scores = interp.results.HeadScores(
+        torch.tensor([[0.5, -2.0], [1.5, -0.1]]), model="toy", method="t"
+    )
     assert kc.ranked(scores, "memory") == [interp.Head(1, 0), interp.Head(0, 0)]
     assert kc.ranked(scores, "context") == [interp.Head(0, 1), interp.Head(1, 1)]
 
 
 def test_located_heads_are_those_with_a_tenth_of_the_largest_effect():
-    scores = interp.results.HeadScores(torch.tensor([[5.0, -2.0], [0.4, -0.6]]), model="toy", method="t")
+    scores = interp.results.HeadScores(
+        torch.tensor([[5.0, -2.0], [0.4, -0.6]]), model="toy", method="t"
+    )
     assert kc.located(scores) == [interp.Head(0, 0), interp.Head(0, 1), interp.Head(1, 1)]
     assert kc.located(scores, frac=0.5) == [interp.Head(0, 0)]
     zero = interp.results.HeadScores(torch.zeros(2, 2), model="toy", method="t")
@@ -226,12 +262,15 @@ def test_located_heads_are_those_with_a_tenth_of_the_largest_effect():
 
 # --- behaviour, pruning, controls ------------------------------------------------------------
 
+
 def test_usage_rates_count_every_prompt(model, data):
     r = kc.usage_rates(model, data, batch_size=5)
     assert r["n"] == len(data)
     assert r["memory"] + r["context"] + r["other"] == pytest.approx(1.0)
     logits = model.forward(data.prompts())[:, -1].argmax(-1)
-    assert r["memory"] == pytest.approx(float((logits == torch.tensor(data.memory_ids)).float().mean()))
+    assert r["memory"] == pytest.approx(
+        float((logits == torch.tensor(data.memory_ids)).float().mean())
+    )
 
 
 def test_prune_eval_matches_manual_pruning(model, data):
@@ -239,15 +278,19 @@ def test_prune_eval_matches_manual_pruning(model, data):
     out = kc.prune_eval(model, data, heads)
     with model.intervene(interp.PruneHeads(heads)):
         pruned = model.forward(data.prompts())[:, -1].argmax(-1)
-    assert out["after"]["memory"] == pytest.approx(float((pruned == torch.tensor(data.memory_ids)).float().mean()))
+    assert out["after"]["memory"] == pytest.approx(
+        float((pruned == torch.tensor(data.memory_ids)).float().mean())
+    )
     assert model.active_interventions == ()
 
 
 def test_k_checks(model, data):
     heads = model.all_heads()[:4]
     k, curve = kc.choose_k(model, data, heads, "memory", k_grid=(1, 3, 5, 7))
-    assert sorted(curve) == [1, 3] and k in (1, 3)          # capped by the 4 located heads
-    assert curve[k] >= max(curve.values()) - 0.10 and (k == 1 or curve[1] < max(curve.values()) - 0.10)
+    assert sorted(curve) == [1, 3] and k in (1, 3)  # capped by the 4 located heads
+    assert curve[k] >= max(curve.values()) - 0.10 and (
+        k == 1 or curve[1] < max(curve.values()) - 0.10
+    )
     k_strict, _ = kc.choose_k(model, data, heads, "memory", k_grid=(1, 3), within=0.0)
     assert curve[k_strict] == max(curve.values())
     with pytest.raises(kc.KTooLargeError, match="larger than the model's 16 heads"):
@@ -289,12 +332,16 @@ def test_validation_order_ranks_located_heads_by_their_own_pruning_effect(model,
 def test_run_end_to_end_and_leaves_model_clean(model, items, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result, cost = run_with_cost(registry.get("knowledge_conflict").run, model,
-                                     kc.Config(k_grid=(1, 3), n_random=2, n_per_subject=3), items=items,
-                                     templates=TEMPLATES)
+        result, cost = run_with_cost(
+            registry.get("knowledge_conflict").run,
+            model,
+            kc.Config(k_grid=(1, 3), n_random=2, n_per_subject=3),
+            items=items,
+            templates=TEMPLATES,
+        )
     numbers = result.numbers()
     assert isinstance(result, AnalysisResult) and result.analyzer == "knowledge_conflict"
-    floor, how = result.floor()          # a lower bound: the run itself needs at least that many forwards
+    floor, how = result.floor()  # a lower bound: the run itself needs at least that many forwards
     assert 0 < floor <= cost.forward_passes and "path patching" in how
     assert [r.role for r in result.roles()] == ["memory", "context"] and result.circuits() == []
     assert set(result.roles()[0].heads) == {str(h) for h in result.memory_heads}
@@ -304,8 +351,13 @@ def test_run_end_to_end_and_leaves_model_clean(model, items, tmp_path):
         if "error" in direction:
             continue
         assert direction["k"] in (1, 3)
-        assert {"held_out", "other_format", "random_heads_held_out", "random_heads_other_format"} <= set(direction)
-        for part in ("held_out", "other_format"):        # specificity control avoids every located head
+        assert {
+            "held_out",
+            "other_format",
+            "random_heads_held_out",
+            "random_heads_other_format",
+        } <= set(direction)
+        for part in ("held_out", "other_format"):  # specificity control avoids every located head
             for draw in direction.get(f"random_outside_located_{part}", {}).get("draws", []):
                 assert not set(draw["heads"]) & set(direction["located_heads"])
     assert -1 <= numbers["attribution_spearman_vs_path_patching"] <= 1
@@ -339,23 +391,59 @@ def test_cli_conflict(model_folder, items, tmp_path):
     templates = tmp_path / "templates.json"
     templates.write_text(json.dumps([t.to_dict() for t in TEMPLATES.values()]))
     out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["conflict", str(model_folder), "--items", str(path), "--templates",
-                                   str(templates), "--k", "1", "--k", "3", "--n-random", "2", "--out", str(out)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "conflict",
+            str(model_folder),
+            "--items",
+            str(path),
+            "--templates",
+            str(templates),
+            "--k",
+            "1",
+            "--k",
+            "3",
+            "--n-random",
+            "2",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert json.loads((out / "summary.json").read_text())["numbers"]["ph3"]
-    bad = CliRunner().invoke(app, ["conflict", str(model_folder), "--items", str(path), "--templates",
-                                   str(templates), "--k", "99", "--out", str(out)])
+    bad = CliRunner().invoke(
+        app,
+        [
+            "conflict",
+            str(model_folder),
+            "--items",
+            str(path),
+            "--templates",
+            str(templates),
+            "--k",
+            "99",
+            "--out",
+            str(out),
+        ],
+    )
     assert bad.exit_code == 2 and "larger than the model" in bad.output
     none = CliRunner().invoke(app, ["conflict", str(model_folder), "--out", str(out)])
     # no --items on a non-zoo model: the built-in English facts, none of which a random model knows
-    assert none.exit_code == 2 and "no usable conflict items" in none.output and "--items" in none.output
+    assert (
+        none.exit_code == 2
+        and "no usable conflict items" in none.output
+        and "--items" in none.output
+    )
 
 
 def test_default_k_grid_is_capped_by_the_model_heads():
-    small = tiny_model("gpt2", n_layers=2)   # 2 x 4 = 8 heads: default grid -> 1, 3, 5, 7
+    small = tiny_model("gpt2", n_layers=2)  # 2 x 4 = 8 heads: default grid -> 1, 3, 5, 7
     data = build_conflict_set(small, own_items(small, per_subject=1), TEMPLATES["statement"])
     split = {"val": data, "test": data, "test_other_format": data}
-    scores = interp.results.HeadScores(-torch.arange(1.0, 9.0).reshape(2, 4), model="tiny", method="t")
+    scores = interp.results.HeadScores(
+        -torch.arange(1.0, 9.0).reshape(2, 4), model="tiny", method="t"
+    )
     out = kc.ph3_direction(small, scores, split, "context", "memory", kc.Config(n_random=1))
     assert sorted(out["k_validation_curve"]) == [1, 3, 5, 7]
     with pytest.raises(kc.KTooLargeError, match="larger than the model's 8 heads"):
@@ -374,16 +462,20 @@ def test_zoo_unseen_countries_are_excluded_as_unknown():
     world = zoo.World(0)
     data = build_conflict_set(model, zoo_items(1), ZOO_TEMPLATES["statement"])
     kept = {i.subject for i in data.items}
-    assert not kept & set(world.unseen_countries)      # never in training: the model cannot know them
+    assert not kept & set(world.unseen_countries)  # never in training: the model cannot know them
     assert data.excluded["unknown_subject"] >= len(world.unseen_countries)
     assert len(kept) + data.excluded["unknown_subject"] == len(world.countries)
 
 
 def test_default_formats_are_the_first_two_templates():
     from interp.data.conflict import EN_TEMPLATES, ZOO_TEMPLATES
+
     assert kc.resolve_formats(kc.Config(), ZOO_TEMPLATES).formats == ("statement", "spaced")
     assert kc.resolve_formats(kc.Config(), EN_TEMPLATES).formats == ("statement", "qa")
-    assert kc.resolve_formats(kc.Config(formats=("qa", "statement")), ZOO_TEMPLATES).formats == ("qa", "statement")
+    assert kc.resolve_formats(kc.Config(formats=("qa", "statement")), ZOO_TEMPLATES).formats == (
+        "qa",
+        "statement",
+    )
     with pytest.raises(ConflictDataError, match="two prompt formats"):
         kc.resolve_formats(kc.Config(), {"statement": ZOO_TEMPLATES["statement"]})
     # zoo formats set the context in filler text, as the zoo's training passages do
@@ -402,8 +494,11 @@ def test_relations_a_model_barely_knows_are_dropped_with_a_warning():
     def item(rel, subj, m, c):
         return NS(relation=rel, subject=subj, memory_answer=m, context_answer=c)
 
-    good = [item("capital", "France", "Paris", "Rome"), item("capital", "Italy", "Rome", "Paris"),
-            item("capital", "Spain", "Madrid", "Bern")]
+    good = [
+        item("capital", "France", "Paris", "Rome"),
+        item("capital", "Italy", "Rome", "Paris"),
+        item("capital", "Spain", "Madrid", "Bern"),
+    ]
     lonely = [item("city_country", "Lyon", "France", "Peru")]
     parts = {"locate": NS(items=good + lonely), "val": NS(items=good)}
     with pytest.warns(RelationDroppedWarning, match="city_country"):

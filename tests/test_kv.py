@@ -10,8 +10,16 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMa
 from interp import PruneHeads
 from interp.backends.attention import attention_implementation
 from interp.errors import InterpError
-from interp.kv import (HeadKVPolicy, KVPolicyError, PolicyLayoutError, full_policy, kv_head_scores, policy_from,
-                       random_policy, streaming_policy)
+from interp.kv import (
+    HeadKVPolicy,
+    KVPolicyError,
+    PolicyLayoutError,
+    full_policy,
+    kv_head_scores,
+    policy_from,
+    random_policy,
+    streaming_policy,
+)
 from interp.testing import tiny_model
 
 PROMPT = "a b c d e f g h i j k l m n o p q r"
@@ -19,20 +27,29 @@ PROMPT = "a b c d e f g h i j k l m n o p q r"
 
 @pytest.fixture(scope="module")
 def model():
-    return tiny_model("llama")   # 2 layers, 8 query heads, 4 kv heads (GQA)
+    return tiny_model("llama")  # 2 layers, 8 query heads, 4 kv heads (GQA)
 
 
 def test_budget_one_gives_the_full_cache_tokens(model):
     full = model.generate([PROMPT, "a b c d e f g h i j k"], max_new_tokens=10)
-    kept = model.generate([PROMPT, "a b c d e f g h i j k"], max_new_tokens=10, kv_policy=full_policy(model))
+    kept = model.generate(
+        [PROMPT, "a b c d e f g h i j k"], max_new_tokens=10, kv_policy=full_policy(model)
+    )
     assert torch.equal(full.tokens, kept.tokens)
-    assert torch.equal(full.tokens, model.generate([PROMPT, "a b c d e f g h i j k"], max_new_tokens=10,
-                                                   kv_policy=policy_from(torch.rand(2, 8), model, budget=1.0)).tokens)
+    assert torch.equal(
+        full.tokens,
+        model.generate(
+            [PROMPT, "a b c d e f g h i j k"],
+            max_new_tokens=10,
+            kv_policy=policy_from(torch.rand(2, 8), model, budget=1.0),
+        ).tokens,
+    )
 
 
 def _reference_attention(policy):
     """Eager reference: full keys, one boolean mask per query head (causal for full kv heads,
     sink + window for the rest), no cache tricks."""
+
     def attend(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
         b, n_heads, q_len, _ = query.shape
         n_kv, total = key.shape[1], key.shape[2]
@@ -42,12 +59,21 @@ def _reference_attention(policy):
         causal = k_pos <= q_pos
         near = causal & ((k_pos < policy.sink) | (q_pos - k_pos <= policy.window))
         layer = module.layer_idx
-        mask = torch.stack([causal if policy.is_full(layer, h // groups) else near for h in range(n_heads)])
-        mask = mask[None] & (attention_mask[..., -q_len:, :total] if attention_mask is not None else True)
+        mask = torch.stack(
+            [causal if policy.is_full(layer, h // groups) else near for h in range(n_heads)]
+        )
+        mask = mask[None] & (
+            attention_mask[..., -q_len:, :total] if attention_mask is not None else True
+        )
         out = torch.nn.functional.scaled_dot_product_attention(
-            query, key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1), attn_mask=mask,
-            scale=scaling)
+            query,
+            key.repeat_interleave(groups, 1),
+            value.repeat_interleave(groups, 1),
+            attn_mask=mask,
+            scale=scaling,
+        )
         return out.transpose(1, 2).contiguous(), None
+
     return attend
 
 
@@ -72,15 +98,19 @@ def test_compressed_cache_reads_exactly_sink_and_window(model, full):
 def test_the_kept_cache_is_smaller_and_matches_the_theory(model):
     policy = HeadKVPolicy(((0, 1),), model.n_layers, model.n_kv_heads, sink=2, window=4)
     out = model.generate(PROMPT, max_new_tokens=6, kv_policy=policy)
-    cached = out.tokens.shape[1] - 1              # the last token is never fed back
+    cached = out.tokens.shape[1] - 1  # the last token is never fed back
     assert out.kv_cache_bytes == policy.kv_bytes(cached, model.d_head)
-    assert out.kv_cache_bytes < full_policy(model).kv_bytes(cached, model.d_head) / 2   # 24 + 7 x 6 of 8 x 24
+    assert (
+        out.kv_cache_bytes < full_policy(model).kv_bytes(cached, model.d_head) / 2
+    )  # 24 + 7 x 6 of 8 x 24
 
 
 def test_policy_composes_with_interventions(model):
     prune = PruneHeads(["L1H0", "L0H3"])
     base = model.generate(PROMPT, max_new_tokens=6, interventions=prune)
-    both = model.generate(PROMPT, max_new_tokens=6, interventions=prune, kv_policy=full_policy(model))
+    both = model.generate(
+        PROMPT, max_new_tokens=6, interventions=prune, kv_policy=full_policy(model)
+    )
     assert torch.equal(base.tokens, both.tokens)
 
 
@@ -88,7 +118,7 @@ def test_group_scores_map_query_heads_to_kv_heads(model):
     scores = torch.tensor([[0.1, 0.9, 0.0, 0.0, 0.2, 0.2, 0.5, float("nan")]] * 2)
     assert kv_head_scores(scores, 4, "max")[0].tolist() == pytest.approx([0.9, 0.0, 0.2, 0.5])
     assert kv_head_scores(scores, 4, "mean")[0].tolist() == pytest.approx([0.5, 0.0, 0.2, 0.5])
-    policy = policy_from(scores, model, budget=0.25, group="max")   # 2 of 8 kv heads
+    policy = policy_from(scores, model, budget=0.25, group="max")  # 2 of 8 kv heads
     assert policy.full == ((0, 0), (1, 0)) and policy.kind == "retrieval/max"
     assert policy_from(scores, model, threshold=0.4).full == ((0, 0), (0, 3), (1, 0), (1, 3))
 
@@ -108,20 +138,41 @@ def test_json_round_trip_and_unknown_keys(model, tmp_path):
         HeadKVPolicy.from_dict({**data, "schema": "interp.kv_policy/9"})
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda m: policy_from(torch.rand(2, 8), m, budget=1.5), r"budget must be in \[0, 1\]"),
-    (lambda m: policy_from(torch.rand(2, 8), m, budget=True), "budget must be a number"),
-    (lambda m: streaming_policy(m, sink=-1), "sink must be >= 0"),
-    (lambda m: streaming_policy(m, window=0), "window must be >= 1"),
-    (lambda m: m.generate("a b c", max_new_tokens=2, kv_policy=streaming_policy(m, sink=2, window=8)),
-     "cover the whole prompt"),
-    (lambda m: m.generate(PROMPT, max_new_tokens=2, use_cache=False, kv_policy=streaming_policy(m, window=4)),
-     "needs the KV cache"),
-    (lambda m: m.generate(PROMPT, max_new_tokens=2, backend="transformer_lens",
-                          kv_policy=streaming_policy(m, window=4)), "nnsight engine"),
-    (lambda m: m.generate(PROMPT, max_new_tokens=2, kv_policy="L0H1"), "must be an interp.kv.HeadKVPolicy"),
-    (lambda m: policy_from(torch.rand(3, 8), m, budget=0.5), "not for"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda m: policy_from(torch.rand(2, 8), m, budget=1.5), r"budget must be in \[0, 1\]"),
+        (lambda m: policy_from(torch.rand(2, 8), m, budget=True), "budget must be a number"),
+        (lambda m: streaming_policy(m, sink=-1), "sink must be >= 0"),
+        (lambda m: streaming_policy(m, window=0), "window must be >= 1"),
+        (
+            lambda m: m.generate(
+                "a b c", max_new_tokens=2, kv_policy=streaming_policy(m, sink=2, window=8)
+            ),
+            "cover the whole prompt",
+        ),
+        (
+            lambda m: m.generate(
+                PROMPT, max_new_tokens=2, use_cache=False, kv_policy=streaming_policy(m, window=4)
+            ),
+            "needs the KV cache",
+        ),
+        (
+            lambda m: m.generate(
+                PROMPT,
+                max_new_tokens=2,
+                backend="transformer_lens",
+                kv_policy=streaming_policy(m, window=4),
+            ),
+            "nnsight engine",
+        ),
+        (
+            lambda m: m.generate(PROMPT, max_new_tokens=2, kv_policy="L0H1"),
+            "must be an interp.kv.HeadKVPolicy",
+        ),
+        (lambda m: policy_from(torch.rand(3, 8), m, budget=0.5), "not for"),
+    ],
+)
 def test_bad_input_is_a_clear_error(model, call, match):
     with pytest.raises(InterpError, match=match):
         call(model)
@@ -135,15 +186,33 @@ def test_a_policy_for_another_layout_is_refused(model):
 
 
 def test_kv_command_writes_curve_summary_policies(model, tmp_path):
+    from helpers import save_model_folder
     from typer.testing import CliRunner
 
-    from helpers import save_model_folder
     from interp.cli import app
 
     folder = save_model_folder(model, tmp_path / "tiny")
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["kv", str(folder), "--out", str(out), "--lengths", "64", "--depths", "0.5",
-                                      "--budgets", "0.5", "--n-random", "2", "--window", "8", "--quiet"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "kv",
+            str(folder),
+            "--out",
+            str(out),
+            "--lengths",
+            "64",
+            "--depths",
+            "0.5",
+            "--budgets",
+            "0.5",
+            "--n-random",
+            "2",
+            "--window",
+            "8",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     policies = {row["policy"] for row in summary["numbers"]["curve"]}
@@ -155,11 +224,13 @@ def test_kv_command_writes_curve_summary_policies(model, tmp_path):
 
 
 def test_kv_command_bad_budget_is_a_clear_error(model, tmp_path):
+    from helpers import save_model_folder
     from typer.testing import CliRunner
 
-    from helpers import save_model_folder
     from interp.cli import app
 
     folder = save_model_folder(model, tmp_path / "tiny")
-    result = CliRunner().invoke(app, ["kv", str(folder), "--out", str(tmp_path / "o"), "--budgets", "1.5"])
+    result = CliRunner().invoke(
+        app, ["kv", str(folder), "--out", str(tmp_path / "o"), "--budgets", "1.5"]
+    )
     assert result.exit_code == 2 and "budgets must be shares in (0, 1]" in result.output

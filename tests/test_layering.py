@@ -24,7 +24,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("interp", "circuits")
 MAX_LINES = 500
@@ -48,7 +47,8 @@ def module_files(root: Path, packages=PACKAGES) -> dict[str, Path]:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _import_nodes(tree: ast.AST):
@@ -58,8 +58,11 @@ def _import_nodes(tree: ast.AST):
         node = stack.pop()
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
-        children = node.orelse if isinstance(node, ast.If) and _is_type_checking(node) else (
-            ast.iter_child_nodes(node))
+        children = (
+            node.orelse
+            if isinstance(node, ast.If) and _is_type_checking(node)
+            else (ast.iter_child_nodes(node))
+        )
         stack.extend(children)
 
 
@@ -92,7 +95,9 @@ def imports_of(module: str, source: str, modules, is_package: bool = False) -> s
             names = [alias.name for alias in node.names]
         else:
             base = _base(module, is_package, node)
-            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            names = [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names
+            ]
         out |= {k for k in (_known(n, modules) for n in names) if k is not None and k != module}
     return out
 
@@ -100,8 +105,10 @@ def imports_of(module: str, source: str, modules, is_package: bool = False) -> s
 def import_graph(root: Path = ROOT, packages=PACKAGES) -> dict[str, set[str]]:
     """``{module: modules it imports}`` over ``packages`` under ``root``."""
     files = module_files(root, packages)
-    return {m: imports_of(m, f.read_text(encoding="utf-8"), files, f.name == "__init__.py")
-            for m, f in files.items()}
+    return {
+        m: imports_of(m, f.read_text(encoding="utf-8"), files, f.name == "__init__.py")
+        for m, f in files.items()
+    }
 
 
 # --------------------------------------------------------------------------- the checks
@@ -109,7 +116,7 @@ def import_graph(root: Path = ROOT, packages=PACKAGES) -> dict[str, set[str]]:
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     """One import cycle ``[a, b, ..., a]`` of ``graph``, or None (iterative depth-first search)."""
-    state: dict[str, int] = {}            # 1 = on the current path, 2 = finished
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = finished
     for start in sorted(graph):
         if state.get(start):
             continue
@@ -121,7 +128,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
                 state[path.pop()] = 2
                 stack.pop()
             elif state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             elif not state.get(nxt):
                 state[nxt] = 1
                 path.append(nxt)
@@ -133,11 +140,17 @@ def _inside(module: str, package: str) -> bool:
     return module == package or module.startswith(package + ".")
 
 
-def upward_imports(graph, lower: str, upper: str, exempt: str | None = None) -> list[tuple[str, str]]:
+def upward_imports(
+    graph, lower: str, upper: str, exempt: str | None = None
+) -> list[tuple[str, str]]:
     """``(importer, imported)`` pairs where a module of ``lower`` (outside ``exempt``) imports
     one of ``upper``."""
-    return sorted((a, b) for a, targets in graph.items() for b in targets
-                  if _inside(a, lower) and not (exempt and _inside(a, exempt)) and _inside(b, upper))
+    return sorted(
+        (a, b)
+        for a, targets in graph.items()
+        for b in targets
+        if _inside(a, lower) and not (exempt and _inside(a, exempt)) and _inside(b, upper)
+    )
 
 
 def long_files(root: Path = ROOT, packages=PACKAGES, limit: int = MAX_LINES) -> list[str]:
@@ -155,6 +168,8 @@ def long_files(root: Path = ROOT, packages=PACKAGES, limit: int = MAX_LINES) -> 
 
 GRAPH = import_graph()
 LONG = long_files()
+
+
 def without(graph: dict[str, set[str]], edges) -> dict[str, set[str]]:
     """A copy of ``graph`` without ``edges`` (pairs ``(importer, imported)``)."""
     return {a: {b for b in targets if (a, b) not in edges} for a, targets in graph.items()}
@@ -194,12 +209,21 @@ def test_find_cycle_on_synthetic_graphs():
 
 
 def test_upward_imports_on_a_synthetic_graph():
-    graph = {"interp.models": {"interp.heads"}, "interp.atlas": {"circuits.induction"},
-             "interp.cli.demo": {"circuits"}, "circuits.retrieval": {"interp.cli.app", "interp"}}
+    graph = {
+        "interp.models": {"interp.heads"},
+        "interp.atlas": {"circuits.induction"},
+        "interp.cli.demo": {"circuits"},
+        "circuits.retrieval": {"interp.cli.app", "interp"},
+    }
     assert upward_imports(graph, "interp", "circuits", exempt="interp.cli") == [
-        ("interp.atlas", "circuits.induction")]
-    assert upward_imports(graph, "circuits", "interp.cli") == [("circuits.retrieval", "interp.cli.app")]
-    assert upward_imports({"interpx.a": {"circuits"}}, "interp", "circuits") == []  # a prefix is no package
+        ("interp.atlas", "circuits.induction")
+    ]
+    assert upward_imports(graph, "circuits", "interp.cli") == [
+        ("circuits.retrieval", "interp.cli.app")
+    ]
+    assert (
+        upward_imports({"interpx.a": {"circuits"}}, "interp", "circuits") == []
+    )  # a prefix is no package
 
 
 def _write_tree(root: Path, files: dict[str, str]) -> None:
@@ -210,17 +234,25 @@ def _write_tree(root: Path, files: dict[str, str]) -> None:
 
 
 def test_imports_inside_functions_and_relative_imports_are_edges(tmp_path):
-    _write_tree(tmp_path, {
-        "pkg/__init__.py": "from .a import f\n",
-        "pkg/a.py": "def f():\n    from . import b\n    return b\n",
-        "pkg/b.py": "import json\nfrom pkg.sub import c as _c\n",
-        "pkg/sub/__init__.py": "",
-        "pkg/sub/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..a import f\n"
-                        "else:\n    from .. import b\n",
-    })
+    _write_tree(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from .a import f\n",
+            "pkg/a.py": "def f():\n    from . import b\n    return b\n",
+            "pkg/b.py": "import json\nfrom pkg.sub import c as _c\n",
+            "pkg/sub/__init__.py": "",
+            "pkg/sub/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..a import f\n"
+            "else:\n    from .. import b\n",
+        },
+    )
     graph = import_graph(tmp_path, ("pkg",))
-    assert graph == {"pkg": {"pkg.a"}, "pkg.a": {"pkg.b"}, "pkg.b": {"pkg.sub.c"}, "pkg.sub": set(),
-                     "pkg.sub.c": {"pkg.b"}}
+    assert graph == {
+        "pkg": {"pkg.a"},
+        "pkg.a": {"pkg.b"},
+        "pkg.b": {"pkg.sub.c"},
+        "pkg.sub": set(),
+        "pkg.sub.c": {"pkg.b"},
+    }
     assert find_cycle(graph) == ["pkg.b", "pkg.sub.c", "pkg.b"]
 
 

@@ -1,6 +1,4 @@
-import shutil
 import struct
-import warnings
 
 import pytest
 import torch
@@ -8,8 +6,10 @@ import torch
 import interp
 from interp.testing import tiny_hf_model
 
-EXPECTED_STORY = (", there was a little girl named Lily. She loved to play outside in the park. "
-                  "One day, she saw a big, red ball.")
+EXPECTED_STORY = (
+    ", there was a little girl named Lily. She loved to play outside in the park. "
+    "One day, she saw a big, red ball."
+)
 
 
 def test_stories_gguf_loads_unmodified_and_continues_as_documented(stories_path):
@@ -17,7 +17,12 @@ def test_stories_gguf_loads_unmodified_and_continues_as_documented(stories_path)
     with pytest.warns(UserWarning, match="outside the vocabulary"):
         model = interp.load(str(stories_path))
     assert stories_path.read_bytes() == before, "the user's file must never be rewritten"
-    assert (model.architecture, model.n_layers, model.n_heads, model.n_kv_heads) == ("LlamaForCausalLM", 5, 8, 4)
+    assert (model.architecture, model.n_layers, model.n_heads, model.n_kv_heads) == (
+        "LlamaForCausalLM",
+        5,
+        8,
+        4,
+    )
     out = model.generate("Once upon a time", max_new_tokens=40)
     assert out.texts[0].startswith(EXPECTED_STORY)
 
@@ -128,6 +133,8 @@ def test_device_and_dtype_of_inputs_follow_the_model():
     ids = model.to_tokens("the cat").input_ids.int()  # int32 ids are accepted and converted
     assert torch.allclose(model.forward(ids), model.forward("the cat"))
     _, src = model.run_with_cache("the cat saw", sites=("z",))
-    src64 = {key: value.double() for key, value in src.items()}  # a float64 cache patches a float32 model
+    src64 = {
+        key: value.double() for key, value in src.items()
+    }  # a float64 cache patches a float32 model
     out = model.forward("the dog saw", interventions=interp.PatchHeads(["L0H0"], source=src64))
     assert out.dtype == torch.float32

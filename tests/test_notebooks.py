@@ -14,8 +14,12 @@ from pathlib import Path
 
 import pytest
 
-nbformat = pytest.importorskip("nbformat", reason="nbformat is a dev extra: pip install -e '.[dev]'")
-nbclient = pytest.importorskip("nbclient", reason="nbclient is a dev extra: pip install -e '.[dev]'")
+nbformat = pytest.importorskip(
+    "nbformat", reason="nbformat is a dev extra: pip install -e '.[dev]'"
+)
+nbclient = pytest.importorskip(
+    "nbclient", reason="nbclient is a dev extra: pip install -e '.[dev]'"
+)
 pytest.importorskip("ipykernel", reason="ipykernel is a dev extra: pip install -e '.[dev]'")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -38,9 +42,15 @@ def kernel_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("kernels")
     spec = root / "interp-venv"
     spec.mkdir()
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "interp venv", "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "interp venv",
+                "language": "python",
+            }
+        )
+    )
     return root
 
 
@@ -54,22 +64,38 @@ def test_notebook_runs(path, kernel_dir, tmp_path):
     from jupyter_client.manager import KernelManager
 
     nb = nbformat.read(path, as_version=4)
-    km = KernelManager(kernel_name="interp-venv",
-                       kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel_dir)]))
-    client = nbclient.NotebookClient(nb, km=km, timeout=CELL_TIMEOUT_S,
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    km = KernelManager(
+        kernel_name="interp-venv",
+        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel_dir)]),
+    )
+    client = nbclient.NotebookClient(
+        nb, km=km, timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(tmp_path)}}
+    )
     start = time.perf_counter()
     try:
         client.execute()
     except nbclient.exceptions.CellExecutionError as err:  # names the cell and the traceback
         pytest.fail(f"{path.name} failed:\n{err}", pytrace=False)
     seconds = time.perf_counter() - start
-    errors = [out for cell in nb.cells if cell.cell_type == "code"
-              for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+    errors = [
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "error"
+    ]
     assert not errors, f"{path.name}: error outputs {errors}"
-    figures = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
-               if "application/vnd.plotly.v1+json" in out.get("data", {})]
+    figures = [
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if "application/vnd.plotly.v1+json" in out.get("data", {})
+    ]
     assert figures, f"{path.name} shows no interactive plotly figure"
     if seconds > SLOW_AFTER_S and not nb.metadata.get("interp", {}).get("slow"):
-        warnings.warn(f"{path.name} took {seconds:.0f} s; mark it slow in its metadata "
-                      f'({{"interp": {{"slow": true}}}})', stacklevel=1)
+        warnings.warn(
+            f"{path.name} took {seconds:.0f} s; mark it slow in its metadata "
+            f'({{"interp": {{"slow": true}}}})',
+            stacklevel=1,
+        )

@@ -1,4 +1,5 @@
 """Patching checked against brute-force references written with plain torch hooks on the HF module."""
+
 import pytest
 import torch
 
@@ -18,7 +19,9 @@ def model():
 @pytest.fixture(scope="module")
 def metric(model):
     tok = model.tokenizer
-    return logit_diff(tok.convert_tokens_to_ids(["box", "box"]), tok.convert_tokens_to_ids(["cat", "dog"]))
+    return logit_diff(
+        tok.convert_tokens_to_ids(["box", "box"]), tok.convert_tokens_to_ids(["cat", "dog"])
+    )
 
 
 def _attn(model, layer):
@@ -29,8 +32,11 @@ def _z_of(model, ids):
     """z of every layer, by a pre-hook on o_proj (independent of interp's engines)."""
     zs, handles = {}, []
     for layer in range(model.n_layers):
-        handles.append(_attn(model, layer).o_proj.register_forward_pre_hook(
-            lambda m, args, layer=layer: zs.__setitem__(layer, args[0].detach().clone())))
+        handles.append(
+            _attn(model, layer).o_proj.register_forward_pre_hook(
+                lambda m, args, layer=layer: zs.__setitem__(layer, args[0].detach().clone())
+            )
+        )
     try:
         with torch.no_grad():
             model.hf(ids)
@@ -43,10 +49,13 @@ def _z_of(model, ids):
 def _run_with_z(model, ids, z_by_layer, metric, q_override=None):
     handles = []
     for layer, z in z_by_layer.items():
-        handles.append(_attn(model, layer).o_proj.register_forward_pre_hook(
-            lambda m, args, z=z: (z,)))
+        handles.append(
+            _attn(model, layer).o_proj.register_forward_pre_hook(lambda m, args, z=z: (z,))
+        )
     for layer, fn in (q_override or {}).items():
-        handles.append(_attn(model, layer).q_proj.register_forward_hook(lambda m, a, out, fn=fn: fn(out)))
+        handles.append(
+            _attn(model, layer).q_proj.register_forward_hook(lambda m, a, out, fn=fn: fn(out))
+        )
     try:
         with torch.no_grad():
             return metric(model.hf(ids).logits[:, -1])
@@ -79,7 +88,9 @@ def test_path_patching_to_logits_matches_reference(model, metric, backend):
     scores = path_patch(model, BASE, SOURCE, metric, batch_size=10, backend=backend)
     for head in model.all_heads():
         frozen = {l: z.clone() for l, z in zb.items()}
-        frozen[head.layer][:, :, _slice(model, head.head)] = zs[head.layer][:, :, _slice(model, head.head)]
+        frozen[head.layer][:, :, _slice(model, head.head)] = zs[head.layer][
+            :, :, _slice(model, head.head)
+        ]
         ref = float((_run_with_z(model, ids_b, frozen, metric) - base_value).mean())
         assert abs(scores.scores[head.layer, head.head].item() - ref) <= 1e-5, head
 
@@ -89,14 +100,20 @@ def test_path_patching_to_receiver_queries_matches_reference(model, metric):
     ids_b, ids_s = model.to_tokens(BASE).input_ids, model.to_tokens(SOURCE).input_ids
     zb, zs = _z_of(model, ids_b), _z_of(model, ids_s)
     base_value = _run_with_z(model, ids_b, {}, metric)
-    scores = path_patch(model, BASE, SOURCE, metric, receivers=Receivers([receiver], "q"), batch_size=16)
+    scores = path_patch(
+        model, BASE, SOURCE, metric, receivers=Receivers([receiver], "q"), batch_size=16
+    )
     assert torch.isnan(scores.scores[2]).all(), "senders in the receiver's layer have no path"
     cols = _slice(model, receiver.head)
     for head in [h for h in model.all_heads() if h.layer < 2]:
         frozen = {l: z.clone() for l, z in zb.items() if l < 2}
-        frozen[head.layer][:, :, _slice(model, head.head)] = zs[head.layer][:, :, _slice(model, head.head)]
+        frozen[head.layer][:, :, _slice(model, head.head)] = zs[head.layer][
+            :, :, _slice(model, head.head)
+        ]
         captured = {}
-        hook = _attn(model, 2).q_proj.register_forward_hook(lambda m, a, out: captured.setdefault("q", out.clone()))
+        hook = _attn(model, 2).q_proj.register_forward_hook(
+            lambda m, a, out: captured.setdefault("q", out.clone())
+        )
         try:
             _run_with_z(model, ids_b, frozen, metric)
         finally:
@@ -106,7 +123,10 @@ def test_path_patching_to_receiver_queries_matches_reference(model, metric):
             out = out.clone()
             out[:, :, cols] = captured["q"][:, :, cols]
             return out
-        ref = float((_run_with_z(model, ids_b, {}, metric, q_override={2: put}) - base_value).mean())
+
+        ref = float(
+            (_run_with_z(model, ids_b, {}, metric, q_override={2: put}) - base_value).mean()
+        )
         assert abs(scores.scores[head.layer, head.head].item() - ref) <= 1e-5, head
 
 
@@ -116,15 +136,22 @@ def test_path_patching_to_receivers_in_two_layers_matches_reference(model, metri
     ids_b, ids_s = model.to_tokens(BASE).input_ids, model.to_tokens(SOURCE).input_ids
     zb, zs = _z_of(model, ids_b), _z_of(model, ids_s)
     base_value = _run_with_z(model, ids_b, {}, metric)
-    scores = path_patch(model, BASE, SOURCE, metric, receivers=Receivers(receivers, "q"), batch_size=16)
+    scores = path_patch(
+        model, BASE, SOURCE, metric, receivers=Receivers(receivers, "q"), batch_size=16
+    )
     assert torch.isnan(scores.scores[2]).all() and not torch.isnan(scores.scores[1]).any()
     for head in [h for h in model.all_heads() if h.layer < 2]:
         frozen = {l: z.clone() for l, z in zb.items() if l < 2}
-        frozen[head.layer][:, :, _slice(model, head.head)] = zs[head.layer][:, :, _slice(model, head.head)]
+        frozen[head.layer][:, :, _slice(model, head.head)] = zs[head.layer][
+            :, :, _slice(model, head.head)
+        ]
         captured, hooks = {}, []
         for r in receivers:
-            hooks.append(_attn(model, r.layer).q_proj.register_forward_hook(
-                lambda m, a, out, layer=r.layer: captured.setdefault(layer, out.clone())))
+            hooks.append(
+                _attn(model, r.layer).q_proj.register_forward_hook(
+                    lambda m, a, out, layer=r.layer: captured.setdefault(layer, out.clone())
+                )
+            )
         try:
             _run_with_z(model, ids_b, frozen, metric)
         finally:
@@ -136,9 +163,13 @@ def test_path_patching_to_receivers_in_two_layers_matches_reference(model, metri
                 out = out.clone()
                 out[:, :, cols] = captured[layer][:, :, cols]
                 return out
+
             return fn
+
         override = {r.layer: put(r.layer, _slice(model, r.head)) for r in receivers}
-        ref = float((_run_with_z(model, ids_b, {}, metric, q_override=override) - base_value).mean())
+        ref = float(
+            (_run_with_z(model, ids_b, {}, metric, q_override=override) - base_value).mean()
+        )
         assert abs(scores.scores[head.layer, head.head].item() - ref) <= 1e-5, head
 
 

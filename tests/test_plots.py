@@ -43,7 +43,9 @@ def test_head_heatmap_nan_is_not_scored_and_extra_hover():
 
 
 def test_head_heatmap_highlight_groups_with_legend():
-    fig = head_heatmap(torch.rand(4, 4), highlight={"memory": [(0, 1), "L2H3"], "context": [(3, 0)]})
+    fig = head_heatmap(
+        torch.rand(4, 4), highlight={"memory": [(0, 1), "L2H3"], "context": [(3, 0)]}
+    )
     groups = [t for t in fig.data if t.type == "scatter"]
     assert [g.name for g in groups] == ["memory", "context"]
     assert list(groups[0].x) == [1, 3] and list(groups[0].y) == [0, 2]
@@ -110,7 +112,9 @@ def test_attention_pattern_bad_inputs():
 
 
 def test_line_curves_and_validation():
-    fig = line_curves([0, 0.5, 1], {"memory": [1, 0.5, 0], "context": [0, 0.5, 1]}, "sweep", "alpha", "acc")
+    fig = line_curves(
+        [0, 0.5, 1], {"memory": [1, 0.5, 0], "context": [0, 0.5, 1]}, "sweep", "alpha", "acc"
+    )
     assert [t.name for t in fig.data] == ["memory", "context"]
     assert list(fig.data[1].y) == [0, 0.5, 1]
     assert fig.layout.xaxis.title.text == "alpha" and fig.layout.yaxis.title.text == "acc"

@@ -37,6 +37,7 @@ def _no_hooks(model) -> bool:
 
 # --- heads --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("spec", [(1.7, 2), (1, 2.0), (True, 1), ("L1", 2)])
 def test_head_parse_refuses_non_integer_pairs(spec):
     with pytest.raises(HeadSpecError, match="must be an int"):
@@ -55,6 +56,7 @@ def test_head_errors_are_interp_errors():
 
 
 # --- interventions: construction -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("alpha", [1e38, -1e38, MAX_ALPHA * 1.01, float("nan"), float("inf")])
 def test_scale_values_refuses_alpha_that_overflows(alpha):
@@ -85,12 +87,13 @@ def test_empty_compose_refused():
 
 # --- interventions: applying ---------------------------------------------------------------------
 
+
 def test_applying_the_same_intervention_twice_is_refused(model):
     scale = ScaleValues("L1H0", 2.0)
     model.apply(scale)
     try:
         with pytest.raises(InterventionError, match="already applied"):
-            model.apply(ScaleValues("L1H0", 2.0))          # equal, not the same object
+            model.apply(ScaleValues("L1H0", 2.0))  # equal, not the same object
         with pytest.raises(InterventionError, match="already applied"):
             with model.intervene(scale + PruneHeads(["L0H1"])):
                 pass
@@ -133,7 +136,9 @@ def test_intervene_removes_on_error_and_leaves_no_hook(model):
 
 
 def test_a_forward_that_fails_inside_a_hook_leaves_no_hook(model):
-    bad = PatchHeads(["L1H0"], source={(1, "z"): torch.zeros(1, 3, model.n_heads + 1, model.d_head)})
+    bad = PatchHeads(
+        ["L1H0"], source={(1, "z"): torch.zeros(1, 3, model.n_heads + 1, model.d_head)}
+    )
     with pytest.raises(InterventionError, match="expected"):
         model.forward(SHORT, interventions=bad)
     assert _no_hooks(model)
@@ -141,7 +146,7 @@ def test_a_forward_that_fails_inside_a_hook_leaves_no_hook(model):
 
 def test_patch_source_in_head_major_layout_is_refused(model):
     _, cache = model.run_with_cache(SHORT, sites=("z",))
-    z = torch.as_tensor(cache[1, "z"]).transpose(1, 2)        # [b, head, pos, d]
+    z = torch.as_tensor(cache[1, "z"]).transpose(1, 2)  # [b, head, pos, d]
     with pytest.raises(InterventionError, match="transpose"):
         model.forward(SHORT, interventions=PatchHeads(["L1H0"], source={(1, "z"): z}))
 
@@ -155,6 +160,7 @@ def test_patch_source_keyed_by_layer_alone_names_the_key(model):
 
 
 # --- padding -------------------------------------------------------------------------------------
+
 
 def test_padded_self_patch_changes_nothing(model):
     """A batch of a short and a long prompt is left-padded; patching every head of a layer with
@@ -183,7 +189,7 @@ def test_patch_from_a_short_source_into_a_padded_batch_matches_one_row_runs(mode
 def test_right_padded_source_is_refused(model):
     _, cache = model.run_with_cache([SHORT, LONG], sites=("z",))
     z = torch.as_tensor(cache[1, "z"])
-    mask = model.to_tokens([SHORT, LONG]).attention_mask.flip(1)     # padding moved to the right
+    mask = model.to_tokens([SHORT, LONG]).attention_mask.flip(1)  # padding moved to the right
 
     class RightPadded(dict):
         tokens = type("Tokens", (), {"attention_mask": mask})()
@@ -196,10 +202,11 @@ def test_right_padded_source_is_refused(model):
 
 # --- caches, sites, layers ------------------------------------------------------------------------
 
+
 def test_cache_head_names_what_was_captured_and_how_to_capture_more(model):
     from interp.models import CacheKeyError
 
-    _, cache = model.run_with_cache(SHORT, sites="z", layers=1)        # one site, one layer
+    _, cache = model.run_with_cache(SHORT, sites="z", layers=1)  # one site, one layer
     assert set(cache) == {(1, "z")}
     with pytest.raises(CacheKeyError, match=r"sites=\('pattern',\), layers=\[1\]"):
         cache.head("pattern", "L1H0")
@@ -226,14 +233,18 @@ def test_interventions_given_as_text_are_refused(model):
 
 # --- generation options ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    (dict(max_new_tokens=2.5), ArgumentTypeError, "max_new_tokens must be an int"),
-    (dict(max_new_tokens="3"), ArgumentTypeError, "max_new_tokens must be an int"),
-    (dict(max_new_tokens=0), InvalidArgumentError, ">= 1"),
-    (dict(do_sample=True, top_k=0), InvalidArgumentError, "top_k must be in 1.."),
-    (dict(do_sample=True, top_k=10**6), InvalidArgumentError, "the vocabulary"),
-    (dict(do_sample=True, temperature=0.0), InvalidArgumentError, "temperature must be > 0"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(max_new_tokens=2.5), ArgumentTypeError, "max_new_tokens must be an int"),
+        (dict(max_new_tokens="3"), ArgumentTypeError, "max_new_tokens must be an int"),
+        (dict(max_new_tokens=0), InvalidArgumentError, ">= 1"),
+        (dict(do_sample=True, top_k=0), InvalidArgumentError, "top_k must be in 1.."),
+        (dict(do_sample=True, top_k=10**6), InvalidArgumentError, "the vocabulary"),
+        (dict(do_sample=True, temperature=0.0), InvalidArgumentError, "temperature must be > 0"),
+    ],
+)
 def test_generate_refuses_bad_options(model, kwargs, error, match):
     kwargs = {"max_new_tokens": 2, **kwargs}
     with pytest.raises(error, match=match):
@@ -249,6 +260,7 @@ def test_sampling_options_without_sampling_warn(model):
 
 
 # --- reference means and prompts ----------------------------------------------------------------
+
 
 def test_head_means_refuses_empty_reference_text(model):
     with pytest.raises(InvalidArgumentError, match="BOS token alone"):
@@ -269,7 +281,7 @@ def test_unknown_words_warn_once_with_the_unknown_token(model):
         model.to_tokens("once upon a time zzqxj")
     with warnings.catch_warnings():
         warnings.simplefilter("error", UnknownTokenWarning)
-        model.to_tokens("once upon a time")                 # known words: no warning
+        model.to_tokens("once upon a time")  # known words: no warning
 
 
 # --- circuit files ------------------------------------------------------------------------------

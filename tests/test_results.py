@@ -77,7 +77,12 @@ def test_nan_derives_mask_but_nan_at_scored_head_rejected():
     hs = HeadScores(torch.tensor([[nan, 1.0]]), model="m", method="x")
     assert hs.mask.tolist() == [[False, True]]
     with pytest.raises(ValueError, match=r"NaN at scored head\(s\) L0H0"):
-        HeadScores(torch.tensor([[nan, 1.0]]), model="m", method="x", mask=torch.ones(1, 2, dtype=torch.bool))
+        HeadScores(
+            torch.tensor([[nan, 1.0]]),
+            model="m",
+            method="x",
+            mask=torch.ones(1, 2, dtype=torch.bool),
+        )
 
 
 def test_to_frame_columns_and_order(hs):
@@ -93,11 +98,24 @@ def test_json_round_trip_is_exact(hs, tmp_path):
     path = tmp_path / "sub" / "scores.json"
     text = hs.to_json(path)
     assert path.read_text().strip() == text
-    for back in (HeadScores.from_json(text), HeadScores.from_json(path), HeadScores.from_json(str(path))):
+    for back in (
+        HeadScores.from_json(text),
+        HeadScores.from_json(path),
+        HeadScores.from_json(str(path)),
+    ):
         assert back == hs
         assert torch.equal(back.scores, hs.scores)
         assert back.scores.dtype == torch.float32
-        for f in ("model", "method", "data_hash", "seed", "threshold", "version", "created", "meta"):
+        for f in (
+            "model",
+            "method",
+            "data_hash",
+            "seed",
+            "threshold",
+            "version",
+            "created",
+            "meta",
+        ):
             assert getattr(back, f) == getattr(hs, f), f
 
 
@@ -170,7 +188,10 @@ def test_constructor_rejects_bad_provenance():
 def test_conversions_and_frozen():
     hs = HeadScores(torch.ones(2, 2, dtype=torch.int64), model="m", method="x", threshold=1)
     assert hs.scores.dtype == torch.float32 and hs.threshold == 1.0
-    assert HeadScores(torch.ones(1, 1, dtype=torch.bfloat16), model="m", method="x").scores.dtype == torch.float32
+    assert (
+        HeadScores(torch.ones(1, 1, dtype=torch.bfloat16), model="m", method="x").scores.dtype
+        == torch.float32
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         hs.model = "other"
     assert dataclasses.replace(hs, threshold=0.5).threshold == 0.5
@@ -215,6 +236,7 @@ def test_data_hash_stable_and_sensitive():
 
 def test_draw_spread_reports_the_typical_random_draw_beside_the_outlier():
     from interp.report import draw_spread
+
     s = draw_spread([0.0, 1.5, 78.8, 3.0])
     assert s["median_abs_move_points"] == 2.25
     assert s["share_of_draws_within_5_points"] == 0.75

@@ -8,17 +8,18 @@ import math
 import pytest
 import torch
 
-from interp.backends.attention import _configs
-
 import interp
 import interp.testing
 from circuits import retrieval as R
+from interp.backends.attention import _configs
 from interp.backends.plan import Edit
 from interp.data import niah
 from interp.zoo.world import World
 
-HAY = ("the cat saw a dog . the boy played in the box . a girl named one saw the big red apple . "
-       "it was time to play .")
+HAY = (
+    "the cat saw a dog . the boy played in the box . a girl named one saw the big red apple . "
+    "it was time to play ."
+)
 NEEDLE = niah.Needle("the key is in the blue box .", "where is the key ?", "in the blue box")
 TEMPLATE = "{context} {question}"
 
@@ -34,7 +35,9 @@ def tiny_gpt2():
 
 
 def tiny_prompts(model, lengths=(30, 50), depths=(0.0, 0.5, 1.0)):
-    cfg = R.Config(lengths=lengths, depths=depths, haystack=HAY, needles=(NEEDLE,), template=TEMPLATE)
+    cfg = R.Config(
+        lengths=lengths, depths=depths, haystack=HAY, needles=(NEEDLE,), template=TEMPLATE
+    )
     return cfg.prompts(model)
 
 
@@ -46,26 +49,42 @@ def test_zoo_prompt_spans_and_sentence_boundary():
     needle = niah.zoo_needles(1)[0]
     starts = []
     for depth in (0.0, 0.3, 0.6, 1.0):
-        p = niah.build_prompt(tok, niah.zoo_haystack(500), needle, 80, depth, template=TEMPLATE,
-                              bos_id=tok.bos_token_id)
+        p = niah.build_prompt(
+            tok,
+            niah.zoo_haystack(500),
+            needle,
+            80,
+            depth,
+            template=TEMPLATE,
+            bos_id=tok.bos_token_id,
+        )
         assert p.n_tokens <= 80
         assert tok.decode(p.input_ids[slice(*p.needle_span)]) == needle.text
         assert tok.decode(p.input_ids[slice(*p.answer_span)]) == needle.answer
         assert list(p.answer_ids) == list(p.input_ids[slice(*p.answer_span)])
         before = tok.decode([p.input_ids[p.needle_span[0] - 1]])
-        assert before in (".", "<bos>")            # moved back to a sentence boundary
+        assert before in (".", "<bos>")  # moved back to a sentence boundary
         starts.append(p.needle_span[0])
     assert starts == sorted(starts) and starts[0] == 1 and starts[-1] > 50
 
 
 def test_multi_token_needle_with_the_models_tokenizer(stories):
-    needle = niah.Needle("The best thing to do in the park is to eat a big red apple.",
-                         "What is the best thing to do in the park?", "eat a big red apple")
-    p = niah.build_prompt(stories.tokenizer, "Lily went to the park. She saw a dog! It was fun.", needle,
-                          120, 0.5, bos_id=stories.tokenizer.bos_token_id)
+    needle = niah.Needle(
+        "The best thing to do in the park is to eat a big red apple.",
+        "What is the best thing to do in the park?",
+        "eat a big red apple",
+    )
+    p = niah.build_prompt(
+        stories.tokenizer,
+        "Lily went to the park. She saw a dog! It was fun.",
+        needle,
+        120,
+        0.5,
+        bos_id=stories.tokenizer.bos_token_id,
+    )
     span = p.input_ids[slice(*p.answer_span)]
-    assert len(span) > 3                                   # several SentencePiece tokens
-    assert list(p.answer_ids) == list(span)                # what the model emits == what it copies
+    assert len(span) > 3  # several SentencePiece tokens
+    assert list(p.answer_ids) == list(span)  # what the model emits == what it copies
     assert p.text.endswith("Answer:") and p.n_tokens <= 120
     assert stories.decode(span).strip() == needle.answer
 
@@ -81,7 +100,9 @@ def test_bad_niah_input(tiny):
     with pytest.raises(niah.ContextTooLongError, match="window of 128"):
         R.Config(lengths=(200,), haystack=HAY, needles=(NEEDLE,), template=TEMPLATE).prompts(tiny)
     with pytest.raises(niah.NiahError, match="too short"):
-        niah.build_prompt(tok, niah.zoo_haystack(100), niah.zoo_needles(1)[0], 4, 0.5, template=TEMPLATE)
+        niah.build_prompt(
+            tok, niah.zoo_haystack(100), niah.zoo_needles(1)[0], 4, 0.5, template=TEMPLATE
+        )
     with pytest.raises(ValueError, match="mode"):
         R.Config(mode="greedy")
 
@@ -92,13 +113,13 @@ def test_bad_niah_input(tiny):
 def test_copy_hits_on_a_planted_attention_tensor():
     """Synthetic argmax grid: only head (1, 2) attends to the answer span at every step."""
     n_layers, n_heads, steps = 3, 4, 5
-    key_ids = torch.arange(100, 140)[None]                 # token at key i is 100 + i
+    key_ids = torch.arange(100, 140)[None]  # token at key i is 100 + i
     span = torch.tensor([[20, 20 + steps]])
-    emitted = key_ids[:, 20:20 + steps]
-    pos = torch.zeros(1, n_layers, n_heads, steps, dtype=torch.long)     # everyone looks at BOS
-    pos[0, 1, 2] = torch.arange(20, 20 + steps)                          # the copy head
-    pos[0, 0, 1] = torch.arange(21, 21 + steps)                          # off by one: wrong token
-    pos[0, 2, 3] = 20 + steps                                            # right after the span
+    emitted = key_ids[:, 20 : 20 + steps]
+    pos = torch.zeros(1, n_layers, n_heads, steps, dtype=torch.long)  # everyone looks at BOS
+    pos[0, 1, 2] = torch.arange(20, 20 + steps)  # the copy head
+    pos[0, 0, 1] = torch.arange(21, 21 + steps)  # off by one: wrong token
+    pos[0, 2, 3] = 20 + steps  # right after the span
     tok = key_ids.gather(1, pos.flatten(1)).view_as(pos)
     scores = R.per_test_scores(R.copy_hits(pos, tok, emitted, span), torch.tensor([steps]))[0]
     assert scores[1, 2] == 1.0
@@ -125,7 +146,13 @@ class PlantCopy(interp.Intervention):
     """Hand-set q and k of one head so that answer row j attends to key span_start + j."""
 
     def __init__(self, layer, head, span_start, first_query, n):
-        self.layer, self.head, self.span_start, self.first_query, self.n = layer, head, span_start, first_query, n
+        self.layer, self.head, self.span_start, self.first_query, self.n = (
+            layer,
+            head,
+            span_start,
+            first_query,
+            n,
+        )
 
     def edits(self, model):
         def plant(offset_of, scale):
@@ -137,9 +164,13 @@ class PlantCopy(interp.Intervention):
                     if 0 <= j < self.n:
                         t[:, r, self.head, j] = scale
                 return t
+
             return fn
-        return [Edit(self.layer, "q", plant(self.first_query, 1.0)),
-                Edit(self.layer, "k", plant(self.span_start, 200.0))]
+
+        return [
+            Edit(self.layer, "q", plant(self.first_query, 1.0)),
+            Edit(self.layer, "k", plant(self.span_start, 200.0)),
+        ]
 
 
 @pytest.mark.parametrize("route", R.ROUTES)
@@ -150,7 +181,7 @@ def test_planted_copy_head_is_found(tiny_gpt2, route):
     plant = PlantCopy(1, 3, p.answer_span[0], p.n_tokens - 1, len(p.answer_ids))
     with model.intervene(plant):
         per_test, records = R.score_prompts(model, prompts, "teacher_forced", route=route)
-    assert per_test[0, 1, 3] == 1.0                        # every answer token copied by L1H3
+    assert per_test[0, 1, 3] == 1.0  # every answer token copied by L1H3
     others = per_test[0].clone()
     others[1, 3] = 0
     assert others.max() < 1.0
@@ -173,7 +204,7 @@ def test_scores_match_brute_force_full_patterns(tiny):
         hits = R.copy_hits(pos, tok, torch.tensor([p.answer_ids]), torch.tensor([p.answer_span]))
         expected.append(hits[0] / (p.answer_span[1] - p.answer_span[0]))
     expected = torch.stack(expected)
-    assert expected.sum() > 0                              # the check is not vacuous
+    assert expected.sum() > 0  # the check is not vacuous
     for route in R.ROUTES:
         got, _ = R.score_prompts(tiny, prompts, "teacher_forced", route=route, batch_size=4)
         assert torch.equal(got, expected)
@@ -192,7 +223,7 @@ def test_decode_mode_matches_stepwise_recompute(tiny):
             with torch.no_grad():
                 out = twin(input_ids=seq, output_attentions=True)
             word = out.logits[0, -1].argmax()
-            pos = torch.stack([a[0, :, -1].argmax(-1) for a in out.attentions])   # [L, H]
+            pos = torch.stack([a[0, :, -1].argmax(-1) for a in out.attentions])  # [L, H]
             inside = (pos >= 1) & (pos < p.n_tokens)
             hits += (inside & (seq[0, pos] == word)).float()
             if R.is_stop(tiny, int(word)):
@@ -209,7 +240,10 @@ def test_decode_mode_matches_stepwise_recompute(tiny):
 def test_batching_and_backends_agree(tiny):
     prompts = tiny_prompts(tiny)
     ref, ref_records = R.score_prompts(tiny, prompts, "teacher_forced", batch_size=1)
-    for kwargs in (dict(batch_size=6), dict(route="pattern", backend="transformer_lens", batch_size=4)):
+    for kwargs in (
+        dict(batch_size=6),
+        dict(route="pattern", backend="transformer_lens", batch_size=4),
+    ):
         got, records = R.score_prompts(tiny, prompts, "teacher_forced", **kwargs)
         assert torch.equal(got, ref) and records == ref_records
 
@@ -218,7 +252,9 @@ def test_batching_and_backends_agree(tiny):
 
 
 def test_model_that_never_retrieves_is_reported_not_nan(tiny):
-    cfg = R.Config(lengths=(30,), depths=(0.0, 1.0), haystack=HAY, needles=(NEEDLE,), template=TEMPLATE)
+    cfg = R.Config(
+        lengths=(30,), depths=(0.0, 1.0), haystack=HAY, needles=(NEEDLE,), template=TEMPLATE
+    )
     implementations = {id(c): c._attn_implementation for c in _configs(tiny.hf)}
     with pytest.warns(R.NoRetrievalWarning, match="no NIAH test was solved"):
         res = R.run(tiny, cfg)
@@ -238,8 +274,13 @@ def test_model_that_never_retrieves_is_reported_not_nan(tiny):
 
 def test_result_object_with_kept_tests(stories):
     """stories260K answers a name needle ('Max'): scores, share, per-test scores, figures."""
-    cfg = R.Config(lengths=(64, 128), depths=(0.0, 0.5, 1.0), haystack=STORY,
-                   needles=(MAX_NEEDLE,), template=TEMPLATE)
+    cfg = R.Config(
+        lengths=(64, 128),
+        depths=(0.0, 0.5, 1.0),
+        haystack=STORY,
+        needles=(MAX_NEEDLE,),
+        template=TEMPLATE,
+    )
     res = R.run(stories, cfg)
     assert res.n_tests == 6 and res.retrieves
     assert res.per_test.shape == (6, 5, 8)
@@ -256,14 +297,21 @@ def test_result_object_with_kept_tests(stories):
     assert cut.n_tokens == p.n_tokens - (p.needle_span[1] - p.needle_span[0])
 
 
-STORY = ("Lily went to the park with her mom. She saw a big dog. The dog was happy and ran fast. "
-         "Tom had a red ball. They played all day. Then they went home and ate cake.")
+STORY = (
+    "Lily went to the park with her mom. She saw a big dog. The dog was happy and ran fast. "
+    "Tom had a red ball. They played all day. Then they went home and ate cake."
+)
 MAX_NEEDLE = niah.Needle("Lily had a pet cat named Max.", "Lily had a pet cat named", "Max")
 
 
 def test_prune_experiment_runs_draws(stories):
-    cfg = R.Config(lengths=(64, 128), depths=(0.0, 0.5, 1.0), haystack=STORY, needles=(MAX_NEEDLE,),
-                   template=TEMPLATE)
+    cfg = R.Config(
+        lengths=(64, 128),
+        depths=(0.0, 0.5, 1.0),
+        haystack=STORY,
+        needles=(MAX_NEEDLE,),
+        template=TEMPLATE,
+    )
     res = R.run(stories, cfg)
     pr = R.prune_experiment(stories, 2, "uniform", result=res, n_draws=3, seed=1)
     assert len(pr.random_draws) == 3 and pr.top_heads == tuple(res.top(2))
@@ -282,7 +330,7 @@ def test_prune_curve_on_the_zoo_model():
     assert [c.k for c in curve] == [1, 2]
     for c in curve:
         assert c.top_heads == tuple(res.top(c.k)) and len(c.random_draws) == 2
-        assert c.baseline == 1.0 and c.drop_top >= 50          # the zoo model needs its top head(s)
+        assert c.baseline == 1.0 and c.drop_top >= 50  # the zoo model needs its top head(s)
     rows = R.curve_numbers(curve)
     assert [r["k"] for r in rows] == [1, 2] and len(rows[0]["random_drop_points"]) == 2
     assert len(R.prune_curve_figure(curve).data) == 3
@@ -301,14 +349,18 @@ def test_teacher_forced_pruning_accuracy_matches_decode_on_the_zoo_model():
     prune = interp.PruneHeads(list(res.top(2)), mode="uniform")
     tf_acc, tf_solved = R.niah_accuracy(m, res.prompts, prune)
     de_acc, de_solved = R.niah_accuracy(m, res.prompts, prune, metric="decode")
-    assert tf_acc < 1.0                            # the pruning bites
+    assert tf_acc < 1.0  # the pruning bites
     for p, a, b in zip(res.prompts, tf_solved, de_solved):
         if len(p.answer_ids) == 1:
             assert a == b
     with pytest.raises(ValueError, match="metric must be one of"):
         R.niah_accuracy(m, res.prompts, metric="greedy")
     pr = R.prune_experiment(m, 2, result=res, n_draws=1)
-    assert pr.metric == "teacher_forced" and pr.top == tf_acc and pr.to_dict()["metric"] == "teacher_forced"
+    assert (
+        pr.metric == "teacher_forced"
+        and pr.top == tf_acc
+        and pr.to_dict()["metric"] == "teacher_forced"
+    )
 
 
 def test_uniform_prune_of_several_heads_in_one_layer_equals_one_by_one(tiny):
@@ -318,7 +370,9 @@ def test_uniform_prune_of_several_heads_in_one_layer_equals_one_by_one(tiny):
     together = tiny.forward(ids, interventions=interp.PruneHeads(heads, mode="uniform"))
     apart = tiny.forward(ids, interventions=[interp.PruneHeads([h], mode="uniform") for h in heads])
     plain = tiny.forward(ids)
-    assert torch.allclose(together, apart, atol=1e-6) and not torch.allclose(together, plain, atol=1e-3)
+    assert torch.allclose(together, apart, atol=1e-6) and not torch.allclose(
+        together, plain, atol=1e-3
+    )
 
 
 # --------------------------------------------------------------------------- CLI
@@ -332,25 +386,51 @@ def test_cli_writes_summary_and_figures(stories_path, tmp_path):
     hay = tmp_path / "story.txt"
     hay.write_text(STORY)
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, [
-        "retrieval", str(stories_path), "--haystack", str(hay), "--lengths", "64,128",
-        "--depths", "0,1", "--needle", MAX_NEEDLE.text, "--question", MAX_NEEDLE.question,
-        "--answer", MAX_NEEDLE.answer, "--template", TEMPLATE, "--k", "2", "--draws", "2",
-        "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "retrieval",
+            str(stories_path),
+            "--haystack",
+            str(hay),
+            "--lengths",
+            "64,128",
+            "--depths",
+            "0,1",
+            "--needle",
+            MAX_NEEDLE.text,
+            "--question",
+            MAX_NEEDLE.question,
+            "--answer",
+            MAX_NEEDLE.answer,
+            "--template",
+            TEMPLATE,
+            "--k",
+            "2",
+            "--draws",
+            "2",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     numbers = summary["numbers"]
     assert {"teacher_forced", "decode", "mode_agreement", "prune"} <= set(numbers)
     assert 0.0 <= numbers["control_no_needle_accuracy"] <= 1.0
     assert len(numbers["prune"]["random_draws"]) == 2
-    assert [c["k"] for c in numbers["prune_curve"]] == list(range(1, len(numbers["prune_curve"]) + 1))
+    assert [c["k"] for c in numbers["prune_curve"]] == list(
+        range(1, len(numbers["prune_curve"]) + 1)
+    )
     assert (out / "niah_accuracy.html").exists() and (out / "retrieval_scores.html").exists()
     assert "retrieval" in summary["command"] or summary["command"]
 
     empty = tmp_path / "empty.txt"
     empty.write_text("  \n")
-    bad = CliRunner().invoke(app, ["retrieval", str(stories_path), "--haystack", str(empty),
-                                   "--out", str(tmp_path / "bad")])
+    bad = CliRunner().invoke(
+        app,
+        ["retrieval", str(stories_path), "--haystack", str(empty), "--out", str(tmp_path / "bad")],
+    )
     assert bad.exit_code == 2 and "empty" in bad.output
 
 
@@ -368,7 +448,7 @@ def test_rows_route_state_belongs_to_the_call(tiny, tiny_gpt2):
     with R.rows_route(tiny, recorder, 2):
         with torch.no_grad():
             tiny.hf(input_ids=ids)
-            tiny_gpt2.hf(input_ids=ids)          # another model in the block: not recorded
+            tiny_gpt2.hf(input_ids=ids)  # another model in the block: not recorded
     positions, _ = recorder.stacked()
     assert positions.shape == (1, tiny.n_layers, tiny.n_heads, 2)
     assert all(scoring._ROUTE_ATTR not in m.__dict__ for m in tiny.attention_modules())
@@ -379,7 +459,9 @@ def test_rows_route_state_belongs_to_the_call(tiny, tiny_gpt2):
     recorder.positions.clear()
     with attention_implementation(tiny.hf, R.ROWS_IMPLEMENTATION), torch.no_grad():
         routed = tiny.hf(input_ids=ids).logits
-    assert recorder.positions == {} and torch.allclose(routed, tiny.hf(input_ids=ids).logits, atol=1e-5)
+    assert recorder.positions == {} and torch.allclose(
+        routed, tiny.hf(input_ids=ids).logits, atol=1e-5
+    )
 
 
 def test_run_plan_keeps_the_last_logits(tiny):
@@ -395,30 +477,52 @@ def test_run_plan_keeps_the_last_logits(tiny):
 def test_analyze_result_on_the_protocol(stories):
     """One Result for the whole run: numbers keep the CLI's keys, --no-curve keeps the check at
     k (issue 20), figures, roles, provenance and a floor derived from the config."""
+    import circuits
     from interp.analysis import AnalysisResult, run_with_cost
 
-    import circuits
-
-    cfg = R.Config(lengths=(64, 128), depths=(0.0, 1.0), haystack=STORY, needles=(MAX_NEEDLE,),
-                   template=TEMPLATE, k=2, n_draws=2, curve=False)
+    cfg = R.Config(
+        lengths=(64, 128),
+        depths=(0.0, 1.0),
+        haystack=STORY,
+        needles=(MAX_NEEDLE,),
+        template=TEMPLATE,
+        k=2,
+        n_draws=2,
+        curve=False,
+    )
     entry = circuits.registry.get("retrieval")
     res, cost = run_with_cost(entry.run, stories, cfg)
     assert isinstance(res, AnalysisResult) and res.primary.retrieves
     numbers = res.numbers()
-    assert set(numbers) == {"model", "heads_total", "teacher_forced", "decode", "mode_agreement",
-                            "control_no_needle_accuracy", "prune"}
+    assert set(numbers) == {
+        "model",
+        "heads_total",
+        "teacher_forced",
+        "decode",
+        "mode_agreement",
+        "control_no_needle_accuracy",
+        "prune",
+    }
     assert numbers["prune"]["k"] == 2 and not numbers["prune"].get("skipped")
     assert len(numbers["prune"]["random_draws"]) == 2 and res.prune_curve is None
-    assert set(res.figures()) == {"retrieval_scores", "niah_accuracy", "retrieval_scores_decode", "prune"}
+    assert set(res.figures()) == {
+        "retrieval_scores",
+        "niah_accuracy",
+        "retrieval_scores_decode",
+        "prune",
+    }
     assert res.roles()[0].heads and res.provenance()["seeds"] == {"data": 0, "random_heads": 0}
     assert "prune top-2" in res.report()
     floor, how = res.floor()
     n = res.primary.n_tests
-    assert 7 * n <= floor < 8 * n     # scoring, decode, control (n each, + decode shares), pruning 4n
+    assert 7 * n <= floor < 8 * n  # scoring, decode, control (n each, + decode shares), pruning 4n
     assert "pruning" in how and cost.floor_forward_passes == floor
-    assert cost.forward_passes >= floor * 0.99                               # the floor is a floor
+    assert cost.forward_passes >= floor * 0.99  # the floor is a floor
     skipped = R.analyze(stories, dataclasses.replace(cfg, prune=False))
-    assert skipped.numbers()["prune"] == {"skipped": True, "reason": "--no-prune"} and skipped.prune is None
+    assert (
+        skipped.numbers()["prune"] == {"skipped": True, "reason": "--no-prune"}
+        and skipped.prune is None
+    )
 
 
 def test_pruning_curve_runs_on_small_models_and_not_on_large_ones_by_default(monkeypatch):

@@ -32,7 +32,13 @@ def test_world_deterministic(world):
 def test_tokenizer_single_token_entities(world):
     tok = world.build_tokenizer()
     assert tok.bos_token and tok.eos_token and tok.pad_token and tok.unk_token
-    for w in world.countries[:5] + world.capitals[:5] + world.people[:5] + world.numbers[:5] + world.objects[:5]:
+    for w in (
+        world.countries[:5]
+        + world.capitals[:5]
+        + world.people[:5]
+        + world.numbers[:5]
+        + world.objects[:5]
+    ):
         ids = tok(w).input_ids
         assert ids[0] == tok.bos_token_id and len(ids) == 2 and ids[1] != tok.unk_token_id
 
@@ -65,14 +71,16 @@ def test_needles_have_same_type_distractors(world):
         assert p["answer"] not in p["distractor_answers"]
         assert all(d in world.numbers for d in p["distractor_answers"])
         # every needle (target and distractors) has the same form "the code of PERSON is NUMBER ."
-        n_needles = sum(1 for i in range(len(words) - 2) if words[i:i + 3] == ["the", "code", "of"])
-        assert n_needles == len(p["distractor_answers"]) + 2          # + the question
+        n_needles = sum(
+            1 for i in range(len(words) - 2) if words[i : i + 3] == ["the", "code", "of"]
+        )
+        assert n_needles == len(p["distractor_answers"]) + 2  # + the question
         ids = tok(p["prompt"]).input_ids
         assert len(ids) == p["n_tokens"] <= 256
         a, b = p["needle_span"]
         needle = tok.convert_ids_to_tokens(ids[a:b])
         assert needle[:3] == ["the", "code", "of"] and needle[5] == p["answer"]
-        assert needle[3] == words[-2]                                   # the question's key
+        assert needle[3] == words[-2]  # the question's key
         # the answer occurs in the prompt exactly once; the key of the question twice
         assert words.count(p["answer"]) == 1 and words.count(words[-2]) == 2
 
@@ -85,7 +93,7 @@ def test_induction_spans_vary(world):
     seqs = world.repeated_span_sequences(lengths=(10, 20), offsets=(0, 30), n=2)
     for s in seqs:
         a, b = s["first"], s["second"]
-        assert s["input_ids"][a[0]:a[1]] == s["input_ids"][b[0]:b[1]]
+        assert s["input_ids"][a[0] : a[1]] == s["input_ids"][b[0] : b[1]]
     assert {s["span_len"] for s in seqs} == {10, 20} and {s["offset"] for s in seqs} == {0, 30}
 
 
@@ -98,10 +106,10 @@ def test_boxq_asks_about_every_box_with_the_right_answer(world):
         where = {}
         for clause in passage.split(" , "):
             w = clause.split()
-            where[w[5]] = w[1]                       # the X is in box L
+            where[w[5]] = w[1]  # the X is in box L
         asked = [q.split() for q in questions.rstrip(" .").split(" . ")]
-        assert sorted(q[1] for q in asked) == sorted(where)          # every box once
-        assert all(q[4] == where[q[1]] for q in asked)              # box L contains the X
+        assert sorted(q[1] for q in asked) == sorted(where)  # every box once
+        assert all(q[4] == where[q[1]] for q in asked)  # box L contains the X
 
 
 def test_echo_repeats_each_label_s_own_object_and_answers_the_question(world):
@@ -111,10 +119,10 @@ def test_echo_repeats_each_label_s_own_object_and_answers_the_question(world):
         passage, question = " ".join(words).split(" . ", 1)
         where = {}
         for clause in passage.split(" , "):
-            w = clause.split()                        # the X is in box L X
+            w = clause.split()  # the X is in box L X
             assert w[6] == w[1]
             where[w[5]] = w[1]
-        q = question.rstrip(" .").split()             # box L contains the X
+        q = question.rstrip(" .").split()  # box L contains the X
         assert q[:1] == ["box"] and q[2:4] == ["contains", "the"] and q[4] == where[q[1]]
 
 
@@ -127,7 +135,10 @@ def test_box_and_conflict_prompts(world):
     for p in world.conflict_prompts(20):
         assert p["memory_answer"] == world.capital_of[p["country"]]
         assert p["context_answer"] != p["memory_answer"]
-        assert p["context_answer"] in p["prompt"].split() and p["memory_answer"] not in p["prompt"].split()
+        assert (
+            p["context_answer"] in p["prompt"].split()
+            and p["memory_answer"] not in p["prompt"].split()
+        )
     fp = world.fact_prompts()
     assert len(fp) == len(world.seen_countries) and all(p["seen"] for p in fp)
 
@@ -141,6 +152,7 @@ def test_training_rows_exact_length(world):
 # ------------------------------------------------------------------ training
 def _weights(model_dir: Path) -> dict:
     from safetensors.torch import load_file
+
     return load_file(str(model_dir / "model.safetensors"))
 
 
@@ -153,7 +165,13 @@ def test_mini_recipe_trains_and_writes_card(tmp_path):
     losses = [l for _, l in card["loss_curve"]]
     assert np.mean(losses[-2:]) < losses[0] - 0.5
     assert card["wall_time_s"] < 60 and card["steps"] == 60
-    for k in ("fact_recall", "conflict_context_rate", "needle_acc", "box_acc", "induction_ratio_max"):
+    for k in (
+        "fact_recall",
+        "conflict_context_rate",
+        "needle_acc",
+        "box_acc",
+        "induction_ratio_max",
+    ):
         assert k in card["metrics"]
     model = AutoModelForCausalLM.from_pretrained(d)
     tok = AutoTokenizer.from_pretrained(d)
@@ -173,9 +191,16 @@ def test_resume_after_interruption(tmp_path):
             raise Stop
 
     with pytest.raises(Stop):
-        zoo.train("world-mini", out_dir=tmp_path / "b", steps=30, progress=False, callback=interrupt, threads=1)
+        zoo.train(
+            "world-mini",
+            out_dir=tmp_path / "b",
+            steps=30,
+            progress=False,
+            callback=interrupt,
+            threads=1,
+        )
     st = torch.load(tmp_path / "b" / "train_state.pt", weights_only=False)
-    assert st["step"] == 20                     # last checkpoint (ckpt_every=20)
+    assert st["step"] == 20  # last checkpoint (ckpt_every=20)
     resumed = zoo.train("world-mini", out_dir=tmp_path / "b", steps=30, progress=False, threads=1)
     wa, wb = _weights(straight), _weights(resumed)
     for k in wa:
@@ -184,15 +209,25 @@ def test_resume_after_interruption(tmp_path):
 
 def test_prefetching_workers_build_the_same_batches(tmp_path):
     inline = zoo.train("world-mini", out_dir=tmp_path / "a", steps=20, progress=False, threads=1)
-    ahead = zoo.train("world-mini", out_dir=tmp_path / "b", steps=20, progress=False, threads=1, workers=1)
+    ahead = zoo.train(
+        "world-mini", out_dir=tmp_path / "b", steps=20, progress=False, threads=1, workers=1
+    )
     wa, wb = _weights(inline), _weights(ahead)
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], atol=1e-6, rtol=1e-5)
 
 
 def test_time_budget_fits_the_steps_in_the_warmup(tmp_path):
-    d = zoo.train("world-mini", out_dir=tmp_path / "run", steps=100_000, warmup=20, progress=False,
-                  threads=1, time_budget_s=3.0, eval_every=0)
+    d = zoo.train(
+        "world-mini",
+        out_dir=tmp_path / "run",
+        steps=100_000,
+        warmup=20,
+        progress=False,
+        threads=1,
+        time_budget_s=3.0,
+        eval_every=0,
+    )
     card = json.loads((d / "metrics.json").read_text())
     assert 20 < card["steps"] < 100_000 and card["recipe"]["steps"] == card["steps"]
     assert card["wall_time_s"] < 10
@@ -203,7 +238,7 @@ def test_adopt_checks_the_recipe_and_renames(tmp_path, monkeypatch):
 
     d = zoo.train("world-mini", out_dir=tmp_path / "run", steps=20, progress=False, threads=1)
     monkeypatch.setattr(shelf, "CHECKPOINT_DIR", tmp_path / "zoo")
-    with pytest.raises(ValueError, match="steps"):       # trained for 20 steps, the recipe says 60
+    with pytest.raises(ValueError, match="steps"):  # trained for 20 steps, the recipe says 60
         adopt(d, "world-mini")
     d = zoo.train("world-mini", out_dir=tmp_path / "run2", progress=False, threads=1)
     dst = adopt(d, "world-mini", notes="adopted in a test")
@@ -219,7 +254,7 @@ def test_corrupted_training_state(tmp_path):
     (run / "train_state.pt").write_bytes(bad)
     with pytest.raises(CorruptCheckpointError, match="corrupted"):
         zoo.train("world-mini", out_dir=run, progress=False)
-    assert (run / "train_state.pt").read_bytes() == bad      # nothing overwritten
+    assert (run / "train_state.pt").read_bytes() == bad  # nothing overwritten
     assert not (run / "model").exists()
 
 
@@ -292,7 +327,7 @@ def test_corrupted_shipped_checkpoint(tmp_path, monkeypatch):
     (dst / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(CorruptCheckpointError):
         zoo.load("world-base", check=False)
-    assert (src / "model.safetensors").stat().st_size > 1000                # original untouched
+    assert (src / "model.safetensors").stat().st_size > 1000  # original untouched
 
 
 def test_zoo_size_budget():
@@ -305,5 +340,11 @@ def test_shipped_metrics_reproduce_evaluation():
     model, tok = zoo.load("world-base")
     m = zoo.evaluate(model, tok, n=300, seed=0)
     c = zoo.card("world-base")["metrics"]
-    for k in ("fact_recall", "conflict_context_rate", "needle_acc", "box_acc", "induction_ratio_max"):
+    for k in (
+        "fact_recall",
+        "conflict_context_rate",
+        "needle_acc",
+        "box_acc",
+        "induction_ratio_max",
+    ):
         assert abs(m[k] - c[k]) < 1e-6

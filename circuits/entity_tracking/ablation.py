@@ -29,8 +29,17 @@ from interp.results import data_hash
 from .config import ABLATIONS
 from .metrics import accuracy
 
-__all__ = ["ablate_others", "position_means", "PositionMeans", "ablation_sources", "circuit_accuracy",
-           "faithfulness", "prune_minimal", "random_control", "random_faithfulness"]
+__all__ = [
+    "ablate_others",
+    "position_means",
+    "PositionMeans",
+    "ablation_sources",
+    "circuit_accuracy",
+    "faithfulness",
+    "prune_minimal",
+    "random_control",
+    "random_faithfulness",
+]
 
 
 def ablate_others(model, heads, reference: BoxDataset, ablation: str = "mean"):
@@ -56,7 +65,7 @@ def position_means(model, reference: BoxDataset) -> dict:
     cache = _POSITION_MEANS.setdefault(model, {})
     if key not in cache:
         z = head_z(model, model.to_tokens(list(reference.prompts)))
-        cache[key] = {layer: t.mean(0) for layer, t in z.items()}   # [pos, H, d]
+        cache[key] = {layer: t.mean(0) for layer, t in z.items()}  # [pos, H, d]
     return cache[key]
 
 
@@ -69,17 +78,24 @@ class PositionMeans(Intervention):
 
     def edits(self, model):
         layers = sorted({h.layer for h in self.heads})
-        return [Edit(l, "z", _set_positions([h.head for h in self.heads if h.layer == l], self.means[l]))
-                for l in layers]
+        return [
+            Edit(
+                l, "z", _set_positions([h.head for h in self.heads if h.layer == l], self.means[l])
+            )
+            for l in layers
+        ]
 
 
 def _set_positions(heads: list, mean: torch.Tensor):
     def fn(z: torch.Tensor, ctx) -> torch.Tensor:
         if z.shape[1] != mean.shape[0] or ctx.q_offset:
-            raise ValueError(f"position-mean ablation needs prompts of {mean.shape[0]} tokens, got {z.shape[1]}")
+            raise ValueError(
+                f"position-mean ablation needs prompts of {mean.shape[0]} tokens, got {z.shape[1]}"
+            )
         z = z.clone()
         z[:, :, heads] = mean[:, heads].to(device=z.device, dtype=z.dtype)
         return z
+
     return fn
 
 
@@ -87,32 +103,74 @@ def ablation_sources(model, reference: BoxDataset, ablation: str) -> dict:
     """What an ablated head's z becomes, per layer, broadcastable to [batch, pos, H, d]."""
     if ablation == "mean":
         table = model.head_means(list(reference.prompts))
-        return {layer: table[layer][None, None].float().to(model.device) for layer in range(model.n_layers)}
+        return {
+            layer: table[layer][None, None].float().to(model.device)
+            for layer in range(model.n_layers)
+        }
     return {layer: t[None].float() for layer, t in position_means(model, reference).items()}
 
 
-def circuit_accuracy(model, heads, data: BoxDataset, reference: BoxDataset, *, batch_size: int = 64,
-                     backend=None, ablation: str = "mean") -> float:
+def circuit_accuracy(
+    model,
+    heads,
+    data: BoxDataset,
+    reference: BoxDataset,
+    *,
+    batch_size: int = 64,
+    backend=None,
+    ablation: str = "mean",
+) -> float:
     """Accuracy with every head outside `heads` mean-ablated (means over `reference` prompts)."""
-    return accuracy(model, data, ablate_others(model, heads, reference, ablation), batch_size=batch_size,
-                    backend=backend)
+    return accuracy(
+        model,
+        data,
+        ablate_others(model, heads, reference, ablation),
+        batch_size=batch_size,
+        backend=backend,
+    )
 
 
-def faithfulness(model, heads, data: BoxDataset, reference: BoxDataset, full: Optional[float] = None,
-                 ablation: str = "mean", **kw) -> float:
+def faithfulness(
+    model,
+    heads,
+    data: BoxDataset,
+    reference: BoxDataset,
+    full: Optional[float] = None,
+    ablation: str = "mean",
+    **kw,
+) -> float:
     """circuit accuracy / full-model accuracy."""
     full = accuracy(model, data, **kw) if full is None else full
-    return circuit_accuracy(model, heads, data, reference, ablation=ablation, **kw) / max(full, 1e-12)
+    return circuit_accuracy(model, heads, data, reference, ablation=ablation, **kw) / max(
+        full, 1e-12
+    )
 
 
-def prune_minimal(model, groups: dict, data: BoxDataset, reference: BoxDataset, cost: float,
-                  scores: dict, full: float, current: Optional[float] = None, **kw) -> tuple[dict, list[Head]]:
+def prune_minimal(
+    model,
+    groups: dict,
+    data: BoxDataset,
+    reference: BoxDataset,
+    cost: float,
+    scores: dict,
+    full: float,
+    current: Optional[float] = None,
+    **kw,
+) -> tuple[dict, list[Head]]:
     """Drop, weakest first, each head whose removal lowers circuit accuracy by < cost * full."""
     groups = {k: list(v) for k, v in groups.items()}
-    order = sorted(((abs(float(scores[k].scores[h.layer, h.head])), k, h) for k, hs in groups.items()
-                    for h in hs), key=lambda t: t[0])
-    if current is None:     # the circuit's accuracy before pruning (callers that have it pass it)
-        current = circuit_accuracy(model, [h for hs in groups.values() for h in hs], data, reference, **kw)
+    order = sorted(
+        (
+            (abs(float(scores[k].scores[h.layer, h.head])), k, h)
+            for k, hs in groups.items()
+            for h in hs
+        ),
+        key=lambda t: t[0],
+    )
+    if current is None:  # the circuit's accuracy before pruning (callers that have it pass it)
+        current = circuit_accuracy(
+            model, [h for hs in groups.values() for h in hs], data, reference, **kw
+        )
     removed = []
     for _, key, head in track(order, "entity: minimality pruning", unit="head"):
         trial = [h for hs in groups.values() for h in hs if h != head]
@@ -124,13 +182,25 @@ def prune_minimal(model, groups: dict, data: BoxDataset, reference: BoxDataset, 
     return groups, removed
 
 
-def random_control(model, k: int, data: BoxDataset, reference: BoxDataset, full: float, n_draws: int,
-                   seed: int, *, located=(), pool: str = "outside", **kw) -> dict:
+def random_control(
+    model,
+    k: int,
+    data: BoxDataset,
+    reference: BoxDataset,
+    full: float,
+    n_draws: int,
+    seed: int,
+    *,
+    located=(),
+    pool: str = "outside",
+    **kw,
+) -> dict:
     """`interp.controls.random_head_control` over circuits of `k` random heads: each draw's value
     is its faithfulness on `data`. The pool is every head outside `located` by default (does the
     circuit matter more than as many other heads?); ``pool="inside"`` draws from the circuit
     itself and ``"others"`` from every head. A pool smaller than `k` gives no draws (the dict
     says so with ``n_draws == 0``) rather than an error."""
+
     def faith(heads) -> float:
         return circuit_accuracy(model, list(heads), data, reference, **kw) / max(full, 1e-12)
 
@@ -140,15 +210,51 @@ def random_control(model, k: int, data: BoxDataset, reference: BoxDataset, full:
     all_heads = model.all_heads()
     pool_size = len(control_pool(all_heads, located, pool))
     if not 1 <= k <= pool_size:
-        return {"k": k, "n_draws": 0, "seed": seed, "pool": pool, "pool_size": pool_size, "draws": []}
-    return random_head_control(all_heads, measure, k, n_draws=n_draws, seed=seed, located=located, pool=pool,
-                               tag="entity_tracking")
+        return {
+            "k": k,
+            "n_draws": 0,
+            "seed": seed,
+            "pool": pool,
+            "pool_size": pool_size,
+            "draws": [],
+        }
+    return random_head_control(
+        all_heads,
+        measure,
+        k,
+        n_draws=n_draws,
+        seed=seed,
+        located=located,
+        pool=pool,
+        tag="entity_tracking",
+    )
 
 
-def random_faithfulness(model, sizes: dict, data: BoxDataset, reference: BoxDataset, full: float,
-                        n_draws: int, seed: int, *, located=(), pool: str = "outside", **kw) -> list[float]:
+def random_faithfulness(
+    model,
+    sizes: dict,
+    data: BoxDataset,
+    reference: BoxDataset,
+    full: float,
+    n_draws: int,
+    seed: int,
+    *,
+    located=(),
+    pool: str = "outside",
+    **kw,
+) -> list[float]:
     """Faithfulness of `n_draws` random circuits as large as the groups `sizes` together
     (`random_control`'s draws)."""
-    control = random_control(model, sum(sizes.values()), data, reference, full, n_draws, seed, located=located,
-                             pool=pool, **kw)
+    control = random_control(
+        model,
+        sum(sizes.values()),
+        data,
+        reference,
+        full,
+        n_draws,
+        seed,
+        located=located,
+        pool=pool,
+        **kw,
+    )
     return [d["value"] for d in control["draws"]]

@@ -22,8 +22,13 @@ def build_circuit(model, groups: dict, scores: dict, meta: dict) -> Circuit:
     circuit = Circuit(model=model.name, method=METHOD, meta=meta)
     for key, role, _, position in GROUPS:
         for head in groups.get(key, []):
-            circuit = circuit.add_node(str(head), role=role, positions=(position,), group=key,
-                                       score=float(scores[key].scores[head.layer, head.head]))
+            circuit = circuit.add_node(
+                str(head),
+                role=role,
+                positions=(position,),
+                group=key,
+                score=float(scores[key].scores[head.layer, head.head]),
+            )
     for head in groups.get("A", []):
         circuit = circuit.add_edge(str(head), "logits", kind="out")
     for key, _, site, _ in GROUPS[1:]:

@@ -40,19 +40,38 @@ def receivers(key: str, previous: list[Head], data: BoxDataset):
     return Receivers(previous, _SITE[key], positions=positions.tolist())
 
 
-def group_scores(model, data: BoxDataset, corrupt_data: BoxDataset, key: str, previous=(), *,
-                 batch_size: int = 64, backend=None, metric: str = "prob") -> HeadScores:
+def group_scores(
+    model,
+    data: BoxDataset,
+    corrupt_data: BoxDataset,
+    key: str,
+    previous=(),
+    *,
+    batch_size: int = 64,
+    backend=None,
+    metric: str = "prob",
+) -> HeadScores:
     """Relative change in the metric (p(correct) or the logit difference) from each sender's
     path into group `key`'s receivers."""
     target = receivers(key, list(previous), data)
-    effects = path_patch(model, list(data.prompts), list(corrupt_data.prompts), make_metric(model, data, metric),
-                         receivers=target, batch_size=batch_size, backend=backend)
+    effects = path_patch(
+        model,
+        list(data.prompts),
+        list(corrupt_data.prompts),
+        make_metric(model, data, metric),
+        receivers=target,
+        batch_size=batch_size,
+        backend=backend,
+    )
     base = effects.meta["base_metric"]
-    return HeadScores(effects.scores / max(base, 1e-12), model=model.name,
-                      method=f"entity tracking group {key} ({ROLE[key]}): {effects.method}, "
-                             f"relative {METRIC_NAME[metric]}",
-                      data_hash=data_hash([list(data.prompts), list(corrupt_data.prompts)]),
-                      meta={f"base_{metric}": base, "n_prompts": len(data), "group": key, "metric": metric})
+    return HeadScores(
+        effects.scores / max(base, 1e-12),
+        model=model.name,
+        method=f"entity tracking group {key} ({ROLE[key]}): {effects.method}, "
+        f"relative {METRIC_NAME[metric]}",
+        data_hash=data_hash([list(data.prompts), list(corrupt_data.prompts)]),
+        meta={f"base_{metric}": base, "n_prompts": len(data), "group": key, "metric": metric},
+    )
 
 
 def select_group(scores: HeadScores, threshold: float, max_heads: int, exclude=()) -> list[Head]:
@@ -82,8 +101,16 @@ def discover(model, data: BoxDataset, corrupt_data: BoxDataset, cfg: Config) -> 
         if key != "A" and (not previous or max(h.layer for h in previous) == 0):
             groups[key] = []
             continue
-        scores[key] = group_scores(model, data, corrupt_data, key, previous,
-                                   batch_size=cfg.batch_size, backend=cfg.backend, metric=cfg.metric)
+        scores[key] = group_scores(
+            model,
+            data,
+            corrupt_data,
+            key,
+            previous,
+            batch_size=cfg.batch_size,
+            backend=cfg.backend,
+            metric=cfg.metric,
+        )
         groups[key] = select_group(scores[key], cfg.threshold, cfg.max_per_group, chosen)
         chosen.update(groups[key])
     return groups, scores

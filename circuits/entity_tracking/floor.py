@@ -44,8 +44,18 @@ def _learned_floor(learned: dict) -> float:
     for run in learned["runs"]:
         total += learned["epochs"] * n_sel + n_val
         trajectory = run.get("refine_trajectory")
-        total += greedy_floor({"n_select": n_sel, "n_validation": n_val, "n_eval": n_eval,
-                               "trajectory": trajectory}) if trajectory is not None else n_eval
+        total += (
+            greedy_floor(
+                {
+                    "n_select": n_sel,
+                    "n_validation": n_val,
+                    "n_eval": n_eval,
+                    "trajectory": trajectory,
+                }
+            )
+            if trajectory is not None
+            else n_eval
+        )
     best = learned["best"] or {}
     return float(total + n_eval * len(best.get("random_faithfulness") or []))
 
@@ -67,8 +77,11 @@ def forward_floor(result) -> tuple[float, str]:
         parts["reference means"] = cfg.n_reference
         parts["path patching"] = sum(2 * n + n * hs.n_scored for hs in result.scores.values())
     if result.circuit is not None:
-        parts["faithfulness checks"] = (n + (n + n * result.prune_trials if result.prune_trials else 0)
-                                        + e * (1 + len(result.random_faithfulness)))
+        parts["faithfulness checks"] = (
+            n
+            + (n + n * result.prune_trials if result.prune_trials else 0)
+            + e * (1 + len(result.random_faithfulness))
+        )
     if result.dcm:
         parts["DCM"] = _dcm_floor(result.dcm, cfg.dcm_epochs)
     if result.cmap:
@@ -78,4 +91,6 @@ def forward_floor(result) -> tuple[float, str]:
     if result.learned is not None:
         parts["learned gates"] = _learned_floor(result.learned)
     how = " + ".join(f"{k} {v:g}" for k, v in parts.items() if v)
-    return float(sum(parts.values())), f"forward equivalents: {how} (N = {n} prompts, E = {e} held out)"
+    return float(
+        sum(parts.values())
+    ), f"forward equivalents: {how} (N = {n} prompts, E = {e} held out)"

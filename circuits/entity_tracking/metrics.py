@@ -17,16 +17,28 @@ import torch
 
 from interp.data.boxes import BoxDataset, single_token_id
 
-__all__ = ["accuracy", "chance", "prob_metric", "other_object_ids", "logit_diff", "logit_diff_metric", "metric"]
+__all__ = [
+    "accuracy",
+    "chance",
+    "prob_metric",
+    "other_object_ids",
+    "logit_diff",
+    "logit_diff_metric",
+    "metric",
+]
 
 
-def accuracy(model, data: BoxDataset, interventions=None, *, batch_size: int = 64, backend=None) -> float:
+def accuracy(
+    model, data: BoxDataset, interventions=None, *, batch_size: int = 64, backend=None
+) -> float:
     """Share of prompts whose last-position argmax is the correct object."""
     hits = 0
     for start in range(0, len(data), batch_size):
         rows = slice(start, start + batch_size)
         with torch.no_grad():
-            logits = model.forward(list(data.prompts[rows]), interventions=interventions, backend=backend)
+            logits = model.forward(
+                list(data.prompts[rows]), interventions=interventions, backend=backend
+            )
         hits += int((logits[:, -1].argmax(-1).cpu() == data.answer_ids[rows]).sum())
     return hits / len(data)
 
@@ -40,17 +52,27 @@ def chance(n_boxes: int, n: int) -> tuple[float, float]:
 
 def prob_metric(answer_ids: torch.Tensor):
     """logits [n, vocab] -> p(correct object) per row."""
+
     def metric(logits: torch.Tensor) -> torch.Tensor:
         rows = torch.arange(logits.shape[0], device=logits.device)
         return logits.float().softmax(-1)[rows, answer_ids.to(logits.device)]
+
     return metric
 
 
 def other_object_ids(model, data: BoxDataset) -> torch.Tensor:
     """[n, n_boxes - 1] token ids of each prompt's objects other than the answer."""
     ids = {}
-    return torch.tensor([[ids.setdefault(o, single_token_id(model.tokenizer, o)) for i, o in enumerate(s.objects)
-                          if i != s.query] for s in data.samples])
+    return torch.tensor(
+        [
+            [
+                ids.setdefault(o, single_token_id(model.tokenizer, o))
+                for i, o in enumerate(s.objects)
+                if i != s.query
+            ]
+            for s in data.samples
+        ]
+    )
 
 
 def logit_diff(logits: torch.Tensor, answers: torch.Tensor, others: torch.Tensor) -> torch.Tensor:

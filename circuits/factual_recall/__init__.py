@@ -32,23 +32,72 @@ Modules, in the order data flows: `config` -> `behaviour` / `rowscale` -> `attri
 from interp.analysis import Analyzer
 from interp.stats import wilson
 
-from .attribution import final_norm_as_linear, head_attribution, head_dla, last_position_run, top_heads
+from .attribution import (
+    final_norm_as_linear,
+    head_attribution,
+    head_dla,
+    last_position_run,
+    top_heads,
+)
 from .behaviour import behaviour, classify, generated_labels, rates
 from .checks import evaluate_settings, mean_logit_diff, random_head_control, sign_agreement
-from .config import CONTEXT_ALPHAS, LABELS, MEMORY_ALPHAS, Config, alpha_grid, check_alphas, config_record
+from .config import (
+    CONTEXT_ALPHAS,
+    LABELS,
+    MEMORY_ALPHAS,
+    Config,
+    alpha_grid,
+    check_alphas,
+    config_record,
+)
 from .frequency import frequency_bins, frequency_counts
 from .pipeline import build_data, demo_config, run
 from .result import RecallResult
 from .rowscale import RowScaleValues, head_scales
 from .scaling import GOALS, best_alpha, choose_settings, scale_sweep
 
-__all__ = ["Config", "RecallResult", "RowScaleValues", "classify", "wilson", "behaviour", "rates",
-           "head_dla", "head_attribution", "scale_sweep", "check_alphas", "frequency_bins",
-           "sign_agreement", "run", "LABELS", "GOALS", "MEMORY_ALPHAS", "CONTEXT_ALPHAS", "alpha_grid",
-           "config_record", "final_norm_as_linear", "last_position_run", "top_heads", "generated_labels",
-           "evaluate_settings", "mean_logit_diff", "random_head_control", "frequency_counts", "build_data",
-           "demo_config", "head_scales", "best_alpha", "choose_settings", "ENTRY"]
+__all__ = [
+    "Config",
+    "RecallResult",
+    "RowScaleValues",
+    "classify",
+    "wilson",
+    "behaviour",
+    "rates",
+    "head_dla",
+    "head_attribution",
+    "scale_sweep",
+    "check_alphas",
+    "frequency_bins",
+    "sign_agreement",
+    "run",
+    "LABELS",
+    "GOALS",
+    "MEMORY_ALPHAS",
+    "CONTEXT_ALPHAS",
+    "alpha_grid",
+    "config_record",
+    "final_norm_as_linear",
+    "last_position_run",
+    "top_heads",
+    "generated_labels",
+    "evaluate_settings",
+    "mean_logit_diff",
+    "random_head_control",
+    "frequency_counts",
+    "build_data",
+    "demo_config",
+    "head_scales",
+    "best_alpha",
+    "choose_settings",
+    "ENTRY",
+]
 
-ENTRY = Analyzer("factual_recall", "factual-recall heads: attribution and value scaling (Yu, Merullo, Pavlick 2023)",
-                 Config, run, demo_config=demo_config)
+ENTRY = Analyzer(
+    "factual_recall",
+    "factual-recall heads: attribution and value scaling (Yu, Merullo, Pavlick 2023)",
+    Config,
+    run,
+    demo_config=demo_config,
+)
 """The registry entry (registered in `circuits/__init__.py`)."""

@@ -20,6 +20,7 @@ from .rowscale import RowScaleValues
 
 __all__ = ["classify", "rates", "behaviour", "generated_labels"]
 
+
 def classify(text: str, memorised: str, in_context: str, stop: Sequence[str] = (".",)) -> str:
     """'memorised' if the answer (text up to the first stop string) contains gt, else
     'in_context' if it contains ct, else 'other'. Whole-word, case-insensitive.
@@ -36,7 +37,9 @@ def classify(text: str, memorised: str, in_context: str, stop: Sequence[str] = (
             cut = min(cut, found)
     answer = text[:cut]
     for label, target in (("memorised", memorised), ("in_context", in_context)):
-        if re.search(r"(?<!\w)" + re.escape(target.strip()) + r"(?!\w)", answer, flags=re.IGNORECASE):
+        if re.search(
+            r"(?<!\w)" + re.escape(target.strip()) + r"(?!\w)", answer, flags=re.IGNORECASE
+        ):
             return label
     return "other"
 
@@ -53,15 +56,31 @@ def rates(labels: Sequence[str]) -> dict:
     return out
 
 
-def behaviour(model, data: ConflictSet, *, interventions=None, max_new_tokens: int = 4,
-              batch_size: int = 512) -> list[str]:
+def behaviour(
+    model, data: ConflictSet, *, interventions=None, max_new_tokens: int = 4, batch_size: int = 512
+) -> list[str]:
     """Label of each conflict prompt under greedy generation (see `classify`)."""
-    return generated_labels(model, data.prompts(), data, list(range(len(data))), interventions,
-                   max_new_tokens, batch_size)
+    return generated_labels(
+        model,
+        data.prompts(),
+        data,
+        list(range(len(data))),
+        interventions,
+        max_new_tokens,
+        batch_size,
+    )
 
 
-def generated_labels(model, prompts, data: ConflictSet, item_index, interventions, max_new_tokens: int,
-                     batch_size: int, row_scales: Optional[torch.Tensor] = None) -> list[str]:
+def generated_labels(
+    model,
+    prompts,
+    data: ConflictSet,
+    item_index,
+    interventions,
+    max_new_tokens: int,
+    batch_size: int,
+    row_scales: Optional[torch.Tensor] = None,
+) -> list[str]:
     """Label of each generated continuation of `prompts`; row i is scored against the item
     ``data.items[item_index[i]]``. `row_scales` [rows, L, H] scales each row's heads
     (`RowScaleValues`), so one batched generation covers many settings."""
@@ -72,9 +91,15 @@ def generated_labels(model, prompts, data: ConflictSet, item_index, intervention
         iv = interventions
         if row_scales is not None:
             iv = RowScaleValues(row_scales[start:stop])
-        gen = model.generate(prompts[start:stop], max_new_tokens=max_new_tokens, interventions=iv,
-                             use_interventions=False)
+        gen = model.generate(
+            prompts[start:stop],
+            max_new_tokens=max_new_tokens,
+            interventions=iv,
+            use_interventions=False,
+        )
         for text, i in zip(gen.texts, item_index[start:stop]):
             item = data.items[i]
-            labels.append(classify(" " + text, item.memory_answer, item.context_answer, data.template.stop))
+            labels.append(
+                classify(" " + text, item.memory_answer, item.context_answer, data.template.stop)
+            )
     return labels

@@ -15,7 +15,15 @@ from typing import Optional
 
 from interp.errors import InvalidArgumentError
 
-__all__ = ["Config", "LABELS", "MEMORY_ALPHAS", "CONTEXT_ALPHAS", "check_alphas", "alpha_grid", "config_record"]
+__all__ = [
+    "Config",
+    "LABELS",
+    "MEMORY_ALPHAS",
+    "CONTEXT_ALPHAS",
+    "check_alphas",
+    "alpha_grid",
+    "config_record",
+]
 
 LABELS = ("memorised", "in_context", "other")
 MEMORY_ALPHAS = tuple(round(-5 + 0.1 * i, 10) for i in range(101))
@@ -26,16 +34,22 @@ CONTEXT_ALPHAS = tuple(round(-10 + 0.5 * i, 10) for i in range(41))
 class Config:
     """Settings of one run (seeded; same config and model -> same numbers)."""
 
-    format: Optional[str] = None        # None: "statement" on zoo models (their training format), else "qa"
+    format: Optional[str] = (
+        None  # None: "statement" on zoo models (their training format), else "qa"
+    )
     n_per_subject: int = 3
     max_new_tokens: int = 4
     memory_alphas: tuple[float, ...] = MEMORY_ALPHAS
     context_alphas: tuple[float, ...] = CONTEXT_ALPHAS
-    split: tuple[float, float, float] = (0.4, 0.3, 0.3)   # subjects: attribution / choose alpha / held out
+    split: tuple[float, float, float] = (
+        0.4,
+        0.3,
+        0.3,
+    )  # subjects: attribution / choose alpha / held out
     n_top: int = 3
     n_random: int = 5
     n_bins: int = 4
-    min_group: int = 5            # fewest prompts of a behaviour to condition the attribution on it
+    min_group: int = 5  # fewest prompts of a behaviour to condition the attribution on it
     batch_size: int = 512
     seed: int = 0
 
@@ -43,9 +57,13 @@ class Config:
         check_alphas(self.memory_alphas)
         check_alphas(self.context_alphas)
         if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6 or min(self.split) <= 0:
-            raise InvalidArgumentError(f"Config.split must be three positive fractions summing to 1, got {self.split}")
+            raise InvalidArgumentError(
+                f"Config.split must be three positive fractions summing to 1, got {self.split}"
+            )
         if self.max_new_tokens < 1:
-            raise InvalidArgumentError(f"Config.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+            raise InvalidArgumentError(
+                f"Config.max_new_tokens must be >= 1, got {self.max_new_tokens}"
+            )
 
 
 def check_alphas(alphas) -> tuple[float, ...]:
@@ -55,9 +73,10 @@ def check_alphas(alphas) -> tuple[float, ...]:
         raise InvalidArgumentError("give at least one alpha, e.g. (0.0, 1.0, 2.0)")
     bad = [a for a in values if not math.isfinite(a)]
     if bad:
-        raise InvalidArgumentError(f"alphas must be finite numbers, got {bad[:3]}; drop NaN/inf from the sweep")
+        raise InvalidArgumentError(
+            f"alphas must be finite numbers, got {bad[:3]}; drop NaN/inf from the sweep"
+        )
     return values
-
 
 
 def alpha_grid(lo: float, hi: float, step: float) -> tuple[float, ...]:

@@ -33,43 +33,80 @@ def build_data(model, cfg: Config, items=None, templates=None) -> dict:
         items = default_items(model, cfg.n_per_subject, seed=cfg.seed)
     full = build_conflict_set(model, items, templates[fmt], batch_size=cfg.batch_size)
     attr_s, sweep_s, test_s = full.split_subjects(cfg.split, cfg.seed)
-    return {"full": full, "attribution": full.of_subjects(attr_s), "sweep": full.of_subjects(sweep_s),
-            "test": full.of_subjects(test_s), "subjects": {"attribution": attr_s, "sweep": sweep_s, "test": test_s}}
+    return {
+        "full": full,
+        "attribution": full.of_subjects(attr_s),
+        "sweep": full.of_subjects(sweep_s),
+        "test": full.of_subjects(test_s),
+        "subjects": {"attribution": attr_s, "sweep": sweep_s, "test": test_s},
+    }
 
 
-
-def run(model, cfg: Config = Config(), items=None, templates=None, counts: Optional[dict] = None) -> RecallResult:
+def run(
+    model, cfg: Config = Config(), items=None, templates=None, counts: Optional[dict] = None
+) -> RecallResult:
     """Behaviour, head attribution, alpha sweeps, held-out evaluation, controls, frequency bins."""
     d = build_data(model, cfg, items, templates)
     for part in ("attribution", "sweep", "test"):
         if len(d[part]) == 0:
-            raise ConflictDataError(f"the {part!r} split is empty; give more items or known subjects")
+            raise ConflictDataError(
+                f"the {part!r} split is empty; give more items or known subjects"
+            )
     gen = dict(max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
     t0 = time.perf_counter()
     labels = behaviour(model, d["attribution"], **gen)
-    attribution = head_attribution(model, d["attribution"], labels, min_group=cfg.min_group, seed=cfg.seed)
+    attribution = head_attribution(
+        model, d["attribution"], labels, min_group=cfg.min_group, seed=cfg.seed
+    )
     memory_heads = top_heads(attribution, "memory", cfg.n_top)
     context_heads = top_heads(attribution, "in_context", cfg.n_top)
     t1 = time.perf_counter()
     sweeps = {}
     if memory_heads:
-        sweeps["memory_head"] = scale_sweep(model, d["sweep"], memory_heads[0], cfg.memory_alphas, **gen)
+        sweeps["memory_head"] = scale_sweep(
+            model, d["sweep"], memory_heads[0], cfg.memory_alphas, **gen
+        )
     if context_heads:
-        sweeps["in_context_head"] = scale_sweep(model, d["sweep"], context_heads[0], cfg.context_alphas, **gen)
+        sweeps["in_context_head"] = scale_sweep(
+            model, d["sweep"], context_heads[0], cfg.context_alphas, **gen
+        )
     t2 = time.perf_counter()
     best = choose_settings(model, d["sweep"], sweeps, gen)
     located = [Head(l, h) for l, h in attribution["all"].strongest(0.1)]
-    held_out, controls = evaluate_settings(model, d["test"], best, memory_heads + context_heads, cfg, gen,
-                                           located=located)
-    signs = sign_agreement(model, d["test"], memory_heads + context_heads, attribution["all"], cfg.batch_size)
+    held_out, controls = evaluate_settings(
+        model, d["test"], best, memory_heads + context_heads, cfg, gen, located=located
+    )
+    signs = sign_agreement(
+        model, d["test"], memory_heads + context_heads, attribution["all"], cfg.batch_size
+    )
     counts, source = frequency_counts(model, items, counts)
-    freq = frequency_bins(d["full"], behaviour(model, d["full"], **gen), counts, cfg.n_bins) if counts else []
-    info = {"set": d["full"].summary(), "subjects": d["subjects"], "frequency_source": source,
-            **{f"n_{p}": len(d[p]) for p in ("attribution", "sweep", "test")}}
-    return RecallResult(model.name, cfg, rates(labels), attribution, memory_heads, context_heads, sweeps,
-                        best, held_out, controls, signs, freq, info,
-                        {"behaviour_and_attribution": t1 - t0, "sweeps": t2 - t1})
-
+    freq = (
+        frequency_bins(d["full"], behaviour(model, d["full"], **gen), counts, cfg.n_bins)
+        if counts
+        else []
+    )
+    info = {
+        "set": d["full"].summary(),
+        "subjects": d["subjects"],
+        "frequency_source": source,
+        **{f"n_{p}": len(d[p]) for p in ("attribution", "sweep", "test")},
+    }
+    return RecallResult(
+        model.name,
+        cfg,
+        rates(labels),
+        attribution,
+        memory_heads,
+        context_heads,
+        sweeps,
+        best,
+        held_out,
+        controls,
+        signs,
+        freq,
+        info,
+        {"behaviour_and_attribution": t1 - t0, "sweeps": t2 - t1},
+    )
 
 
 def demo_config(model=None) -> Config:

@@ -61,36 +61,56 @@ class RecallResult:
                 continue
             after, control = self.held_out[goal], self.controls[goal]
             worst = max(abs(v) for v in control["mean_delta_points"].values())
-            out[goal] = {"head": self.best[goal]["head"], "alpha": self.best[goal]["alpha"],
-                         "rate_before": base.get(goal), "rate_after": after[goal],
-                         "rate_after_ci": after[f"{goal}_ci"], "raised": after[goal] > base.get(goal, 1),
-                         "random_head_mean_abs_move_points": worst,
-                         "random_head_max_abs_move_points": control["max_abs_delta_points"],
-                         "random_head_median_abs_move_points": control["median_abs_move_points"],
-                         "random_head_share_within_5_points": control["share_of_draws_within_5_points"],
-                         "random_le_5": worst <= 5}
+            out[goal] = {
+                "head": self.best[goal]["head"],
+                "alpha": self.best[goal]["alpha"],
+                "rate_before": base.get(goal),
+                "rate_after": after[goal],
+                "rate_after_ci": after[f"{goal}_ci"],
+                "raised": after[goal] > base.get(goal, 1),
+                "random_head_mean_abs_move_points": worst,
+                "random_head_max_abs_move_points": control["max_abs_delta_points"],
+                "random_head_median_abs_move_points": control["median_abs_move_points"],
+                "random_head_share_within_5_points": control["share_of_draws_within_5_points"],
+                "random_le_5": worst <= 5,
+            }
             if "outside_located" in control:
                 o = control["outside_located"]
                 w_out = max(abs(v) for v in o["mean_delta_points"].values())
-                out[goal].update(random_outside_located_mean_abs_move_points=w_out,
-                                 random_outside_located_max_abs_move_points=o["max_abs_delta_points"],
-                                 random_outside_located_le_5=w_out <= 5)
+                out[goal].update(
+                    random_outside_located_mean_abs_move_points=w_out,
+                    random_outside_located_max_abs_move_points=o["max_abs_delta_points"],
+                    random_outside_located_le_5=w_out <= 5,
+                )
         out["in_context"]["ge_80"] = out["in_context"].get("rate_after", 0) >= 0.8
         out["sign_agreement"] = f"{self.signs.get('agree', 0)}/{self.signs.get('n', 0)}"
-        out["context_rate_per_frequency_bin"] = [(b["freq_min"], b["freq_max"], b["context_rate"])
-                                                 for b in self.frequency]
+        out["context_rate_per_frequency_bin"] = [
+            (b["freq_min"], b["freq_max"], b["context_rate"]) for b in self.frequency
+        ]
         return out
 
     def numbers(self) -> dict:
-        return {"must_show": self.must_show(), "baseline_held_out": self.held_out.get("baseline"), "baseline_attribution_split": self.baseline,
-                "memory_heads": [str(h) for h in self.memory_heads],
-                "in_context_heads": [str(h) for h in self.in_context_heads],
-                "best": self.best, "held_out": self.held_out, "random_head_controls": self.controls,
-                "sign_agreement": self.signs, "frequency_bins": self.frequency,
-                "sweeps": {k: {"head": s["head"], "alphas": s["alphas"],
-                               **{x: [r[x] for r in s["rates"]] for x in LABELS}}
-                           for k, s in self.sweeps.items()},
-                "timings_s": self.timings}
+        return {
+            "must_show": self.must_show(),
+            "baseline_held_out": self.held_out.get("baseline"),
+            "baseline_attribution_split": self.baseline,
+            "memory_heads": [str(h) for h in self.memory_heads],
+            "in_context_heads": [str(h) for h in self.in_context_heads],
+            "best": self.best,
+            "held_out": self.held_out,
+            "random_head_controls": self.controls,
+            "sign_agreement": self.signs,
+            "frequency_bins": self.frequency,
+            "sweeps": {
+                k: {
+                    "head": s["head"],
+                    "alphas": s["alphas"],
+                    **{x: [r[x] for r in s["rates"]] for x in LABELS},
+                }
+                for k, s in self.sweeps.items()
+            },
+            "timings_s": self.timings,
+        }
 
     def figures(self) -> dict:
         """Head map of the DLA, one curve per alpha sweep, and the rates per frequency bin."""
@@ -98,29 +118,43 @@ class RecallResult:
         main = self.attribution.get("all")
         if main is not None:
             figs["recall_attribution"] = plots.head_heatmap(
-                main.scores, title=f"{self.model}: DLA onto logit(in-context) - logit(memorised)",
-                highlight={"memory heads": [(h.layer, h.head) for h in self.memory_heads],
-                           "in-context heads": [(h.layer, h.head) for h in self.in_context_heads]},
-                value_name="DLA")
+                main.scores,
+                title=f"{self.model}: DLA onto logit(in-context) - logit(memorised)",
+                highlight={
+                    "memory heads": [(h.layer, h.head) for h in self.memory_heads],
+                    "in-context heads": [(h.layer, h.head) for h in self.in_context_heads],
+                },
+                value_name="DLA",
+            )
         for name, s in self.sweeps.items():
             figs[f"recall_sweep_{name}"] = plots.line_curves(
-                s["alphas"], {x: [r[x] for r in s["rates"]] for x in LABELS},
+                s["alphas"],
+                {x: [r[x] for r in s["rates"]] for x in LABELS},
                 title=f"{self.model}: scaling {s['head']} ({name}), {s['n_prompts']} prompts",
-                x_title="alpha", y_title="rate")
+                x_title="alpha",
+                y_title="rate",
+            )
         if self.frequency:
             labels = [f"{b['freq_min']:.3g}-{b['freq_max']:.3g}" for b in self.frequency]
-            fig = plots.line_curves(list(range(len(labels))),
-                                    {"context-use rate": [b["context_rate"] for b in self.frequency],
-                                     "memorised rate": [b["memorised_rate"] for b in self.frequency]},
-                                    title=f"{self.model}: behaviour per subject-frequency bin",
-                                    x_title="frequency bin (training mentions)", y_title="rate")
-            fig.data[0].error_y = {"type": "data", "symmetric": False,
-                                   "array": [b["context_ci"][1] - b["context_rate"] for b in self.frequency],
-                                   "arrayminus": [b["context_rate"] - b["context_ci"][0] for b in self.frequency]}
+            fig = plots.line_curves(
+                list(range(len(labels))),
+                {
+                    "context-use rate": [b["context_rate"] for b in self.frequency],
+                    "memorised rate": [b["memorised_rate"] for b in self.frequency],
+                },
+                title=f"{self.model}: behaviour per subject-frequency bin",
+                x_title="frequency bin (training mentions)",
+                y_title="rate",
+            )
+            fig.data[0].error_y = {
+                "type": "data",
+                "symmetric": False,
+                "array": [b["context_ci"][1] - b["context_rate"] for b in self.frequency],
+                "arrayminus": [b["context_rate"] - b["context_ci"][0] for b in self.frequency],
+            }
             fig.update_xaxes(tickvals=list(range(len(labels))), ticktext=labels)
             figs["recall_frequency"] = fig
         return figs
-
 
     def write_files(self, out) -> list[Path]:
         """The data files beside the figures: each chosen setting as a `ScaleValues` recipe
@@ -140,28 +174,49 @@ class RecallResult:
     def roles(self) -> list[RoleMap]:
         """Memory and in-context heads for the atlas; the memory map carries the held-out checks."""
         attribution = self.attribution.get("all")
-        score = (lambda h: float(attribution.scores[h.layer, h.head])) if attribution is not None else (lambda h: 0.0)
+        score = (
+            (lambda h: float(attribution.scores[h.layer, h.head]))
+            if attribution is not None
+            else (lambda h: 0.0)
+        )
         must = self.must_show()
-        checks = {f"{goal}: {k}": v for goal in ("in_context", "memorised") for k, v in must.get(goal, {}).items()
-                  if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        return [RoleMap("recall: memory", SOURCE, {str(h): score(h) for h in self.memory_heads}, checks),
-                RoleMap("recall: in-context", SOURCE, {str(h): score(h) for h in self.in_context_heads})]
+        checks = {
+            f"{goal}: {k}": v
+            for goal in ("in_context", "memorised")
+            for k, v in must.get(goal, {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        return [
+            RoleMap(
+                "recall: memory", SOURCE, {str(h): score(h) for h in self.memory_heads}, checks
+            ),
+            RoleMap(
+                "recall: in-context", SOURCE, {str(h): score(h) for h in self.in_context_heads}
+            ),
+        ]
 
     def circuits(self) -> list:
         """No circuit graph: the heads are reported as roles, with the scaling checks."""
         return []
 
     def provenance(self) -> dict:
-        return {"model": self.model, "data": {**self.data, "config": config_record(self.config)},
-                "seeds": {"seed": self.config.seed}}
+        return {
+            "model": self.model,
+            "data": {**self.data, "config": config_record(self.config)},
+            "seeds": {"seed": self.config.seed},
+        }
 
     def report(self) -> str:
         """What a terminal user reads: the attributed heads and each chosen scaling's held-out rate."""
-        lines = [f"memory heads: {', '.join(map(str, self.memory_heads))}",
-                 f"in-context heads: {', '.join(map(str, self.in_context_heads))}"]
+        lines = [
+            f"memory heads: {', '.join(map(str, self.memory_heads))}",
+            f"in-context heads: {', '.join(map(str, self.in_context_heads))}",
+        ]
         for goal, b in self.best.items():
-            lines.append(f"best for {goal}: scale {b['head']} by {b['alpha']} -> held-out "
-                         f"{self.held_out[goal][goal]:.2f} (recipe_{goal}.json)")
+            lines.append(
+                f"best for {goal}: scale {b['head']} by {b['alpha']} -> held-out "
+                f"{self.held_out[goal][goal]:.2f} (recipe_{goal}.json)"
+            )
         return "\n".join(lines)
 
     def floor(self) -> tuple[float, str]:
@@ -182,13 +237,20 @@ class RecallResult:
         n_test, n_sweep = self.data["n_test"], self.data["n_sweep"]
         summary = self.data["set"]
         excluded = summary["excluded"]
-        draws = sum(len(c["draws"]) + len(c.get("outside_located", {}).get("draws", []))
-                    for c in self.controls.values())
-        parts = {"data": summary["n_candidates"] - excluded["context_equals_memory"] - excluded["same_first_token"],
-                 "behaviour and attribution": 2 * self.data["n_attribution"],
-                 "sweeps": sum(s["n_rows"] for s in self.sweeps.values()) + (n_sweep if self.sweeps else 0),
-                 "held out": n_test * (1 + len(self.best) + draws),
-                 "sign agreement": n_test * (self.signs.get("n", 0) + 1) if self.signs.get("n") else 0,
-                 "frequency": summary["n_items"] if self.frequency else 0}
+        draws = sum(
+            len(c["draws"]) + len(c.get("outside_located", {}).get("draws", []))
+            for c in self.controls.values()
+        )
+        parts = {
+            "data": summary["n_candidates"]
+            - excluded["context_equals_memory"]
+            - excluded["same_first_token"],
+            "behaviour and attribution": 2 * self.data["n_attribution"],
+            "sweeps": sum(s["n_rows"] for s in self.sweeps.values())
+            + (n_sweep if self.sweeps else 0),
+            "held out": n_test * (1 + len(self.best) + draws),
+            "sign agreement": n_test * (self.signs.get("n", 0) + 1) if self.signs.get("n") else 0,
+            "frequency": summary["n_items"] if self.frequency else 0,
+        }
         how = " + ".join(f"{k} {v:g}" for k, v in parts.items() if v)
         return float(sum(parts.values())), f"forward equivalents: {how} (decode steps left out)"

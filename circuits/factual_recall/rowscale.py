@@ -20,6 +20,7 @@ from interp.interventions import Intervention
 
 __all__ = ["RowScaleValues", "head_scales"]
 
+
 class RowScaleValues(Intervention):
     """Scale head outputs z (= value vectors) by a different factor in every batch row.
 
@@ -31,27 +32,36 @@ class RowScaleValues(Intervention):
     def __init__(self, scales: torch.Tensor):
         scales = torch.as_tensor(scales, dtype=torch.float32)
         if scales.dim() != 3:
-            raise ValueError(f"scales must be [rows, n_layers, n_heads], got shape {tuple(scales.shape)}")
+            raise ValueError(
+                f"scales must be [rows, n_layers, n_heads], got shape {tuple(scales.shape)}"
+            )
         if not bool(torch.isfinite(scales).all()):
             raise ValueError("scales must be finite numbers (no NaN/inf)")
         self.scales = scales
 
     def edits(self, model) -> list[Edit]:
         if tuple(self.scales.shape[1:]) != (model.n_layers, model.n_heads):
-            raise ValueError(f"scales must be [rows, {model.n_layers}, {model.n_heads}] for this model, "
-                             f"got {tuple(self.scales.shape)}")
+            raise ValueError(
+                f"scales must be [rows, {model.n_layers}, {model.n_heads}] for this model, "
+                f"got {tuple(self.scales.shape)}"
+            )
         layers = [l for l in range(model.n_layers) if bool((self.scales[:, l] != 1).any())]
         return [Edit(l, "z", _row_scale_edit(self.scales[:, l])) for l in layers]
 
     def to_dict(self) -> dict:
-        raise TypeError("RowScaleValues is a batched sweep device; save the chosen setting as ScaleValues")
+        raise TypeError(
+            "RowScaleValues is a batched sweep device; save the chosen setting as ScaleValues"
+        )
 
 
 def _row_scale_edit(scale: torch.Tensor):
     def edit(z: torch.Tensor, ctx: EditContext) -> torch.Tensor:
         if z.shape[0] != scale.shape[0]:
-            raise ValueError(f"RowScaleValues has {scale.shape[0]} rows, the batch has {z.shape[0]}")
+            raise ValueError(
+                f"RowScaleValues has {scale.shape[0]} rows, the batch has {z.shape[0]}"
+            )
         return z * scale.to(device=z.device, dtype=z.dtype)[:, None, :, None]
+
     return edit
 
 

@@ -35,7 +35,12 @@ Modules, in the order data flows: `config` -> `observe` / `copying` -> `scoring`
 from interp.analysis import Analyzer
 
 from .causal import ablation_check, causal_check, single_head_ratios, top_heads_by_effect
-from .checkpoints import CheckpointMismatchError, architecture_of, load_checkpoint, world_content_tokens
+from .checkpoints import (
+    CheckpointMismatchError,
+    architecture_of,
+    load_checkpoint,
+    world_content_tokens,
+)
 from .config import ABLATIONS, RANKINGS, Config, InductionConfig, config_record, make_sequences
 from .copying import ov_eigen_scores
 from .pipeline import analyze, demo_config, run, track
@@ -45,11 +50,39 @@ from .summary import head_roles, summarize
 from .tl import tl_agreement
 from .trajectory import Trajectory
 
-__all__ = ["Config", "InductionConfig", "Result", "InductionResult", "run", "analyze", "make_sequences",
-           "score_heads", "sequence_losses", "summarize", "head_roles", "ablation_check", "single_head_ratios",
-           "causal_check", "top_heads_by_effect", "ov_eigen_scores", "tl_agreement", "track", "Trajectory",
-           "load_checkpoint", "world_content_tokens", "architecture_of", "CheckpointMismatchError",
-           "config_record", "demo_config", "ABLATIONS", "RANKINGS", "ROLES", "ENTRY"]
+__all__ = [
+    "Config",
+    "InductionConfig",
+    "Result",
+    "InductionResult",
+    "run",
+    "analyze",
+    "make_sequences",
+    "score_heads",
+    "sequence_losses",
+    "summarize",
+    "head_roles",
+    "ablation_check",
+    "single_head_ratios",
+    "causal_check",
+    "top_heads_by_effect",
+    "ov_eigen_scores",
+    "tl_agreement",
+    "track",
+    "Trajectory",
+    "load_checkpoint",
+    "world_content_tokens",
+    "architecture_of",
+    "CheckpointMismatchError",
+    "config_record",
+    "demo_config",
+    "ABLATIONS",
+    "RANKINGS",
+    "ROLES",
+    "ENTRY",
+]
 
-ENTRY = Analyzer("induction", "induction heads (Olsson et al. 2022)", Config, analyze, demo_config=demo_config)
+ENTRY = Analyzer(
+    "induction", "induction heads (Olsson et al. 2022)", Config, analyze, demo_config=demo_config
+)
 """The registry entry (registered in `circuits/__init__.py`)."""

@@ -27,8 +27,14 @@ from interp.zoo.recipes import Recipe
 from interp.zoo.train import build_model
 from interp.zoo.world import World
 
-__all__ = ["load_checkpoint", "world_content_tokens", "architecture_of", "check_same_architecture",
-           "CheckpointMismatchError", "ARCH_KEYS"]
+__all__ = [
+    "load_checkpoint",
+    "world_content_tokens",
+    "architecture_of",
+    "check_same_architecture",
+    "CheckpointMismatchError",
+    "ARCH_KEYS",
+]
 
 ARCH_KEYS = ("architecture", "n_layers", "n_heads", "n_kv_heads", "d_head", "d_model", "vocab_size")
 """What a trajectory must keep from checkpoint to checkpoint."""
@@ -43,7 +49,9 @@ def load_checkpoint(spec) -> tuple[Any, str, Optional[int]]:
     if isinstance(spec, interp.Model):
         return spec, spec.name, None
     if not isinstance(spec, (str, os.PathLike)):
-        raise ArgumentTypeError(f"a checkpoint is a Model, a path or a model id, got {type(spec).__name__}")
+        raise ArgumentTypeError(
+            f"a checkpoint is a Model, a path or a model id, got {type(spec).__name__}"
+        )
     spec = str(spec)
     if spec.endswith(".pt"):
         return _load_training_state(spec)
@@ -62,7 +70,9 @@ def _folder_label_and_step(model, spec: str) -> tuple[str, Optional[int]]:
     if not os.path.isdir(spec):
         return spec, None
     folder = Path(spec).resolve()
-    label = folder.parent.name if folder.name == "model" else folder.name  # zoo run layout <name>/model
+    label = (
+        folder.parent.name if folder.name == "model" else folder.name
+    )  # zoo run layout <name>/model
     model.name = label
     metrics = folder / "metrics.json"
     step = json.loads(metrics.read_text()).get("steps") if metrics.is_file() else None
@@ -74,7 +84,9 @@ def _load_training_state(path: str):
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     state = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(state, dict) or not {"recipe", "model", "step"} <= set(state):
-        raise InvalidArgumentError(f"{path} is not a zoo training state (needs 'recipe', 'model' and 'step')")
+        raise InvalidArgumentError(
+            f"{path} is not a zoo training state (needs 'recipe', 'model' and 'step')"
+        )
     recipe = Recipe(**state["recipe"])
     world = World(recipe.world_seed)
     tok = world.build_tokenizer()
@@ -123,4 +135,5 @@ def check_same_architecture(ref: dict, ref_label: str, model, label: str) -> Non
         detail = ", ".join(f"{k} {a} vs {b}" for k, (a, b) in diff.items())
         raise CheckpointMismatchError(
             f"checkpoint {label!r} does not match {ref_label!r} ({detail}); a trajectory follows the "
-            f"same heads through training, so pass checkpoints of one architecture only")
+            f"same heads through training, so pass checkpoints of one architecture only"
+        )

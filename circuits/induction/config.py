@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Optional
 
-from interp.data.repeats import RepeatSet, repeat_sequences_for
 from interp.cost import is_large
+from interp.data.repeats import RepeatSet, repeat_sequences_for
 from interp.errors import InvalidArgumentError
 
 from .sweep import SWEEPS
@@ -78,17 +78,26 @@ class Config:
         for name in _POSITIVE_INTS + (() if self.n is None else ("n",)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidArgumentError(f"InductionConfig.{name} must be a positive int, got {value!r}")
+                raise InvalidArgumentError(
+                    f"InductionConfig.{name} must be a positive int, got {value!r}"
+                )
         if len(set(self.span_lengths)) < 2:
-            raise InvalidArgumentError(f"give at least two different span lengths (to tell induction from "
-                                       f"positional heads), got {self.span_lengths}")
+            raise InvalidArgumentError(
+                f"give at least two different span lengths (to tell induction from "
+                f"positional heads), got {self.span_lengths}"
+            )
         if not 0 < self.behaviour_ratio <= 1:
-            raise InvalidArgumentError(f"behaviour_ratio must be in (0, 1], got {self.behaviour_ratio}")
+            raise InvalidArgumentError(
+                f"behaviour_ratio must be in (0, 1], got {self.behaviour_ratio}"
+            )
         if not 0 < self.threshold <= 1 or not 0 < self.ci < 1:
-            raise InvalidArgumentError(f"threshold must be in (0, 1] and ci in (0, 1), got {self.threshold}, "
-                                       f"{self.ci}")
+            raise InvalidArgumentError(
+                f"threshold must be in (0, 1] and ci in (0, 1), got {self.threshold}, " f"{self.ci}"
+            )
         if self.ablation not in ABLATIONS:
-            raise InvalidArgumentError(f"ablation must be one of {ABLATIONS}, got {self.ablation!r}")
+            raise InvalidArgumentError(
+                f"ablation must be one of {ABLATIONS}, got {self.ablation!r}"
+            )
         if self.sweep not in SWEEPS:
             raise InvalidArgumentError(f"sweep must be one of {SWEEPS}, got {self.sweep!r}")
         if self.rank_by not in RANKINGS:
@@ -104,7 +113,9 @@ class Config:
     def n_seqs(self) -> int:
         """Rows of the sequence set: `n` per (span length, offset)."""
         if self.n is None:
-            raise InvalidArgumentError("Config.n is None (sized per model): resolve it with cfg.for_model(model)")
+            raise InvalidArgumentError(
+                "Config.n is None (sized per model): resolve it with cfg.for_model(model)"
+            )
         return self.n * len(self.span_lengths) * len(self.offsets)
 
     @classmethod
@@ -113,7 +124,9 @@ class Config:
         known = {f.name for f in fields(cls)}
         extra = set(data) - known
         if extra:
-            raise InvalidArgumentError(f"unknown InductionConfig key(s) {sorted(extra)}; known: {sorted(known)}")
+            raise InvalidArgumentError(
+                f"unknown InductionConfig key(s) {sorted(extra)}; known: {sorted(known)}"
+            )
         return cls(**data)
 
     def to_dict(self) -> dict:
@@ -127,8 +140,14 @@ InductionConfig = Config
 def make_sequences(model, cfg: Config) -> RepeatSet:
     """The seeded repeated-span set of `cfg` for `model` (its vocab, BOS, specials, context)."""
     cfg = cfg.for_model(model)
-    return repeat_sequences_for(model, token_ids=cfg.token_ids, n=cfg.n, span_lengths=cfg.span_lengths,
-                                offsets=cfg.offsets, seed=cfg.seed)
+    return repeat_sequences_for(
+        model,
+        token_ids=cfg.token_ids,
+        n=cfg.n,
+        span_lengths=cfg.span_lengths,
+        offsets=cfg.offsets,
+        seed=cfg.seed,
+    )
 
 
 def config_record(cfg: Config) -> dict:

@@ -21,8 +21,14 @@ import torch
 
 from interp.data.repeats import RepeatSet
 from interp.results import HeadScores
-from interp.weights import (final_norm_parts, folded_unembed, input_norm_weight, norm_scale, output_weight,
-                            value_weight)
+from interp.weights import (
+    final_norm_parts,
+    folded_unembed,
+    input_norm_weight,
+    norm_scale,
+    output_weight,
+    value_weight,
+)
 
 from .observe import Observer
 
@@ -35,7 +41,9 @@ def unembed_dirs(model) -> torch.Tensor:
     return u - u.mean(0, keepdim=True)
 
 
-def copying_scores(model, seqs: RepeatSet, obs: Observer, zs: dict, final_in: torch.Tensor) -> torch.Tensor:
+def copying_scores(
+    model, seqs: RepeatSet, obs: Observer, zs: dict, final_in: torch.Tensor
+) -> torch.Tensor:
     """[b, n_layers, H]: attention-weighted direct logit effect on attended tokens, second-copy queries.
 
     zs: {layer: z [b, T, H, d_head]} of the forward; final_in: the final norm's input [b, T, d_model].
@@ -76,11 +84,18 @@ def ov_eigen_scores(model) -> HeadScores:
         if w_v is None:
             continue
         ln = input_norm_weight(model, layer)
-        g = w_u.T @ (w_e * ln if ln is not None else w_e)  # [d_model, d_model]: W_U W_E (column form)
+        g = w_u.T @ (
+            w_e * ln if ln is not None else w_e
+        )  # [d_model, d_model]: W_U W_E (column form)
         w_o = output_weight(model, layer)
         for head in range(model.n_heads):
             # circuit W_E W_V W_O W_U^T (row vectors); same non-zero eigenvalues as W_O W_U^T W_E W_V
             m = w_o[head].double() @ g.double() @ w_v[head // group].double()  # [d_head, d_head]
             scores[layer, head] = _eigen_positivity(m)
-    return HeadScores(scores, model=model.name, method="OV eigenvalue positivity sum(Re l)/sum|l|",
-                      threshold=0.0, meta={"folded": "input-norm and final-norm weights"})
+    return HeadScores(
+        scores,
+        model=model.name,
+        method="OV eigenvalue positivity sum(Re l)/sum|l|",
+        threshold=0.0,
+        meta={"folded": "input-norm and final-norm weights"},
+    )

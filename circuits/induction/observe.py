@@ -47,9 +47,11 @@ class Observer:
 
     def edit(self, layer: int) -> Edit:
         """An edit that observes `layer`'s pattern and returns it unchanged."""
+
         def observe(pattern: torch.Tensor, ctx) -> torch.Tensor:
             self._reduce(layer, pattern.detach().float().cpu())
             return pattern
+
         return Edit(layer, "pattern", observe)
 
     def masked_mean(self, values: torch.Tensor) -> torch.Tensor:
@@ -70,4 +72,6 @@ class Observer:
         for d in range(1, a.shape[-1]):
             diag = torch.diagonal(a, offset=-d, dim1=-2, dim2=-1)  # queries d .. T-1
             w = m[:, d:]
-            self.offsets[:, layer, :, d] = (diag * w[:, None]).sum(-1) / w.sum(-1).clamp(min=1)[:, None]
+            self.offsets[:, layer, :, d] = (diag * w[:, None]).sum(-1) / w.sum(-1).clamp(min=1)[
+                :, None
+            ]

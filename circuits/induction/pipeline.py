@@ -17,7 +17,12 @@ from interp.errors import InvalidArgumentError
 from interp.progress import track as progress
 
 from .causal import causal_check
-from .checkpoints import architecture_of, check_same_architecture, load_checkpoint, world_content_tokens
+from .checkpoints import (
+    architecture_of,
+    check_same_architecture,
+    load_checkpoint,
+    world_content_tokens,
+)
 from .config import Config, make_sequences
 from .result import Result
 from .scoring import score_heads
@@ -28,7 +33,9 @@ from .trajectory import Trajectory
 __all__ = ["run", "analyze", "demo_config", "track"]
 
 
-def run(model, cfg: Optional[Config] = None, *, seqs: Optional[RepeatSet] = None, interventions=None) -> Result:
+def run(
+    model, cfg: Optional[Config] = None, *, seqs: Optional[RepeatSet] = None, interventions=None
+) -> Result:
     """Score every head on seeded repeated-span sequences; with ``cfg.causal`` also ablate heads.
 
     seqs: the sequences (default: `make_sequences(model, cfg)`); interventions: applied while
@@ -66,11 +73,15 @@ def track(checkpoints: Sequence, cfg: Optional[Config] = None) -> Trajectory:
     >>> traj.figures()["trajectory_heads"]                                            # doctest: +SKIP
     """
     if isinstance(checkpoints, (str, os.PathLike)) or not checkpoints:
-        raise InvalidArgumentError("track needs a list of at least one checkpoint (paths, ids or Models)")
+        raise InvalidArgumentError(
+            "track needs a list of at least one checkpoint (paths, ids or Models)"
+        )
     cfg = replace(cfg or Config(), causal=False)
     if cfg.token_ids is None:
         first = checkpoints[0]
-        cfg = replace(cfg, token_ids=world_content_tokens(first) if not hasattr(first, "hf") else None)
+        cfg = replace(
+            cfg, token_ids=world_content_tokens(first) if not hasattr(first, "hf") else None
+        )
     labels, steps, results, ref, seqs = [], [], [], None, None
     for spec in progress(list(checkpoints), "induction: checkpoints", unit="checkpoint"):
         model, label, step = load_checkpoint(spec)

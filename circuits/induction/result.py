@@ -19,8 +19,22 @@ from .trajectory import Trajectory
 
 __all__ = ["Result", "InductionResult", "ROLES"]
 
-ROLES = ("induction", "prefix-matching (no copying)", "positional", "previous-token", "duplicate-token", "other")
-_HEATMAPS = ("induction", "prefix_matching", "copying", "previous_token", "duplicate_token", "ov_eigen")
+ROLES = (
+    "induction",
+    "prefix-matching (no copying)",
+    "positional",
+    "previous-token",
+    "duplicate-token",
+    "other",
+)
+_HEATMAPS = (
+    "induction",
+    "prefix_matching",
+    "copying",
+    "previous_token",
+    "duplicate_token",
+    "ov_eigen",
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,8 +89,10 @@ class Result:
     @property
     def positional_heads(self) -> dict[str, int]:
         """{head: offset} of heads that attend at a fixed distance."""
-        return {name: int(self.offset[Head.parse(name).layer, Head.parse(name).head])
-                for name in self.heads_with_role("positional")}
+        return {
+            name: int(self.offset[Head.parse(name).layer, Head.parse(name).head])
+            for name in self.heads_with_role("positional")
+        }
 
     def ranked_induction(self, k: int) -> list[str]:
         """Top-k heads by induction score, induction heads first (then other heads by score)."""
@@ -102,11 +118,15 @@ class Result:
         if self.has_induction_behaviour:
             return f"induction behaviour: second-copy loss is {r:.2f}x the first (CI {lo:.2f}-{hi:.2f})"
         if hi < 1:
-            return (f"no induction behaviour (negative case): second-copy loss is {r:.4f}x the first "
-                    f"(CI {lo:.4f}-{hi:.4f}): lower by {100 * (1 - r):.1f}%, far from the <= "
-                    f"{self.config.behaviour_ratio}x that copying the earlier continuation gives")
-        return (f"no induction behaviour (negative case): second-copy loss is not lower than the first "
-                f"({r:.4f}x, CI {lo:.4f}-{hi:.4f})")
+            return (
+                f"no induction behaviour (negative case): second-copy loss is {r:.4f}x the first "
+                f"(CI {lo:.4f}-{hi:.4f}): lower by {100 * (1 - r):.1f}%, far from the <= "
+                f"{self.config.behaviour_ratio}x that copying the earlier continuation gives"
+            )
+        return (
+            f"no induction behaviour (negative case): second-copy loss is not lower than the first "
+            f"({r:.4f}x, CI {lo:.4f}-{hi:.4f})"
+        )
 
     # --- the protocol -------------------------------------------------------------------------
 
@@ -115,10 +135,13 @@ class Result:
         pm, ind = self.scores["prefix_matching"], self.scores["induction"]
         top = pm.top(1)[0]
         return {
-            "max_prefix_matching": top[2], "max_prefix_matching_head": f"L{top[0]}H{top[1]}",
+            "max_prefix_matching": top[2],
+            "max_prefix_matching_head": f"L{top[0]}H{top[1]}",
             "heads_prefix_matching_ge_0.5": [f"L{l}H{h}" for l, h in pm.heads(0.5)],
-            "top_induction_score": [{"head": f"L{l}H{h}", "score": s, "role": self.head_roles[f"L{l}H{h}"]}
-                                    for l, h, s in ind.top(5)],
+            "top_induction_score": [
+                {"head": f"L{l}H{h}", "score": s, "role": self.head_roles[f"L{l}H{h}"]}
+                for l, h, s in ind.top(5)
+            ],
             "induction_heads": self.induction_heads,
             "positional_heads": self.positional_heads,
             "roles": {r: [n for n, v in self.head_roles.items() if v == r] for r in ROLES},
@@ -133,9 +156,13 @@ class Result:
         numbers = self.summary()
         numbers.update(_causal_numbers(self.causal or {}))
         if self.tl is not None:
-            numbers["transformer_lens_agreement"] = {k: v for k, v in self.tl.items()
-                                                     if k not in ("tl_scores", "our_scores")}
-            numbers["transformer_lens_scores"] = {"tl": self.tl.get("tl_scores"), "ours": self.tl.get("our_scores")}
+            numbers["transformer_lens_agreement"] = {
+                k: v for k, v in self.tl.items() if k not in ("tl_scores", "our_scores")
+            }
+            numbers["transformer_lens_scores"] = {
+                "tl": self.tl.get("tl_scores"),
+                "ours": self.tl.get("our_scores"),
+            }
         if self.trajectory is not None:
             numbers["trajectory"] = self.trajectory.to_dict()
         return numbers
@@ -149,8 +176,11 @@ class Result:
         for name in _HEATMAPS:
             hs = self.scores[name]
             figs[f"heads_{name}"] = plots.head_heatmap(
-                hs.scores, title=f"{self.model}: {name.replace('_', ' ')} ({hs.method})",
-                highlight=groups or None, value_name=name)
+                hs.scores,
+                title=f"{self.model}: {name.replace('_', ' ')} ({hs.method})",
+                highlight=groups or None,
+                value_name=name,
+            )
         figs["copy_loss"] = self._copy_loss_figure()
         if self.trajectory is not None:
             figs.update(self.trajectory.figures())
@@ -160,42 +190,68 @@ class Result:
         lengths = sorted(self.loss["by_length"])
         by_length = self.loss["by_length"]
         return plots.line_curves(
-            lengths, {"first copy": [by_length[L]["first"] for L in lengths],
-                      "second copy": [by_length[L]["second"] for L in lengths]},
-            title=(f"{self.model}: next-token loss on the first vs second copy (mean over "
-                   f"{self.data['n_seqs']} seqs; ratio {self.loss['ratio']:.3f})"),
-            x_title="span length", y_title="loss (nats)")
+            lengths,
+            {
+                "first copy": [by_length[L]["first"] for L in lengths],
+                "second copy": [by_length[L]["second"] for L in lengths],
+            },
+            title=(
+                f"{self.model}: next-token loss on the first vs second copy (mean over "
+                f"{self.data['n_seqs']} seqs; ratio {self.loss['ratio']:.3f})"
+            ),
+            x_title="span length",
+            y_title="loss (nats)",
+        )
 
     def roles(self) -> list[RoleMap]:
         """The induction heads for the atlas, with the causal check and the copy-loss ratio."""
         grid = self.scores["induction"].scores
-        heads = {name: float(grid[Head.parse(name).layer, Head.parse(name).head]) for name in self.induction_heads}
+        heads = {
+            name: float(grid[Head.parse(name).layer, Head.parse(name).head])
+            for name in self.induction_heads
+        }
         causal = self.causal or {}
-        checks = {"second-copy loss x, top heads ablated": causal.get("top_ratio"),
-                  "second-copy loss x, random heads (max)": causal.get("random_ratio_max"),
-                  "second/first copy loss": self.loss.get("ratio")}
-        return [RoleMap("induction", "induction (Olsson / Hernandez)", heads,
-                        {k: v for k, v in checks.items() if isinstance(v, (int, float))}, note=self.verdict)]
+        checks = {
+            "second-copy loss x, top heads ablated": causal.get("top_ratio"),
+            "second-copy loss x, random heads (max)": causal.get("random_ratio_max"),
+            "second/first copy loss": self.loss.get("ratio"),
+        }
+        return [
+            RoleMap(
+                "induction",
+                "induction (Olsson / Hernandez)",
+                heads,
+                {k: v for k, v in checks.items() if isinstance(v, (int, float))},
+                note=self.verdict,
+            )
+        ]
 
     def circuits(self) -> list:
         """No circuit graph: the located heads are reported as roles and in the causal check."""
         return []
 
     def provenance(self) -> dict:
-        return {"model": self.model, "data": {**self.data, "config": config_record(self.config)},
-                "seeds": {"sequences": self.config.seed, "random_heads": self.config.seed}}
+        return {
+            "model": self.model,
+            "data": {**self.data, "config": config_record(self.config)},
+            "seeds": {"sequences": self.config.seed, "random_heads": self.config.seed},
+        }
 
     def report(self) -> str:
         """What a terminal user reads: headline scores, copy losses, causal check, TL agreement."""
         s = self.summary()
-        lines = [f"model: {self.model}; max prefix-matching {s['max_prefix_matching']:.3f} "
-                 f"({s['max_prefix_matching_head']}); induction heads: {', '.join(s['induction_heads']) or 'none'}",
-                 f"copy loss first {self.loss['first']:.3f} second {self.loss['second']:.3f}; {self.verdict}"]
+        lines = [
+            f"model: {self.model}; max prefix-matching {s['max_prefix_matching']:.3f} "
+            f"({s['max_prefix_matching_head']}); induction heads: {', '.join(s['induction_heads']) or 'none'}",
+            f"copy loss first {self.loss['first']:.3f} second {self.loss['second']:.3f}; {self.verdict}",
+        ]
         if self.causal:
             lines += _causal_lines(self.causal)
         if self.tl is not None and self.tl.get("n_seqs"):
-            lines.append(f"transformer-lens head_detector: Spearman {self.tl['spearman_prefix_matching']:.3f} "
-                         f"on {self.tl['n_seqs']} sequences")
+            lines.append(
+                f"transformer-lens head_detector: Spearman {self.tl['spearman_prefix_matching']:.3f} "
+                f"on {self.tl['n_seqs']} sequences"
+            )
         return "\n".join(lines)
 
     def floor(self) -> tuple[float, str]:
@@ -245,12 +301,18 @@ def _causal_floor(causal: Optional[dict], n: int, n_heads: int) -> dict:
     if selection:
         cands = selection["candidate_ratios"]
         every = selection.get("candidate_sweep", {}).get("estimates", cands)
-        ranking = (1 + _sweep_floor(selection.get("candidate_sweep"), len(cands), len(every), 1)) \
-            * selection["n_seqs"]
-    single = _sweep_floor(causal.get("single_head_sweep"), len(causal.get("single_head_ratios", {})), n_heads, n)
-    parts = {"single-head ablations": single, "effect ranking": ranking,
-             "top-k sets": n * (2 if "top_by_pattern" in causal else 1),
-             "random draws": n * (len(causal["random"]) + len(causal.get("random_outside_circuit", [])))}
+        ranking = (
+            1 + _sweep_floor(selection.get("candidate_sweep"), len(cands), len(every), 1)
+        ) * selection["n_seqs"]
+    single = _sweep_floor(
+        causal.get("single_head_sweep"), len(causal.get("single_head_ratios", {})), n_heads, n
+    )
+    parts = {
+        "single-head ablations": single,
+        "effect ranking": ranking,
+        "top-k sets": n * (2 if "top_by_pattern" in causal else 1),
+        "random draws": n * (len(causal["random"]) + len(causal.get("random_outside_circuit", []))),
+    }
     return parts
 
 
@@ -258,13 +320,17 @@ def _causal_numbers(c: dict) -> dict:
     """The causal check flattened into summary.json's top-level ``ablation_*`` keys."""
     if not c:
         return {}
-    out = {"ablation_top_heads": c["heads"], "ablation_top_second_loss_ratio": c["top_ratio"],
-           "ablation_random_second_loss_ratios": [d["ratio"] for d in c["random"]],
-           "ablation_random_second_loss_ratio_max": c["random_ratio_max"],
-           "ablation_random_second_loss_ratio_mean": c["random_ratio_mean"],
-           "ablation_random_second_loss_ratio_median": c["random_ratio_median"],
-           "ablation_random_share_within_control": c["random_share_within_control"],
-           "ablation_mode": c["mode"], "ablation_rank_by": c.get("rank_by")}
+    out = {
+        "ablation_top_heads": c["heads"],
+        "ablation_top_second_loss_ratio": c["top_ratio"],
+        "ablation_random_second_loss_ratios": [d["ratio"] for d in c["random"]],
+        "ablation_random_second_loss_ratio_max": c["random_ratio_max"],
+        "ablation_random_second_loss_ratio_mean": c["random_ratio_mean"],
+        "ablation_random_second_loss_ratio_median": c["random_ratio_median"],
+        "ablation_random_share_within_control": c["random_share_within_control"],
+        "ablation_mode": c["mode"],
+        "ablation_rank_by": c.get("rank_by"),
+    }
     if c.get("selection"):
         out["ablation_selection"] = c["selection"]
     if "top_by_pattern" in c:
@@ -276,32 +342,47 @@ def _causal_numbers(c: dict) -> dict:
         if "estimates" in sweep:
             out["single_head_ablation_estimates"] = sweep["estimates"]
             out["single_head_estimate_spearman"] = sweep["spearman"]
-        out["located_by_role"], out["located_by_effect"] = c["located_by_role"], c["located_by_effect"]
+        out["located_by_role"], out["located_by_effect"] = (
+            c["located_by_role"],
+            c["located_by_effect"],
+        )
     if "random_outside_circuit" in c:
         out["ablation_circuit"] = c["circuit"]
-        out["ablation_random_outside_circuit_ratios"] = [d["ratio"] for d in c["random_outside_circuit"]]
+        out["ablation_random_outside_circuit_ratios"] = [
+            d["ratio"] for d in c["random_outside_circuit"]
+        ]
         out["ablation_random_outside_circuit_ratio_max"] = c["random_outside_circuit_ratio_max"]
     return out
 
 
 def _causal_lines(c: dict) -> list[str]:
-    lines = [f"{c['mode']}-ablating {', '.join(c['heads'])} (top {len(c['heads'])} by {c.get('rank_by')}): "
-             f"second-copy loss x{c['top_ratio']:.2f}"]
+    lines = [
+        f"{c['mode']}-ablating {', '.join(c['heads'])} (top {len(c['heads'])} by {c.get('rank_by')}): "
+        f"second-copy loss x{c['top_ratio']:.2f}"
+    ]
     if "top_by_pattern" in c:
         p = c["top_by_pattern"]
-        lines.append(f"top {len(p['heads'])} by pattern score ({', '.join(p['heads'])}): x{p['ratio']:.2f}")
+        lines.append(
+            f"top {len(p['heads'])} by pattern score ({', '.join(p['heads'])}): x{p['ratio']:.2f}"
+        )
     sweep = c.get("single_head_sweep", {})
     if sweep.get("method") == "attribution":
         rho = sweep.get("spearman")
-        lines.append(f"single-head sweep by attribution: {len(sweep['estimates'])} heads estimated, top "
-                     f"{len(sweep['shortlist'])} ablated exactly (estimate vs exact Spearman "
-                     f"{'n/a' if rho is None else f'{rho:.2f}'})")
+        lines.append(
+            f"single-head sweep by attribution: {len(sweep['estimates'])} heads estimated, top "
+            f"{len(sweep['shortlist'])} ablated exactly (estimate vs exact Spearman "
+            f"{'n/a' if rho is None else f'{rho:.2f}'})"
+        )
     if c["random_ratio_max"] is not None:
-        lines.append(f"random head sets ({len(c['random'])}): mean x{c['random_ratio_mean']:.2f}, median "
-                     f"x{c['random_ratio_median']:.2f}, max x{c['random_ratio_max']:.2f}; "
-                     f"{100 * c['random_share_within_control']:.0f}% at most x{c['control_ratio']:.1f}")
+        lines.append(
+            f"random head sets ({len(c['random'])}): mean x{c['random_ratio_mean']:.2f}, median "
+            f"x{c['random_ratio_median']:.2f}, max x{c['random_ratio_max']:.2f}; "
+            f"{100 * c['random_share_within_control']:.0f}% at most x{c['control_ratio']:.1f}"
+        )
     if c.get("random_outside_circuit_ratio_max") is not None:
-        lines.append(f"random heads outside the located circuit ({len(c['circuit'])} heads: induction / "
-                     f"previous-token roles, or x{c.get('located_ratio', 1.2):.1f} when ablated alone): "
-                     f"max x{c['random_outside_circuit_ratio_max']:.2f}")
+        lines.append(
+            f"random heads outside the located circuit ({len(c['circuit'])} heads: induction / "
+            f"previous-token roles, or x{c.get('located_ratio', 1.2):.1f} when ablated alone): "
+            f"max x{c['random_outside_circuit_ratio_max']:.2f}"
+        )
     return lines

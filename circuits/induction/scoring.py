@@ -51,7 +51,9 @@ def copy_losses(nll: torch.Tensor, seqs: RepeatSet) -> tuple[torch.Tensor, torch
 def _forward_observed(model, seqs: RepeatSet, obs: Observer, interventions):
     """Logits, captured z per layer and the final norm's input, of one observed forward."""
     edits = model._edits(interventions, True) + [obs.edit(layer) for layer in range(model.n_layers)]
-    plan = RunPlan(edits, capture=[(layer, "z") for layer in range(model.n_layers)], w_out=model.w_out)
+    plan = RunPlan(
+        edits, capture=[(layer, "z") for layer in range(model.n_layers)], w_out=model.w_out
+    )
     captured = {}
     hook = lambda mod, args: captured.__setitem__("x", args[0].detach())  # noqa: E731
     handle = model.final_norm.register_forward_pre_hook(hook)
@@ -61,7 +63,9 @@ def _forward_observed(model, seqs: RepeatSet, obs: Observer, interventions):
     finally:
         handle.remove()
     if "x" not in captured:
-        raise RuntimeError("the final norm was not called during the forward pass; cannot compute copying")
+        raise RuntimeError(
+            "the final norm was not called during the forward pass; cannot compute copying"
+        )
     zs = {layer: t for (layer, site), t in plan.captured().items() if site == "z"}
     return logits, zs, captured["x"].cpu()
 
@@ -70,9 +74,15 @@ def _score_batch(model, seqs: RepeatSet, interventions=None) -> dict:
     obs = Observer(seqs, model.n_layers, model.n_heads)
     logits, zs, final_in = _forward_observed(model, seqs, obs, interventions)
     first, second = copy_losses(next_token_nll(logits, seqs.input_ids), seqs)
-    return {"prefix": obs.prefix, "dup": obs.dup, "prev": obs.prev, "offsets": obs.offsets,
-            "copy": copying_scores(model, seqs, obs, zs, final_in), "loss_first": first,
-            "loss_second": second}
+    return {
+        "prefix": obs.prefix,
+        "dup": obs.dup,
+        "prev": obs.prev,
+        "offsets": obs.offsets,
+        "copy": copying_scores(model, seqs, obs, zs, final_in),
+        "loss_first": first,
+        "loss_second": second,
+    }
 
 
 def score_heads(model, seqs: RepeatSet, *, batch_size: int = 32, interventions=None) -> dict:
@@ -82,8 +92,9 @@ def score_heads(model, seqs: RepeatSet, *, batch_size: int = 32, interventions=N
     loss_first, loss_second ([n]). Pure: the model and `seqs` are not modified.
     """
     if seqs.seq_len > model.n_ctx:
-        raise InvalidArgumentError(f"sequences of {seqs.seq_len} tokens exceed the context window of "
-                                   f"{model.n_ctx}")
+        raise InvalidArgumentError(
+            f"sequences of {seqs.seq_len} tokens exceed the context window of " f"{model.n_ctx}"
+        )
     parts = [_score_batch(model, chunk, interventions) for chunk in seqs.batches(batch_size)]
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
@@ -93,7 +104,9 @@ def sequence_losses(model, seqs: RepeatSet, interventions=None, batch_size: int 
     firsts, seconds = [], []
     for chunk in seqs.batches(batch_size):
         with torch.no_grad():
-            logits = model.forward(token_batch(chunk.input_ids, model.device), interventions=interventions)
+            logits = model.forward(
+                token_batch(chunk.input_ids, model.device), interventions=interventions
+            )
         f, s = copy_losses(next_token_nll(logits, chunk.input_ids), chunk)
         firsts.append(f)
         seconds.append(s)

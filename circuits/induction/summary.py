@@ -30,17 +30,26 @@ __all__ = ["summarize", "head_roles", "loss_stats", "min_over_lengths", "ROLES"]
 
 ROLES = Result.ROLES
 
-_LABELS = {"prefix": ("prefix_matching", "mean attention to the token after the earlier occurrence", True),
-           "dup": ("duplicate_token", "mean attention to the earlier occurrence", True),
-           "prev": ("previous_token", "mean attention to the previous position", True),
-           "copy": ("copying", "direct effect on the logits of attended tokens (centred)", False)}
+_LABELS = {
+    "prefix": ("prefix_matching", "mean attention to the token after the earlier occurrence", True),
+    "dup": ("duplicate_token", "mean attention to the earlier occurrence", True),
+    "prev": ("previous_token", "mean attention to the previous position", True),
+    "copy": ("copying", "direct effect on the logits of attended tokens (centred)", False),
+}
 
 
 def _head_scores(model, method, mean, lo, hi, threshold, data_hash, seed, meta=None) -> HeadScores:
     meta = dict(meta or {})
     meta.update({"ci_low": lo.tolist(), "ci_high": hi.tolist()})
-    return HeadScores(mean.float(), model=model, method=method, data_hash=data_hash, seed=seed,
-                      threshold=threshold, meta=meta)
+    return HeadScores(
+        mean.float(),
+        model=model,
+        method=method,
+        data_hash=data_hash,
+        seed=seed,
+        threshold=threshold,
+        meta=meta,
+    )
 
 
 def _role(p, copy_lo, prev, dup, offset, offset_mass, thr) -> str:
@@ -61,27 +70,44 @@ def head_roles(prefix_len, copy_lo_len, prev, dup, offset, offset_mass, thr) -> 
     """{"L1H2": role} from per-length prefix / copying-CI-low scores [lengths, L, H] and the
     [L, H] previous-token, duplicate-token and fixed-offset statistics."""
     n_layers, n_heads = prev.shape
-    return {f"L{l}H{h}": _role(prefix_len[:, l, h], copy_lo_len[:, l, h], prev[l, h], dup[l, h], offset[l, h],
-                               offset_mass[l, h], thr)
-            for l in range(n_layers) for h in range(n_heads)}
+    return {
+        f"L{l}H{h}": _role(
+            prefix_len[:, l, h],
+            copy_lo_len[:, l, h],
+            prev[l, h],
+            dup[l, h],
+            offset[l, h],
+            offset_mass[l, h],
+            thr,
+        )
+        for l in range(n_layers)
+        for h in range(n_heads)
+    }
 
 
 def _loss_block(f, s, seed, cfg: Config) -> dict:
     bf, bs = bootstrap_means(f, cfg.n_boot, seed), bootstrap_means(s, cfg.n_boot, seed)
     gap = interval(bf - bs, cfg.ci)
     ratio = interval(bs / bf, cfg.ci)
-    return {"first": float(f.mean()), "second": float(s.mean()), "ratio": float(s.mean() / f.mean()),
-            "first_ci": [float(x) for x in interval(bf, cfg.ci)],
-            "second_ci": [float(x) for x in interval(bs, cfg.ci)],
-            "gap_ci": [float(gap[0]), float(gap[1])], "ratio_ci": [float(ratio[0]), float(ratio[1])],
-            "n_seqs": int(len(f))}
+    return {
+        "first": float(f.mean()),
+        "second": float(s.mean()),
+        "ratio": float(s.mean() / f.mean()),
+        "first_ci": [float(x) for x in interval(bf, cfg.ci)],
+        "second_ci": [float(x) for x in interval(bs, cfg.ci)],
+        "gap_ci": [float(gap[0]), float(gap[1])],
+        "ratio_ci": [float(ratio[0]), float(ratio[1])],
+        "n_seqs": int(len(f)),
+    }
 
 
 def loss_stats(first, second, seqs: RepeatSet, cfg: Config) -> dict:
     """First / second-copy losses, their ratio and gap with intervals, overall and per span length."""
     out = _loss_block(first, second, cfg.seed, cfg)
-    out["by_length"] = {L: _loss_block(first[seqs.span_len == L], second[seqs.span_len == L], cfg.seed + L, cfg)
-                        for L in seqs.lengths}
+    out["by_length"] = {
+        L: _loss_block(first[seqs.span_len == L], second[seqs.span_len == L], cfg.seed + L, cfg)
+        for L in seqs.lengths
+    }
     return out
 
 
@@ -96,9 +122,14 @@ def _per_length(stats: dict, seqs: RepeatSet, cfg: Config):
     for L in seqs.lengths:
         rows = seqs.span_len == L
         boots.append(bootstrap_means(stats["prefix"][rows], cfg.n_boot, cfg.seed + L))
-        copy_lo = interval(bootstrap_means(stats["copy"][rows], cfg.n_boot, cfg.seed + L), cfg.ci)[0]
-        by_len[L] = {"prefix_matching": stats["prefix"][rows].mean(0), "copying": stats["copy"][rows].mean(0),
-                     "copying_ci_low": copy_lo}
+        copy_lo = interval(bootstrap_means(stats["copy"][rows], cfg.n_boot, cfg.seed + L), cfg.ci)[
+            0
+        ]
+        by_len[L] = {
+            "prefix_matching": stats["prefix"][rows].mean(0),
+            "copying": stats["copy"][rows].mean(0),
+            "copying_ci_low": copy_lo,
+        }
     return by_len, torch.stack(boots)
 
 
@@ -108,18 +139,44 @@ def summarize(model, seqs: RepeatSet, stats: dict, cfg: Config) -> Result:
     scores = {}
     for key, (label, method, thresholded) in _LABELS.items():
         lo, hi = interval(bootstrap_means(stats[key], cfg.n_boot, cfg.seed), cfg.ci)
-        scores[label] = _head_scores(name, method, stats[key].mean(0), lo, hi, thr if thresholded else 0.0, dh,
-                                     cfg.seed)
+        scores[label] = _head_scores(
+            name, method, stats[key].mean(0), lo, hi, thr if thresholded else 0.0, dh, cfg.seed
+        )
     by_len, boots = _per_length(stats, seqs, cfg)
     prefix_len = torch.stack([v["prefix_matching"] for v in by_len.values()])
     copy_lo_len = torch.stack([v["copying_ci_low"] for v in by_len.values()])
     lo, hi = interval(boots.min(0).values, cfg.ci)
-    scores["induction"] = _head_scores(name, "min over span lengths of prefix-matching", prefix_len.min(0).values,
-                                       lo, hi, thr, dh, cfg.seed, {"span_lengths": seqs.lengths})
+    scores["induction"] = _head_scores(
+        name,
+        "min over span lengths of prefix-matching",
+        prefix_len.min(0).values,
+        lo,
+        hi,
+        thr,
+        dh,
+        cfg.seed,
+        {"span_lengths": seqs.lengths},
+    )
     scores["ov_eigen"] = ov_eigen_scores(model)
     offset_mass, offset = stats["offsets"].mean(0).max(-1)
-    roles = head_roles(prefix_len, copy_lo_len, scores["previous_token"].scores, scores["duplicate_token"].scores,
-                       offset, offset_mass, thr)
+    roles = head_roles(
+        prefix_len,
+        copy_lo_len,
+        scores["previous_token"].scores,
+        scores["duplicate_token"].scores,
+        offset,
+        offset_mass,
+        thr,
+    )
     data = {"n_seqs": len(seqs), "data_hash": dh, **seqs.config}
-    return Result(name, cfg, data, scores, by_len, offset, offset_mass, roles,
-                  loss_stats(stats["loss_first"], stats["loss_second"], seqs, cfg))
+    return Result(
+        name,
+        cfg,
+        data,
+        scores,
+        by_len,
+        offset,
+        offset_mass,
+        roles,
+        loss_stats(stats["loss_first"], stats["loss_second"], seqs, cfg),
+    )

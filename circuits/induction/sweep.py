@@ -39,8 +39,14 @@ from interp.stats import spearman
 
 from .scoring import copy_losses, sequence_losses, token_batch
 
-__all__ = ["estimated_single_head_ratios", "exact_single_head_ratios", "single_head_sweep", "prune", "SWEEPS",
-           "resolved_sweep"]
+__all__ = [
+    "estimated_single_head_ratios",
+    "exact_single_head_ratios",
+    "single_head_sweep",
+    "prune",
+    "SWEEPS",
+    "resolved_sweep",
+]
 
 SWEEPS = ("auto", "exact", "attribution")
 
@@ -53,31 +59,43 @@ def prune(model, heads, mode: str, seqs) -> PruneHeads:
     return PruneHeads(list(model.heads(list(heads))), mode=mode)
 
 
-def exact_single_head_ratios(model, seqs, heads: Sequence[str], *, mode: str, batch_size: int,
-                             second: torch.Tensor) -> dict:
+def exact_single_head_ratios(
+    model, seqs, heads: Sequence[str], *, mode: str, batch_size: int, second: torch.Tensor
+) -> dict:
     """{head: second-copy loss with that head alone ablated / clean}; `second`: clean losses [N]."""
-    return {n: float(sequence_losses(model, seqs, prune(model, [n], mode, seqs), batch_size)[1].mean()
-                     / second.mean())
-            for n in track(list(heads), "induction: single-head ablations", unit="head")}
+    return {
+        n: float(
+            sequence_losses(model, seqs, prune(model, [n], mode, seqs), batch_size)[1].mean()
+            / second.mean()
+        )
+        for n in track(list(heads), "induction: single-head ablations", unit="head")
+    }
 
 
 def _leaf_plan(n_layers: int, leaves: dict) -> RunPlan:
     """A plan adding a zero leaf to every layer's z, so each leaf's gradient is dL/dz (total effect)."""
+
     def make(layer: int):
         def add_leaf(z: torch.Tensor, ctx: EditContext) -> torch.Tensor:
             eps = torch.zeros_like(z, requires_grad=True)
             leaves[layer] = (eps, z.detach())
             return z + eps
+
         return add_leaf
+
     return RunPlan([Edit(layer, "z", make(layer)) for layer in range(n_layers)])
 
 
-def _batch_attribution(model, chunk, means: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch_attribution(
+    model, chunk, means: Optional[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """([n_layers, n_heads] summed first-order loss change, [b] clean second-copy losses) of one batch."""
     leaves: dict = {}
     ids = chunk.input_ids
     with torch.enable_grad():
-        logits = model.run_plan(token_batch(ids, model.device), _leaf_plan(model.n_layers, leaves)).logits
+        logits = model.run_plan(
+            token_batch(ids, model.device), _leaf_plan(model.n_layers, leaves)
+        ).logits
         logp = torch.log_softmax(logits[:, :-1].float(), -1)
         nll = -logp.gather(-1, ids[:, 1:, None].to(logp.device))[..., 0]
         _, second = copy_losses(nll.cpu(), chunk)
@@ -98,12 +116,16 @@ def estimated_single_head_ratios(model, seqs, *, mode: str, batch_size: int = 8)
     One forward and one backward per batch (small batches: the backward keeps the logits'
     gradient, batch x positions x vocab floats)."""
     if mode not in ("mean", "zero"):
-        raise InvalidArgumentError(f"attribution estimates need a z ablation ('mean' or 'zero'); {mode!r} "
-                                   f"changes attention: use sweep='exact'")
+        raise InvalidArgumentError(
+            f"attribution estimates need a z ablation ('mean' or 'zero'); {mode!r} "
+            f"changes attention: use sweep='exact'"
+        )
     means = model.head_means(seqs.input_ids) if mode == "mean" else None
     delta = torch.zeros(model.n_layers, model.n_heads, dtype=torch.float64)
     seconds = []
-    for chunk in track(list(seqs.batches(batch_size)), "induction: attribution sweep", unit="batch"):
+    for chunk in track(
+        list(seqs.batches(batch_size)), "induction: attribution sweep", unit="batch"
+    ):
         d, s = _batch_attribution(model, chunk, means)
         delta += d
         seconds.append(s)
@@ -113,7 +135,7 @@ def estimated_single_head_ratios(model, seqs, *, mode: str, batch_size: int = 8)
 
 
 def resolved_sweep(model, sweep: str) -> str:
-    """"auto" -> "exact" on small models (the zoo), "attribution" on large ones (`is_large`)."""
+    """ "auto" -> "exact" on small models (the zoo), "attribution" on large ones (`is_large`)."""
     if sweep not in SWEEPS:
         raise InvalidArgumentError(f"sweep must be one of {SWEEPS}, got {sweep!r}")
     if sweep != "auto":
@@ -121,20 +143,38 @@ def resolved_sweep(model, sweep: str) -> str:
     return "attribution" if is_large(model) else "exact"
 
 
-def single_head_sweep(model, seqs, *, mode: str, batch_size: int, second: torch.Tensor, sweep: str = "exact",
-                      shortlist: int = 12, heads: Optional[Sequence] = None) -> dict:
+def single_head_sweep(
+    model,
+    seqs,
+    *,
+    mode: str,
+    batch_size: int,
+    second: torch.Tensor,
+    sweep: str = "exact",
+    shortlist: int = 12,
+    heads: Optional[Sequence] = None,
+) -> dict:
     """The sweep over `heads` (default: every head): {"ratios": exact ratios of the heads ablated,
     "method", and with attribution "estimates" (every head), "shortlist" and "spearman" (estimate
     vs exact over the shortlist)}. `second`: the clean second-copy losses [N] of `seqs`."""
     names = [h.name for h in (model.all_heads() if heads is None else model.heads(list(heads)))]
     method = "exact" if mode == "uniform" else resolved_sweep(model, sweep)
     if method == "exact" or len(names) <= shortlist:
-        ratios = exact_single_head_ratios(model, seqs, names, mode=mode, batch_size=batch_size, second=second)
+        ratios = exact_single_head_ratios(
+            model, seqs, names, mode=mode, batch_size=batch_size, second=second
+        )
         return {"method": "exact", "ratios": ratios}
     every = estimated_single_head_ratios(model, seqs, mode=mode, batch_size=min(batch_size, 8))
     estimates = {n: every[n] for n in names}
     short = sorted(names, key=lambda n: -abs(estimates[n] - 1))[:shortlist]
-    ratios = exact_single_head_ratios(model, seqs, short, mode=mode, batch_size=batch_size, second=second)
+    ratios = exact_single_head_ratios(
+        model, seqs, short, mode=mode, batch_size=batch_size, second=second
+    )
     rho = spearman([estimates[n] for n in short], [ratios[n] for n in short])
-    return {"method": "attribution", "ratios": ratios, "estimates": estimates, "shortlist": short,
-            "spearman": None if rho is None else float(rho)}
+    return {
+        "method": "attribution",
+        "ratios": ratios,
+        "estimates": estimates,
+        "shortlist": short,
+        "spearman": None if rho is None else float(rho),
+    }

@@ -27,9 +27,11 @@ from .summary import min_over_lengths
 
 __all__ = ["tl_agreement", "IdsBridge"]
 
-NOTE = ("TL divides by all attention (every query) so its scores are ~ our prefix-matching x the share of "
-        "queries in the second copy, plus attention to chance repeats in the prefix/filler; TL marks unscored "
-        "heads with -1; we keep unscored heads out of HeadScores (mask).")
+NOTE = (
+    "TL divides by all attention (every query) so its scores are ~ our prefix-matching x the share of "
+    "queries in the second copy, plus attention to chance repeats in the prefix/filler; TL marks unscored "
+    "heads with -1; we keep unscored heads out of HeadScores (mask)."
+)
 
 
 class IdsBridge:
@@ -58,8 +60,14 @@ def _tl_scores(model, seqs: RepeatSet, kept: list[int]) -> torch.Tensor:
     adapter = IdsBridge(model.bridge)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return torch.stack([detect_head(adapter, seqs.input_ids[i][None].to(model.device), "induction_head")
-                            .float().cpu() for i in kept]).mean(0)
+        return torch.stack(
+            [
+                detect_head(adapter, seqs.input_ids[i][None].to(model.device), "induction_head")
+                .float()
+                .cpu()
+                for i in kept
+            ]
+        ).mean(0)
 
 
 def tl_agreement(model, seqs: RepeatSet, *, max_seqs: int = 24) -> dict:
@@ -67,19 +75,28 @@ def tl_agreement(model, seqs: RepeatSet, *, max_seqs: int = 24) -> dict:
     to `max_seqs` rows of `seqs` (spread evenly); see the module docstring for how they differ."""
     kept = _kept_rows(seqs, max_seqs)
     if seqs.seq_len >= model.bridge.cfg.n_ctx:  # head_detector asserts seq_len < n_ctx
-        return {"n_seqs": 0, "note": f"head_detector needs sequences shorter than n_ctx={model.bridge.cfg.n_ctx}"}
+        return {
+            "n_seqs": 0,
+            "note": f"head_detector needs sequences shorter than n_ctx={model.bridge.cfg.n_ctx}",
+        }
     tl = _tl_scores(model, seqs, kept)
     rows = seqs.select(kept)
     ours = score_heads(model, rows)
     prefix, induction = ours["prefix"].mean(0), min_over_lengths(ours["prefix"], rows)
     share = float(rows.span_len.float().mean() / seqs.seq_len)
     keep = prefix.flatten() > 0.02
-    return {"n_seqs": len(kept),
-            "spearman_prefix_matching": spearman(tl.flatten(), prefix.flatten()),
-            "spearman_induction_min_over_lengths": spearman(tl.flatten(), induction.flatten()),
-            "pearson_prefix_matching": float(np.corrcoef(tl.flatten(), prefix.flatten())[0, 1]),
-            "tl_max": float(tl.max()), "ours_max": float(prefix.max()),
-            "second_copy_share_of_queries": share,
-            "tl_over_ours_median": float(torch.median(tl.flatten()[keep] / prefix.flatten()[keep]))
-            if keep.any() else None,
-            "tl_scores": tl.tolist(), "our_scores": prefix.tolist(), "note": NOTE}
+    return {
+        "n_seqs": len(kept),
+        "spearman_prefix_matching": spearman(tl.flatten(), prefix.flatten()),
+        "spearman_induction_min_over_lengths": spearman(tl.flatten(), induction.flatten()),
+        "pearson_prefix_matching": float(np.corrcoef(tl.flatten(), prefix.flatten())[0, 1]),
+        "tl_max": float(tl.max()),
+        "ours_max": float(prefix.max()),
+        "second_copy_share_of_queries": share,
+        "tl_over_ours_median": float(torch.median(tl.flatten()[keep] / prefix.flatten()[keep]))
+        if keep.any()
+        else None,
+        "tl_scores": tl.tolist(),
+        "our_scores": prefix.tolist(),
+        "note": NOTE,
+    }

@@ -22,9 +22,24 @@ from .family import FamilyNotFoundError, family_members, heldout_rows, lm_loss, 
 from .result import METRICS, DamageResult, Result
 from .study import damage_study, member_numbers, run
 
-__all__ = ["Config", "Result", "DamageResult", "run", "damage_study", "member_numbers", "family_members",
-           "heldout_rows", "repeated_rows", "lm_loss", "FamilyNotFoundError", "METRICS", "ENTRY"]
+__all__ = [
+    "Config",
+    "Result",
+    "DamageResult",
+    "run",
+    "damage_study",
+    "member_numbers",
+    "family_members",
+    "heldout_rows",
+    "repeated_rows",
+    "lm_loss",
+    "FamilyNotFoundError",
+    "METRICS",
+    "ENTRY",
+]
 
-ENTRY = Analyzer("induction_damage", "repeated-data damage to induction (Hernandez et al. 2022)", Config, run)
+ENTRY = Analyzer(
+    "induction_damage", "repeated-data damage to induction (Hernandez et al. 2022)", Config, run
+)
 """The registry entry (registered in `circuits/__init__.py`; the demo does not run it: it needs a
 trained family, not one model)."""

@@ -38,8 +38,16 @@ class Config:
 
     def __post_init__(self):
         if not isinstance(self.induction, InductionConfig):
-            raise InvalidArgumentError(f"Config.induction must be an InductionConfig, got "
-                                       f"{type(self.induction).__name__}")
+            raise InvalidArgumentError(
+                f"Config.induction must be an InductionConfig, got "
+                f"{type(self.induction).__name__}"
+            )
         object.__setattr__(self, "induction", replace(self.induction, causal=False))
-        if isinstance(self.test_rows, bool) or not isinstance(self.test_rows, int) or self.test_rows < 1:
-            raise InvalidArgumentError(f"Config.test_rows must be a positive int, got {self.test_rows!r}")
+        if (
+            isinstance(self.test_rows, bool)
+            or not isinstance(self.test_rows, int)
+            or self.test_rows < 1
+        ):
+            raise InvalidArgumentError(
+                f"Config.test_rows must be a positive int, got {self.test_rows!r}"
+            )

@@ -24,11 +24,19 @@ from circuits.induction.scoring import next_token_nll, token_batch
 from interp import zoo
 from interp.errors import InvalidArgumentError
 from interp.zoo.recipes import Recipe
-from interp.zoo.train import _RepeatPool as RepeatPool  # the zoo's public name is on its way (issue 18)
+from interp.zoo.train import (
+    _RepeatPool as RepeatPool,
+)  # the zoo's public name is on its way (issue 18)
 from interp.zoo.world import World
 
-__all__ = ["FamilyNotFoundError", "family_members", "check_shared_corpus", "heldout_rows", "repeated_rows",
-           "lm_loss"]
+__all__ = [
+    "FamilyNotFoundError",
+    "family_members",
+    "check_shared_corpus",
+    "heldout_rows",
+    "repeated_rows",
+    "lm_loss",
+]
 
 SHARED_KEYS = ("world_seed", "mixture", "seq_len")
 """Recipe keys every member of a family must share, so that their test losses compare."""
@@ -48,17 +56,26 @@ def _folder_members(path: Path) -> list[dict]:
         if not (folder / "config.json").is_file() or not card.is_file():
             continue
         recipe = json.loads(card.read_text())["recipe"]
-        ckpts = sorted(str(c) for c in (sub / "ckpts").glob("*.pt")) if (sub / "ckpts").is_dir() else []
-        members.append({"name": recipe["name"], "spec": str(folder), "recipe": recipe, "checkpoints": ckpts})
+        ckpts = (
+            sorted(str(c) for c in (sub / "ckpts").glob("*.pt")) if (sub / "ckpts").is_dir() else []
+        )
+        members.append(
+            {"name": recipe["name"], "spec": str(folder), "recipe": recipe, "checkpoints": ckpts}
+        )
     return members
 
 
 def _zoo_members(prefix: str) -> tuple[list[dict], str]:
-    members = [{"name": name, "spec": name, "recipe": zoo.get_recipe(name).to_dict(), "checkpoints": []}
-               for name in zoo.names() if name.startswith(prefix)]
+    members = [
+        {"name": name, "spec": name, "recipe": zoo.get_recipe(name).to_dict(), "checkpoints": []}
+        for name in zoo.names()
+        if name.startswith(prefix)
+    ]
     planned = sorted(n for n in zoo.RECIPES if n.startswith(prefix))
-    where = (f"the zoo (shipped: {', '.join(zoo.names()) or 'none'}; recipes with this prefix: "
-             f"{', '.join(planned) or 'none'})")
+    where = (
+        f"the zoo (shipped: {', '.join(zoo.names()) or 'none'}; recipes with this prefix: "
+        f"{', '.join(planned) or 'none'})"
+    )
     return members, where
 
 
@@ -76,7 +93,8 @@ def family_members(family: Union[str, os.PathLike]) -> list[dict]:
     if not members:
         raise FamilyNotFoundError(
             f"no trained member of family {str(family)!r} in {where}; train them with `interp zoo train NAME` "
-            f"or pass a folder of member model folders (each with its metrics.json card)")
+            f"or pass a folder of member model folders (each with its metrics.json card)"
+        )
     for m in members:
         m["fraction"] = float(m["recipe"]["repeat_fraction"])
         m["seed"] = int(m["recipe"]["seed"])
@@ -91,13 +109,16 @@ def check_shared_corpus(members: list[dict]) -> None:
             if m["recipe"][key] != ref[key]:
                 raise InvalidArgumentError(
                     f"member {m['name']} has {key}={m['recipe'][key]!r} but {members[0]['name']} has "
-                    f"{ref[key]!r}; a family must share its corpus to compare test losses")
+                    f"{ref[key]!r}; a family must share its corpus to compare test losses"
+                )
 
 
 def heldout_rows(recipe: dict, n_rows: int = 64, seed: int = 0) -> torch.Tensor:
     """Unique held-out rows of the family's corpus mixture (an RNG stream training never uses)."""
     rng = np.random.default_rng([int(recipe["world_seed"]), 0x7E57, int(seed)])
-    rows, _ = World(recipe["world_seed"]).make_batch(rng, recipe["mixture"], n_rows, recipe["seq_len"])
+    rows, _ = World(recipe["world_seed"]).make_batch(
+        rng, recipe["mixture"], n_rows, recipe["seq_len"]
+    )
     return torch.from_numpy(rows)
 
 
@@ -111,7 +132,7 @@ def lm_loss(model, ids: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
     """Mean next-token loss of each row [n]."""
     out = []
     for start in range(0, len(ids), batch_size):
-        chunk = ids[start:start + batch_size]
+        chunk = ids[start : start + batch_size]
         with torch.no_grad():
             logits = model.forward(token_batch(chunk, model.device), use_interventions=False)
         out.append(next_token_nll(logits, chunk).mean(1))

@@ -17,9 +17,14 @@ from interp.cost import Cost
 
 __all__ = ["Result", "DamageResult", "METRICS"]
 
-METRICS = (("test_loss", "unique held-out loss"), ("repeated_pool_loss", "loss on the repeated rows"),
-           ("copy_loss_ratio", "copy loss ratio (2nd/1st copy)"), ("copy_loss_second", "second-copy loss"),
-           ("best_induction_score", "best induction score"), ("best_head_copying", "copying of that head"))
+METRICS = (
+    ("test_loss", "unique held-out loss"),
+    ("repeated_pool_loss", "loss on the repeated rows"),
+    ("copy_loss_ratio", "copy loss ratio (2nd/1st copy)"),
+    ("copy_loss_second", "second-copy loss"),
+    ("best_induction_score", "best induction score"),
+    ("best_head_copying", "copying of that head"),
+)
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
 
@@ -29,24 +34,35 @@ def _wrap(text: str, width: int) -> str:
 
 def _spread(rows: list, key: str) -> dict:
     values = [r[key] for r in rows]
-    return {"mean": float(np.mean(values)), "min": float(min(values)), "max": float(max(values)),
-            "seeds": [r["seed"] for r in rows], "values": values}
+    return {
+        "mean": float(np.mean(values)),
+        "min": float(min(values)),
+        "max": float(max(values)),
+        "seeds": [r["seed"] for r in rows],
+        "values": values,
+    }
 
 
 def _change(a: dict, ctrl: dict) -> dict:
     """One repeated fraction against the control (fraction 0)."""
-    return {"test_loss_change": a["test_loss"]["mean"] - ctrl["test_loss"]["mean"],
-            "test_loss_worse_than_every_control_seed": a["test_loss"]["min"] > ctrl["test_loss"]["max"],
-            "best_induction_change": a["best_induction_score"]["mean"] - ctrl["best_induction_score"]["mean"],
-            "copy_ratio_change": a["copy_loss_ratio"]["mean"] - ctrl["copy_loss_ratio"]["mean"],
-            "repeated_pool_loss_change": a["repeated_pool_loss"]["mean"] - ctrl["repeated_pool_loss"]["mean"]}
+    return {
+        "test_loss_change": a["test_loss"]["mean"] - ctrl["test_loss"]["mean"],
+        "test_loss_worse_than_every_control_seed": a["test_loss"]["min"] > ctrl["test_loss"]["max"],
+        "best_induction_change": a["best_induction_score"]["mean"]
+        - ctrl["best_induction_score"]["mean"],
+        "copy_ratio_change": a["copy_loss_ratio"]["mean"] - ctrl["copy_loss_ratio"]["mean"],
+        "repeated_pool_loss_change": a["repeated_pool_loss"]["mean"]
+        - ctrl["repeated_pool_loss"]["mean"],
+    }
 
 
 def _sentence(key: str, v: dict) -> str:
     spread = "beyond" if v["test_loss_worse_than_every_control_seed"] else "within"
-    return (f"{key}: unique test loss {v['test_loss_change']:+.4f} vs control ({spread} the seed spread), "
-            f"repeated-row loss {v['repeated_pool_loss_change']:+.2f}, best induction score "
-            f"{v['best_induction_change']:+.3f}, copy-loss ratio {v['copy_ratio_change']:+.3f}")
+    return (
+        f"{key}: unique test loss {v['test_loss_change']:+.4f} vs control ({spread} the seed spread), "
+        f"repeated-row loss {v['repeated_pool_loss_change']:+.2f}, best induction score "
+        f"{v['best_induction_change']:+.3f}, copy-loss ratio {v['copy_ratio_change']:+.3f}"
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,7 +100,9 @@ class Result:
         if fracs[0] != 0.0 or len(fracs) < 2:
             return {"note": "no control (fraction 0) or a single fraction: no comparison"}
         out = {f"f={f:g}": _change(agg[f], agg[0.0]) for f in fracs[1:]}
-        out["control_has_induction"] = any(m["induction_behaviour"] for m in self.members if m["fraction"] == 0.0)
+        out["control_has_induction"] = any(
+            m["induction_behaviour"] for m in self.members if m["fraction"] == 0.0
+        )
         return out
 
     def conclusion(self) -> str:
@@ -94,24 +112,33 @@ class Result:
             return f["note"]
         parts = [_sentence(key, v) for key, v in f.items() if key.startswith("f=")]
         if not f["control_has_induction"]:
-            parts.append("the control shows no induction behaviour, so damage to induction heads cannot be measured "
-                         "in this family (Hernandez et al.'s induction claim is untested here)")
+            parts.append(
+                "the control shows no induction behaviour, so damage to induction heads cannot be measured "
+                "in this family (Hernandez et al.'s induction claim is untested here)"
+            )
         return "; ".join(parts)
 
     def summary(self) -> dict:
-        return {"family": self.family, "conclusion": self.conclusion(), "members": self.members,
-                "by_fraction": {f"{f:g}": v for f, v in self.by_fraction().items()},
-                "findings": self.findings(), "trajectories": self.trajectories}
+        return {
+            "family": self.family,
+            "conclusion": self.conclusion(),
+            "members": self.members,
+            "by_fraction": {f"{f:g}": v for f, v in self.by_fraction().items()},
+            "findings": self.findings(),
+            "trajectories": self.trajectories,
+        }
 
     def caption(self, sep: str = "; ") -> str:
         """The measured means with their seed range, one clause per fraction."""
         parts = []
         for f, a in self.by_fraction().items():
-            parts.append(f"f={f:.0%}: test loss {a['test_loss']['mean']:.3f} "
-                         f"[{a['test_loss']['min']:.3f}, {a['test_loss']['max']:.3f}], "
-                         f"copy ratio {a['copy_loss_ratio']['mean']:.3f}, best induction "
-                         f"{a['best_induction_score']['mean']:.3f}, repeated-row loss "
-                         f"{a['repeated_pool_loss']['mean']:.3f}")
+            parts.append(
+                f"f={f:.0%}: test loss {a['test_loss']['mean']:.3f} "
+                f"[{a['test_loss']['min']:.3f}, {a['test_loss']['max']:.3f}], "
+                f"copy ratio {a['copy_loss_ratio']['mean']:.3f}, best induction "
+                f"{a['best_induction_score']['mean']:.3f}, repeated-row loss "
+                f"{a['repeated_pool_loss']['mean']:.3f}"
+            )
         return "measured (mean [min, max] over seeds): " + sep.join(parts)
 
     # --- figures ------------------------------------------------------------------------------
@@ -120,17 +147,38 @@ class Result:
         row, col = i // 3 + 1, i % 3 + 1
         fracs = sorted(agg)
         mean = [agg[f][key]["mean"] for f in fracs]
-        fig.add_trace(go.Scatter(
-            x=[100 * f for f in fracs], y=mean, mode="lines", line={"color": "black"}, name="mean over seeds",
-            showlegend=i == 0,
-            error_y={"type": "data", "symmetric": False,
-                     "array": [agg[f][key]["max"] - m for f, m in zip(fracs, mean)],
-                     "arrayminus": [m - agg[f][key]["min"] for f, m in zip(fracs, mean)]}), row=row, col=col)
+        fig.add_trace(
+            go.Scatter(
+                x=[100 * f for f in fracs],
+                y=mean,
+                mode="lines",
+                line={"color": "black"},
+                name="mean over seeds",
+                showlegend=i == 0,
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [agg[f][key]["max"] - m for f, m in zip(fracs, mean)],
+                    "arrayminus": [m - agg[f][key]["min"] for f, m in zip(fracs, mean)],
+                },
+            ),
+            row=row,
+            col=col,
+        )
         for j, s in enumerate(sorted({m["seed"] for m in self.members})):
             pts = [m for m in self.members if m["seed"] == s]
-            fig.add_trace(go.Scatter(x=[100 * m["fraction"] for m in pts], y=[m[key] for m in pts],
-                                     mode="markers", marker={"color": _COLORS[j % len(_COLORS)], "size": 8},
-                                     name=f"seed {s}", showlegend=i == 0), row=row, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=[100 * m["fraction"] for m in pts],
+                    y=[m[key] for m in pts],
+                    mode="markers",
+                    marker={"color": _COLORS[j % len(_COLORS)], "size": 8},
+                    name=f"seed {s}",
+                    showlegend=i == 0,
+                ),
+                row=row,
+                col=col,
+            )
         fig.update_xaxes(title_text="% of rows from the repeated pool", row=row, col=col)
 
     def figure(self):
@@ -140,11 +188,24 @@ class Result:
         for i, (key, _) in enumerate(METRICS):
             self._metric_traces(fig, i, key, agg)
         fig.update_layout(
-            title={"text": f"Repeated-data family {self.family}: damage vs repetition<br><sup>"
-                           f"{self.caption('<br>')}</sup>", "font": {"size": 13}},
-            height=800, margin={"t": 170, "b": 120})
-        fig.add_annotation(text=_wrap(self.conclusion(), 160), xref="paper", yref="paper", x=0, y=-0.16,
-                           showarrow=False, align="left", font={"size": 11})
+            title={
+                "text": f"Repeated-data family {self.family}: damage vs repetition<br><sup>"
+                f"{self.caption('<br>')}</sup>",
+                "font": {"size": 13},
+            },
+            height=800,
+            margin={"t": 170, "b": 120},
+        )
+        fig.add_annotation(
+            text=_wrap(self.conclusion(), 160),
+            xref="paper",
+            yref="paper",
+            x=0,
+            y=-0.16,
+            showarrow=False,
+            align="left",
+            font={"size": 11},
+        )
         return fig
 
     def trajectory_figure(self):
@@ -156,8 +217,14 @@ class Result:
             x = t["steps"]
             curves[f"f={float(f):.0%} best induction"] = t["best_induction_mean"]
             curves[f"f={float(f):.0%} test loss"] = t["test_loss_mean"]
-        return plots.line_curves(x, curves, title="over training (mean over seeds): best induction score and "
-                                 "unique held-out loss", x_title="training step", y_title="score / loss (nats)")
+        return plots.line_curves(
+            x,
+            curves,
+            title="over training (mean over seeds): best induction score and "
+            "unique held-out loss",
+            x_title="training step",
+            y_title="score / loss (nats)",
+        )
 
     # --- the protocol -------------------------------------------------------------------------
 
@@ -179,9 +246,15 @@ class Result:
         return []
 
     def provenance(self) -> dict:
-        return {"model": self.family, "data": self.data,
-                "seeds": {"sequences": self.config.seed, "test_rows": self.data["test_seed"],
-                          "members": sorted({m["seed"] for m in self.members})}}
+        return {
+            "model": self.family,
+            "data": self.data,
+            "seeds": {
+                "sequences": self.config.seed,
+                "test_rows": self.data["test_seed"],
+                "members": sorted({m["seed"] for m in self.members}),
+            },
+        }
 
     def report(self) -> str:
         return f"{self.caption()}\n{self.conclusion()}"
@@ -196,8 +269,10 @@ class Result:
         n, t, p = self.config.n_seqs, self.data["test_rows"], self.data["repeated_pool"]
         members, ckpts = len(self.members), self.n_checkpoints
         total = members * (n + t + p) + ckpts * (n + t)
-        return float(total), (f"forward equivalents: {members} members x (N {n} + T {t} + P {p}) + "
-                              f"{ckpts} checkpoints x (N + T)")
+        return float(total), (
+            f"forward equivalents: {members} members x (N {n} + T {t} + P {p}) + "
+            f"{ckpts} checkpoints x (N + T)"
+        )
 
 
 DamageResult = Result

@@ -43,18 +43,64 @@ from interp.analysis import Analyzer
 from interp.stats import spearman
 
 from .config import K_GRID, SIGN_NOTE, Config, KTooLargeError, check_k, resolve_formats
-from .locate import (aligned_tokens, attribution_scores, conflict_metric, grouped_scores, locate_heads, located,
-                     padding_free_groups, ranked, reference_prompts)
+from .locate import (
+    aligned_tokens,
+    attribution_scores,
+    conflict_metric,
+    grouped_scores,
+    locate_heads,
+    located,
+    padding_free_groups,
+    ranked,
+    reference_prompts,
+)
 from .pipeline import build_sets, demo_config, run
-from .pruning import choose_k, ph3_direction, prune_eval, random_control, usage_rates, validation_order
+from .pruning import (
+    choose_k,
+    ph3_direction,
+    prune_eval,
+    random_control,
+    usage_rates,
+    validation_order,
+)
 from .result import DIRECTIONS, ConflictResult
 
-__all__ = ["Config", "ConflictResult", "KTooLargeError", "aligned_tokens", "conflict_metric",
-           "locate_heads", "attribution_scores", "usage_rates", "spearman", "choose_k", "prune_eval",
-           "random_control", "run", "ranked", "located", "validation_order", "ph3_direction", "build_sets",
-           "resolve_formats", "check_k", "grouped_scores", "padding_free_groups", "reference_prompts",
-           "demo_config", "K_GRID", "SIGN_NOTE", "DIRECTIONS", "ENTRY"]
+__all__ = [
+    "Config",
+    "ConflictResult",
+    "KTooLargeError",
+    "aligned_tokens",
+    "conflict_metric",
+    "locate_heads",
+    "attribution_scores",
+    "usage_rates",
+    "spearman",
+    "choose_k",
+    "prune_eval",
+    "random_control",
+    "run",
+    "ranked",
+    "located",
+    "validation_order",
+    "ph3_direction",
+    "build_sets",
+    "resolve_formats",
+    "check_k",
+    "grouped_scores",
+    "padding_free_groups",
+    "reference_prompts",
+    "demo_config",
+    "K_GRID",
+    "SIGN_NOTE",
+    "DIRECTIONS",
+    "ENTRY",
+]
 
-ENTRY = Analyzer("knowledge_conflict", "memory vs context heads, PH3 pruning (Jin et al. 2024)", Config, run,
-                 demo_config=demo_config)
+ENTRY = Analyzer(
+    "knowledge_conflict",
+    "memory vs context heads, PH3 pruning (Jin et al. 2024)",
+    Config,
+    run,
+    demo_config=demo_config,
+)
 """The registry entry (registered in `circuits/__init__.py`)."""

@@ -18,10 +18,12 @@ from interp.errors import InvalidArgumentError
 __all__ = ["Config", "KTooLargeError", "K_GRID", "SIGN_NOTE", "resolve_formats", "check_k"]
 
 K_GRID = (1, 3, 5, 7, 9, 15)
-SIGN_NOTE = ("score = LD(conflict) - LD(conflict with the head's path to the logits from the reference "
-             "run), LD = logit(memory answer) - logit(context answer) at the last position: positive = "
-             "memory head (its direct path favours the memorised answer), negative = context head "
-             "(favours the context answer)")
+SIGN_NOTE = (
+    "score = LD(conflict) - LD(conflict with the head's path to the logits from the reference "
+    "run), LD = logit(memory answer) - logit(context answer) at the last position: positive = "
+    "memory head (its direct path favours the memorised answer), negative = context head "
+    "(favours the context answer)"
+)
 
 
 class KTooLargeError(InvalidArgumentError):
@@ -57,17 +59,26 @@ class Config:
 
     def __post_init__(self):
         if self.source not in ("corrupted", "clean"):
-            raise InvalidArgumentError(f"Config.source must be 'corrupted' or 'clean', got {self.source!r}")
+            raise InvalidArgumentError(
+                f"Config.source must be 'corrupted' or 'clean', got {self.source!r}"
+            )
         if self.order not in ("path", "validation"):
-            raise InvalidArgumentError(f"Config.order must be 'path' or 'validation', got {self.order!r}")
+            raise InvalidArgumentError(
+                f"Config.order must be 'path' or 'validation', got {self.order!r}"
+            )
         if self.metric not in ("logit_diff", "prob_diff"):
-            raise InvalidArgumentError(f"Config.metric must be 'logit_diff' or 'prob_diff', got {self.metric!r}")
-        if self.k_grid is not None and (not self.k_grid or any(
-                not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in self.k_grid)):
+            raise InvalidArgumentError(
+                f"Config.metric must be 'logit_diff' or 'prob_diff', got {self.metric!r}"
+            )
+        if self.k_grid is not None and (
+            not self.k_grid
+            or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in self.k_grid)
+        ):
             raise InvalidArgumentError(f"Config.k_grid must be positive ints, got {self.k_grid!r}")
         if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6 or min(self.split) <= 0:
-            raise InvalidArgumentError(f"Config.split must be three positive fractions summing to 1, "
-                                       f"got {self.split}")
+            raise InvalidArgumentError(
+                f"Config.split must be three positive fractions summing to 1, " f"got {self.split}"
+            )
 
 
 def resolve_formats(cfg: Config, templates: dict) -> Config:
@@ -75,8 +86,10 @@ def resolve_formats(cfg: Config, templates: dict) -> Config:
     if cfg.formats is not None:
         return cfg
     if len(templates) < 2:
-        raise ConflictDataError(f"PH3 needs two prompt formats (locate, transfer); templates: "
-                                f"{', '.join(templates)}")
+        raise ConflictDataError(
+            f"PH3 needs two prompt formats (locate, transfer); templates: "
+            f"{', '.join(templates)}"
+        )
     return replace(cfg, formats=tuple(templates)[:2])
 
 
@@ -86,7 +99,11 @@ def check_k(k: int, available: int, n_total: int, role: str) -> None:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise KTooLargeError(f"k must be a positive int, got {k!r}")
     if k > n_total:
-        raise KTooLargeError(f"k={k} is larger than the model's {n_total} heads; use k <= {n_total}")
+        raise KTooLargeError(
+            f"k={k} is larger than the model's {n_total} heads; use k <= {n_total}"
+        )
     if k > available:
-        raise KTooLargeError(f"k={k} asks for more {role} heads than the {available} located; "
-                             f"use k <= {available}")
+        raise KTooLargeError(
+            f"k={k} asks for more {role} heads than the {available} located; "
+            f"use k <= {available}"
+        )

@@ -27,11 +27,22 @@ from interp.tokens import Tokens
 
 from .config import SIGN_NOTE
 
-__all__ = ["conflict_metric", "aligned_tokens", "reference_prompts", "padding_free_groups", "grouped_scores",
-           "locate_heads", "attribution_scores", "ranked", "located"]
+__all__ = [
+    "conflict_metric",
+    "aligned_tokens",
+    "reference_prompts",
+    "padding_free_groups",
+    "grouped_scores",
+    "locate_heads",
+    "attribution_scores",
+    "ranked",
+    "located",
+]
 
 
-def conflict_metric(data: ConflictSet, kind: str = "logit_diff") -> Callable[[torch.Tensor], torch.Tensor]:
+def conflict_metric(
+    data: ConflictSet, kind: str = "logit_diff"
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """Per-prompt memory-minus-context metric on last-position logits [n, vocab]."""
     if kind == "logit_diff":
         return logit_diff(data.memory_ids, data.context_ids)
@@ -41,17 +52,22 @@ def conflict_metric(data: ConflictSet, kind: str = "logit_diff") -> Callable[[to
         probs = torch.softmax(logits.float(), -1)
         rows = torch.arange(probs.shape[0], device=probs.device)
         return probs[rows, mem.to(probs.device)] - probs[rows, ctx.to(probs.device)]
+
     return prob_diff
 
 
 def aligned_tokens(model, base: Sequence[str], source: Sequence[str]) -> tuple[Tokens, Tokens]:
     """Both prompt lists left-padded to one width, so their last tokens share a position."""
     if len(base) != len(source):
-        raise ValueError(f"need one source prompt per base prompt, got {len(base)} and {len(source)}")
+        raise ValueError(
+            f"need one source prompt per base prompt, got {len(base)} and {len(source)}"
+        )
     both = model.to_tokens(list(base) + list(source))
     n = len(base)
-    return (Tokens(both.input_ids[:n], both.attention_mask[:n]),
-            Tokens(both.input_ids[n:], both.attention_mask[n:]))
+    return (
+        Tokens(both.input_ids[:n], both.attention_mask[:n]),
+        Tokens(both.input_ids[n:], both.attention_mask[n:]),
+    )
 
 
 def reference_prompts(data: ConflictSet, source: str, seed: int, model=None) -> list[str]:
@@ -86,54 +102,102 @@ def grouped_scores(model, data: ConflictSet, source: str, seed: int, run_one) ->
         base_t, ref_t = aligned_tokens(model, [base[i] for i in idx], [ref[i] for i in idx])
         padded = base_t.has_padding or ref_t.has_padding
         if not padded:
-            base_t, ref_t = base_t.input_ids, ref_t.input_ids   # plain ids: no mask needed
+            base_t, ref_t = base_t.input_ids, ref_t.input_ids  # plain ids: no mask needed
         try:
             scores = run_one(base_t, ref_t, data.subset(idx))
         except TypeError as err:
             if not padded or "data_hash" not in str(err):
                 raise
-            warnings.warn(f"{len(idx)} prompt pairs need padding, which this version of "
-                          "interp.patching cannot take; they are left out of the head scores",
-                          stacklevel=3)
+            warnings.warn(
+                f"{len(idx)} prompt pairs need padding, which this version of "
+                "interp.patching cannot take; they are left out of the head scores",
+                stacklevel=3,
+            )
             parts.append({"n_prompts": len(idx), "padded": True, "left_out": True})
             continue
         weighted = scores.scores * len(idx)
         total = weighted if total is None else total + weighted
         used += len(idx)
-        parts.append({"n_prompts": len(idx), "padded": padded, "base_metric": scores.meta.get("base_metric")})
+        parts.append(
+            {"n_prompts": len(idx), "padded": padded, "base_metric": scores.meta.get("base_metric")}
+        )
     if total is None:
-        raise ConflictDataError("no prompt pair could be patched (all needed padding); use a "
-                                "reference of the same token length (source='corrupted')")
-    return HeadScores(total / used, model=model.name, method=scores.method, data_hash=data_hash([base, ref]),
-                      meta={"groups": parts, "n_prompts": used, "n_left_out": len(data) - used})
+        raise ConflictDataError(
+            "no prompt pair could be patched (all needed padding); use a "
+            "reference of the same token length (source='corrupted')"
+        )
+    return HeadScores(
+        total / used,
+        model=model.name,
+        method=scores.method,
+        data_hash=data_hash([base, ref]),
+        meta={"groups": parts, "n_prompts": used, "n_left_out": len(data) - used},
+    )
 
 
-def locate_heads(model, data: ConflictSet, *, source: str = "corrupted", metric: str = "logit_diff",
-                 batch_size: int = 256, seed: int = 0) -> HeadScores:
+def locate_heads(
+    model,
+    data: ConflictSet,
+    *,
+    source: str = "corrupted",
+    metric: str = "logit_diff",
+    batch_size: int = 256,
+    seed: int = 0,
+) -> HeadScores:
     """Memory (+) / context (-) score of every head by exact path patching to the logits."""
-    effects = grouped_scores(model, data, source, seed, lambda b, r, d: path_patch(
-        model, b, r, conflict_metric(d, metric), batch_size=batch_size))
-    return _as_memory_scores(effects, f"path patching -> logits ({source} reference, {metric})", seed)
+    effects = grouped_scores(
+        model,
+        data,
+        source,
+        seed,
+        lambda b, r, d: path_patch(model, b, r, conflict_metric(d, metric), batch_size=batch_size),
+    )
+    return _as_memory_scores(
+        effects, f"path patching -> logits ({source} reference, {metric})", seed
+    )
 
 
-def attribution_scores(model, data: ConflictSet, *, source: str = "corrupted",
-                       metric: str = "logit_diff", seed: int = 0) -> HeadScores:
+def attribution_scores(
+    model,
+    data: ConflictSet,
+    *,
+    source: str = "corrupted",
+    metric: str = "logit_diff",
+    seed: int = 0,
+) -> HeadScores:
     """First-order (attribution patching, path to logits) estimate of `locate_heads`."""
-    effects = grouped_scores(model, data, source, seed, lambda b, r, d: attribution_patch(
-        model, b, r, conflict_metric(d, metric), path=True))
-    return _as_memory_scores(effects, f"attribution patching -> logits ({source} reference, {metric})", seed)
+    effects = grouped_scores(
+        model,
+        data,
+        source,
+        seed,
+        lambda b, r, d: attribution_patch(model, b, r, conflict_metric(d, metric), path=True),
+    )
+    return _as_memory_scores(
+        effects, f"attribution patching -> logits ({source} reference, {metric})", seed
+    )
 
 
 def _as_memory_scores(effects: HeadScores, method: str, seed: int) -> HeadScores:
     """Patching effects (LD(patched) - LD(conflict)) turned into memory scores (the opposite sign)."""
-    return HeadScores(-effects.scores, model=effects.model, method=method, data_hash=effects.data_hash,
-                      seed=seed, meta={**effects.meta, "sign": SIGN_NOTE})
+    return HeadScores(
+        -effects.scores,
+        model=effects.model,
+        method=method,
+        data_hash=effects.data_hash,
+        seed=seed,
+        meta={**effects.meta, "sign": SIGN_NOTE},
+    )
 
 
 def ranked(scores: HeadScores, role: str) -> list[Head]:
     """Heads of one sign, strongest first: role "memory" (> 0) or "context" (< 0)."""
-    flat = [(Head(l, h), float(scores.scores[l, h])) for l in range(scores.n_layers)
-            for h in range(scores.n_heads) if bool(scores.mask[l, h])]
+    flat = [
+        (Head(l, h), float(scores.scores[l, h]))
+        for l in range(scores.n_layers)
+        for h in range(scores.n_heads)
+        if bool(scores.mask[l, h])
+    ]
     if role == "memory":
         return [h for h, s in sorted(flat, key=lambda x: -x[1]) if s > 0]
     if role == "context":

@@ -36,17 +36,25 @@ def build_sets(model, cfg: Config, items=None, templates=None) -> dict:
         items = default_items(model, cfg.n_per_subject, seed=cfg.seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sets = {name: build_conflict_set(model, items, templates[name], batch_size=cfg.batch_size)
-                for name in cfg.formats}
+        sets = {
+            name: build_conflict_set(model, items, templates[name], batch_size=cfg.batch_size)
+            for name in cfg.formats
+        }
     for w in caught:
         warnings.warn(w.message, w.category, stacklevel=2)
     first = sets[cfg.formats[0]]
     locate_s, val_s, test_s = first.split_subjects(cfg.split, cfg.seed)
-    parts = {"locate": first.of_subjects(locate_s), "val": first.of_subjects(val_s),
-             "test": first.of_subjects(test_s), "test_other_format": sets[cfg.formats[1]].of_subjects(test_s)}
+    parts = {
+        "locate": first.of_subjects(locate_s),
+        "val": first.of_subjects(val_s),
+        "test": first.of_subjects(test_s),
+        "test_other_format": sets[cfg.formats[1]].of_subjects(test_s),
+    }
     keep = _patchable_relations(parts)
-    parts = {name: part.subset([i for i, it in enumerate(part.items) if it.relation in keep])
-             for name, part in parts.items()}
+    parts = {
+        name: part.subset([i for i, it in enumerate(part.items) if it.relation in keep])
+        for name, part in parts.items()
+    }
     return {"sets": sets, **parts, "subjects": {"locate": locate_s, "val": val_s, "test": test_s}}
 
 
@@ -75,12 +83,21 @@ def _patchable_relations(parts: dict) -> set:
         else:
             keep.add(rel)
     if dropped:
-        said = "; ".join(f"{rel!r} ({name} split: {s} subjects, {a} answers)" for rel, (name, s, a) in dropped.items())
-        warnings.warn(f"relations dropped, too few known facts to build reference prompts (needs 2 subjects and "
-                      f"4 answers per split): {said}", RelationDroppedWarning, stacklevel=3)
+        said = "; ".join(
+            f"{rel!r} ({name} split: {s} subjects, {a} answers)"
+            for rel, (name, s, a) in dropped.items()
+        )
+        warnings.warn(
+            f"relations dropped, too few known facts to build reference prompts (needs 2 subjects and "
+            f"4 answers per split): {said}",
+            RelationDroppedWarning,
+            stacklevel=3,
+        )
     if not keep:
-        raise ConflictDataError("no relation has at least 2 subjects and 4 distinct answers in every split; give "
-                                "more items (--items FILE) or more known subjects")
+        raise ConflictDataError(
+            "no relation has at least 2 subjects and 4 distinct answers in every split; give "
+            "more items (--items FILE) or more known subjects"
+        )
     return keep
 
 
@@ -88,15 +105,25 @@ def run(model, cfg: Config = Config(), items=None, templates=None) -> ConflictRe
     """Locate memory/context heads, choose k, prune, control, and check attribution patching."""
     cfg = resolve_formats(cfg, templates or templates_for(model))
     data = build_sets(model, cfg, items, templates)
-    for part in SPLITS[:3]:               # the transfer format may be empty: its check is then skipped
+    for part in SPLITS[:3]:  # the transfer format may be empty: its check is then skipped
         if len(data[part]) == 0:
-            raise ConflictDataError(f"the {part!r} split is empty ({ {k: len(v) for k, v in data['subjects'].items()} } "
-                                    "subjects); give more items or known subjects")
+            raise ConflictDataError(
+                f"the {part!r} split is empty ({ {k: len(v) for k, v in data['subjects'].items()} } "
+                "subjects); give more items or known subjects"
+            )
     t0 = time.perf_counter()
-    scores = locate_heads(model, data["locate"], source=cfg.source, metric=cfg.metric,
-                          batch_size=cfg.batch_size, seed=cfg.seed)
+    scores = locate_heads(
+        model,
+        data["locate"],
+        source=cfg.source,
+        metric=cfg.metric,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+    )
     t1 = time.perf_counter()
-    attribution = attribution_scores(model, data["locate"], source=cfg.source, metric=cfg.metric, seed=cfg.seed)
+    attribution = attribution_scores(
+        model, data["locate"], source=cfg.source, metric=cfg.metric, seed=cfg.seed
+    )
     t2 = time.perf_counter()
     ph3, curves, chosen = {}, {}, {}
     for direction, role, target in DIRECTIONS:
@@ -107,9 +134,18 @@ def run(model, cfg: Config = Config(), items=None, templates=None) -> ConflictRe
     info = {name: s.summary() for name, s in data["sets"].items()}
     info.update({f"n_{part}": len(data[part]) for part in SPLITS})
     info["subjects"] = data["subjects"]
-    return ConflictResult(model.name, cfg, scores, attribution, chosen.get("memory", []),
-                          chosen.get("context", []), ph3, info,
-                          {"path_patching": t1 - t0, "attribution_patching": t2 - t1}, curves)
+    return ConflictResult(
+        model.name,
+        cfg,
+        scores,
+        attribution,
+        chosen.get("memory", []),
+        chosen.get("context", []),
+        ph3,
+        info,
+        {"path_patching": t1 - t0, "attribution_patching": t2 - t1},
+        curves,
+    )
 
 
 def demo_config(model=None) -> Config:

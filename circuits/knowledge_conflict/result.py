@@ -69,28 +69,47 @@ class ConflictResult:
             "must_show": self.must_show(),
             "memory_heads": [str(h) for h in self.memory_heads],
             "context_heads": [str(h) for h in self.context_heads],
-            "top_scores": {str(Head(l, h)): s for l, h, s in self.scores.top(min(10, self.scores.n_scored))},
+            "top_scores": {
+                str(Head(l, h)): s for l, h, s in self.scores.top(min(10, self.scores.n_scored))
+            },
             "sign": SIGN_NOTE,
             "ph3": self.ph3,
             "k_curves_validation": self.k_curves,
-            "attribution_spearman_vs_path_patching": spearman(self.attribution.scores, self.scores.scores),
+            "attribution_spearman_vs_path_patching": spearman(
+                self.attribution.scores, self.scores.scores
+            ),
             "timings_s": self.timings,
         }
 
     def figure(self):
         """Head map of the path-patching scores, the pruned heads marked."""
         return plots.head_heatmap(
-            self.scores.scores, title=f"{self.model}: memory (+) vs context (-) heads, path patching to logits",
-            highlight={"memory heads (pruned toward context)": [(h.layer, h.head) for h in self.memory_heads],
-                       "context heads (pruned toward memory)": [(h.layer, h.head) for h in self.context_heads]},
-            value_name="LD(conflict) - LD(patched)")
+            self.scores.scores,
+            title=f"{self.model}: memory (+) vs context (-) heads, path patching to logits",
+            highlight={
+                "memory heads (pruned toward context)": [
+                    (h.layer, h.head) for h in self.memory_heads
+                ],
+                "context heads (pruned toward memory)": [
+                    (h.layer, h.head) for h in self.context_heads
+                ],
+            },
+            value_name="LD(conflict) - LD(patched)",
+        )
 
     def k_figure(self):
         """The validation curves of the k search: target rate vs number of pruned heads."""
         ks = sorted({k for curve in self.k_curves.values() for k in curve})
-        curves = {name: [curve.get(k, float("nan")) for k in ks] for name, curve in self.k_curves.items()}
-        return plots.line_curves(ks, curves, title="PH3 validation: target rate vs number of pruned heads",
-                                 x_title="k", y_title="rate")
+        curves = {
+            name: [curve.get(k, float("nan")) for k in ks] for name, curve in self.k_curves.items()
+        }
+        return plots.line_curves(
+            ks,
+            curves,
+            title="PH3 validation: target rate vs number of pruned heads",
+            x_title="k",
+            y_title="rate",
+        )
 
     def figures(self) -> dict:
         figs = {"conflict_heads": self.figure()}
@@ -108,29 +127,43 @@ class ConflictResult:
         """Memory and context heads for the atlas; the memory map carries the held-out checks."""
         grid = self.scores.scores
         score = lambda h: float(grid[h.layer, h.head])  # noqa: E731
-        checks = {f"{d}: {k}": v for d, row in self.must_show().items() if isinstance(row, dict)
-                  for k, v in row.get("held_out", {}).items() if isinstance(v, (int, float))}
-        return [RoleMap("memory", SOURCE, {str(h): score(h) for h in self.memory_heads}, checks),
-                RoleMap("context", SOURCE, {str(h): score(h) for h in self.context_heads})]
+        checks = {
+            f"{d}: {k}": v
+            for d, row in self.must_show().items()
+            if isinstance(row, dict)
+            for k, v in row.get("held_out", {}).items()
+            if isinstance(v, (int, float))
+        }
+        return [
+            RoleMap("memory", SOURCE, {str(h): score(h) for h in self.memory_heads}, checks),
+            RoleMap("context", SOURCE, {str(h): score(h) for h in self.context_heads}),
+        ]
 
     def circuits(self) -> list:
         """No circuit graph: the heads are reported as roles, with the pruning checks."""
         return []
 
     def provenance(self) -> dict:
-        return {"model": self.model, "data": {**self.data, "config": asdict(self.config)},
-                "seeds": {"seed": self.config.seed}}
+        return {
+            "model": self.model,
+            "data": {**self.data, "config": asdict(self.config)},
+            "seeds": {"seed": self.config.seed},
+        }
 
     def report(self) -> str:
         """What a terminal user reads: the pruned heads and each direction's held-out move."""
-        lines = [f"pruned memory heads: {', '.join(map(str, self.memory_heads))}",
-                 f"pruned context heads: {', '.join(map(str, self.context_heads))}"]
+        lines = [
+            f"pruned memory heads: {', '.join(map(str, self.memory_heads))}",
+            f"pruned context heads: {', '.join(map(str, self.context_heads))}",
+        ]
         for direction, row in self.must_show().items():
             if "held_out" in row:
                 h = row["held_out"]
-                lines.append(f"{direction}: k={row['k']}, {row['rate']} rate {h['before']:.2f} -> {h['after']:.2f} "
-                             f"held out ({h['rise_points']:+.1f} points; random heads move at most "
-                             f"{h['random_mean_abs_move_points']:.1f} on average)")
+                lines.append(
+                    f"{direction}: k={row['k']}, {row['rate']} rate {h['before']:.2f} -> {h['after']:.2f} "
+                    f"held out ({h['rise_points']:+.1f} points; random heads move at most "
+                    f"{h['random_mean_abs_move_points']:.1f} on average)"
+                )
         return "\n".join(lines)
 
     def floor(self) -> tuple[float, str]:
@@ -148,10 +181,16 @@ class ConflictResult:
         - the unpruned rates on the held-out and other-format prompts, once.
         """
         n_heads = self.scores.scores.numel()
-        parts = {"data": sum(_candidates(s) for s in self.data.values() if isinstance(s, dict) and "template" in s),
-                 "path patching": self.data["n_locate"] * (2 + n_heads),
-                 "attribution patching": 2 * self.data["n_locate"],
-                 "unpruned rates": self.data["n_test"] + self.data["n_test_other_format"]}
+        parts = {
+            "data": sum(
+                _candidates(s)
+                for s in self.data.values()
+                if isinstance(s, dict) and "template" in s
+            ),
+            "path patching": self.data["n_locate"] * (2 + n_heads),
+            "attribution patching": 2 * self.data["n_locate"],
+            "unpruned rates": self.data["n_test"] + self.data["n_test_other_format"],
+        }
         for direction, r in self.ph3.items():
             parts[direction] = _direction_floor(r, self.data)
         how = " + ".join(f"{k} {v:g}" for k, v in parts.items() if v)
@@ -165,34 +204,49 @@ def _claims(r: dict, part: str, rate: str) -> dict:
     rise = r[part]["delta_points"][rate]
     control = r[f"random_heads_{part}"]
     worst = max(abs(v) for v in control["mean_delta_points"].values())
-    row = {"before": r[part]["before"][rate], "after": r[part]["after"][rate],
-           "rise_points": rise, "rise_ge_20": rise >= 20,
-           "random_mean_abs_move_points": worst, "random_max_abs_move_points": control["max_abs_delta_points"],
-           "random_median_abs_move_points": control["median_abs_move_points"],
-           "random_share_within_5_points": control["share_of_draws_within_5_points"],
-           "random_le_5": worst <= 5}
+    row = {
+        "before": r[part]["before"][rate],
+        "after": r[part]["after"][rate],
+        "rise_points": rise,
+        "rise_ge_20": rise >= 20,
+        "random_mean_abs_move_points": worst,
+        "random_max_abs_move_points": control["max_abs_delta_points"],
+        "random_median_abs_move_points": control["median_abs_move_points"],
+        "random_share_within_5_points": control["share_of_draws_within_5_points"],
+        "random_le_5": worst <= 5,
+    }
     outside = r.get(f"random_outside_located_{part}")
     if outside is not None:
         w_out = max(abs(v) for v in outside["mean_delta_points"].values())
-        row.update(random_outside_located_mean_abs_move_points=w_out,
-                   random_outside_located_max_abs_move_points=outside["max_abs_delta_points"],
-                   random_outside_located_le_5=w_out <= 5)
+        row.update(
+            random_outside_located_mean_abs_move_points=w_out,
+            random_outside_located_max_abs_move_points=outside["max_abs_delta_points"],
+            random_outside_located_le_5=w_out <= 5,
+        )
     return row
 
 
 def _candidates(summary: dict) -> int:
     """Items of a conflict set that reached the model's closed-book check."""
     excluded = summary["excluded"]
-    return summary["n_candidates"] - excluded["context_equals_memory"] - excluded["same_first_token"]
+    return (
+        summary["n_candidates"] - excluded["context_equals_memory"] - excluded["same_first_token"]
+    )
 
 
 def _direction_floor(r: dict, data: dict) -> int:
     if "k" not in r:
         return 0
-    n_val, sizes = data["n_val"], {"held_out": data["n_test"], "other_format": data["n_test_other_format"]}
+    n_val, sizes = (
+        data["n_val"],
+        {"held_out": data["n_test"], "other_format": data["n_test_other_format"]},
+    )
     ordering = len(r["candidates"]) * n_val if r.get("order") == "validation" else 0
     total = ordering + len(r["k_validation_curve"]) * n_val
     for part, n in sizes.items():
-        draws = sum(len(r.get(f"{pool}_{part}", {}).get("draws", [])) for pool in ("random_heads", "random_outside_located"))
+        draws = sum(
+            len(r.get(f"{pool}_{part}", {}).get("draws", []))
+            for pool in ("random_heads", "random_outside_located")
+        )
         total += n * (1 + draws)
     return total

@@ -51,19 +51,71 @@ from .config import MODES, PRUNE_MODES, ROUTES, Config, NoRetrievalWarning
 from .data import STORY_OPENINGS, self_haystack, without_needle
 from .modes import RetrievalResult, run
 from .pipeline import MAX_CURVE_K, analyze, compare_modes, demo_config
-from .pruning import PruneResult, curve_numbers, niah_accuracy, prune_curve, prune_curve_figure, prune_experiment
+from .pruning import (
+    PruneResult,
+    curve_numbers,
+    niah_accuracy,
+    prune_curve,
+    prune_curve_figure,
+    prune_experiment,
+)
 from .result import Result, describe
 from .running import NiahRecord, answer_groups, is_stop, left_pad, score_prompts, stop_text
-from .scoring import (ROWS_IMPLEMENTATION, ArgmaxRecorder, RowsRoute, copy_hits, per_test_scores,
-                      retrieval_scores, rouge1_recall, rows_attention, rows_route)
+from .scoring import (
+    ROWS_IMPLEMENTATION,
+    ArgmaxRecorder,
+    RowsRoute,
+    copy_hits,
+    per_test_scores,
+    retrieval_scores,
+    rouge1_recall,
+    rows_attention,
+    rows_route,
+)
 
-__all__ = ["Config", "Result", "RetrievalResult", "NiahRecord", "PruneResult", "ArgmaxRecorder", "RowsRoute",
-           "MODES", "ROUTES", "PRUNE_MODES", "NoRetrievalWarning", "copy_hits", "per_test_scores",
-           "retrieval_scores", "rouge1_recall", "spearman", "score_prompts", "run", "analyze", "compare_modes",
-           "niah_accuracy", "without_needle", "prune_experiment", "prune_curve", "prune_curve_figure",
-           "curve_numbers", "self_haystack", "describe", "demo_config", "rows_route", "rows_attention",
-           "answer_groups", "is_stop", "stop_text", "left_pad", "ROWS_IMPLEMENTATION", "STORY_OPENINGS",
-           "MAX_CURVE_K", "ENTRY"]
+__all__ = [
+    "Config",
+    "Result",
+    "RetrievalResult",
+    "NiahRecord",
+    "PruneResult",
+    "ArgmaxRecorder",
+    "RowsRoute",
+    "MODES",
+    "ROUTES",
+    "PRUNE_MODES",
+    "NoRetrievalWarning",
+    "copy_hits",
+    "per_test_scores",
+    "retrieval_scores",
+    "rouge1_recall",
+    "spearman",
+    "score_prompts",
+    "run",
+    "analyze",
+    "compare_modes",
+    "niah_accuracy",
+    "without_needle",
+    "prune_experiment",
+    "prune_curve",
+    "prune_curve_figure",
+    "curve_numbers",
+    "self_haystack",
+    "describe",
+    "demo_config",
+    "rows_route",
+    "rows_attention",
+    "answer_groups",
+    "is_stop",
+    "stop_text",
+    "left_pad",
+    "ROWS_IMPLEMENTATION",
+    "STORY_OPENINGS",
+    "MAX_CURVE_K",
+    "ENTRY",
+]
 
-ENTRY = Analyzer("retrieval", "retrieval heads (Wu et al. 2024)", Config, analyze, demo_config=demo_config)
+ENTRY = Analyzer(
+    "retrieval", "retrieval heads (Wu et al. 2024)", Config, analyze, demo_config=demo_config
+)
 """The registry entry (registered in `circuits/__init__.py`)."""

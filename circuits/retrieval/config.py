@@ -78,13 +78,19 @@ class Config:
         if self.route not in ROUTES:
             raise ValueError(f"Config.route must be one of {ROUTES}, got {self.route!r}")
         if self.prune_mode not in PRUNE_MODES:
-            raise ValueError(f"Config.prune_mode must be 'uniform' (the paper's) or 'zero', got {self.prune_mode!r}")
+            raise ValueError(
+                f"Config.prune_mode must be 'uniform' (the paper's) or 'zero', got {self.prune_mode!r}"
+            )
         if self.prune_metric not in PRUNE_METRICS:
-            raise ValueError(f"Config.prune_metric must be one of {PRUNE_METRICS}, got {self.prune_metric!r}")
+            raise ValueError(
+                f"Config.prune_metric must be one of {PRUNE_METRICS}, got {self.prune_metric!r}"
+            )
         if self.lengths is not None:
             lengths = tuple(int(n) for n in self.lengths)
             if not lengths or min(lengths) < 8:
-                raise ValueError(f"Config.lengths must be context lengths >= 8 tokens, got {self.lengths}")
+                raise ValueError(
+                    f"Config.lengths must be context lengths >= 8 tokens, got {self.lengths}"
+                )
             set_("lengths", lengths)
         depths = tuple(float(d) for d in self.depths)
         if not depths or not all(0.0 <= d <= 1.0 for d in depths):
@@ -99,7 +105,9 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"Config.{name} must be an int >= {low}, got {value!r}")
-        if self.k is not None and (isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1):
+        if self.k is not None and (
+            isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1
+        ):
             raise ValueError(f"Config.k must be None or an int >= 1, got {self.k!r}")
         if not 0.0 <= self.threshold or not 0.0 <= self.rouge_threshold < 1.0:
             raise ValueError("Config.threshold must be >= 0 and rouge_threshold in [0, 1)")
@@ -114,8 +122,11 @@ class Config:
         """This config with the data defaults of `model` filled in (what a run records)."""
         lengths = self.grid_lengths(model)
         needles = self.needles or tuple(default_needles(model, self.n_needles, seed=self.seed))
-        haystack = self.haystack if self.haystack is not None else default_haystack(
-            model, max(lengths) * 2 + 64, seed=self.seed)
+        haystack = (
+            self.haystack
+            if self.haystack is not None
+            else default_haystack(model, max(lengths) * 2 + 64, seed=self.seed)
+        )
         template = self.template if self.template is not None else default_niah_template(model)
         curve = (not is_large(model)) if self.curve is None else self.curve
         return replace(self, needles=needles, haystack=haystack, template=template, curve=curve)
@@ -125,11 +136,23 @@ class Config:
         cfg = self.for_model(model)
         lengths = cfg.grid_lengths(model)
         bos = model.tokenizer.bos_token_id if model.prepends_bos else None
-        if self.lengths is None:   # the default grid keeps lengths with room for 8 haystack tokens
-            need = max(prompt_overhead(model.tokenizer, n, cfg.template, bos) for n in cfg.needles) + 8
+        if self.lengths is None:  # the default grid keeps lengths with room for 8 haystack tokens
+            need = (
+                max(prompt_overhead(model.tokenizer, n, cfg.template, bos) for n in cfg.needles) + 8
+            )
             lengths = tuple(n for n in lengths if n >= need) or lengths
-        longest = max(len(model.tokenizer(" " + n.answer, add_special_tokens=False)["input_ids"])
-                      for n in cfg.needles)
-        return build_grid(model.tokenizer, cfg.haystack, cfg.needles, lengths, cfg.depths,
-                          template=cfg.template, bos_id=bos, n_ctx=model.n_ctx,
-                          max_new_tokens=longest + cfg.extra_tokens)
+        longest = max(
+            len(model.tokenizer(" " + n.answer, add_special_tokens=False)["input_ids"])
+            for n in cfg.needles
+        )
+        return build_grid(
+            model.tokenizer,
+            cfg.haystack,
+            cfg.needles,
+            lengths,
+            cfg.depths,
+            template=cfg.template,
+            bos_id=bos,
+            n_ctx=model.n_ctx,
+            max_new_tokens=longest + cfg.extra_tokens,
+        )

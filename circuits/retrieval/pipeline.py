@@ -37,33 +37,59 @@ def compare_modes(primary: RetrievalResult, other: RetrievalResult) -> dict:
     n_heads = primary.scores.n_heads
     idx = [l * n_heads + h for l, h in above]
     out["heads_above_either"] = [f"L{l}H{h}" for l, h in above]
-    out["spearman_above_threshold"] = (spearman([a[i] for i in idx], [b[i] for i in idx])
-                                       if len(idx) >= 2 else None)
+    out["spearman_above_threshold"] = (
+        spearman([a[i] for i in idx], [b[i] for i in idx]) if len(idx) >= 2 else None
+    )
     out["spearman_all_heads"] = spearman(a, b)
     out["same_heads_above"] = set(primary.scores.heads()) == set(other.scores.heads())
     return out
 
 
-def analyze(model, cfg: Optional[Config] = None, *, k: Optional[int] = None, prune_mode: Optional[str] = None,
-            n_draws: Optional[int] = None, prune: Optional[bool] = None, curve: Optional[bool] = None) -> Result:
+def analyze(
+    model,
+    cfg: Optional[Config] = None,
+    *,
+    k: Optional[int] = None,
+    prune_mode: Optional[str] = None,
+    n_draws: Optional[int] = None,
+    prune: Optional[bool] = None,
+    curve: Optional[bool] = None,
+) -> Result:
     """Both modes, their agreement, the no-needle control and the pruning check of `cfg`: the
     registry's entry point. The keyword arguments, when given, override the config's pruning
     fields (``k``, ``prune_mode``, ``n_draws``, ``prune``, ``curve``)."""
     cfg = cfg or Config()
     given = dict(k=k, prune_mode=prune_mode, n_draws=n_draws, prune=prune, curve=curve)
     cfg = replace(cfg, **{name: value for name, value in given.items() if value is not None})
-    cfg = cfg.for_model(model)                         # the data defaults, recorded by the result
+    cfg = cfg.for_model(model)  # the data defaults, recorded by the result
     primary = run(model, cfg)
     other_mode = "decode" if cfg.mode == "teacher_forced" else "teacher_forced"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoRetrievalWarning)
         other = run(model, replace(cfg, mode=other_mode), prompts=primary.prompts)
     controls = [without_needle(model, p) for p in primary.prompts]
-    control, _ = niah_accuracy(model, controls, metric="decode", batch_size=cfg.batch_size, backend=cfg.backend,
-                               extra_tokens=cfg.extra_tokens, rouge_threshold=cfg.rouge_threshold)
-    at_k, curve_run = _pruning(model, cfg, primary) if cfg.prune and primary.retrieves else (None, None)
-    return Result(primary, other, compare_modes(primary, other), control, model.n_layers * model.n_heads,
-                  at_k, curve_run, tuple((p.n_tokens, len(p.answer_ids)) for p in controls))
+    control, _ = niah_accuracy(
+        model,
+        controls,
+        metric="decode",
+        batch_size=cfg.batch_size,
+        backend=cfg.backend,
+        extra_tokens=cfg.extra_tokens,
+        rouge_threshold=cfg.rouge_threshold,
+    )
+    at_k, curve_run = (
+        _pruning(model, cfg, primary) if cfg.prune and primary.retrieves else (None, None)
+    )
+    return Result(
+        primary,
+        other,
+        compare_modes(primary, other),
+        control,
+        model.n_layers * model.n_heads,
+        at_k,
+        curve_run,
+        tuple((p.n_tokens, len(p.answer_ids)) for p in controls),
+    )
 
 
 def _pruning(model, cfg: Config, primary: RetrievalResult):
@@ -72,11 +98,24 @@ def _pruning(model, cfg: Config, primary: RetrievalResult):
     top_k = min(max(k, len(primary.heads)), MAX_CURVE_K, model.n_layers * model.n_heads - 1)
     curve = None
     if cfg.curve and top_k > 1:
-        curve = tuple(prune_curve(model, range(1, top_k + 1), cfg.prune_mode, result=primary,
-                                  n_draws=cfg.n_draws, seed=cfg.seed))
-    done = [c for c in curve or () if c.k == k]                 # the curve already ran k
-    at_k = done[0] if done else prune_experiment(model, k, cfg.prune_mode, result=primary,
-                                                 n_draws=cfg.n_draws, seed=cfg.seed)
+        curve = tuple(
+            prune_curve(
+                model,
+                range(1, top_k + 1),
+                cfg.prune_mode,
+                result=primary,
+                n_draws=cfg.n_draws,
+                seed=cfg.seed,
+            )
+        )
+    done = [c for c in curve or () if c.k == k]  # the curve already ran k
+    at_k = (
+        done[0]
+        if done
+        else prune_experiment(
+            model, k, cfg.prune_mode, result=primary, n_draws=cfg.n_draws, seed=cfg.seed
+        )
+    )
     return at_k, curve
 
 

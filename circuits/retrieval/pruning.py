@@ -25,16 +25,30 @@ from .modes import RetrievalResult, run
 from .running import answer_groups, answer_text, left_pad, teacher_forced_answers
 from .scoring import rouge1_recall
 
-__all__ = ["niah_accuracy", "PruneResult", "prune_experiment", "prune_curve", "prune_curve_figure",
-           "curve_numbers"]
+__all__ = [
+    "niah_accuracy",
+    "PruneResult",
+    "prune_experiment",
+    "prune_curve",
+    "prune_curve_figure",
+    "curve_numbers",
+]
 
 DRAW_TAG = "retrieval/prune"
 """The tag of the random k-sets' seed (`interp.controls.draw_head_sets`)."""
 
 
-def niah_accuracy(model, prompts: Sequence[NiahPrompt], interventions=None, *,
-                  metric: str = "teacher_forced", batch_size: int = 16, backend: Optional[str] = None,
-                  extra_tokens: int = 0, rouge_threshold: float = 0.5) -> tuple[float, list[bool]]:
+def niah_accuracy(
+    model,
+    prompts: Sequence[NiahPrompt],
+    interventions=None,
+    *,
+    metric: str = "teacher_forced",
+    batch_size: int = 16,
+    backend: Optional[str] = None,
+    extra_tokens: int = 0,
+    rouge_threshold: float = 0.5,
+) -> tuple[float, list[bool]]:
     """Share of prompts answered (ROUGE-1 recall of the answer > threshold) under `interventions`.
 
     metric="teacher_forced" (the pruning check's default) reads the answer from ONE forward over
@@ -55,13 +69,16 @@ def niah_accuracy(model, prompts: Sequence[NiahPrompt], interventions=None, *,
                 solved[i] = rouge1_recall(p.answer, text) > rouge_threshold
         return sum(solved) / max(len(solved), 1), solved
     for start in range(0, len(prompts), batch_size):
-        batch = prompts[start:start + batch_size]
+        batch = prompts[start : start + batch_size]
         ids, mask = left_pad([p.input_ids for p in batch], model.pad_token_id)
         n_new = max(len(p.answer_ids) for p in batch) + extra_tokens
-        gen = model.generate(Tokens(ids, mask), max_new_tokens=n_new, interventions=interventions,
-                             backend=backend)
+        gen = model.generate(
+            Tokens(ids, mask), max_new_tokens=n_new, interventions=interventions, backend=backend
+        )
         for i, (p, row) in enumerate(zip(batch, gen.new_tokens)):
-            solved[start + i] = rouge1_recall(p.answer, answer_text(model, row.tolist())) > rouge_threshold
+            solved[start + i] = (
+                rouge1_recall(p.answer, answer_text(model, row.tolist())) > rouge_threshold
+            )
     return sum(solved) / max(len(solved), 1), solved
 
 
@@ -74,7 +91,7 @@ class PruneResult:
     top_heads: tuple
     baseline: float
     top: float
-    random_draws: tuple        # ((heads, accuracy), ...)
+    random_draws: tuple  # ((heads, accuracy), ...)
     n_tests: int
     seed: int
     excluded: int
@@ -95,32 +112,67 @@ class PruneResult:
         return sum(drops) / len(drops)
 
     def to_dict(self) -> dict:
-        return {"k": self.k, "mode": self.mode, "metric": self.metric, "top_heads": [str(h) for h in self.top_heads],
-                "baseline_accuracy": self.baseline, "top_accuracy": self.top,
-                "drop_top_points": self.drop_top, "mean_random_drop_points": self.mean_random_drop,
-                "random_draws": [{"heads": [str(h) for h in heads], "accuracy": acc,
-                                  "drop_points": 100 * (self.baseline - acc)}
-                                 for heads, acc in self.random_draws],
-                "n_tests": self.n_tests, "seed": self.seed,
-                "random_heads_drawn_outside_top": self.excluded}
+        return {
+            "k": self.k,
+            "mode": self.mode,
+            "metric": self.metric,
+            "top_heads": [str(h) for h in self.top_heads],
+            "baseline_accuracy": self.baseline,
+            "top_accuracy": self.top,
+            "drop_top_points": self.drop_top,
+            "mean_random_drop_points": self.mean_random_drop,
+            "random_draws": [
+                {
+                    "heads": [str(h) for h in heads],
+                    "accuracy": acc,
+                    "drop_points": 100 * (self.baseline - acc),
+                }
+                for heads, acc in self.random_draws
+            ],
+            "n_tests": self.n_tests,
+            "seed": self.seed,
+            "random_heads_drawn_outside_top": self.excluded,
+        }
 
     def figure(self):
         """Bar chart: NIAH accuracy unpruned, top-k masked, and each random draw."""
-        labels = ["none", f"top-{self.k}"] + [f"random #{i + 1}" for i in range(len(self.random_draws))]
+        labels = ["none", f"top-{self.k}"] + [
+            f"random #{i + 1}" for i in range(len(self.random_draws))
+        ]
         values = [self.baseline, self.top] + [acc for _, acc in self.random_draws]
         hover = ["no heads masked", ", ".join(map(str, self.top_heads))] + [
-            ", ".join(map(str, heads)) for heads, _ in self.random_draws]
+            ", ".join(map(str, heads)) for heads, _ in self.random_draws
+        ]
         colors = ["#4c78a8", "#e45756"] + ["#9d9d9d"] * len(self.random_draws)
-        fig = go.Figure(go.Bar(x=labels, y=values, marker_color=colors, hovertext=hover,
-                               hovertemplate="%{x}<br>accuracy %{y:.2f}<br>%{hovertext}<extra></extra>"))
-        fig.update_layout(title=f"NIAH accuracy with {self.k} heads masked ({self.mode})",
-                          yaxis=dict(title="accuracy", range=[0, 1.05]), xaxis_title="heads masked")
+        fig = go.Figure(
+            go.Bar(
+                x=labels,
+                y=values,
+                marker_color=colors,
+                hovertext=hover,
+                hovertemplate="%{x}<br>accuracy %{y:.2f}<br>%{hovertext}<extra></extra>",
+            )
+        )
+        fig.update_layout(
+            title=f"NIAH accuracy with {self.k} heads masked ({self.mode})",
+            yaxis=dict(title="accuracy", range=[0, 1.05]),
+            xaxis_title="heads masked",
+        )
         return fig
 
 
-def prune_experiment(model, k: int, mode: str = "uniform", *, result: Optional[RetrievalResult] = None,
-                     cfg: Optional[Config] = None, n_draws: int = 5, seed: int = 0,
-                     exclude: Optional[int] = None, baseline: Optional[float] = None) -> PruneResult:
+def prune_experiment(
+    model,
+    k: int,
+    mode: str = "uniform",
+    *,
+    result: Optional[RetrievalResult] = None,
+    cfg: Optional[Config] = None,
+    n_draws: int = 5,
+    seed: int = 0,
+    exclude: Optional[int] = None,
+    baseline: Optional[float] = None,
+) -> PruneResult:
     """Mask the top-k retrieval heads vs `n_draws` draws of k random heads; NIAH accuracy of each.
 
     Random heads come from outside the top `exclude` heads (default: the top-k and every head
@@ -140,23 +192,50 @@ def prune_experiment(model, k: int, mode: str = "uniform", *, result: Optional[R
     n_out = max(k, len(result.heads)) if exclude is None else max(int(exclude), k)
     outside = control_pool(model.all_heads(), result.top(min(n_out, result.scores.n_scored)))
     if len(outside) < k:
-        raise ValueError(f"only {len(outside)} heads lie outside the top {n_out}; lower k or exclude")
-    opts = dict(metric=cfg.prune_metric, batch_size=cfg.batch_size, backend=cfg.backend,
-                extra_tokens=cfg.extra_tokens, rouge_threshold=cfg.rouge_threshold)
-    if baseline is None:                       # unpruned accuracy (a curve over k passes it once)
+        raise ValueError(
+            f"only {len(outside)} heads lie outside the top {n_out}; lower k or exclude"
+        )
+    opts = dict(
+        metric=cfg.prune_metric,
+        batch_size=cfg.batch_size,
+        backend=cfg.backend,
+        extra_tokens=cfg.extra_tokens,
+        rouge_threshold=cfg.rouge_threshold,
+    )
+    if baseline is None:  # unpruned accuracy (a curve over k passes it once)
         baseline, _ = niah_accuracy(model, result.prompts, **opts)
     top_acc, _ = niah_accuracy(model, result.prompts, PruneHeads(list(top), mode=mode), **opts)
     draws = []
-    for heads in track(draw_head_sets(outside, k, n_draws, seed, DRAW_TAG), f"retrieval: random {k}-sets",
-                       unit="draw"):
+    for heads in track(
+        draw_head_sets(outside, k, n_draws, seed, DRAW_TAG),
+        f"retrieval: random {k}-sets",
+        unit="draw",
+    ):
         acc, _ = niah_accuracy(model, result.prompts, PruneHeads(list(heads), mode=mode), **opts)
         draws.append((heads, acc))
-    return PruneResult(k, mode, top, baseline, top_acc, tuple(draws), len(result.prompts), seed, n_out,
-                       cfg.prune_metric)
+    return PruneResult(
+        k,
+        mode,
+        top,
+        baseline,
+        top_acc,
+        tuple(draws),
+        len(result.prompts),
+        seed,
+        n_out,
+        cfg.prune_metric,
+    )
 
 
-def prune_curve(model, ks: Sequence[int], mode: str = "uniform", *, result: RetrievalResult,
-                n_draws: int = 5, seed: int = 0) -> list[PruneResult]:
+def prune_curve(
+    model,
+    ks: Sequence[int],
+    mode: str = "uniform",
+    *,
+    result: RetrievalResult,
+    n_draws: int = 5,
+    seed: int = 0,
+) -> list[PruneResult]:
     """`prune_experiment` at every k in `ks`: how the top-k drop and the random-k drops grow with k.
 
     One k can flatter or hide a finding (in a small model, random k-sets soon include heads the
@@ -171,23 +250,40 @@ def prune_curve(model, ks: Sequence[int], mode: str = "uniform", *, result: Retr
     curve: list[PruneResult] = []
     for k in track(ks, "retrieval: pruning curve", unit="k"):
         baseline = curve[0].baseline if curve else None
-        curve.append(prune_experiment(model, k, mode, result=result, n_draws=n_draws, seed=seed,
-                                      baseline=baseline))
+        curve.append(
+            prune_experiment(
+                model, k, mode, result=result, n_draws=n_draws, seed=seed, baseline=baseline
+            )
+        )
     return curve
 
 
 def prune_curve_figure(curve: Sequence[PruneResult]):
     """NIAH accuracy against k: top-k masked, and the mean and worst of the random k-sets."""
     ks = [c.k for c in curve]
-    series = {"top-k masked": [c.top for c in curve],
-              "random k (mean)": [sum(a for _, a in c.random_draws) / len(c.random_draws) for c in curve],
-              "random k (worst draw)": [min(a for _, a in c.random_draws) for c in curve]}
-    return plots.line_curves(ks, series, title=f"NIAH accuracy vs heads masked ({curve[0].mode})",
-                             x_title="k", y_title="accuracy")
+    series = {
+        "top-k masked": [c.top for c in curve],
+        "random k (mean)": [sum(a for _, a in c.random_draws) / len(c.random_draws) for c in curve],
+        "random k (worst draw)": [min(a for _, a in c.random_draws) for c in curve],
+    }
+    return plots.line_curves(
+        ks,
+        series,
+        title=f"NIAH accuracy vs heads masked ({curve[0].mode})",
+        x_title="k",
+        y_title="accuracy",
+    )
 
 
 def curve_numbers(curve: Sequence[PruneResult]) -> list[dict]:
     """The curve as summary.json's ``prune_curve`` rows."""
-    return [{"k": c.k, "drop_top_points": c.drop_top, "mean_random_drop_points": c.mean_random_drop,
-             "random_drop_points": c.random_drops, "top_heads": [str(h) for h in c.top_heads]} for c in curve]
-
+    return [
+        {
+            "k": c.k,
+            "drop_top_points": c.drop_top,
+            "mean_random_drop_points": c.mean_random_drop,
+            "random_drop_points": c.random_drops,
+            "top_heads": [str(h) for h in c.top_heads],
+        }
+        for c in curve
+    ]

@@ -52,17 +52,24 @@ class Result:
     def numbers(self) -> dict:
         """Every number of the run: summary.json's ``numbers``."""
         primary, other = self.primary, self.other
-        numbers = {"model": self.model, "heads_total": self.heads_total,
-                   primary.config.mode: primary.numbers(), other.config.mode: other.numbers(),
-                   "mode_agreement": self.agreement,
-                   "control_no_needle_accuracy": self.control_no_needle_accuracy}
+        numbers = {
+            "model": self.model,
+            "heads_total": self.heads_total,
+            primary.config.mode: primary.numbers(),
+            other.config.mode: other.numbers(),
+            "mode_agreement": self.agreement,
+            "control_no_needle_accuracy": self.control_no_needle_accuracy,
+        }
         if self.prune is not None:
             numbers["prune"] = self.prune.to_dict()
-            numbers["prune"]["unpruned_accuracy_by_metric"] = {   # what teacher forcing changes
-                run.config.mode: run.n_kept / max(run.n_tests, 1) for run in (primary, other)}
+            numbers["prune"]["unpruned_accuracy_by_metric"] = {  # what teacher forcing changes
+                run.config.mode: run.n_kept / max(run.n_tests, 1) for run in (primary, other)
+            }
         else:
-            numbers["prune"] = {"skipped": True, "reason": "no test solved" if not primary.retrieves
-                                else "--no-prune"}
+            numbers["prune"] = {
+                "skipped": True,
+                "reason": "no test solved" if not primary.retrieves else "--no-prune",
+            }
         if self.prune_curve:
             numbers["prune_curve"] = curve_numbers(self.prune_curve)
         return numbers
@@ -70,8 +77,11 @@ class Result:
     def figures(self) -> dict:
         """Score heatmaps of both modes, the NIAH accuracy grid, and the pruning check's bars and
         curve when they ran."""
-        figs = {"retrieval_scores": self.primary.plot(), "niah_accuracy": self.primary.plot_accuracy(),
-                f"retrieval_scores_{self.other.config.mode}": self.other.plot()}
+        figs = {
+            "retrieval_scores": self.primary.plot(),
+            "niah_accuracy": self.primary.plot_accuracy(),
+            f"retrieval_scores_{self.other.config.mode}": self.other.plot(),
+        }
         if self.prune is not None:
             figs["prune"] = self.prune.figure()
         if self.prune_curve:
@@ -95,12 +105,18 @@ class Result:
 
     def provenance(self) -> dict:
         cfg, primary = self.config, self.primary
-        return {"model": self.model,
-                "data": {"n_tests": primary.n_tests, "lengths": list(primary.lengths),
-                         "depths": list(primary.depths), "needles": primary.scores.meta["needles"],
-                         "template": cfg.template,
-                         "haystack_chars": len(cfg.haystack or "")},
-                "seeds": {"data": cfg.seed, "random_heads": cfg.seed}}
+        return {
+            "model": self.model,
+            "data": {
+                "n_tests": primary.n_tests,
+                "lengths": list(primary.lengths),
+                "depths": list(primary.depths),
+                "needles": primary.scores.meta["needles"],
+                "template": cfg.template,
+                "haystack_chars": len(cfg.haystack or ""),
+            },
+            "seeds": {"data": cfg.seed, "random_heads": cfg.seed},
+        }
 
     def report(self) -> str:
         """What a terminal user reads: each mode's heads, the control, the agreement, the pruning."""
@@ -123,9 +139,11 @@ class Result:
         """
         n = self.primary.n_tests
         tests = [(p.n_tokens, len(p.answer_ids)) for p in self.primary.prompts]
-        parts = {"teacher-forced scoring": float(n),
-                 "decode scoring": _decode_share(tests),
-                 "no-needle control": _decode_share(self.control)}
+        parts = {
+            "teacher-forced scoring": float(n),
+            "decode scoring": _decode_share(tests),
+            "no-needle control": _decode_share(self.control),
+        }
         checks = list(self.prune_curve or ())
         if self.prune is not None and all(c.k != self.prune.k for c in checks):
             checks.append(self.prune)
@@ -147,22 +165,32 @@ def describe(numbers: dict) -> str:
     for mode in MODES:
         n = numbers[mode]
         if n["retrieves"]:
-            lines.append(f"{mode}: kept {n['n_kept']}/{n['n_tests']}, share above {n['threshold']}: "
-                         f"{n['share_above']:.3f} ({n['n_above']} heads: {', '.join(n['heads_above'][:8])})")
+            lines.append(
+                f"{mode}: kept {n['n_kept']}/{n['n_tests']}, share above {n['threshold']}: "
+                f"{n['share_above']:.3f} ({n['n_above']} heads: {', '.join(n['heads_above'][:8])})"
+            )
         else:
             lines.append(f"{mode}: {n['note']}")
-    lines.append(f"control (needle cut out, answered anyway): {numbers['control_no_needle_accuracy']:.2f}")
+    lines.append(
+        f"control (needle cut out, answered anyway): {numbers['control_no_needle_accuracy']:.2f}"
+    )
     agree = numbers["mode_agreement"]
     if "spearman_above_threshold" in agree:
-        lines.append(f"spearman (heads above threshold): {agree['spearman_above_threshold']}, "
-                     f"all heads: {agree['spearman_all_heads']}")
+        lines.append(
+            f"spearman (heads above threshold): {agree['spearman_above_threshold']}, "
+            f"all heads: {agree['spearman_all_heads']}"
+        )
     prune = numbers["prune"]
     if not prune.get("skipped"):
-        lines.append(f"prune top-{prune['k']} ({prune['mode']}, {prune.get('metric', 'decode')}): accuracy {prune['baseline_accuracy']:.2f} "
-                     f"-> {prune['top_accuracy']:.2f} (drop {prune['drop_top_points']:.1f} pts); random "
-                     f"drops {[round(d['drop_points'], 1) for d in prune['random_draws']]} "
-                     f"(mean {prune['mean_random_drop_points']:.1f})")
+        lines.append(
+            f"prune top-{prune['k']} ({prune['mode']}, {prune.get('metric', 'decode')}): accuracy {prune['baseline_accuracy']:.2f} "
+            f"-> {prune['top_accuracy']:.2f} (drop {prune['drop_top_points']:.1f} pts); random "
+            f"drops {[round(d['drop_points'], 1) for d in prune['random_draws']]} "
+            f"(mean {prune['mean_random_drop_points']:.1f})"
+        )
     for c in numbers.get("prune_curve") or []:
-        lines.append(f"  k={c['k']}: top drop {c['drop_top_points']:.1f} pts, random mean "
-                     f"{c['mean_random_drop_points']:.1f}")
+        lines.append(
+            f"  k={c['k']}: top drop {c['drop_top_points']:.1f} pts, random mean "
+            f"{c['mean_random_drop_points']:.1f}"
+        )
     return "\n".join(lines)

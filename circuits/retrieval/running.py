@@ -25,8 +25,16 @@ from interp.tokens import Tokens
 from .config import MODES, ROUTES
 from .scoring import ArgmaxRecorder, copy_hits, per_test_scores, rouge1_recall, rows_route
 
-__all__ = ["NiahRecord", "score_prompts", "left_pad", "stop_text", "is_stop", "answer_text",
-           "answer_groups", "teacher_forced_answers"]
+__all__ = [
+    "NiahRecord",
+    "score_prompts",
+    "left_pad",
+    "stop_text",
+    "is_stop",
+    "answer_text",
+    "answer_groups",
+    "teacher_forced_answers",
+]
 
 
 @dataclass(frozen=True)
@@ -43,16 +51,14 @@ class NiahRecord:
     retrieved: bool
 
 
-
-
 def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token rows left-padded to one width: ids [b, width] and their attention mask."""
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
-        ids[i, width - len(row):] = torch.tensor(list(row), dtype=torch.long)
-        mask[i, width - len(row):] = 1
+        ids[i, width - len(row) :] = torch.tensor(list(row), dtype=torch.long)
+        mask[i, width - len(row) :] = 1
     return ids, mask
 
 
@@ -64,30 +70,51 @@ def _call(model, ids, mask, edits, backend, *, past=None, logits_to_keep=0, use_
     """One pass of the newest tokens `ids` ([b, n]) through `Model.run_plan`; `mask` covers
     cache + ids. HF output."""
     n = ids.shape[1]
-    return model.run_plan(Tokens(ids, mask[:, -n:]), RunPlan(edits), backend=backend, past_key_values=past,
-                          use_cache=use_cache, position_ids=_positions(mask)[:, -n:], attention_mask=mask,
-                          logits_to_keep=logits_to_keep)
+    return model.run_plan(
+        Tokens(ids, mask[:, -n:]),
+        RunPlan(edits),
+        backend=backend,
+        past_key_values=past,
+        use_cache=use_cache,
+        position_ids=_positions(mask)[:, -n:],
+        attention_mask=mask,
+        logits_to_keep=logits_to_keep,
+    )
 
 
 def _rows_usable(model, edits, backend, route) -> bool:
     """The rows route needs the HF attention functions (nnsight engine) and no pattern edit."""
-    return (route == "rows" and (backend or model.backend) == "nnsight"
-            and not RunPlan(edits).needs_pattern)
+    return (
+        route == "rows"
+        and (backend or model.backend) == "nnsight"
+        and not RunPlan(edits).needs_pattern
+    )
 
 
 def _check_complete(model, recorder) -> None:
     if not recorder.complete:
-        raise RuntimeError(f"{model.name}: the attention of some layers did not go through "
-                           "Hugging Face's attention interface; use route='pattern'")
+        raise RuntimeError(
+            f"{model.name}: the attention of some layers did not go through "
+            "Hugging Face's attention interface; use route='pattern'"
+        )
 
 
-def _observed_call(model, ids, mask, edits, backend, route, recorder, rows, *, past=None,
-                   use_cache=False):
+def _observed_call(
+    model, ids, mask, edits, backend, route, recorder, rows, *, past=None, use_cache=False
+):
     """A pass that records the argmax keys of its last `rows` queries (rows or pattern route)."""
     if _rows_usable(model, edits, backend, route):
         with rows_route(model, recorder, rows):
-            out = _call(model, ids, mask, edits, backend, past=past, logits_to_keep=rows,
-                        use_cache=use_cache)
+            out = _call(
+                model,
+                ids,
+                mask,
+                edits,
+                backend,
+                past=past,
+                logits_to_keep=rows,
+                use_cache=use_cache,
+            )
         _check_complete(model, recorder)
         return out
     # pattern route: the answer rows run alone over a KV cache of the rest, so that
@@ -95,13 +122,21 @@ def _observed_call(model, ids, mask, edits, backend, route, recorder, rows, *, p
     n_rest = ids.shape[1] - rows
     if n_rest > 0:
         prefix_mask = mask[:, : mask.shape[1] - rows]
-        past = _call(model, ids[:, :n_rest], prefix_mask, edits, backend, past=past,
-                     logits_to_keep=1).past_key_values
+        past = _call(
+            model, ids[:, :n_rest], prefix_mask, edits, backend, past=past, logits_to_keep=1
+        ).past_key_values
     plan = RunPlan(list(edits) + recorder.edits())
     n = rows
     tokens = Tokens(ids[:, -n:], torch.ones_like(ids[:, -n:]))
-    return model.run_plan(tokens, plan, backend=backend, past_key_values=past, use_cache=True,
-                          position_ids=_positions(mask)[:, -n:], attention_mask=mask)
+    return model.run_plan(
+        tokens,
+        plan,
+        backend=backend,
+        past_key_values=past,
+        use_cache=True,
+        position_ids=_positions(mask)[:, -n:],
+        attention_mask=mask,
+    )
 
 
 def stop_text(model, ids: Sequence[int]) -> str:
@@ -209,7 +244,7 @@ def _decode_stepwise(model, ids, mask, span, n_steps, edits, backend):
         hits.add_(copy_hits(positions, tokens, word[:, None], span, alive[:, None]))
         recorder.positions.clear()
         recorder.tokens.clear()
-        recorder.key_ids = torch.cat([seq_ids, word[:, None]], 1)   # the keys of the next call
+        recorder.key_ids = torch.cat([seq_ids, word[:, None]], 1)  # the keys of the next call
 
     with torch.no_grad(), rows_route(model, recorder, 1):
         _, _, emitted, _ = _greedy(model, ids, mask, n_steps, edits, backend, on_step)
@@ -227,10 +262,22 @@ def _decode_replay(model, ids, mask, span, n_steps, edits, backend, route):
         recorder = ArgmaxRecorder(model.n_layers)
         recorder.key_ids = torch.cat([ids[:, :-1], replay], 1)
         full_mask = torch.cat([mask, torch.ones_like(replay[:, 1:])], 1)
-        _observed_call(model, replay, full_mask, edits, backend, route, recorder, replay.shape[1],
-                       past=past, use_cache=True)
+        _observed_call(
+            model,
+            replay,
+            full_mask,
+            edits,
+            backend,
+            route,
+            recorder,
+            replay.shape[1],
+            past=past,
+            use_cache=True,
+        )
     positions, tokens = recorder.stacked()
-    return copy_hits(positions, tokens, word_ids, span, valid), [stop_text(model, r) for r in emitted]
+    return copy_hits(positions, tokens, word_ids, span, valid), [
+        stop_text(model, r) for r in emitted
+    ]
 
 
 def _cut_cache(model, past, ids, mask, edits, backend):
@@ -240,7 +287,9 @@ def _cut_cache(model, past, ids, mask, edits, backend):
         past.crop(keep - past.get_seq_length())
         return past
     except (AttributeError, ValueError, NotImplementedError):
-        return _call(model, ids[:, :-1], mask[:, :-1], edits, backend, logits_to_keep=1).past_key_values
+        return _call(
+            model, ids[:, :-1], mask[:, :-1], edits, backend, logits_to_keep=1
+        ).past_key_values
 
 
 def answer_groups(prompts: Sequence[NiahPrompt], batch_size: int) -> list[list[int]]:
@@ -249,13 +298,24 @@ def answer_groups(prompts: Sequence[NiahPrompt], batch_size: int) -> list[list[i
     groups: dict[int, list[int]] = {}
     for i, p in enumerate(prompts):
         groups.setdefault(len(p.answer_ids), []).append(i)
-    return [members[start:start + batch_size] for members in groups.values()
-            for start in range(0, len(members), batch_size)]
+    return [
+        members[start : start + batch_size]
+        for members in groups.values()
+        for start in range(0, len(members), batch_size)
+    ]
 
 
-def score_prompts(model, prompts: Sequence[NiahPrompt], mode: str = "teacher_forced", *,
-                  batch_size: int = 16, backend: Optional[str] = None, extra_tokens: int = 0,
-                  rouge_threshold: float = 0.5, route: str = "rows") -> tuple[torch.Tensor, list[NiahRecord]]:
+def score_prompts(
+    model,
+    prompts: Sequence[NiahPrompt],
+    mode: str = "teacher_forced",
+    *,
+    batch_size: int = 16,
+    backend: Optional[str] = None,
+    extra_tokens: int = 0,
+    rouge_threshold: float = 0.5,
+    route: str = "rows",
+) -> tuple[torch.Tensor, list[NiahRecord]]:
     """Per-test scores [n_tests, layer, head] and one `NiahRecord` per prompt (in order).
 
     Prompts are batched by answer length (left-padded); the model's applied interventions stay
@@ -274,12 +334,16 @@ def score_prompts(model, prompts: Sequence[NiahPrompt], mode: str = "teacher_for
         raise ValueError("score_prompts needs at least one NIAH prompt (see interp.data.niah)")
     for p in prompts:
         if p.n_tokens + len(p.answer_ids) + extra_tokens > model.n_ctx:
-            raise ValueError(f"a prompt of {p.n_tokens} tokens + its answer exceeds the model's "
-                             f"window of {model.n_ctx}; use shorter context lengths")
+            raise ValueError(
+                f"a prompt of {p.n_tokens} tokens + its answer exceeds the model's "
+                f"window of {model.n_ctx}; use shorter context lengths"
+            )
     edits = model.edits(None, True)
     per_test = torch.zeros(len(prompts), model.n_layers, model.n_heads)
     records: list[Optional[NiahRecord]] = [None] * len(prompts)
-    for idx in track(answer_groups(prompts, batch_size), f"retrieval: scoring ({mode})", unit="batch"):
+    for idx in track(
+        answer_groups(prompts, batch_size), f"retrieval: scoring ({mode})", unit="batch"
+    ):
         batch = [prompts[i] for i in idx]
         if mode == "teacher_forced":
             hits, answers = _batch_teacher_forced(model, batch, edits, backend, route)
@@ -289,7 +353,14 @@ def score_prompts(model, prompts: Sequence[NiahPrompt], mode: str = "teacher_for
         per_test[idx] = per_test_scores(hits, span_len)
         for i, p, text in zip(idx, batch, answers):
             r = rouge1_recall(p.answer, text)
-            records[i] = NiahRecord(p.context_length, p.n_tokens, p.depth, p.actual_depth,
-                                    p.needle_index, text, r, r > rouge_threshold)
+            records[i] = NiahRecord(
+                p.context_length,
+                p.n_tokens,
+                p.depth,
+                p.actual_depth,
+                p.needle_index,
+                text,
+                r,
+                r > rouge_threshold,
+            )
     return per_test, records
-

@@ -29,12 +29,26 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMa
 from interp.backends.attention import attention_implementation
 from interp.backends.plan import Edit, EditContext
 
-__all__ = ["copy_hits", "per_test_scores", "retrieval_scores", "rouge1_recall", "ArgmaxRecorder",
-           "RowsRoute", "rows_route", "rows_attention", "ROWS_IMPLEMENTATION"]
+__all__ = [
+    "copy_hits",
+    "per_test_scores",
+    "retrieval_scores",
+    "rouge1_recall",
+    "ArgmaxRecorder",
+    "RowsRoute",
+    "rows_route",
+    "rows_attention",
+    "ROWS_IMPLEMENTATION",
+]
 
 
-def copy_hits(positions: torch.Tensor, tokens: torch.Tensor, emitted: torch.Tensor,
-              span: torch.Tensor, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+def copy_hits(
+    positions: torch.Tensor,
+    tokens: torch.Tensor,
+    emitted: torch.Tensor,
+    span: torch.Tensor,
+    valid: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """Copy steps per head: argmax key inside the answer span and its token == the emitted one.
 
     positions, tokens: [batch, layer, head, step] argmax key position and the token there;
@@ -110,6 +124,7 @@ class ArgmaxRecorder:
         def observe(pattern: torch.Tensor, ctx: EditContext) -> torch.Tensor:
             self.record(layer, pattern.detach().argmax(-1))
             return pattern
+
         return observe
 
     def observe_scores(self, layer: int, scores: torch.Tensor) -> None:
@@ -131,15 +146,16 @@ class ArgmaxRecorder:
         if missing:
             raise RuntimeError(f"no attention was seen at layer(s) {missing}")
         order = range(self.n_layers)
-        return (torch.stack([self.positions[l] for l in order], 1),
-                torch.stack([self.tokens[l] for l in order], 1))
-
+        return (
+            torch.stack([self.positions[l] for l in order], 1),
+            torch.stack([self.tokens[l] for l in order], 1),
+        )
 
 
 # --- the rows route: the model's own fast attention, plus the scored rows' scores ----------
 
 ROWS_IMPLEMENTATION = "interp_retrieval_rows"
-_ROUTE_ATTR = "interp_rows_route"     # set on each attention module only inside `rows_route`
+_ROUTE_ATTR = "interp_rows_route"  # set on each attention module only inside `rows_route`
 
 
 def _row_scores(query, key, attention_mask, scaling, rows: int) -> torch.Tensor:
@@ -147,7 +163,7 @@ def _row_scores(query, key, attention_mask, scaling, rows: int) -> torch.Tensor:
     Without an additive mask the scaling is left out (a positive factor does not move an argmax)."""
     b, n_heads, q_len, d = query.shape
     n_kv, k_len = key.shape[1], key.shape[2]
-    q = query[:, :, q_len - rows:].reshape(b, n_kv, (n_heads // n_kv) * rows, d)
+    q = query[:, :, q_len - rows :].reshape(b, n_kv, (n_heads // n_kv) * rows, d)
     scores = torch.matmul(q, key.transpose(-1, -2)).view(b, n_heads, rows, k_len).float()
     if attention_mask is None:
         if rows == 1:  # the newest query sees every key
@@ -155,11 +171,10 @@ def _row_scores(query, key, attention_mask, scaling, rows: int) -> torch.Tensor:
         q_pos = torch.arange(k_len - rows, k_len, device=query.device)[:, None]
         allowed = torch.arange(k_len, device=query.device)[None, :] <= q_pos
         return scores.masked_fill(~allowed, float("-inf"))
-    mask = attention_mask[:, :, attention_mask.shape[2] - rows:, :k_len]
+    mask = attention_mask[:, :, attention_mask.shape[2] - rows :, :k_len]
     if mask.dtype == torch.bool:
         return scores.masked_fill(~mask, float("-inf"))
-    return scores * (scaling if scaling is not None else d ** -0.5) + mask.float()
-
+    return scores * (scaling if scaling is not None else d**-0.5) + mask.float()
 
 
 class RowsRoute:
@@ -173,14 +188,17 @@ class RowsRoute:
         self.rows = rows
 
     def observe(self, layer: int, query, key, attention_mask, scaling) -> None:
-        self.recorder.observe_scores(layer, _row_scores(query, key, attention_mask, scaling, self.rows))
+        self.recorder.observe_scores(
+            layer, _row_scores(query, key, attention_mask, scaling, self.rows)
+        )
 
 
 def rows_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """SDPA attention that also hands the scored rows' scores to the route set on `module`
     (none outside `rows_route`: then it is plain SDPA)."""
-    out = sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling,
-                                 dropout=dropout, **kwargs)
+    out = sdpa_attention_forward(
+        module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
+    )
     owner = module.__dict__.get(_ROUTE_ATTR)
     if owner is not None:
         route, layer = owner

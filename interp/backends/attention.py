@@ -16,8 +16,14 @@ import torch
 from transformers import AttentionInterface
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
-__all__ = ["PatternSite", "IMPLEMENTATION", "install_pattern_sites", "pattern_attention",
-           "attention_implementation", "attention_configs"]
+__all__ = [
+    "PatternSite",
+    "IMPLEMENTATION",
+    "install_pattern_sites",
+    "pattern_attention",
+    "attention_implementation",
+    "attention_configs",
+]
 
 IMPLEMENTATION = "interp_eager"
 
@@ -26,8 +32,9 @@ class PatternSite(torch.nn.Identity):
     """Identity module whose output is the attention pattern [batch, heads, q_pos, k_pos]."""
 
 
-def interp_eager_attention(module, query, key, value, attention_mask, scaling=None,
-                           dropout=0.0, softcap=None, **kwargs):
+def interp_eager_attention(
+    module, query, key, value, attention_mask, scaling=None, dropout=0.0, softcap=None, **kwargs
+):
     """Softmax attention; query [b, h, q, d], key/value [b, kv_heads, k, d].
 
     `softcap` (Gemma 2's attention logit soft-capping) squashes the scores to

@@ -31,8 +31,8 @@ import inspect
 from typing import Any
 
 import torch
-from torch.nn.modules import module as _torch_module
 from accelerate.utils import has_offloaded_params
+from torch.nn.modules import module as _torch_module
 from transformer_lens.hook_points import HookPoint
 from transformer_lens.model_bridge.generalized_components.base import GeneralizedComponent
 from transformer_lens.model_bridge.generalized_components.block import BlockBridge
@@ -65,8 +65,11 @@ def install(bridge) -> int:
 def _fast_class(cls: type) -> type:
     fast = _FAST.get(cls)
     if fast is None:
-        body = {"__call__": torch.nn.Module.__call__, "__module__": cls.__module__,
-                "__doc__": cls.__doc__}
+        body = {
+            "__call__": torch.nn.Module.__call__,
+            "__module__": cls.__module__,
+            "__doc__": cls.__doc__,
+        }
         if issubclass(cls, BlockBridge):
             body["_filter_kwargs_for_forward"] = _filter_kwargs_cached
         if issubclass(cls, NormalizationBridge):
@@ -76,9 +79,16 @@ def _fast_class(cls: type) -> type:
 
 
 def _any_hook(m: torch.nn.Module) -> bool:
-    return bool(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
-                or _torch_module._global_forward_hooks or _torch_module._global_forward_pre_hooks
-                or _torch_module._global_backward_hooks or _torch_module._global_backward_pre_hooks)
+    return bool(
+        m._forward_hooks
+        or m._forward_pre_hooks
+        or m._backward_hooks
+        or m._backward_pre_hooks
+        or _torch_module._global_forward_hooks
+        or _torch_module._global_forward_pre_hooks
+        or _torch_module._global_backward_hooks
+        or _torch_module._global_backward_pre_hooks
+    )
 
 
 class FastHookPoint(HookPoint):
@@ -104,8 +114,11 @@ def _filter_kwargs_cached(self, kwargs: dict, num_positional_args: int = 0) -> d
             params = inspect.signature(wrapped.forward).parameters
         except (ValueError, TypeError):
             params = None
-        cached = (wrapped, None if params is None else list(params),
-                  params is None or any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()))
+        cached = (
+            wrapped,
+            None if params is None else list(params),
+            params is None or any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()),
+        )
         self.__dict__["_interp_signature"] = cached
     _, names, passes_all = cached
     if passes_all:
@@ -116,11 +129,15 @@ def _filter_kwargs_cached(self, kwargs: dict, num_positional_args: int = 0) -> d
 
 def _norm_direct_unless_hooked(self, x: torch.Tensor) -> torch.Tensor:
     """The Hugging Face norm itself while no hook watches its scale or normalized value."""
-    if not (self.hook_scale.fwd_hooks or self.hook_scale.bwd_hooks
-            or self.hook_normalized.fwd_hooks or self.hook_normalized.bwd_hooks):
+    if not (
+        self.hook_scale.fwd_hooks
+        or self.hook_scale.bwd_hooks
+        or self.hook_normalized.fwd_hooks
+        or self.hook_normalized.bwd_hooks
+    ):
         wrapped = self.original_component
         if not isinstance(wrapped, torch.nn.Identity):
             out = wrapped(x)
             return out if out.dtype == x.dtype else out.to(x.dtype)
-    replaced: Any = type(self).__mro__[1]                 # the class this forward replaced
+    replaced: Any = type(self).__mro__[1]  # the class this forward replaced
     return replaced._hf_autograd_forward_with_hooks(self, x)

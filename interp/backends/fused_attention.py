@@ -27,9 +27,22 @@ __all__ = ["FUSED_CLASSES", "STEP_BY_STEP_HOOKS", "install", "uses_fused_route"]
 FUSED_CLASSES = ("LlamaAttention", "Qwen2Attention", "MistralAttention")
 
 # hook points fired only by the step-by-step route
-STEP_BY_STEP_HOOKS = ("hook_attn_scores", "hook_pattern", "hook_rot_q", "hook_rot_k", "hook_cos", "hook_sin",
-                      "hook_hidden_states", "hook_result", "hook_attn_in", "hook_q_input", "hook_k_input",
-                      "hook_v_input", "hook_q_normed", "hook_k_normed")
+STEP_BY_STEP_HOOKS = (
+    "hook_attn_scores",
+    "hook_pattern",
+    "hook_rot_q",
+    "hook_rot_k",
+    "hook_cos",
+    "hook_sin",
+    "hook_hidden_states",
+    "hook_result",
+    "hook_attn_in",
+    "hook_q_input",
+    "hook_k_input",
+    "hook_v_input",
+    "hook_q_normed",
+    "hook_k_normed",
+)
 _SPLIT_OPTIONS = ("use_split_qkv_input", "use_attn_in", "use_attn_result", "gated_q_proj")
 
 
@@ -62,7 +75,11 @@ def install(bridge) -> int:
     for block in getattr(bridge, "blocks", []):
         attn = getattr(block, "attn", None)
         hf_attn = getattr(attn, "original_component", None)
-        if attn is None or type(hf_attn).__name__ not in FUSED_CLASSES or getattr(attn, "_interp_fused", False):
+        if (
+            attn is None
+            or type(hf_attn).__name__ not in FUSED_CLASSES
+            or getattr(attn, "_interp_fused", False)
+        ):
             continue
         step_by_step = attn.forward
 
@@ -73,8 +90,13 @@ def install(bridge) -> int:
 
         # plain object attributes: bridge components route attribute writes to the wrapped module.
         # The hook points are fixed modules (hooks come and go on them), so look them up once.
-        object.__setattr__(attn, "_interp_step_hooks", tuple(
-            hp for name in STEP_BY_STEP_HOOKS if (hp := getattr(attn, name, None)) is not None))
+        object.__setattr__(
+            attn,
+            "_interp_step_hooks",
+            tuple(
+                hp for name in STEP_BY_STEP_HOOKS if (hp := getattr(attn, name, None)) is not None
+            ),
+        )
         object.__setattr__(attn, "forward", forward)
         object.__setattr__(attn, "_interp_fused", True)
         n += 1

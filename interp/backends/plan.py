@@ -103,8 +103,12 @@ class LayerPlan:
 class RunPlan:
     """Edits and captures for one forward pass, grouped by layer."""
 
-    def __init__(self, edits: Iterable[Edit] = (), capture: Iterable[tuple[int, str]] = (),
-                 w_out: Optional[Callable[[int], torch.Tensor]] = None):
+    def __init__(
+        self,
+        edits: Iterable[Edit] = (),
+        capture: Iterable[tuple[int, str]] = (),
+        w_out: Optional[Callable[[int], torch.Tensor]] = None,
+    ):
         self.layers: dict[int, LayerPlan] = {}
         for edit in edits:
             self._layer(edit.layer).edits.setdefault(edit.site, []).append(edit.fn)
@@ -130,5 +134,8 @@ class RunPlan:
         return not self.layers
 
     def captured(self) -> dict[tuple[int, str], torch.Tensor]:
-        return {(layer, site): t for layer, plan in sorted(self.layers.items())
-                for site, t in plan.captured.items()}
+        return {
+            (layer, site): t
+            for layer, plan in sorted(self.layers.items())
+            for site, t in plan.captured.items()
+        }

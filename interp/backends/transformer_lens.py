@@ -35,8 +35,12 @@ def share_weights_copy(module: torch.nn.Module) -> torch.nn.Module:
     memo = {id(t): t for t in list(module.parameters()) + list(module.buffers())}
     clone = copy.deepcopy(module, memo)
     for sub in clone.modules():
-        for hooks in (sub._forward_hooks, sub._forward_pre_hooks, sub._backward_hooks,
-                      sub._backward_pre_hooks):
+        for hooks in (
+            sub._forward_hooks,
+            sub._forward_pre_hooks,
+            sub._backward_hooks,
+            sub._backward_pre_hooks,
+        ):
             hooks.clear()
     return clone
 
@@ -46,7 +50,7 @@ class TransformerLensBackend:
 
     def __init__(self, model):
         self.model = model
-        self._hook_points: dict = {}       # hook name -> HookPoint, filled on first use
+        self._hook_points: dict = {}  # hook name -> HookPoint, filled on first use
 
     @cached_property
     def bridge(self):
@@ -58,13 +62,15 @@ class TransformerLensBackend:
         quiet.setLevel(logging.ERROR)
         try:
             bridge = build_bridge_from_module(
-                module, self.model.architecture, hf_config=module.config,
+                module,
+                self.model.architecture,
+                hf_config=module.config,
                 model_name=self.model.name,
             )
         finally:
             quiet.setLevel(level)
-        fused_attention.install(bridge)       # SDPA whenever no hook needs the pattern
-        fast_components.install(bridge)       # no per-call offload probe / signature read / second norm
+        fused_attention.install(bridge)  # SDPA whenever no hook needs the pattern
+        fast_components.install(bridge)  # no per-call offload probe / signature read / second norm
         return bridge
 
     def hook_point(self, name: str):
@@ -109,10 +115,12 @@ class TransformerLensBackend:
 def _site_hook(layer_plan, site, ctx):
     def hook(tensor, hook=None):
         return layer_plan.visit(site, tensor, ctx)
+
     return hook
 
 
 def _out_hook(layer_plan):
     def hook(tensor, hook=None):
         return layer_plan.visit_out(tensor)
+
     return hook

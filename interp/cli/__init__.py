@@ -17,14 +17,23 @@ import importlib
 
 from interp.zoo.cli import app as zoo_app
 
-from . import conflict, core, demo, entity, induction, kv, recall, retrieval  # noqa: F401  (registers their commands)
+from . import (  # noqa: F401  (registers their commands)
+    conflict,
+    core,
+    demo,
+    entity,
+    induction,
+    kv,
+    recall,
+    retrieval,
+)
 from .app import app, fail, load_model
 
 __all__ = ["app", "main"]
 
 app.add_typer(zoo_app, name="zoo", help="Model zoo: small LMs trained here with known behaviours.")
 
-_fail, _load = fail, load_model   # the analyzers' own register() still use these until they move
+_fail, _load = fail, load_model  # the analyzers' own register() still use these until they move
 
 
 def _register_legacy() -> None:

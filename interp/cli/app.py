@@ -18,8 +18,11 @@ from interp.errors import InterpError
 
 __all__ = ["app", "load_model", "fail", "user_errors", "USER_ERRORS"]
 
-app = typer.Typer(help="interp: find and steer the heads that do the work in a causal LM.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="interp: find and steer the heads that do the work in a causal LM.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 USER_ERRORS = (InterpError, FileNotFoundError, ValueError, TypeError)
 """What a command reports as ``error: ...`` instead of a traceback."""

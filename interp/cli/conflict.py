@@ -1,7 +1,7 @@
 """``interp conflict``: memory vs context heads by path patching, and PH3 pruning (Jin et al. 2024).
 
-    interp conflict world-base --out figures/conflict [--k 1 --k 3] [--order path] [--quiet]
-    interp conflict MODEL --items items.jsonl [--templates t.json] --out DIR
+interp conflict world-base --out figures/conflict [--k 1 --k 3] [--order path] [--quiet]
+interp conflict MODEL --items items.jsonl [--templates t.json] --out DIR
 """
 
 from __future__ import annotations
@@ -31,31 +31,62 @@ def parse_formats(text: str) -> Optional[tuple[str, ...]]:
 @app.command("conflict")
 def conflict_cmd(
     model: str = typer.Argument(..., help="HF id, local folder, .gguf file or zoo name."),
-    out: Path = typer.Option(Path("figures/conflict"), "--out", help="Folder for figures and summary.json."),
-    items: Optional[Path] = typer.Option(None, "--items", help="JSONL items (subject, memory_answer, context_answer); default: built in (the zoo world for zoo models, English facts otherwise)."),
-    templates: Optional[Path] = typer.Option(None, "--templates", help="JSON list of templates (default: built in)."),
-    formats: str = typer.Option("", "--formats", help="Locating format, transfer format (default: the "
-                                "model's first two: statement,spaced for zoo models, statement,qa otherwise)."),
+    out: Path = typer.Option(
+        Path("figures/conflict"), "--out", help="Folder for figures and summary.json."
+    ),
+    items: Optional[Path] = typer.Option(
+        None,
+        "--items",
+        help="JSONL items (subject, memory_answer, context_answer); default: built in (the zoo world for zoo models, English facts otherwise).",
+    ),
+    templates: Optional[Path] = typer.Option(
+        None, "--templates", help="JSON list of templates (default: built in)."
+    ),
+    formats: str = typer.Option(
+        "",
+        "--formats",
+        help="Locating format, transfer format (default: the "
+        "model's first two: statement,spaced for zoo models, statement,qa otherwise).",
+    ),
     k: List[int] = typer.Option([], "--k", help="Candidate k (repeatable); default 1 3 5 7 9 15."),
-    source: str = typer.Option("corrupted", "--source", help="Path-patching reference: corrupted | clean."),
+    source: str = typer.Option(
+        "corrupted", "--source", help="Path-patching reference: corrupted | clean."
+    ),
     metric: str = typer.Option("logit_diff", "--metric", help="logit_diff | prob_diff."),
     n_per_subject: int = typer.Option(3, "--n-per-subject", help="Zoo items per subject."),
     n_random: int = typer.Option(5, "--n-random", help="Random-head control draws."),
     seed: int = typer.Option(0, "--seed"),
-    order: str = typer.Option("validation", "--order", help="Which located heads to prune first: "
-                              "validation (each head's pruning effect on the validation split) | "
-                              "path (path-patching rank, as the paper)."),
+    order: str = typer.Option(
+        "validation",
+        "--order",
+        help="Which located heads to prune first: "
+        "validation (each head's pruning effect on the validation split) | "
+        "path (path-patching rank, as the paper).",
+    ),
     silent: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ):
     """Memory vs context heads by path patching, and PH3 pruning (Jin et al. 2024)."""
     with user_errors(), quiet(silent):
         m = load_model(model)
-        cfg = kc.Config(formats=parse_formats(formats), n_per_subject=n_per_subject, source=source,
-                        metric=metric, k_grid=tuple(k) or None, n_random=n_random, seed=seed, order=order)
+        cfg = kc.Config(
+            formats=parse_formats(formats),
+            n_per_subject=n_per_subject,
+            source=source,
+            metric=metric,
+            k_grid=tuple(k) or None,
+            n_random=n_random,
+            seed=seed,
+            order=order,
+        )
         user_items = load_items(items) if items is not None else None
         user_templates = load_templates(templates) if templates else None
-        result, cost = run_with_cost(registry.get("knowledge_conflict").run, m, cfg, items=user_items,
-                                     templates=user_templates)
+        result, cost = run_with_cost(
+            registry.get("knowledge_conflict").run,
+            m,
+            cfg,
+            items=user_items,
+            templates=user_templates,
+        )
         path = write_result(result, out, command=command_line(), cost=cost)
         result.write_files(out)
     typer.echo(result.report())

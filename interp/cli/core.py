@@ -11,7 +11,7 @@ import typer
 
 from interp.interventions import Intervention, PruneHeads, ScaleValues
 
-from .app import app, fail, load_model, user_errors
+from .app import app, load_model, user_errors
 
 __all__ = ["info", "generate", "parse_scale", "build_recipe"]
 
@@ -54,19 +54,27 @@ def generate(
     model: str = typer.Argument(..., help="HF id, local folder, .gguf file or zoo name."),
     prompt: str = typer.Argument(..., help="Prompt text."),
     prune: List[str] = typer.Option([], "--prune", help="Head to prune, e.g. L10H7 (repeatable)."),
-    scale: List[str] = typer.Option([], "--scale", help="HEAD=ALPHA value scaling, e.g. L5H1=2.0 (repeatable)."),
+    scale: List[str] = typer.Option(
+        [], "--scale", help="HEAD=ALPHA value scaling, e.g. L5H1=2.0 (repeatable)."
+    ),
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="Intervention recipe JSON file."),
     mode: str = typer.Option("zero", "--mode", help="Pruning mode: zero, mean or uniform."),
     max_new_tokens: int = typer.Option(32, "--max-new-tokens", "-n"),
     backend: str = typer.Option("nnsight", "--backend", help="transformer_lens or nnsight."),
-    save_recipe: Optional[Path] = typer.Option(None, "--save-recipe", help="Write the combined recipe as JSON."),
+    save_recipe: Optional[Path] = typer.Option(
+        None, "--save-recipe", help="Write the combined recipe as JSON."
+    ),
 ):
     """Generate with and without interventions, side by side."""
     with user_errors():
         m = load_model(model, backend)
         interventions = build_recipe(prune, scale, recipe, mode)
         plain = m.generate(prompt, max_new_tokens, use_interventions=False)
-        edited = m.generate(prompt, max_new_tokens, interventions=interventions) if interventions else None
+        edited = (
+            m.generate(prompt, max_new_tokens, interventions=interventions)
+            if interventions
+            else None
+        )
     typer.echo(f"model:    {m.name} ({m.architecture}, {m.n_layers} layers x {m.n_heads} heads)")
     typer.echo(f"prompt:   {prompt}")
     typer.echo(f"plain:    {plain.texts[0]}")

@@ -49,32 +49,53 @@ def default_model(spec: Optional[str] = None):
             spec = DEFAULT_ZOO_MODEL
         if spec is None:
             model = tiny_model("llama")
-            prompts = ["the cat saw a red", "once upon a time there was a little", "the dog was in the"]
-            return model, (prompts, ["box", "girl", "box"]), "tiny random Llama (no zoo model installed)"
+            prompts = [
+                "the cat saw a red",
+                "once upon a time there was a little",
+                "the dog was in the",
+            ]
+            return (
+                model,
+                (prompts, ["box", "girl", "box"]),
+                "tiny random Llama (no zoo model installed)",
+            )
         model = interp.load(spec)
     if spec in zoo.names():
         facts = zoo.fact_prompts()[:64]
-        return model, ([f["prompt"] for f in facts], [f["answer"] for f in facts]), f"zoo organism {spec}"
+        return (
+            model,
+            ([f["prompt"] for f in facts], [f["answer"] for f in facts]),
+            f"zoo organism {spec}",
+        )
     prompts = ["Once upon a time, there was a little", "One day, she saw a big"]
     return model, (prompts, ["girl", "dog"]), f"model {spec}"
 
 
 # --- each analyzer: run it, write its outputs, return (numbers, roles, circuits) -------------
 
+
 def _registered(name: str) -> Callable:
     """The demo step of a registered analyzer: its demo config, the one writer, its roles."""
+
     def step(model, out: Path):
         entry = registry.get(name)
         result = entry.run(model, entry.default_config(model))
         write_result(result, out)
-        write_files = getattr(result, "write_files", None)   # data files beside the figures, if any
+        write_files = getattr(result, "write_files", None)  # data files beside the figures, if any
         if write_files is not None:
             write_files(out)
         return result.numbers(), result.roles(), result.circuits()
+
     return step
 
 
-DEMO_ANALYZERS = ("retrieval", "knowledge_conflict", "factual_recall", "entity_tracking", "induction")
+DEMO_ANALYZERS = (
+    "retrieval",
+    "knowledge_conflict",
+    "factual_recall",
+    "entity_tracking",
+    "induction",
+)
 ANALYZER_STEPS: dict[str, Callable] = {name: _registered(name) for name in DEMO_ANALYZERS}
 
 
@@ -89,7 +110,9 @@ def _share_plotly(out: Path) -> None:
     for page in out.glob("*/*.html"):
         text = page.read_text(encoding="utf-8")
         if 'src="plotly.min.js"' in text:
-            page.write_text(text.replace('src="plotly.min.js"', 'src="../plotly.min.js"'), encoding="utf-8")
+            page.write_text(
+                text.replace('src="plotly.min.js"', 'src="../plotly.min.js"'), encoding="utf-8"
+            )
 
 
 def _run_analyzers(model, out: Path, steps, progress) -> tuple[dict, list, list, dict]:
@@ -111,9 +134,24 @@ def _run_analyzers(model, out: Path, steps, progress) -> tuple[dict, list, list,
 
 def _headline(numbers: dict) -> dict:
     """The small, top-level part of an analyzer's numbers (its must-show block when it has one)."""
-    keep = ("must_show", "verdict", "note", "share_above", "faithfulness", "accuracy", "prune",
-            "mode_agreement", "control_no_needle_accuracy", "memory_heads", "context_heads",
-            "in_context_heads", "induction_heads", "loss", "causal", "tl_agreement")
+    keep = (
+        "must_show",
+        "verdict",
+        "note",
+        "share_above",
+        "faithfulness",
+        "accuracy",
+        "prune",
+        "mode_agreement",
+        "control_no_needle_accuracy",
+        "memory_heads",
+        "context_heads",
+        "in_context_heads",
+        "induction_heads",
+        "loss",
+        "causal",
+        "tl_agreement",
+    )
     return {k: v for k, v in numbers.items() if k in keep}
 
 
@@ -124,24 +162,45 @@ def run_demo(out: Path, spec: Optional[str] = None, analyzers: Optional[list[str
     model, (prompts, answers), description = default_model(spec)
     scores = head_ablation_scores(model, prompts, answers)
     top = scores.top(3)
-    save_html(scores.plot(title=f"{model.name}: rise in answer loss when each head is zeroed"),
-              out / "head_importance.html")
-    save_html(attention_view(model, prompts[0], [(l, h) for l, h, _ in top],
-                             title=f"{model.name}: top heads on a prompt"), out / "attention.html")
+    save_html(
+        scores.plot(title=f"{model.name}: rise in answer loss when each head is zeroed"),
+        out / "head_importance.html",
+    )
+    save_html(
+        attention_view(
+            model,
+            prompts[0],
+            [(l, h) for l, h, _ in top],
+            title=f"{model.name}: top heads on a prompt",
+        ),
+        out / "attention.html",
+    )
     is_zoo = description.startswith("zoo organism")
-    steps = {k: v for k, v in ANALYZER_STEPS.items() if analyzers is None or k in analyzers} if is_zoo else {}
+    steps = (
+        {k: v for k, v in ANALYZER_STEPS.items() if analyzers is None or k in analyzers}
+        if is_zoo
+        else {}
+    )
     progress = lambda items: tqdm(items, desc="analyzers", unit="analyzer")  # noqa: E731
     numbers, roles, circuits, errors = _run_analyzers(model, out, steps, progress)
     notes = [f"{name}: {msg}" for name, msg in errors.items()]
     if not is_zoo:
         notes.append("the analyzers need a zoo world model; only the generic head map ran")
-    write_atlas(out / "atlas.html", model.info(), roles, circuits, notes=notes or ["all analyzers ran"])
+    write_atlas(
+        out / "atlas.html", model.info(), roles, circuits, notes=notes or ["all analyzers ran"]
+    )
     _share_plotly(out)
     summary = {
-        "model": model.name, "description": description, "info": model.info(),
-        "head_importance": {"n_prompts": len(prompts), "base_answer_loss": scores.meta["base_loss"],
-                            "top_heads": [{"head": f"L{l}H{h}", "loss_rise": round(s, 4)} for l, h, s in top]},
-        "analyzers": numbers, "errors": errors,
+        "model": model.name,
+        "description": description,
+        "info": model.info(),
+        "head_importance": {
+            "n_prompts": len(prompts),
+            "base_answer_loss": scores.meta["base_loss"],
+            "top_heads": [{"head": f"L{l}H{h}", "loss_rise": round(s, 4)} for l, h, s in top],
+        },
+        "analyzers": numbers,
+        "errors": errors,
         "roles_found": {r.role: sorted(r.heads) for r in roles},
         "figures": sorted(str(p.relative_to(out)) for p in out.rglob("*.html")),
         "command": f"interp demo --out {out}" + (f" --model {spec}" if spec else ""),
@@ -154,7 +213,9 @@ def run_demo(out: Path, spec: Optional[str] = None, analyzers: Optional[list[str
 @app.command()
 def demo(
     out: Path = typer.Option(Path("figures"), "--out", help="Folder for the figures."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model (default: the zoo's base model)."),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Model (default: the zoo's base model)."
+    ),
 ):
     """The main job: analyse the default model and write figures (HTML) and summary.json."""
     with user_errors():
@@ -164,7 +225,9 @@ def demo(
 
 @app.command()
 def atlas(
-    model: str = typer.Argument(..., help="Zoo name (the analyzers' data come from the zoo world), or any model."),
+    model: str = typer.Argument(
+        ..., help="Zoo name (the analyzers' data come from the zoo world), or any model."
+    ),
     out: Path = typer.Option(Path("figures/atlas.html"), "--out", help="Path of the atlas page."),
 ):
     """Run every analyzer on MODEL and write the head atlas (one self-contained HTML page)."""
@@ -175,4 +238,6 @@ def atlas(
         summary = run_demo(work, model)
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(work / "atlas.html", out)
-    typer.echo(f"atlas: {out} (analyzer outputs in {work}); roles: {json.dumps(summary['roles_found'])}")
+    typer.echo(
+        f"atlas: {out} (analyzer outputs in {work}); roles: {json.dumps(summary['roles_found'])}"
+    )

@@ -40,31 +40,57 @@ def entity_cmd(
     out: Path = typer.Option(Path("figures/entity"), "--out", help="output folder"),
     n_prompts: int = typer.Option(300, help="path-patching prompts"),
     n_eval: int = typer.Option(300, help="held-out prompts for accuracy and faithfulness"),
-    n_boxes: Optional[int] = typer.Option(None, help="boxes per prompt (default: 4 on zoo world models, else 7 "
-                                          "as the paper)"),
+    n_boxes: Optional[int] = typer.Option(
+        None, help="boxes per prompt (default: 4 on zoo world models, else 7 " "as the paper)"
+    ),
     dcm_pairs: int = typer.Option(1000, help="DCM pairs per desideratum (0 skips DCM)"),
     threshold: float = typer.Option(0.05, help="min relative drop in the metric per head"),
-    metric: str = typer.Option("prob", help="path-patching metric: prob (p(correct), the paper's) or logit_diff "
-                               "(correct - other objects; for models sure of their answers)"),
+    metric: str = typer.Option(
+        "prob",
+        help="path-patching metric: prob (p(correct), the paper's) or logit_diff "
+        "(correct - other objects; for models sure of their answers)",
+    ),
     max_per_group: int = typer.Option(8),
     ablation: str = typer.Option("mean", help="'mean' (PruneHeads.with_means) or 'position-mean'"),
-    random_pool: str = typer.Option("outside", help="where random circuits are drawn: 'outside' the circuit, "
-                                    "'inside' it, or 'others' (every head)"),
+    random_pool: str = typer.Option(
+        "outside",
+        help="where random circuits are drawn: 'outside' the circuit, "
+        "'inside' it, or 'others' (every head)",
+    ),
     seed: int = typer.Option(0),
-    greedy: bool = typer.Option(False, "--greedy", help="also search the smallest head set keeping 90% of the "
-                                "accuracy (about n_heads^2/2 accuracy evaluations)"),
-    learned: bool = typer.Option(False, "--learned", help="also learn a gate per head, prune the learned set while "
-                                 "validation prompts keep 90%, and measure it held out (over an hour for 96 heads "
-                                 "on 2 CPU cores)"),
+    greedy: bool = typer.Option(
+        False,
+        "--greedy",
+        help="also search the smallest head set keeping 90% of the "
+        "accuracy (about n_heads^2/2 accuracy evaluations)",
+    ),
+    learned: bool = typer.Option(
+        False,
+        "--learned",
+        help="also learn a gate per head, prune the learned set while "
+        "validation prompts keep 90%, and measure it held out (over an hour for 96 heads "
+        "on 2 CPU cores)",
+    ),
     backend: str = typer.Option("nnsight"),
     silent: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ):
     """Entity-tracking circuit (Prakash et al. 2024): path patching, faithfulness, DCM, CMAP."""
     with user_errors(), quiet(silent):
-        cfg = entity_tracking.Config(n_prompts=n_prompts, n_eval=n_eval, n_boxes=n_boxes, dcm_pairs=dcm_pairs,
-                                     threshold=threshold, max_per_group=max_per_group, seed=seed,
-                                     ablation=ablation, greedy=greedy, metric=metric, learned=learned,
-                                     random_pool=random_pool, finetuned=finetuned)
+        cfg = entity_tracking.Config(
+            n_prompts=n_prompts,
+            n_eval=n_eval,
+            n_boxes=n_boxes,
+            dcm_pairs=dcm_pairs,
+            threshold=threshold,
+            max_per_group=max_per_group,
+            seed=seed,
+            ablation=ablation,
+            greedy=greedy,
+            metric=metric,
+            learned=learned,
+            random_pool=random_pool,
+            finetuned=finetuned,
+        )
         m = load_model(model, backend)
         ft = load_model(finetuned, backend) if finetuned else None
         result, cost = run_with_cost(registry.get("entity_tracking").run, m, cfg, finetuned=ft)

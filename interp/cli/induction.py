@@ -29,7 +29,9 @@ def parse_ints(text: str, what: str) -> tuple:
     try:
         return tuple(int(x) for x in str(text).split(",") if x.strip())
     except ValueError:
-        raise InvalidArgumentError(f"{what} must be comma-separated integers, e.g. 8,13,21; got {text!r}") from None
+        raise InvalidArgumentError(
+            f"{what} must be comma-separated integers, e.g. 8,13,21; got {text!r}"
+        ) from None
 
 
 def _checkpoint_specs(items: List[str]) -> list[str]:
@@ -38,36 +40,68 @@ def _checkpoint_specs(items: List[str]) -> list[str]:
 
 @app.command("induction")
 def induction_cmd(
-    model: str = typer.Argument(..., help="HF id, local folder, .gguf file, zoo name, or a zoo *.pt state."),
-    out: Path = typer.Option(Path("figures/induction"), "--out", help="Folder for figures and summary.json."),
-    checkpoints: List[str] = typer.Option([], "--checkpoints", help="Checkpoints to track (repeatable or "
-                                          "comma-separated), in training order."),
-    n: Optional[int] = typer.Option(None, "--n", help="Sequences per (span length, offset) (default: 16; 4 on "
-                                    "models of 50M parameters or more)."),
+    model: str = typer.Argument(
+        ..., help="HF id, local folder, .gguf file, zoo name, or a zoo *.pt state."
+    ),
+    out: Path = typer.Option(
+        Path("figures/induction"), "--out", help="Folder for figures and summary.json."
+    ),
+    checkpoints: List[str] = typer.Option(
+        [],
+        "--checkpoints",
+        help="Checkpoints to track (repeatable or " "comma-separated), in training order.",
+    ),
+    n: Optional[int] = typer.Option(
+        None,
+        "--n",
+        help="Sequences per (span length, offset) (default: 16; 4 on "
+        "models of 50M parameters or more).",
+    ),
     lengths: str = typer.Option("8,13,21", "--lengths", help="Span lengths, comma-separated."),
     offsets: str = typer.Option("0,17", "--offsets", help="Prefix lengths before the first copy."),
     seed: int = typer.Option(0, "--seed"),
     top_k: int = typer.Option(2, "--top-k", help="Heads ablated in the causal check."),
     n_random: int = typer.Option(20, "--n-random", help="Random head sets ablated for comparison."),
     threshold: float = typer.Option(0.4, "--threshold"),
-    ablation: str = typer.Option("mean", "--ablation", help=f"How heads are ablated: "
-                                 f"{', '.join(induction.ABLATIONS)}."),
-    rank_by: str = typer.Option("effect", "--rank-by", help="Top heads of the causal check: 'effect' (prefix-"
-                                "matching heads the copy needs most, chosen on other sequences) or 'pattern'."),
-    compare_tl: bool = typer.Option(True, "--compare-tl/--no-compare-tl",
-                                    help="Compare with transformer-lens head_detector."),
-    sweep: str = typer.Option("auto", "--sweep", help="Single-head ablation sweep: 'exact' (every head), "
-                              "'attribution' (estimated, the --shortlist best ablated exactly) or 'auto' "
-                              "(exact below 50M parameters)."),
-    shortlist: int = typer.Option(12, "--shortlist", help="Heads the attribution sweep ablates exactly."),
+    ablation: str = typer.Option(
+        "mean", "--ablation", help=f"How heads are ablated: " f"{', '.join(induction.ABLATIONS)}."
+    ),
+    rank_by: str = typer.Option(
+        "effect",
+        "--rank-by",
+        help="Top heads of the causal check: 'effect' (prefix-"
+        "matching heads the copy needs most, chosen on other sequences) or 'pattern'.",
+    ),
+    compare_tl: bool = typer.Option(
+        True, "--compare-tl/--no-compare-tl", help="Compare with transformer-lens head_detector."
+    ),
+    sweep: str = typer.Option(
+        "auto",
+        "--sweep",
+        help="Single-head ablation sweep: 'exact' (every head), "
+        "'attribution' (estimated, the --shortlist best ablated exactly) or 'auto' "
+        "(exact below 50M parameters).",
+    ),
+    shortlist: int = typer.Option(
+        12, "--shortlist", help="Heads the attribution sweep ablates exactly."
+    ),
     silent: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ):
     """Induction heads of MODEL (scores, roles, copy loss, causal check), optionally over checkpoints."""
     with user_errors(), quiet(silent):
-        cfg = induction.Config(n=n, span_lengths=parse_ints(lengths, "--lengths"),
-                               offsets=parse_ints(offsets, "--offsets"), seed=seed, top_k=top_k,
-                               n_random=n_random, threshold=threshold, ablation=ablation, rank_by=rank_by,
-                               sweep=sweep, shortlist=shortlist)
+        cfg = induction.Config(
+            n=n,
+            span_lengths=parse_ints(lengths, "--lengths"),
+            offsets=parse_ints(offsets, "--offsets"),
+            seed=seed,
+            top_k=top_k,
+            n_random=n_random,
+            threshold=threshold,
+            ablation=ablation,
+            rank_by=rank_by,
+            sweep=sweep,
+            shortlist=shortlist,
+        )
         m, _, _ = induction.load_checkpoint(model)
         cfg = replace(cfg, token_ids=induction.world_content_tokens(model))
         result, cost = run_with_cost(registry.get("induction").run, m, cfg, compare_tl=compare_tl)
@@ -81,15 +115,20 @@ def induction_cmd(
 
 @app.command("induction-damage")
 def damage_cmd(
-    family: str = typer.Option(..., "--family", help="Zoo family prefix (e.g. rep2l) or a folder of member models."),
+    family: str = typer.Option(
+        ..., "--family", help="Zoo family prefix (e.g. rep2l) or a folder of member models."
+    ),
     out: Path = typer.Option(Path("figures/induction-damage"), "--out"),
     n: int = typer.Option(8, "--n", help="Sequences per (span length, offset)."),
     lengths: str = typer.Option("8,13,21", "--lengths"),
     offsets: str = typer.Option("0,17", "--offsets"),
     seed: int = typer.Option(0, "--seed"),
-    test_rows: int = typer.Option(64, "--test-rows", help="Unique held-out rows for the test loss."),
-    trajectories: bool = typer.Option(True, "--trajectories/--no-trajectories",
-                                      help="Also score saved training checkpoints."),
+    test_rows: int = typer.Option(
+        64, "--test-rows", help="Unique held-out rows for the test loss."
+    ),
+    trajectories: bool = typer.Option(
+        True, "--trajectories/--no-trajectories", help="Also score saved training checkpoints."
+    ),
     silent: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ):
     """Repeated-data damage: test loss, induction and copying vs repeated fraction (seed spread).
@@ -97,10 +136,16 @@ def damage_cmd(
     The study loads one model per member (and per checkpoint), so its cost is metered on each
     and summed by the study itself rather than by `run_with_cost`, which meters one model."""
     with user_errors(), quiet(silent):
-        scoring = induction.Config(n=n, span_lengths=parse_ints(lengths, "--lengths"),
-                                   offsets=parse_ints(offsets, "--offsets"), seed=seed, causal=False)
-        cfg = induction_damage.Config(family=family, induction=scoring, test_rows=test_rows,
-                                      trajectories=trajectories)
+        scoring = induction.Config(
+            n=n,
+            span_lengths=parse_ints(lengths, "--lengths"),
+            offsets=parse_ints(offsets, "--offsets"),
+            seed=seed,
+            causal=False,
+        )
+        cfg = induction_damage.Config(
+            family=family, induction=scoring, test_rows=test_rows, trajectories=trajectories
+        )
         result = registry.get("induction_damage").run(None, cfg)
         cost = result.cost.with_floor(*result.floor()) if result.cost is not None else None
         path = write_result(result, out, command=command_line(), cost=cost)

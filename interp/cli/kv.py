@@ -32,25 +32,51 @@ def _numbers(text: Optional[str], kind=float) -> Optional[tuple]:
 
 
 @app.command()
-def kv(model: str = typer.Argument(..., help="Zoo name, HF folder, .gguf file or hub id."),
-       out: Path = typer.Option(..., "--out", help="Folder for the figure, summary.json and policies/."),
-       lengths: Optional[str] = typer.Option(None, help="Context lengths, e.g. 1024,2048,4096 (default: up to 4k within the window)."),
-       depths: Optional[str] = typer.Option(None, help="Needle depths in [0, 1], e.g. 0.1,0.5,0.9."),
-       budgets: Optional[str] = typer.Option(None, help="Shares of kv heads kept whole, e.g. 0.1,0.25,0.5."),
-       n_random: Optional[int] = typer.Option(None, "--n-random", help="Random-head draws per budget (default 5)."),
-       group: Optional[str] = typer.Option(None, help="Query heads -> kv head score: max or mean (default max)."),
-       sink: Optional[int] = typer.Option(None, help="First positions every streaming head keeps (default 4)."),
-       window: Optional[int] = typer.Option(None, help="Recent positions every streaming head keeps (default: a quarter of the shortest length, <= 256)."),
-       scores: Optional[Path] = typer.Option(None, help="Retrieval HeadScores JSON to use instead of scoring."),
-       seed: Optional[int] = typer.Option(None, help="Seed of the random policies (default 0)."),
-       quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
-       ) -> None:
+def kv(
+    model: str = typer.Argument(..., help="Zoo name, HF folder, .gguf file or hub id."),
+    out: Path = typer.Option(
+        ..., "--out", help="Folder for the figure, summary.json and policies/."
+    ),
+    lengths: Optional[str] = typer.Option(
+        None, help="Context lengths, e.g. 1024,2048,4096 (default: up to 4k within the window)."
+    ),
+    depths: Optional[str] = typer.Option(None, help="Needle depths in [0, 1], e.g. 0.1,0.5,0.9."),
+    budgets: Optional[str] = typer.Option(
+        None, help="Shares of kv heads kept whole, e.g. 0.1,0.25,0.5."
+    ),
+    n_random: Optional[int] = typer.Option(
+        None, "--n-random", help="Random-head draws per budget (default 5)."
+    ),
+    group: Optional[str] = typer.Option(
+        None, help="Query heads -> kv head score: max or mean (default max)."
+    ),
+    sink: Optional[int] = typer.Option(
+        None, help="First positions every streaming head keeps (default 4)."
+    ),
+    window: Optional[int] = typer.Option(
+        None,
+        help="Recent positions every streaming head keeps (default: a quarter of the shortest length, <= 256).",
+    ),
+    scores: Optional[Path] = typer.Option(
+        None, help="Retrieval HeadScores JSON to use instead of scoring."
+    ),
+    seed: Optional[int] = typer.Option(None, help="Seed of the random policies (default 0)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
     """NIAH accuracy vs KV memory: retrieval heads kept whole vs random heads vs sink + window."""
     with user_errors():
         m = load_model(model)
-        cfg = K.with_defaults(K.Config(), lengths=_numbers(lengths, int), depths=_numbers(depths),
-                              budgets=_numbers(budgets), n_random=n_random, group=group, sink=sink,
-                              window=window, seed=seed)
+        cfg = K.with_defaults(
+            K.Config(),
+            lengths=_numbers(lengths, int),
+            depths=_numbers(depths),
+            budgets=_numbers(budgets),
+            n_random=n_random,
+            group=group,
+            sink=sink,
+            window=window,
+            seed=seed,
+        )
         given = None if scores is None else HeadScores.from_json(scores)
         with quiet_progress(quiet):
             result, cost = run_with_cost(lambda mm, c: K.run(mm, c, scores=given), m, cfg)
@@ -60,7 +86,15 @@ def kv(model: str = typer.Argument(..., help="Zoo name, HF folder, .gguf file or
         policies = out / "policies"
         policies.mkdir(exist_ok=True)
         for budget in cfg.budgets:
-            policy_from(result.scores, m, budget=budget, group=cfg.group, sink=cfg.sink,
-                        window=cfg.window_for(m)).save(policies / f"retrieval_budget_{budget:.2f}.json")
+            policy_from(
+                result.scores,
+                m,
+                budget=budget,
+                group=cfg.group,
+                sink=cfg.sink,
+                window=cfg.window_for(m),
+            ).save(policies / f"retrieval_budget_{budget:.2f}.json")
     typer.echo(result.report())
-    typer.echo(f"wrote {summary} (cost: {cost.seconds:.0f} s, {cost.forward_passes:.0f} forward equivalents)")
+    typer.echo(
+        f"wrote {summary} (cost: {cost.seconds:.0f} s, {cost.forward_passes:.0f} forward equivalents)"
+    )

@@ -42,9 +42,25 @@ from typing import Optional, Sequence
 
 import torch
 
-__all__ = ["BoxTemplate", "ZOO_TEMPLATE", "PAPER_TEMPLATE", "BoxSample", "BoxDataset", "BoxPairs",
-           "BoxDataError", "DESIDERATA", "box_samples", "box_dataset", "corrupt", "desiderata",
-           "single_token_id", "english_vocabulary", "default_template", "default_n_boxes", "speaks_world"]
+__all__ = [
+    "BoxTemplate",
+    "ZOO_TEMPLATE",
+    "PAPER_TEMPLATE",
+    "BoxSample",
+    "BoxDataset",
+    "BoxPairs",
+    "BoxDataError",
+    "DESIDERATA",
+    "box_samples",
+    "box_dataset",
+    "corrupt",
+    "desiderata",
+    "single_token_id",
+    "english_vocabulary",
+    "default_template",
+    "default_n_boxes",
+    "speaks_world",
+]
 
 DESIDERATA = ("positional", "object", "label")
 
@@ -63,14 +79,18 @@ class BoxTemplate:
     query: str = "box {label} contains the"
 
     def render(self, objects: Sequence[str], labels: Sequence[str], query_label: str) -> str:
-        body = self.separator.join(self.segment.format(object=o, label=l) for o, l in zip(objects, labels))
+        body = self.separator.join(
+            self.segment.format(object=o, label=l) for o, l in zip(objects, labels)
+        )
         return body + self.end + self.query.format(label=query_label)
 
 
 # The zoo's world language (interp.zoo.world: `box_prompts`), word level.
 ZOO_TEMPLATE = BoxTemplate()
 # The paper's wording, for pretrained subword models ("Box T contains the" -> " pot").
-PAPER_TEMPLATE = BoxTemplate("the {object} is in Box {label}", ", ", ". ", "Box {label} contains the")
+PAPER_TEMPLATE = BoxTemplate(
+    "the {object} is in Box {label}", ", ", ". ", "Box {label} contains the"
+)
 
 ENGLISH_PATH = Path(__file__).with_name("english") / "boxes.json"
 
@@ -136,12 +156,20 @@ class BoxDataset:
 
     def subset(self, index) -> "BoxDataset":
         """Rows `index` (a slice or a list of ints) as a new dataset."""
-        rows = list(range(len(self)))[index] if isinstance(index, slice) else [int(i) for i in index]
+        rows = (
+            list(range(len(self)))[index] if isinstance(index, slice) else [int(i) for i in index]
+        )
         pick = torch.tensor(rows, dtype=torch.long)
-        return replace(self, samples=tuple(self.samples[i] for i in rows),
-                       prompts=tuple(self.prompts[i] for i in rows), answer_ids=self.answer_ids[pick],
-                       last_pos=self.last_pos[pick], query_pos=self.query_pos[pick],
-                       label_pos=self.label_pos[pick], object_pos=self.object_pos[pick])
+        return replace(
+            self,
+            samples=tuple(self.samples[i] for i in rows),
+            prompts=tuple(self.prompts[i] for i in rows),
+            answer_ids=self.answer_ids[pick],
+            last_pos=self.last_pos[pick],
+            query_pos=self.query_pos[pick],
+            label_pos=self.label_pos[pick],
+            object_pos=self.object_pos[pick],
+        )
 
 
 @dataclass(frozen=True)
@@ -157,12 +185,19 @@ class BoxPairs:
         return len(self.base)
 
     def subset(self, index) -> "BoxPairs":
-        rows = list(range(len(self)))[index] if isinstance(index, slice) else [int(i) for i in index]
-        return BoxPairs(self.kind, self.base.subset(rows), self.source.subset(rows),
-                        self.target_ids[torch.tensor(rows, dtype=torch.long)])
+        rows = (
+            list(range(len(self)))[index] if isinstance(index, slice) else [int(i) for i in index]
+        )
+        return BoxPairs(
+            self.kind,
+            self.base.subset(rows),
+            self.source.subset(rows),
+            self.target_ids[torch.tensor(rows, dtype=torch.long)],
+        )
 
 
 # --- tokenizer checks ----------------------------------------------------------------------
+
 
 def _tokenizer_of(model_or_tokenizer):
     return getattr(model_or_tokenizer, "tokenizer", model_or_tokenizer)
@@ -175,7 +210,7 @@ def _ids(tokenizer, text: str) -> list[int]:
 def single_token_id(tokenizer, word: str, context: str = "the") -> Optional[int]:
     """The id of `word` when it is exactly one token after `context` (as inside a prompt), else None."""
     before, after = _ids(tokenizer, context), _ids(tokenizer, f"{context} {word}")
-    if len(after) != len(before) + 1 or after[:len(before)] != before:
+    if len(after) != len(before) + 1 or after[: len(before)] != before:
         return None
     unk = getattr(tokenizer, "unk_token_id", None)
     return None if after[-1] == unk else after[-1]
@@ -185,15 +220,17 @@ def _check_single_tokens(tokenizer, words: Sequence[str], what: str) -> dict[str
     ids = {w: single_token_id(tokenizer, w) for w in words}
     bad = [w for w, i in ids.items() if i is None]
     if bad:
-        raise BoxDataError(f"{what} must each be one token of the model's tokenizer; not single tokens: "
-                           f"{bad[:8]}. Pass {what} that are (e.g. filter with single_token_id).")
+        raise BoxDataError(
+            f"{what} must each be one token of the model's tokenizer; not single tokens: "
+            f"{bad[:8]}. Pass {what} that are (e.g. filter with single_token_id)."
+        )
     if len(set(ids.values())) != len(ids):
         raise BoxDataError(f"{what} map to repeated token ids; give distinct single-token words")
     return ids
 
 
-PAPER_N_BOXES = 7   # Prakash et al. 2024
-ZOO_N_BOXES = 4     # the zoo's world models train on 2-6 boxes and are measured on 3-5
+PAPER_N_BOXES = 7  # Prakash et al. 2024
+ZOO_N_BOXES = 4  # the zoo's world models train on 2-6 boxes and are measured on 3-5
 
 
 def speaks_world(tokenizer) -> bool:
@@ -233,9 +270,13 @@ def english_vocabulary(model_or_tokenizer) -> tuple[list[str], list[str], dict]:
     words_o, words_l = _english_words()
     objects = [w for w in words_o if single_token_id(tokenizer, w) is not None]
     labels = [w for w in words_l if single_token_id(tokenizer, w) is not None]
-    record = {"source": "english", "n_objects": len(objects), "n_labels": len(labels),
-              "dropped_objects": [w for w in words_o if w not in objects],
-              "dropped_labels": [w for w in words_l if w not in labels]}
+    record = {
+        "source": "english",
+        "n_objects": len(objects),
+        "n_labels": len(labels),
+        "dropped_objects": [w for w in words_o if w not in objects],
+        "dropped_labels": [w for w in words_l if w not in labels],
+    }
     return objects, labels, record
 
 
@@ -254,35 +295,55 @@ def _defaults(tokenizer, objects, labels):
         labels = default_l if labels is None else labels
     objects, labels = list(dict.fromkeys(objects)), list(dict.fromkeys(labels))
     if set(objects) & set(labels):
-        raise BoxDataError(f"objects and labels must not share words; both contain {sorted(set(objects) & set(labels))}")
+        raise BoxDataError(
+            f"objects and labels must not share words; both contain {sorted(set(objects) & set(labels))}"
+        )
     return objects, labels, record
 
 
-def _check_counts(n_boxes: int, objects, labels, extra_labels: int = 0, extra_objects: int = 0) -> None:
+def _check_counts(
+    n_boxes: int, objects, labels, extra_labels: int = 0, extra_objects: int = 0
+) -> None:
     if n_boxes < 2:
-        raise BoxDataError(f"n_boxes must be at least 2 (a query needs alternatives), got {n_boxes}")
+        raise BoxDataError(
+            f"n_boxes must be at least 2 (a query needs alternatives), got {n_boxes}"
+        )
     need_l, need_o = n_boxes + extra_labels, n_boxes + extra_objects
     if len(labels) < need_l:
-        raise BoxDataError(f"{n_boxes} boxes need at least {need_l} distinct box labels, only {len(labels)} "
-                           "available; lower n_boxes or pass more labels")
+        raise BoxDataError(
+            f"{n_boxes} boxes need at least {need_l} distinct box labels, only {len(labels)} "
+            "available; lower n_boxes or pass more labels"
+        )
     if len(objects) < need_o:
-        raise BoxDataError(f"{n_boxes} boxes need at least {need_o} distinct objects, only {len(objects)} "
-                           "available; lower n_boxes or pass more objects")
+        raise BoxDataError(
+            f"{n_boxes} boxes need at least {need_o} distinct objects, only {len(objects)} "
+            "available; lower n_boxes or pass more objects"
+        )
 
 
 # --- samples -------------------------------------------------------------------------------
 
-def _fresh_sample(rng: random.Random, n_boxes: int, objects, labels, query: Optional[int] = None) -> BoxSample:
+
+def _fresh_sample(
+    rng: random.Random, n_boxes: int, objects, labels, query: Optional[int] = None
+) -> BoxSample:
     objs, labs = tuple(rng.sample(objects, n_boxes)), tuple(rng.sample(labels, n_boxes))
     q = rng.randrange(n_boxes) if query is None else query
     return BoxSample(objs, labs, q, labs[q])
 
 
-def box_samples(n: int, n_boxes: int = 7, objects: Sequence[str] = None, labels: Sequence[str] = None,
-                seed: int = 0) -> list[BoxSample]:
+def box_samples(
+    n: int,
+    n_boxes: int = 7,
+    objects: Sequence[str] = None,
+    labels: Sequence[str] = None,
+    seed: int = 0,
+) -> list[BoxSample]:
     """`n` random samples (no tokenizer involved); objects and labels are drawn without repeats."""
     if objects is None or labels is None:
-        raise BoxDataError("box_samples needs explicit objects and labels; box_dataset picks defaults")
+        raise BoxDataError(
+            "box_samples needs explicit objects and labels; box_dataset picks defaults"
+        )
     _check_counts(n_boxes, objects, labels)
     rng = random.Random(seed)
     return [_fresh_sample(rng, n_boxes, list(objects), list(labels)) for _ in range(n)]
@@ -314,26 +375,51 @@ def _build(model_or_tokenizer, samples, template) -> BoxDataset:
     label_ids = _check_single_tokens(tokenizer, used_l, "labels")
     prompts = tuple(s.prompt(template) for s in samples)
     bos = getattr(tokenizer, "bos_token_id", None)
-    tokens = to_tokens(tokenizer, list(prompts), prepend_bos=bos is not None, pad_id=0, max_len=None)
+    tokens = to_tokens(
+        tokenizer, list(prompts), prepend_bos=bos is not None, pad_id=0, max_len=None
+    )
     unk = getattr(tokenizer, "unk_token_id", None)
     if unk is not None and bool((tokens.input_ids == unk).any()):
-        words = [w for w in template.render(["x"], ["y"], "y").split() if single_token_id(tokenizer, w) is None
-                 and w not in ("x", "y")]
-        raise BoxDataError(f"the template has words the tokenizer does not know ({words}); pass a "
-                           "BoxTemplate written in the model's vocabulary")
+        words = [
+            w
+            for w in template.render(["x"], ["y"], "y").split()
+            if single_token_id(tokenizer, w) is None and w not in ("x", "y")
+        ]
+        raise BoxDataError(
+            f"the template has words the tokenizer does not know ({words}); pass a "
+            "BoxTemplate written in the model's vocabulary"
+        )
     if tokens.has_padding:
-        raise BoxDataError("box prompts tokenize to different lengths; every object and label must be "
-                           "one token in context and all samples must have the same number of boxes")
+        raise BoxDataError(
+            "box prompts tokenize to different lengths; every object and label must be "
+            "one token in context and all samples must have the same number of boxes"
+        )
     ids = tokens.input_ids
     last, query_pos, label_pos, object_pos = _positions(ids, samples, label_ids, object_ids)
     answers = torch.tensor([object_ids[s.answer] for s in samples], dtype=torch.long)
-    return BoxDataset(tuple(samples), prompts, answers, last, query_pos, label_pos, object_pos,
-                      template, int(ids.shape[1]))
+    return BoxDataset(
+        tuple(samples),
+        prompts,
+        answers,
+        last,
+        query_pos,
+        label_pos,
+        object_pos,
+        template,
+        int(ids.shape[1]),
+    )
 
 
-def box_dataset(model, n: int = 300, n_boxes: int = 7, *, objects: Sequence[str] = None,
-                labels: Sequence[str] = None, seed: int = 0,
-                template: Optional[BoxTemplate] = None) -> BoxDataset:
+def box_dataset(
+    model,
+    n: int = 300,
+    n_boxes: int = 7,
+    *,
+    objects: Sequence[str] = None,
+    labels: Sequence[str] = None,
+    seed: int = 0,
+    template: Optional[BoxTemplate] = None,
+) -> BoxDataset:
     """`n` box prompts for `model` (or a tokenizer), with answer ids and circuit positions.
 
     Objects/labels default to the zoo's world vocabulary when the tokenizer has it, else to
@@ -357,14 +443,27 @@ def box_dataset(model, n: int = 300, n_boxes: int = 7, *, objects: Sequence[str]
 
 # --- counterfactuals -----------------------------------------------------------------------
 
+
 def _vocab(data: BoxDataset, objects, labels):
-    objects = list(objects) if objects is not None else sorted({o for s in data.samples for o in s.objects})
-    labels = list(labels) if labels is not None else sorted({l for s in data.samples for l in s.labels})
+    objects = (
+        list(objects)
+        if objects is not None
+        else sorted({o for s in data.samples for o in s.objects})
+    )
+    labels = (
+        list(labels) if labels is not None else sorted({l for s in data.samples for l in s.labels})
+    )
     return objects, labels
 
 
-def corrupt(model, data: BoxDataset, *, objects: Sequence[str] = None, labels: Sequence[str] = None,
-            seed: int = 1) -> BoxDataset:
+def corrupt(
+    model,
+    data: BoxDataset,
+    *,
+    objects: Sequence[str] = None,
+    labels: Sequence[str] = None,
+    seed: int = 1,
+) -> BoxDataset:
     """Path-patching counterparts of `data`: for each sample a different sample whose correct
     segment is at another position, its query label replaced by a label absent from its context.
 
@@ -382,8 +481,15 @@ def corrupt(model, data: BoxDataset, *, objects: Sequence[str] = None, labels: S
     return _build(model, out, data.template)
 
 
-def desiderata(model, data: BoxDataset, kind: str, *, objects: Sequence[str] = None,
-               labels: Sequence[str] = None, seed: int = 2) -> BoxPairs:
+def desiderata(
+    model,
+    data: BoxDataset,
+    kind: str,
+    *,
+    objects: Sequence[str] = None,
+    labels: Sequence[str] = None,
+    seed: int = 2,
+) -> BoxPairs:
     """DCM pairs of desideratum `kind` ("positional", "object", "label") built on `data` (the base)."""
     if kind not in DESIDERATA:
         raise BoxDataError(f"unknown desideratum {kind!r}; choose one of {DESIDERATA}")

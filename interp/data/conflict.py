@@ -46,9 +46,25 @@ from typing import Optional, Sequence
 
 from . import facts
 
-__all__ = ["Template", "ConflictItem", "ConflictSet", "ConflictDataError", "ZOO_TEMPLATES",
-           "EN_TEMPLATES", "templates_for", "zoo_items", "zoo_counts", "english_items", "load_items", "load_counts", "load_templates", "build_conflict_set",
-           "is_zoo_model", "answer_tokens", "MultiTokenAnswerWarning"]
+__all__ = [
+    "Template",
+    "ConflictItem",
+    "ConflictSet",
+    "ConflictDataError",
+    "ZOO_TEMPLATES",
+    "EN_TEMPLATES",
+    "templates_for",
+    "zoo_items",
+    "zoo_counts",
+    "english_items",
+    "load_items",
+    "load_counts",
+    "load_templates",
+    "build_conflict_set",
+    "is_zoo_model",
+    "answer_tokens",
+    "MultiTokenAnswerWarning",
+]
 
 
 class ConflictDataError(ValueError):
@@ -88,11 +104,15 @@ class Template:
 
     def __post_init__(self):
         if not any(f"{{{name}}}" in self.query for name in ("subject",) + _RELATION_FIELDS):
-            raise ConflictDataError(f"template {self.name!r}: query needs a {{subject}}, {{statement}} "
-                                    f"or {{question}} placeholder, got {self.query!r}")
+            raise ConflictDataError(
+                f"template {self.name!r}: query needs a {{subject}}, {{statement}} "
+                f"or {{question}} placeholder, got {self.query!r}"
+            )
         if "{answer}" not in self.context:
-            raise ConflictDataError(f"template {self.name!r}: context needs an {{answer}} placeholder, "
-                                    f"got {self.context!r}")
+            raise ConflictDataError(
+                f"template {self.name!r}: context needs an {{answer}} placeholder, "
+                f"got {self.context!r}"
+            )
         object.__setattr__(self, "stop", tuple(self.stop))
 
     def fields(self, subject: str, relation: str = "capital") -> dict:
@@ -100,15 +120,25 @@ class Template:
         if not any(f"{{{name}}}" in self.context + self.query for name in _RELATION_FIELDS):
             return {"subject": subject}
         said = facts.relation(relation)
-        return {"subject": subject, "statement": said.statement_for(subject),
-                "question": said.question_for(subject)}
+        return {
+            "subject": subject,
+            "statement": said.statement_for(subject),
+            "question": said.question_for(subject),
+        }
 
     def clean_prompt(self, subject: str, relation: str = "capital") -> str:
         return self.query.format(**self.fields(subject, relation))
 
-    def conflict_prompt(self, subject: str, context_answer: str, context_subject: Optional[str] = None,
-                        relation: str = "capital") -> str:
-        ctx = self.context.format(**self.fields(context_subject or subject, relation), answer=context_answer)
+    def conflict_prompt(
+        self,
+        subject: str,
+        context_answer: str,
+        context_subject: Optional[str] = None,
+        relation: str = "capital",
+    ) -> str:
+        ctx = self.context.format(
+            **self.fields(context_subject or subject, relation), answer=context_answer
+        )
         return ctx + self.joiner + self.clean_prompt(subject, relation)
 
     def to_dict(self) -> dict:
@@ -119,7 +149,9 @@ class Template:
         allowed = {"name", "context", "query", "joiner", "answer_prefix", "stop"}
         extra = set(data) - allowed
         if extra:
-            raise ConflictDataError(f"template has unknown field(s) {sorted(extra)}; allowed: {sorted(allowed)}")
+            raise ConflictDataError(
+                f"template has unknown field(s) {sorted(extra)}; allowed: {sorted(allowed)}"
+            )
         missing = {"name", "context", "query"} - set(data)
         if missing:
             raise ConflictDataError(f"template is missing field(s) {sorted(missing)}")
@@ -131,6 +163,7 @@ def _zoo_filler(world_seed: int = 0, seed: int = 0) -> str:
     import numpy as np
 
     from ..zoo.world import World
+
     return " ".join(World(world_seed).filler_sentence(np.random.default_rng(seed)))
 
 
@@ -142,15 +175,25 @@ def _zoo_filler(world_seed: int = 0, seed: int = 0) -> str:
 # the models never saw in training (they answer it from memory); it is kept for comparison.
 _F = _zoo_filler()
 ZOO_TEMPLATES = {
-    "statement": Template("statement", _F + " the capital of {subject} is {answer} .", "the capital of {subject} is"),
-    "spaced": Template("spaced", "the capital of {subject} is {answer} . " + _F, "the capital of {subject} is"),
-    "qa": Template("qa", "capital of {subject} : the capital of {subject} is {answer} .",
-                   "capital of {subject} : the capital of {subject} is", stop=(".", ":")),
+    "statement": Template(
+        "statement", _F + " the capital of {subject} is {answer} .", "the capital of {subject} is"
+    ),
+    "spaced": Template(
+        "spaced", "the capital of {subject} is {answer} . " + _F, "the capital of {subject} is"
+    ),
+    "qa": Template(
+        "qa",
+        "capital of {subject} : the capital of {subject} is {answer} .",
+        "capital of {subject} : the capital of {subject} is",
+        stop=(".", ":"),
+    ),
 }
 # English formats for pretrained models, worded per relation (see the module docstring).
 EN_TEMPLATES = {
     "statement": Template("statement", "{statement} {answer}.", "{statement}", stop=(".", "\n")),
-    "qa": Template("qa", "{statement} {answer}.", "Q: {question}\nA:", joiner="\n", stop=("Q:", "\n", ".")),
+    "qa": Template(
+        "qa", "{statement} {answer}.", "Q: {question}\nA:", joiner="\n", stop=("Q:", "\n", ".")
+    ),
 }
 
 
@@ -163,6 +206,7 @@ def is_zoo_model(model) -> bool:
     """Whether `model` is a shipped zoo organism (loaded by its zoo name)."""
     try:
         from ..zoo import names
+
         return model.name in names()
     except Exception:  # noqa: BLE001 - no zoo checkpoints shipped
         return False
@@ -193,7 +237,9 @@ class ConflictItem:
         for name in ("subject", "memory_answer", "context_answer"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
-                raise ConflictDataError(f"ConflictItem.{name} must be a non-empty string, got {value!r}")
+                raise ConflictDataError(
+                    f"ConflictItem.{name} must be a non-empty string, got {value!r}"
+                )
 
 
 _ITEM_KEYS = {"subject", "memory_answer", "context_answer", "frequency", "relation"}
@@ -218,12 +264,19 @@ def load_items(path) -> list[ConflictItem]:
         except json.JSONDecodeError as err:
             raise ConflictDataError(f"{path}:{number}: not valid JSON ({err})") from None
         if not isinstance(data, dict):
-            raise ConflictDataError(f"{path}:{number}: expected a JSON object, got {type(data).__name__}")
-        extra, missing = set(data) - _ITEM_KEYS, {"subject", "memory_answer", "context_answer"} - set(data)
+            raise ConflictDataError(
+                f"{path}:{number}: expected a JSON object, got {type(data).__name__}"
+            )
+        extra, missing = (
+            set(data) - _ITEM_KEYS,
+            {"subject", "memory_answer", "context_answer"} - set(data),
+        )
         if extra or missing:
-            raise ConflictDataError(f"{path}:{number}: unknown keys {sorted(extra)} / missing keys "
-                                    f"{sorted(missing)}; an item needs subject, memory_answer, "
-                                    f"context_answer (optional: frequency, relation)")
+            raise ConflictDataError(
+                f"{path}:{number}: unknown keys {sorted(extra)} / missing keys "
+                f"{sorted(missing)}; an item needs subject, memory_answer, "
+                f"context_answer (optional: frequency, relation)"
+            )
         items.append(ConflictItem(**data))
     if not items:
         raise ConflictDataError(f"{path} holds no items")
@@ -236,7 +289,9 @@ def load_counts(path) -> dict[str, float]:
     try:
         data = json.loads(text)
         if not isinstance(data, dict):
-            raise ConflictDataError(f"{path}: a JSON count table must be an object {{subject: count}}")
+            raise ConflictDataError(
+                f"{path}: a JSON count table must be an object {{subject: count}}"
+            )
         return {str(k): float(v) for k, v in data.items()}
     except json.JSONDecodeError:
         pass
@@ -250,7 +305,9 @@ def load_counts(path) -> dict[str, float]:
         except (IndexError, ValueError):
             if number == 1:
                 continue  # header
-            raise ConflictDataError(f"{path}:{number}: expected 'subject,count', got {line!r}") from None
+            raise ConflictDataError(
+                f"{path}:{number}: expected 'subject,count', got {line!r}"
+            ) from None
     return table
 
 
@@ -258,24 +315,31 @@ def zoo_counts(name: str = "world-base", world_seed: int = 0) -> tuple[dict[str,
     """Per-country training mentions of a zoo model (from its card), else the world's fact probabilities."""
     try:
         from .. import zoo
+
         counts = zoo.card(name).get("country_train_counts")
         if counts:
             return {k: float(v) for k, v in counts.items()}, f"{name} card: country_train_counts"
     except Exception:  # noqa: BLE001 - not shipped: fall back to the generator's probabilities
         pass
     from ..zoo.world import World
+
     world = World(world_seed)
-    return {c: world.fact_probs.get(c, 0.0) for c in world.countries}, "World.fact_probs (sampling probability)"
+    return {
+        c: world.fact_probs.get(c, 0.0) for c in world.countries
+    }, "World.fact_probs (sampling probability)"
 
 
-def zoo_items(n_per_subject: int = 2, seed: int = 0, world_seed: int = 0,
-              counts: Optional[dict] = None) -> list[ConflictItem]:
+def zoo_items(
+    n_per_subject: int = 2, seed: int = 0, world_seed: int = 0, counts: Optional[dict] = None
+) -> list[ConflictItem]:
     """Items for every zoo country (unknown ones are dropped later by `build_conflict_set`)."""
     from ..zoo.world import World
 
     world = World(world_seed)
     rng = random.Random(f"conflict-items-{seed}")
-    counts = counts if counts is not None else {c: world.fact_probs.get(c, 0.0) for c in world.countries}
+    counts = (
+        counts if counts is not None else {c: world.fact_probs.get(c, 0.0) for c in world.countries}
+    )
     items = []
     for country in world.countries:
         truth = world.capital_of[country]
@@ -285,8 +349,9 @@ def zoo_items(n_per_subject: int = 2, seed: int = 0, world_seed: int = 0,
     return items
 
 
-def english_items(n_per_subject: int = 2, seed: int = 0,
-                  relations: Optional[Sequence[str]] = None) -> list[ConflictItem]:
+def english_items(
+    n_per_subject: int = 2, seed: int = 0, relations: Optional[Sequence[str]] = None
+) -> list[ConflictItem]:
     """Items for every shipped English fact (`interp.data.facts`), each relation in turn: per
     subject, `n_per_subject` context answers drawn (seeded) from the relation's other answers.
     Frequencies are unknown (None); unknown subjects are dropped later by `build_conflict_set`.
@@ -313,8 +378,8 @@ def answer_tokens(model, prompt: str, answer: str, joiner: str = " ") -> list[in
     tok = model.tokenizer
     before = tok(prompt, add_special_tokens=False)["input_ids"]
     after = tok(prompt + joiner + answer.strip(), add_special_tokens=False)["input_ids"]
-    if after[:len(before)] == before and len(after) > len(before):
-        return after[len(before):]
+    if after[: len(before)] == before and len(after) > len(before):
+        return after[len(before) :]
     pieces = tok(joiner + answer.strip(), add_special_tokens=False)["input_ids"]
     if not pieces:
         raise ConflictDataError(f"answer {answer!r} tokenizes to nothing")
@@ -340,8 +405,10 @@ class ConflictSet:
 
     def prompts(self) -> list[str]:
         """Conflict prompts (context + query)."""
-        return [self.template.conflict_prompt(i.subject, i.context_answer, relation=i.relation)
-                for i in self.items]
+        return [
+            self.template.conflict_prompt(i.subject, i.context_answer, relation=i.relation)
+            for i in self.items
+        ]
 
     def clean_prompts(self) -> list[str]:
         """Memory-baseline prompts (query only)."""
@@ -361,17 +428,28 @@ class ConflictSet:
             subjects[rel] = sorted({i.subject for i in members})
             answers[rel] = sorted({a for i in members for a in (i.memory_answer, i.context_answer)})
             if len(subjects[rel]) < 2 or len(answers[rel]) < 4:
-                raise ConflictDataError(f"corrupted prompts need at least 2 subjects and 4 distinct answers "
-                                        f"per relation; relation {rel!r} has {len(subjects[rel])} and "
-                                        f"{len(answers[rel])}")
-        length = (lambda text: len(model.tokenizer(text, add_special_tokens=False)["input_ids"])) if model else None
+                raise ConflictDataError(
+                    f"corrupted prompts need at least 2 subjects and 4 distinct answers "
+                    f"per relation; relation {rel!r} has {len(subjects[rel])} and "
+                    f"{len(answers[rel])}"
+                )
+        length = (
+            (lambda text: len(model.tokenizer(text, add_special_tokens=False)["input_ids"]))
+            if model
+            else None
+        )
         out = []
         for item, prompt in zip(self.items, self.prompts()):
             want = length(prompt) if length else None
             for _ in range(tries if length else 1):
                 subject = rng.choice([s for s in subjects[item.relation] if s != item.subject])
-                answer = rng.choice([a for a in answers[item.relation]
-                                     if a not in (item.memory_answer, item.context_answer)])
+                answer = rng.choice(
+                    [
+                        a
+                        for a in answers[item.relation]
+                        if a not in (item.memory_answer, item.context_answer)
+                    ]
+                )
                 ref = self.template.conflict_prompt(subject, answer, relation=item.relation)
                 if want is None or length(ref) == want:
                     break
@@ -382,10 +460,17 @@ class ConflictSet:
         idx = list(indices)
         bad = [i for i in idx if not -len(self.items) <= i < len(self.items)]
         if bad:
-            raise ConflictDataError(f"item indices {bad[:5]} are outside this set of {len(self.items)} items")
+            raise ConflictDataError(
+                f"item indices {bad[:5]} are outside this set of {len(self.items)} items"
+            )
         pick = lambda seq: tuple(seq[i] for i in idx)  # noqa: E731
-        return replace(self, items=pick(self.items), memory_ids=pick(self.memory_ids),
-                       context_ids=pick(self.context_ids), memory_tokens=pick(self.memory_tokens))
+        return replace(
+            self,
+            items=pick(self.items),
+            memory_ids=pick(self.memory_ids),
+            context_ids=pick(self.context_ids),
+            memory_tokens=pick(self.memory_tokens),
+        )
 
     def of_subjects(self, subjects) -> "ConflictSet":
         keep = set(subjects)
@@ -406,22 +491,35 @@ class ConflictSet:
 
     def summary(self) -> dict:
         """Counts and the template; per-relation counts when the items span several relations."""
-        out = {"n_items": len(self.items), "n_subjects": len({i.subject for i in self.items}),
-               "n_candidates": self.n_candidates, "excluded": dict(self.excluded),
-               "n_multi_token_answers": self.n_multi_token, "template": self.template.to_dict()}
+        out = {
+            "n_items": len(self.items),
+            "n_subjects": len({i.subject for i in self.items}),
+            "n_candidates": self.n_candidates,
+            "excluded": dict(self.excluded),
+            "n_multi_token_answers": self.n_multi_token,
+            "template": self.template.to_dict(),
+        }
         if len(self.per_relation) > 1:
             out["per_relation"] = {rel: dict(counts) for rel, counts in self.per_relation.items()}
         return out
 
 
-def build_conflict_set(model, items: Sequence[ConflictItem], template: Template, *,
-                       check_memory: bool = True, batch_size: int = 64) -> ConflictSet:
+def build_conflict_set(
+    model,
+    items: Sequence[ConflictItem],
+    template: Template,
+    *,
+    check_memory: bool = True,
+    batch_size: int = 64,
+) -> ConflictSet:
     """Keep the items the model can be tested on (see the module docstring for the rules).
 
     `ConflictSet.excluded` counts the items dropped for each reason; `per_relation` counts,
     for each relation, the candidates, the drops and the subjects kept (what the model knows)."""
     if not isinstance(template, Template):
-        raise TypeError(f"template must be an interp.data.conflict.Template, got {type(template).__name__}")
+        raise TypeError(
+            f"template must be an interp.data.conflict.Template, got {type(template).__name__}"
+        )
     items = list(items)
     if not items:
         raise ConflictDataError("no conflict items given")
@@ -434,24 +532,43 @@ def build_conflict_set(model, items: Sequence[ConflictItem], template: Template,
         ctx_first.append(ctx)
     if check_memory:
         screened = [i for i, r in enumerate(reasons) if r is None]
-        known = _knows(model, [template.clean_prompt(items[i].subject, items[i].relation) for i in screened],
-                       [mem_tokens[i] for i in screened], batch_size)
+        known = _knows(
+            model,
+            [template.clean_prompt(items[i].subject, items[i].relation) for i in screened],
+            [mem_tokens[i] for i in screened],
+            batch_size,
+        )
         for i, k in zip(screened, known):
             reasons[i] = None if k else "unknown_subject"
-    excluded = {name: reasons.count(name) for name in ("context_equals_memory", "same_first_token",
-                                                       "unknown_subject")}
+    excluded = {
+        name: reasons.count(name)
+        for name in ("context_equals_memory", "same_first_token", "unknown_subject")
+    }
     keep = [i for i, r in enumerate(reasons) if r is None]
     if not keep:
-        raise ConflictDataError(f"no usable conflict items out of {len(items)} (excluded: {excluded}); "
-                                "the model must answer each clean prompt correctly; give items it knows (--items FILE)")
+        raise ConflictDataError(
+            f"no usable conflict items out of {len(items)} (excluded: {excluded}); "
+            "the model must answer each clean prompt correctly; give items it knows (--items FILE)"
+        )
     n_multi = sum(len(mem_tokens[i]) > 1 for i in keep)
     if n_multi:
-        warnings.warn(f"{n_multi} of {len(keep)} memorised answers span several tokens; logit metrics "
-                      "use their first token (answers with equal first tokens were excluded)",
-                      MultiTokenAnswerWarning, stacklevel=2)
-    return ConflictSet(tuple(items[i] for i in keep), template, tuple(mem_tokens[i][0] for i in keep),
-                       tuple(ctx_first[i] for i in keep), tuple(mem_tokens[i] for i in keep), excluded,
-                       n_multi, len(items), _per_relation(items, reasons))
+        warnings.warn(
+            f"{n_multi} of {len(keep)} memorised answers span several tokens; logit metrics "
+            "use their first token (answers with equal first tokens were excluded)",
+            MultiTokenAnswerWarning,
+            stacklevel=2,
+        )
+    return ConflictSet(
+        tuple(items[i] for i in keep),
+        template,
+        tuple(mem_tokens[i][0] for i in keep),
+        tuple(ctx_first[i] for i in keep),
+        tuple(mem_tokens[i] for i in keep),
+        excluded,
+        n_multi,
+        len(items),
+        _per_relation(items, reasons),
+    )
 
 
 def _screen(model, item: ConflictItem, template: Template):
@@ -470,9 +587,18 @@ def _per_relation(items: Sequence[ConflictItem], reasons: Sequence[Optional[str]
     """Per relation: candidate items, items dropped per reason, items and subjects kept."""
     out: dict = {}
     for item, reason in zip(items, reasons):
-        row = out.setdefault(item.relation, {"n_candidates": 0, "context_equals_memory": 0,
-                                             "same_first_token": 0, "unknown_subject": 0, "n_items": 0,
-                                             "subjects": set(), "known": set()})
+        row = out.setdefault(
+            item.relation,
+            {
+                "n_candidates": 0,
+                "context_equals_memory": 0,
+                "same_first_token": 0,
+                "unknown_subject": 0,
+                "n_items": 0,
+                "subjects": set(),
+                "known": set(),
+            },
+        )
         row["n_candidates"] += 1
         row["subjects"].add(item.subject)
         if reason is None:
@@ -485,16 +611,18 @@ def _per_relation(items: Sequence[ConflictItem], reasons: Sequence[Optional[str]
     return out
 
 
-def _knows(model, prompts: list[str], answers: list[tuple[int, ...]], batch_size: int) -> list[bool]:
+def _knows(
+    model, prompts: list[str], answers: list[tuple[int, ...]], batch_size: int
+) -> list[bool]:
     """Whether greedy decoding of each clean prompt reproduces its whole memorised answer.
 
     Each distinct (prompt, answer) pair is generated once (items of one subject share both)."""
     pairs = list(dict.fromkeys(zip(prompts, answers)))
     verdict = {}
     for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start:start + batch_size]
+        chunk = pairs[start : start + batch_size]
         steps = max(len(a) for _, a in chunk)
         gen = model.generate([p for p, _ in chunk], max_new_tokens=steps, use_interventions=False)
         for (prompt, want), row in zip(chunk, gen.new_tokens.tolist()):
-            verdict[prompt, want] = tuple(row[:len(want)]) == tuple(want)
+            verdict[prompt, want] = tuple(row[: len(want)]) == tuple(want)
     return [verdict[pair] for pair in zip(prompts, answers)]

@@ -33,9 +33,17 @@ from .niah import (
     zoo_needles,
 )
 
-__all__ = ["default_items", "default_counts", "default_haystack", "default_needles",
-           "default_niah_template", "speaks_english", "default_template", "default_n_boxes",
-           "english_vocabulary"]
+__all__ = [
+    "default_items",
+    "default_counts",
+    "default_haystack",
+    "default_needles",
+    "default_niah_template",
+    "speaks_english",
+    "default_template",
+    "default_n_boxes",
+    "english_vocabulary",
+]
 
 
 def default_items(model, n_per_subject: int = 2, seed: int = 0) -> list[ConflictItem]:
@@ -53,7 +61,10 @@ def default_counts(model) -> tuple[dict[str, float], str]:
     here, so the English facts come with an empty table (the frequency analysis is skipped)."""
     if is_zoo_model(model):
         return zoo_counts(model.name)
-    return {}, "none: the training frequencies of the English facts are unknown (give a count table)"
+    return (
+        {},
+        "none: the training frequencies of the English facts are unknown (give a count table)",
+    )
 
 
 def speaks_english(model) -> bool:

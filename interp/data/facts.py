@@ -61,10 +61,14 @@ class Relation:
 def _relation(name: str, data: dict) -> Relation:
     for key in ("statement", "question"):
         if "{subject}" not in data.get(key, ""):
-            raise FactsError(f"{FACTS_PATH}: relation {name!r} needs a {key} with a {{subject}} placeholder")
+            raise FactsError(
+                f"{FACTS_PATH}: relation {name!r} needs a {key} with a {{subject}} placeholder"
+            )
     table = data.get("facts")
     if not isinstance(table, dict) or not table:
-        raise FactsError(f"{FACTS_PATH}: relation {name!r} has no facts (a subject -> answer object)")
+        raise FactsError(
+            f"{FACTS_PATH}: relation {name!r} has no facts (a subject -> answer object)"
+        )
     return Relation(name, data["statement"], data["question"], tuple(table.items()))
 
 
@@ -82,9 +86,11 @@ def relation(name: str) -> Relation:
     """The shipped relation `name`; the error lists the known ones."""
     table = relations()
     if name not in table:
-        raise FactsError(f"no built-in wording for relation {name!r}; known relations: "
-                         f"{', '.join(sorted(table))}. Templates with {{statement}} or {{question}} "
-                         "need one of these; use {subject} templates for other relations")
+        raise FactsError(
+            f"no built-in wording for relation {name!r}; known relations: "
+            f"{', '.join(sorted(table))}. Templates with {{statement}} or {{question}} "
+            "need one of these; use {subject} templates for other relations"
+        )
     return table[name]
 
 

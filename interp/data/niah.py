@@ -37,10 +37,23 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 __all__ = [
-    "Needle", "NiahPrompt", "NiahError", "NeedleNotFoundError", "EmptyHaystackError",
-    "ContextTooLongError", "PAPER_NEEDLE", "PAPER_TEMPLATE", "COMPLETION_TEMPLATE",
-    "build_prompt", "build_grid", "locate", "zoo_haystack", "zoo_needles", "ENGLISH_NEEDLES",
-    "english_haystack", "english_needles",
+    "Needle",
+    "NiahPrompt",
+    "NiahError",
+    "NeedleNotFoundError",
+    "EmptyHaystackError",
+    "ContextTooLongError",
+    "PAPER_NEEDLE",
+    "PAPER_TEMPLATE",
+    "COMPLETION_TEMPLATE",
+    "build_prompt",
+    "build_grid",
+    "locate",
+    "zoo_haystack",
+    "zoo_needles",
+    "ENGLISH_NEEDLES",
+    "english_haystack",
+    "english_needles",
 ]
 
 PAPER_TEMPLATE = "{context} Based on the content of the book, Question: {question}\nAnswer:"
@@ -84,8 +97,10 @@ class Needle:
             if not isinstance(value, str) or not value.strip():
                 raise NiahError(f"Needle.{name} must be a non-empty string, got {value!r}")
         if _find(self.text, self.answer) < 0:
-            raise NiahError(f"the answer {self.answer!r} must appear verbatim in the needle "
-                            f"{self.text!r} (it is the scored span); give a substring of the needle")
+            raise NiahError(
+                f"the answer {self.answer!r} must appear verbatim in the needle "
+                f"{self.text!r} (it is the scored span); give a substring of the needle"
+            )
 
 
 PAPER_NEEDLE = Needle(
@@ -125,10 +140,13 @@ class NiahPrompt:
 
 # --- tokenizer helpers -------------------------------------------------------------------------
 
+
 def _encode(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
     if not getattr(tokenizer, "is_fast", False):
-        raise TypeError(f"NIAH prompts need a fast tokenizer (character offsets), got "
-                        f"{type(tokenizer).__name__}; load the model's tokenizer with use_fast=True")
+        raise TypeError(
+            f"NIAH prompts need a fast tokenizer (character offsets), got "
+            f"{type(tokenizer).__name__}; load the model's tokenizer with use_fast=True"
+        )
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
 
@@ -141,8 +159,14 @@ def _token_span(offsets, start: int, end: int, shift: int) -> tuple[int, int]:
     return (hit[0] + shift, hit[-1] + 1 + shift)
 
 
-def locate(tokenizer, text: str, needle: Needle, *, bos_id: Optional[int] = None,
-           needle_start: Optional[int] = None):
+def locate(
+    tokenizer,
+    text: str,
+    needle: Needle,
+    *,
+    bos_id: Optional[int] = None,
+    needle_start: Optional[int] = None,
+):
     """Token ids of `text` (BOS first when given) and the token spans of `needle` and its answer.
 
     Raises `NeedleNotFoundError` (naming the needle) when the needle is not in the text or
@@ -155,9 +179,11 @@ def locate(tokenizer, text: str, needle: Needle, *, bos_id: Optional[int] = None
     (8, 9)
     """
     at = _find(text, needle.text) if needle_start is None else needle_start
-    if at < 0 or _find(text[at:at + len(needle.text)], needle.text) != 0:
-        raise NeedleNotFoundError(f"needle {needle.text!r} is not in the prompt "
-                                  f"(prompt starts {text[:80]!r}); insert it before scoring")
+    if at < 0 or _find(text[at : at + len(needle.text)], needle.text) != 0:
+        raise NeedleNotFoundError(
+            f"needle {needle.text!r} is not in the prompt "
+            f"(prompt starts {text[:80]!r}); insert it before scoring"
+        )
     ids, offsets = _encode(tokenizer, text)
     shift = 0 if bos_id is None else 1
     ids = ([bos_id] if bos_id is not None else []) + ids
@@ -165,8 +191,10 @@ def locate(tokenizer, text: str, needle: Needle, *, bos_id: Optional[int] = None
     a0 = at + _find(needle.text, needle.answer)
     answer_span = _token_span(offsets, a0, a0 + len(needle.answer), shift)
     if answer_span[1] <= answer_span[0] or needle_span[1] <= needle_span[0]:
-        raise NeedleNotFoundError(f"needle {needle.text!r} (answer {needle.answer!r}) maps to no "
-                                  f"token of the tokenized prompt; check the tokenizer")
+        raise NeedleNotFoundError(
+            f"needle {needle.text!r} (answer {needle.answer!r}) maps to no "
+            f"token of the tokenized prompt; check the tokenizer"
+        )
     return ids, needle_span, answer_span
 
 
@@ -184,6 +212,7 @@ def _answer_ids(tokenizer, prompt: str, prompt_ids: list[int], answer: str, sep:
 
 
 # --- haystack ----------------------------------------------------------------------------------
+
 
 def _boundaries(text: str) -> list[int]:
     """Character positions right after a sentence end (where a needle may go)."""
@@ -205,8 +234,10 @@ def _haystack_tokens(tokenizer, haystack: str, n_tokens: int):
         raise TypeError(f"haystack must be a str of text, got {type(haystack).__name__}")
     base = haystack.strip()
     if not base:
-        raise EmptyHaystackError("the haystack is empty: give a text file with some sentences "
-                                 "(or leave it out to use the zoo's filler text)")
+        raise EmptyHaystackError(
+            "the haystack is empty: give a text file with some sentences "
+            "(or leave it out to use the zoo's filler text)"
+        )
     text = base
     ids, offsets = _encode(tokenizer, text)
     if not ids:
@@ -221,7 +252,7 @@ def _document(text: str, offsets, n_doc: int, depth: float, needle: str) -> tupl
     """Haystack cut to `n_doc` tokens with the needle inserted; (document, needle char, depth)."""
     end = offsets[n_doc - 1][1] if n_doc > 0 else 0
     bounds = [b for b in _boundaries(text) if b <= end]
-    if bounds and bounds[-1] >= end // 2:   # end the document at a sentence end when one is near
+    if bounds and bounds[-1] >= end // 2:  # end the document at a sentence end when one is near
         end = bounds[-1]
     body = text[:end].rstrip()
     n_body = sum(1 for a, b in offsets if b <= len(body))
@@ -236,15 +267,25 @@ def _document(text: str, offsets, n_doc: int, depth: float, needle: str) -> tupl
 
 # --- builders ----------------------------------------------------------------------------------
 
+
 def prompt_overhead(tokenizer, needle: Needle, template: str, bos_id: Optional[int] = None) -> int:
     """Tokens a prompt spends on BOS, the needle and the question: the shortest context length."""
     text = template.format(context=needle.text, question=needle.question)
     return (0 if bos_id is None else 1) + len(_encode(tokenizer, text)[0])
 
 
-def build_prompt(tokenizer, haystack: str, needle: Needle, context_length: int, depth: float, *,
-                 template: str = PAPER_TEMPLATE, bos_id: Optional[int] = None,
-                 answer_sep: str = " ", needle_index: int = 0) -> NiahPrompt:
+def build_prompt(
+    tokenizer,
+    haystack: str,
+    needle: Needle,
+    context_length: int,
+    depth: float,
+    *,
+    template: str = PAPER_TEMPLATE,
+    bos_id: Optional[int] = None,
+    answer_sep: str = " ",
+    needle_index: int = 0,
+) -> NiahPrompt:
     """One NIAH prompt of at most `context_length` tokens (BOS, needle and question included).
 
     >>> import interp.zoo
@@ -262,26 +303,47 @@ def build_prompt(tokenizer, haystack: str, needle: Needle, context_length: int, 
     overhead = prompt_overhead(tokenizer, needle, template, bos_id)
     n_doc = int(context_length) - overhead
     if n_doc < 0:
-        raise NiahError(f"context_length {context_length} is too short for the needle and the "
-                        f"question ({overhead} tokens); use at least {overhead}")
+        raise NiahError(
+            f"context_length {context_length} is too short for the needle and the "
+            f"question ({overhead} tokens); use at least {overhead}"
+        )
     text, offsets = _haystack_tokens(tokenizer, haystack, max(n_doc, 1))
     for _ in range(8):  # re-tokenizing the joined text can differ by a token or two: shrink to fit
         doc, start, actual = _document(text, offsets, n_doc, float(depth), needle.text)
         prompt = template.format(context=doc, question=needle.question)
-        ids, needle_span, answer_span = locate(tokenizer, prompt, needle, bos_id=bos_id,
-                                               needle_start=start)
+        ids, needle_span, answer_span = locate(
+            tokenizer, prompt, needle, bos_id=bos_id, needle_start=start
+        )
         if len(ids) <= context_length or n_doc == 0:
             break
         n_doc = max(0, n_doc - (len(ids) - int(context_length)))
     answer_ids = _answer_ids(tokenizer, prompt, ids[shift:], needle.answer, answer_sep)
-    return NiahPrompt(prompt, tuple(ids), tuple(answer_ids), needle_span, answer_span, needle,
-                      needle_index, int(context_length), float(depth), float(actual))
+    return NiahPrompt(
+        prompt,
+        tuple(ids),
+        tuple(answer_ids),
+        needle_span,
+        answer_span,
+        needle,
+        needle_index,
+        int(context_length),
+        float(depth),
+        float(actual),
+    )
 
 
-def build_grid(tokenizer, haystack: str, needles: Sequence[Needle], lengths: Sequence[int],
-               depths: Sequence[float], *, template: str = PAPER_TEMPLATE,
-               bos_id: Optional[int] = None, n_ctx: Optional[int] = None,
-               max_new_tokens: int = 0) -> list[NiahPrompt]:
+def build_grid(
+    tokenizer,
+    haystack: str,
+    needles: Sequence[Needle],
+    lengths: Sequence[int],
+    depths: Sequence[float],
+    *,
+    template: str = PAPER_TEMPLATE,
+    bos_id: Optional[int] = None,
+    n_ctx: Optional[int] = None,
+    max_new_tokens: int = 0,
+) -> list[NiahPrompt]:
     """Every (length, depth, needle) combination, in that order of nesting.
 
     `n_ctx` (the model's window) is checked up front: a length that leaves no room for
@@ -296,13 +358,27 @@ def build_grid(tokenizer, haystack: str, needles: Sequence[Needle], lengths: Seq
         if too_long:
             raise ContextTooLongError(
                 f"context length(s) {too_long} (+{max_new_tokens} answer tokens) exceed the model's "
-                f"window of {n_ctx} tokens; use lengths <= {n_ctx - max_new_tokens}")
-    return [build_prompt(tokenizer, haystack, needle, length, depth, template=template,
-                         bos_id=bos_id, needle_index=i)
-            for length in lengths for depth in depths for i, needle in enumerate(needles)]
+                f"window of {n_ctx} tokens; use lengths <= {n_ctx - max_new_tokens}"
+            )
+    return [
+        build_prompt(
+            tokenizer,
+            haystack,
+            needle,
+            length,
+            depth,
+            template=template,
+            bos_id=bos_id,
+            needle_index=i,
+        )
+        for length in lengths
+        for depth in depths
+        for i, needle in enumerate(needles)
+    ]
 
 
 # --- the zoo's world language ------------------------------------------------------------------
+
 
 def zoo_haystack(n_tokens: int = 2000, seed: int = 0, world_seed: int = 0) -> str:
     """Filler sentences of the zoo's world language (what its needles are hidden in)."""
@@ -327,8 +403,13 @@ def zoo_needles(n: int = 3, seed: int = 0, world_seed: int = 0) -> list[Needle]:
     out = []
     for p, q in zip(people, numbers):
         person, number = world.people[p], world.numbers[q]
-        out.append(Needle(" ".join(world.needle_sentence(person, number)),
-                          " ".join(["the", "code", "of", person, "is"]), number))
+        out.append(
+            Needle(
+                " ".join(world.needle_sentence(person, number)),
+                " ".join(["the", "code", "of", person, "is"]),
+                number,
+            )
+        )
     return out
 
 
@@ -340,12 +421,21 @@ ENGLISH_HAYSTACK = Path(__file__).with_name("english") / "haystack.txt"
 # appears in the English haystack).
 ENGLISH_NEEDLES = (
     PAPER_NEEDLE,
-    Needle("The secret to the best pancakes is a spoonful of vanilla and a pinch of cinnamon.",
-           "What is the secret to the best pancakes?", "a spoonful of vanilla and a pinch of cinnamon"),
-    Needle("The best way to spend a rainy afternoon is to build a blanket fort and watch old cartoons.",
-           "What is the best way to spend a rainy afternoon?", "build a blanket fort and watch old cartoons"),
-    Needle("The key to keeping a houseplant healthy is to water it every Sunday and give it morning sunlight.",
-           "What is the key to keeping a houseplant healthy?", "water it every Sunday and give it morning sunlight"),
+    Needle(
+        "The secret to the best pancakes is a spoonful of vanilla and a pinch of cinnamon.",
+        "What is the secret to the best pancakes?",
+        "a spoonful of vanilla and a pinch of cinnamon",
+    ),
+    Needle(
+        "The best way to spend a rainy afternoon is to build a blanket fort and watch old cartoons.",
+        "What is the best way to spend a rainy afternoon?",
+        "build a blanket fort and watch old cartoons",
+    ),
+    Needle(
+        "The key to keeping a houseplant healthy is to water it every Sunday and give it morning sunlight.",
+        "What is the key to keeping a houseplant healthy?",
+        "water it every Sunday and give it morning sunlight",
+    ),
 )
 
 
@@ -356,7 +446,9 @@ def english_haystack(seed: int = 0) -> str:
     >>> text.startswith("On Baking Bread"), len(text.split()) > 2000, PAPER_NEEDLE.answer in text
     (True, True, False)
     """
-    paragraphs = [p.strip() for p in ENGLISH_HAYSTACK.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    paragraphs = [
+        p.strip() for p in ENGLISH_HAYSTACK.read_text(encoding="utf-8").split("\n\n") if p.strip()
+    ]
     k = seed % len(paragraphs)
     return "\n\n".join(paragraphs[k:] + paragraphs[:k])
 
@@ -364,6 +456,8 @@ def english_haystack(seed: int = 0) -> str:
 def english_needles(n: int = 1) -> list[Needle]:
     """The first `n` English needles (the paper's first)."""
     if not 1 <= n <= len(ENGLISH_NEEDLES):
-        raise NiahError(f"there are {len(ENGLISH_NEEDLES)} built-in English needles; asked for {n} "
-                        "(give your own Needle objects for more)")
+        raise NiahError(
+            f"there are {len(ENGLISH_NEEDLES)} built-in English needles; asked for {n} "
+            "(give your own Needle objects for more)"
+        )
     return list(ENGLISH_NEEDLES[:n])

@@ -28,8 +28,14 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 import torch
 
-__all__ = ["RepeatSet", "repeat_sequences", "repeat_sequences_for", "RepeatDataError",
-           "VocabularyTooSmallError", "SequenceTooLongError"]
+__all__ = [
+    "RepeatSet",
+    "repeat_sequences",
+    "repeat_sequences_for",
+    "RepeatDataError",
+    "VocabularyTooSmallError",
+    "SequenceTooLongError",
+]
 
 
 class RepeatDataError(ValueError):
@@ -84,8 +90,13 @@ class RepeatSet:
     def select(self, rows: Union[torch.Tensor, Sequence[int]]) -> "RepeatSet":
         """A new set of the given rows (index tensor/list or boolean mask)."""
         rows = torch.as_tensor(rows)
-        return RepeatSet(self.input_ids[rows], self.span_len[rows], self.first[rows],
-                         self.second[rows], dict(self.config))
+        return RepeatSet(
+            self.input_ids[rows],
+            self.span_len[rows],
+            self.first[rows],
+            self.second[rows],
+            dict(self.config),
+        )
 
     def batches(self, size: int) -> Iterable["RepeatSet"]:
         for start in range(0, len(self), size):
@@ -114,48 +125,74 @@ class RepeatSet:
         return mask[:, 1:]
 
 
-def _usable_ids(vocab: Union[int, Sequence[int], np.ndarray, torch.Tensor],
-                exclude: Iterable[int]) -> np.ndarray:
-    if isinstance(vocab, (bool, str)) or not isinstance(vocab, (int, np.integer, Sequence, np.ndarray, torch.Tensor)):
-        raise TypeError(f"vocab must be a vocabulary size (int) or a sequence of token ids, got {type(vocab).__name__}")
-    ids = np.arange(int(vocab)) if isinstance(vocab, (int, np.integer)) else np.asarray(vocab, dtype=np.int64)
+def _usable_ids(
+    vocab: Union[int, Sequence[int], np.ndarray, torch.Tensor], exclude: Iterable[int]
+) -> np.ndarray:
+    if isinstance(vocab, (bool, str)) or not isinstance(
+        vocab, (int, np.integer, Sequence, np.ndarray, torch.Tensor)
+    ):
+        raise TypeError(
+            f"vocab must be a vocabulary size (int) or a sequence of token ids, got {type(vocab).__name__}"
+        )
+    ids = (
+        np.arange(int(vocab))
+        if isinstance(vocab, (int, np.integer))
+        else np.asarray(vocab, dtype=np.int64)
+    )
     excluded = set(int(i) for i in exclude)
     return np.array(sorted(set(int(i) for i in ids.tolist()) - excluded), dtype=np.int64)
 
 
 def _check_lengths(span_lengths, offsets, seq_len, n_ctx, n_usable):
     if not span_lengths or not offsets:
-        raise RepeatDataError("give at least one span length and one offset, e.g. span_lengths=(8, 16), offsets=(0,)")
+        raise RepeatDataError(
+            "give at least one span length and one offset, e.g. span_lengths=(8, 16), offsets=(0,)"
+        )
     if min(span_lengths) < 2:
-        raise RepeatDataError(f"span lengths must be >= 2 (a copy of one token has nothing to predict), got {span_lengths}")
+        raise RepeatDataError(
+            f"span lengths must be >= 2 (a copy of one token has nothing to predict), got {span_lengths}"
+        )
     if min(offsets) < 0:
         raise RepeatDataError(f"offsets must be >= 0, got {offsets}")
     need = 1 + max(offsets) + 2 * max(span_lengths)
     seq_len = need if seq_len is None else int(seq_len)
     if seq_len < need:
-        raise RepeatDataError(f"seq_len={seq_len} is shorter than BOS + max offset + 2 x max span = {need}; "
-                              f"raise seq_len or lower the offsets / span lengths")
+        raise RepeatDataError(
+            f"seq_len={seq_len} is shorter than BOS + max offset + 2 x max span = {need}; "
+            f"raise seq_len or lower the offsets / span lengths"
+        )
     if n_ctx is not None and seq_len > n_ctx:
         raise SequenceTooLongError(
             f"sequences of {seq_len} tokens (BOS + offset {max(offsets)} + 2 x span {max(span_lengths)}"
             f"{' + filler' if seq_len > need else ''}) exceed the context window of {n_ctx} tokens; "
-            f"use shorter spans / offsets (at most {n_ctx} tokens in all)")
+            f"use shorter spans / offsets (at most {n_ctx} tokens in all)"
+        )
     if max(span_lengths) > n_usable:
         raise VocabularyTooSmallError(
             f"a random span of {max(span_lengths)} distinct tokens needs at least that many usable tokens, "
             f"but the vocabulary has only {n_usable} after excluding special tokens; use span lengths "
-            f"<= {n_usable}")
+            f"<= {n_usable}"
+        )
     if seq_len > 1 + 2 * min(span_lengths) and max(span_lengths) >= n_usable:
         raise VocabularyTooSmallError(
             f"prefix/filler tokens must differ from the span's tokens, but a span of {max(span_lengths)} "
-            f"uses all {n_usable} usable tokens; use span lengths < {n_usable}")
+            f"uses all {n_usable} usable tokens; use span lengths < {n_usable}"
+        )
     return seq_len
 
 
-def repeat_sequences(vocab, *, n: int = 16, span_lengths: Sequence[int] = (8, 16, 32),
-                     offsets: Sequence[int] = (0, 11, 29), bos_id: Optional[int] = None,
-                     exclude: Iterable[int] = (), n_ctx: Optional[int] = None,
-                     seq_len: Optional[int] = None, seed: int = 0) -> RepeatSet:
+def repeat_sequences(
+    vocab,
+    *,
+    n: int = 16,
+    span_lengths: Sequence[int] = (8, 16, 32),
+    offsets: Sequence[int] = (0, 11, 29),
+    bos_id: Optional[int] = None,
+    exclude: Iterable[int] = (),
+    n_ctx: Optional[int] = None,
+    seq_len: Optional[int] = None,
+    seed: int = 0,
+) -> RepeatSet:
     """`n` rows for every (span length, offset): ``[BOS] + prefix(offset) + r + r + filler``.
 
     vocab: vocabulary size, or the token ids to draw from; `exclude`: ids never drawn (special
@@ -164,7 +201,9 @@ def repeat_sequences(vocab, *, n: int = 16, span_lengths: Sequence[int] = (8, 16
     Raises VocabularyTooSmallError / SequenceTooLongError (both ValueError) with the fix.
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise RepeatDataError(f"n (rows per span length and offset) must be a positive int, got {n!r}")
+        raise RepeatDataError(
+            f"n (rows per span length and offset) must be a positive int, got {n!r}"
+        )
     span_lengths = tuple(int(x) for x in span_lengths)
     offsets = tuple(int(x) for x in offsets)
     usable = _usable_ids(vocab, list(exclude) + ([bos_id] if bos_id is not None else []))
@@ -185,12 +224,21 @@ def repeat_sequences(vocab, *, n: int = 16, span_lengths: Sequence[int] = (8, 16
                 firsts.append(len(head) + o)
     first = torch.tensor(firsts)
     span_len = torch.tensor(lens)
-    config = {"n": n, "span_lengths": list(span_lengths), "offsets": list(offsets), "seq_len": seq_len,
-              "bos_id": bos_id, "n_usable_tokens": int(len(usable)), "seed": int(seed)}
+    config = {
+        "n": n,
+        "span_lengths": list(span_lengths),
+        "offsets": list(offsets),
+        "seq_len": seq_len,
+        "bos_id": bos_id,
+        "n_usable_tokens": int(len(usable)),
+        "seed": int(seed),
+    }
     return RepeatSet(torch.from_numpy(np.stack(rows)), span_len, first, first + span_len, config)
 
 
-def repeat_sequences_for(model, *, token_ids: Optional[Sequence[int]] = None, **kwargs) -> RepeatSet:
+def repeat_sequences_for(
+    model, *, token_ids: Optional[Sequence[int]] = None, **kwargs
+) -> RepeatSet:
     """`repeat_sequences` with the model's vocabulary, BOS, special tokens and context window.
 
     token_ids: restrict draws to these ids (e.g. the zoo world's content tokens).

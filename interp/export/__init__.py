@@ -44,6 +44,20 @@ from .schema import load_circuit as load_circuit
 from .schema import validate_circuit_json as validate_circuit_json
 from .svg import to_svg as to_svg
 
-__all__ = ["SCHEMA_PATH", "circuit_schema", "validate_circuit_json", "load_circuit", "to_svg",
-           "to_dot", "to_mermaid", "to_networkx", "from_networkx", "to_graphml", "from_graphml",
-           "circuit_figure", "export_circuit", "role_colors", "EXPORT_FORMATS"]
+__all__ = [
+    "SCHEMA_PATH",
+    "circuit_schema",
+    "validate_circuit_json",
+    "load_circuit",
+    "to_svg",
+    "to_dot",
+    "to_mermaid",
+    "to_networkx",
+    "from_networkx",
+    "to_graphml",
+    "from_graphml",
+    "circuit_figure",
+    "export_circuit",
+    "role_colors",
+    "EXPORT_FORMATS",
+]

@@ -14,8 +14,15 @@ from .graphml import to_graphml
 from .mermaid import to_mermaid
 from .svg import to_svg
 
-EXPORT_FORMATS = {".json": "json", ".svg": "svg", ".dot": "dot", ".gv": "dot", ".mmd": "mermaid",
-                  ".graphml": "graphml", ".html": "plotly"}
+EXPORT_FORMATS = {
+    ".json": "json",
+    ".svg": "svg",
+    ".dot": "dot",
+    ".gv": "dot",
+    ".mmd": "mermaid",
+    ".graphml": "graphml",
+    ".html": "plotly",
+}
 
 
 def export_circuit(circuit: Circuit, path: Union[str, os.PathLike], **kw) -> Path:
@@ -24,12 +31,16 @@ def export_circuit(circuit: Circuit, path: Union[str, os.PathLike], **kw) -> Pat
     ``.html`` writes the plotly figure via `interp.plots.save_html` (plotly.js beside the page).
     """
     if not isinstance(circuit, Circuit):
-        raise TypeError(f"export_circuit needs an interp.circuit.Circuit, got {type(circuit).__name__}")
+        raise TypeError(
+            f"export_circuit needs an interp.circuit.Circuit, got {type(circuit).__name__}"
+        )
     path = Path(path)
     fmt = EXPORT_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise ValueError(f"cannot tell the export format from {path.name!r}; use one of the suffixes "
-                         f"{sorted(EXPORT_FORMATS)}")
+        raise ValueError(
+            f"cannot tell the export format from {path.name!r}; use one of the suffixes "
+            f"{sorted(EXPORT_FORMATS)}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "json":
         if kw:
@@ -38,5 +49,7 @@ def export_circuit(circuit: Circuit, path: Union[str, os.PathLike], **kw) -> Pat
     elif fmt == "plotly":
         save_html(circuit_figure(circuit, **kw), path)
     else:
-        {"svg": to_svg, "dot": to_dot, "mermaid": to_mermaid, "graphml": to_graphml}[fmt](circuit, path, **kw)
+        {"svg": to_svg, "dot": to_dot, "mermaid": to_mermaid, "graphml": to_graphml}[fmt](
+            circuit, path, **kw
+        )
     return path

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-from xml.etree import ElementTree
 from typing import Union
+from xml.etree import ElementTree
 
 import networkx as nx
 
@@ -23,9 +23,12 @@ def to_networkx(circuit: Circuit):
     (JSON text), meta (JSON text); edge attributes: kind, weight, order (index in the circuit); graph attributes: model,
     method, schema_version, meta (JSON text). Absent values are left out (GraphML has no null).
     """
-    graph = nx.MultiDiGraph(model=circuit.model, method=circuit.method,
-                            schema_version=circuit.to_dict()["schema_version"],
-                            meta=json.dumps(circuit.meta, sort_keys=True))
+    graph = nx.MultiDiGraph(
+        model=circuit.model,
+        method=circuit.method,
+        schema_version=circuit.to_dict()["schema_version"],
+        meta=json.dumps(circuit.meta, sort_keys=True),
+    )
     for node in circuit.nodes:
         attrs = {"role": node.role, "layer": node.layer, "kind": "head" if node.head else "mlp"}
         if node.head is not None:
@@ -40,16 +43,23 @@ def to_networkx(circuit: Circuit):
     if uses_logits(circuit):
         graph.add_node(LOGITS, kind="logits")
     for order, edge in enumerate(circuit.edges):
-        attrs = {"kind": edge.kind, "order": order} | ({} if edge.weight is None else {"weight": edge.weight})
+        attrs = {"kind": edge.kind, "order": order} | (
+            {} if edge.weight is None else {"weight": edge.weight}
+        )
         graph.add_edge(edge.source, edge.target, **attrs)
     return graph
 
 
 def from_networkx(graph) -> Circuit:
     """The `Circuit` of a graph written by `to_networkx` (or read back from GraphML)."""
-    data = {"schema_version": str(graph.graph.get("schema_version", "1.0")),
-            "model": str(graph.graph.get("model", "")), "method": str(graph.graph.get("method", "")),
-            "meta": json.loads(graph.graph.get("meta", "{}")), "nodes": [], "edges": []}
+    data = {
+        "schema_version": str(graph.graph.get("schema_version", "1.0")),
+        "model": str(graph.graph.get("model", "")),
+        "method": str(graph.graph.get("method", "")),
+        "meta": json.loads(graph.graph.get("meta", "{}")),
+        "nodes": [],
+        "edges": [],
+    }
     for name, attrs in graph.nodes(data=True):
         if attrs.get("kind") == LOGITS:
             continue
@@ -82,6 +92,8 @@ def from_graphml(path: Union[str, os.PathLike]) -> Circuit:
     try:
         graph = nx.read_graphml(path, force_multigraph=True)
     except (ElementTree.ParseError, nx.NetworkXError, KeyError, ValueError) as err:
-        raise CircuitError(f"{path} is not GraphML that to_graphml writes ({type(err).__name__}: {err}); "
-                           "export it again with interp.export.to_graphml") from None
+        raise CircuitError(
+            f"{path} is not GraphML that to_graphml writes ({type(err).__name__}: {err}); "
+            "export it again with interp.export.to_graphml"
+        ) from None
     return from_networkx(graph)

@@ -25,8 +25,16 @@ from ..circuit import EDGE_KINDS, Circuit
 
 LOGITS = "logits"
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies.
-ROLE_PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
-                 "#000000")
+ROLE_PALETTE = (
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#F0E442",
+    "#000000",
+)
 NO_ROLE_COLOR = "#999999"
 EDGE_COLORS = {"q": "#1f77b4", "k": "#2ca02c", "v": "#d62728", "out": "#555555"}
 HEAD_NAME = re.compile(r"^L(\d+)H(\d+)$")
@@ -52,10 +60,14 @@ def grid_size(circuit: Circuit, n_layers: Optional[int], n_heads: Optional[int])
     need_l, need_h = (max(layers) + 1 if layers else 1), (max(heads) + 1 if heads else 1)
     for name, given, need in (("n_layers", n_layers, need_l), ("n_heads", n_heads, need_h)):
         if given is not None and (isinstance(given, bool) or not isinstance(given, int)):
-            raise TypeError(f"{name} must be an int (the model's {name}), got {type(given).__name__}")
+            raise TypeError(
+                f"{name} must be an int (the model's {name}), got {type(given).__name__}"
+            )
         if given is not None and given < need:
-            raise ValueError(f"{name}={given!r} is too small for the circuit, which needs at least "
-                             f"{need}; pass the model's size or leave it out")
+            raise ValueError(
+                f"{name}={given!r} is too small for the circuit, which needs at least "
+                f"{need}; pass the model's size or leave it out"
+            )
     return n_layers or need_l, n_heads or need_h
 
 
@@ -79,7 +91,9 @@ def grid_xy(name: str, n_layers: int, n_heads: int) -> tuple[float, float]:
     return n_heads, int(MLP_NAME.match(name).group(1))
 
 
-def bend(x1: float, y1: float, x2: float, y2: float, kind: str, amount: float) -> tuple[float, float]:
+def bend(
+    x1: float, y1: float, x2: float, y2: float, kind: str, amount: float
+) -> tuple[float, float]:
     """Midpoint of an edge pushed sideways by its kind, so q/k/v/out edges of one pair stay apart."""
     length = math.hypot(x2 - x1, y2 - y1) or 1.0
     bend = amount * (EDGE_KINDS.index(kind) - 1.5)

@@ -12,7 +12,9 @@ from .layout import fmt_number, role_colors, uses_logits, write_text
 
 def _mermaid_text(text: Any) -> str:
     """Mermaid label text: every character outside [A-Za-z0-9 _.,:+-] as an entity code ``#NN;``."""
-    return "".join(ch if re.match(r"[A-Za-z0-9 _.,:+\-]", ch) else f"#{ord(ch)};" for ch in str(text))
+    return "".join(
+        ch if re.match(r"[A-Za-z0-9 _.,:+\-]", ch) else f"#{ord(ch)};" for ch in str(text)
+    )
 
 
 def to_mermaid(circuit: Circuit, path: Union[str, os.PathLike, None] = None) -> str:
@@ -23,8 +25,15 @@ def to_mermaid(circuit: Circuit, path: Union[str, os.PathLike, None] = None) -> 
     for layer in sorted({n.layer for n in circuit.nodes}):
         lines.append(f'  subgraph layer{layer}["layer {layer}"]')
         for node in (n for n in circuit.nodes if n.layer == layer):
-            label = _mermaid_text(node.name) + (f"<br/>{_mermaid_text(node.role)}" if node.role else "") + (
-                f"<br/>{_mermaid_text(fmt_number(node.score))}" if node.score is not None else "")
+            label = (
+                _mermaid_text(node.name)
+                + (f"<br/>{_mermaid_text(node.role)}" if node.role else "")
+                + (
+                    f"<br/>{_mermaid_text(fmt_number(node.score))}"
+                    if node.score is not None
+                    else ""
+                )
+            )
             open_, close = ("((", "))") if node.head is not None else ("[", "]")
             lines.append(f'    {node.name}{open_}"{label}"{close}:::{classes[node.role]}')
         lines.append("  end")

@@ -50,8 +50,10 @@ def validate_circuit_json(data: Any) -> None:
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is not None:
         where = _field_path(list(error.absolute_path) + _offending_key(error))
-        raise CircuitError(f"circuit field {where}: {error.message} (schema: {SCHEMA_PATH.name}; "
-                           f"see the field's description there)")
+        raise CircuitError(
+            f"circuit field {where}: {error.message} (schema: {SCHEMA_PATH.name}; "
+            f"see the field's description there)"
+        )
     _check_cross_fields(data)
 
 
@@ -68,24 +70,32 @@ def _offending_key(error) -> list:
 
 def _check_cross_fields(data: dict) -> None:
     if data["schema_version"] != SCHEMA_VERSION:
-        raise CircuitError(f"circuit field schema_version: {data['schema_version']!r} is not the version "
-                           f"this interp reads ({SCHEMA_VERSION!r}); a newer minor version may carry fields "
-                           "this one would drop: upgrade interp, or write the file with this version")
+        raise CircuitError(
+            f"circuit field schema_version: {data['schema_version']!r} is not the version "
+            f"this interp reads ({SCHEMA_VERSION!r}); a newer minor version may carry fields "
+            "this one would drop: upgrade interp, or write the file with this version"
+        )
     """Rules JSON Schema cannot state: unique names, known edge ends, finite numbers."""
     seen: set[str] = set()
     for i, node in enumerate(data["nodes"]):
         if node["name"] in seen:
-            raise CircuitError(f"circuit field nodes[{i}].name: {node['name']!r} appears twice; "
-                               f"node names must be unique")
+            raise CircuitError(
+                f"circuit field nodes[{i}].name: {node['name']!r} appears twice; "
+                f"node names must be unique"
+            )
         seen.add(node["name"])
         if "score" in node and not math.isfinite(node["score"]):
-            raise CircuitError(f"circuit field nodes[{i}].score: {node['score']} is not finite; "
-                               f"omit the score of an unscored node")
+            raise CircuitError(
+                f"circuit field nodes[{i}].score: {node['score']} is not finite; "
+                f"omit the score of an unscored node"
+            )
     for i, edge in enumerate(data["edges"]):
         for end in ("source", "target"):
             if edge[end] not in seen and edge[end] != LOGITS:
-                raise CircuitError(f"circuit field edges[{i}].{end}: {edge[end]!r} is not a node of "
-                                   f"the circuit; add it to 'nodes' first")
+                raise CircuitError(
+                    f"circuit field edges[{i}].{end}: {edge[end]!r} is not a node of "
+                    f"the circuit; add it to 'nodes' first"
+                )
         if "weight" in edge and not math.isfinite(edge["weight"]):
             raise CircuitError(f"circuit field edges[{i}].weight: {edge['weight']} is not finite")
 
@@ -100,7 +110,9 @@ def load_circuit(source: Union[str, os.PathLike, dict]) -> Circuit:
     if isinstance(source, dict):
         data = source
     elif not isinstance(source, (str, os.PathLike)):
-        raise ArgumentTypeError(f"load_circuit takes a path, JSON text or a dict, got {type(source).__name__}")
+        raise ArgumentTypeError(
+            f"load_circuit takes a path, JSON text or a dict, got {type(source).__name__}"
+        )
     else:
         text = str(source).lstrip("\ufeff")
         if not text.lstrip().startswith("{"):

@@ -33,9 +33,14 @@ def _x(text: Any) -> str:
 _SVG_CELL, _SVG_LEFT, _SVG_TOP, _SVG_R = 56, 70, 70, 15
 
 
-def to_svg(circuit: Circuit, path: Union[str, os.PathLike, None] = None, *,
-           n_layers: Optional[int] = None, n_heads: Optional[int] = None,
-           title: Optional[str] = None) -> str:
+def to_svg(
+    circuit: Circuit,
+    path: Union[str, os.PathLike, None] = None,
+    *,
+    n_layers: Optional[int] = None,
+    n_heads: Optional[int] = None,
+    title: Optional[str] = None,
+) -> str:
     """A standalone SVG diagram (no external program): layers down, heads across, a legend.
 
     Every text from the circuit (title, roles, model, method) is XML-escaped. Hover a node
@@ -66,8 +71,10 @@ def to_svg(circuit: Circuit, path: Union[str, os.PathLike, None] = None, *,
         legend[0],
     ]
     if not circuit.nodes:
-        parts.append(f'<text x="{_SVG_LEFT}" y="{_SVG_TOP + 20}" fill="#777">empty circuit '
-                     f'(no nodes)</text>')
+        parts.append(
+            f'<text x="{_SVG_LEFT}" y="{_SVG_TOP + 20}" fill="#777">empty circuit '
+            f"(no nodes)</text>"
+        )
     svg = "\n".join(parts) + "\n</svg>\n"
     write_text(path, svg)
     return svg
@@ -88,26 +95,40 @@ def _svg_defs() -> str:
     markers = "".join(
         f'<marker id="arrow-{kind}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" '
         f'markerHeight="9" markerUnits="userSpaceOnUse" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
-        f'fill="{color}"/></marker>' for kind, color in EDGE_COLORS.items())
+        f'fill="{color}"/></marker>'
+        for kind, color in EDGE_COLORS.items()
+    )
     return f"<defs>{markers}</defs>"
 
 
 def _svg_axes(n_layers: int, n_heads: int, mlp: bool, logits: bool) -> list[str]:
-    out = [f'<text x="{_SVG_LEFT - 55}" y="{_SVG_TOP - 30}" fill="#555">layer \u2193 / head \u2192</text>']
+    out = [
+        f'<text x="{_SVG_LEFT - 55}" y="{_SVG_TOP - 30}" fill="#555">layer \u2193 / head \u2192</text>'
+    ]
     for h in range(n_heads):
-        out.append(f'<text x="{_SVG_LEFT + (h + 0.5) * _SVG_CELL}" y="{_SVG_TOP - 8}" '
-                   f'text-anchor="middle" fill="#555">H{h}</text>')
+        out.append(
+            f'<text x="{_SVG_LEFT + (h + 0.5) * _SVG_CELL}" y="{_SVG_TOP - 8}" '
+            f'text-anchor="middle" fill="#555">H{h}</text>'
+        )
     if mlp:
-        out.append(f'<text x="{_SVG_LEFT + (n_heads + 0.5) * _SVG_CELL}" y="{_SVG_TOP - 8}" '
-                   f'text-anchor="middle" fill="#555">MLP</text>')
+        out.append(
+            f'<text x="{_SVG_LEFT + (n_heads + 0.5) * _SVG_CELL}" y="{_SVG_TOP - 8}" '
+            f'text-anchor="middle" fill="#555">MLP</text>'
+        )
     for layer in range(n_layers):
         y = _SVG_TOP + (layer + 0.5) * _SVG_CELL
-        out.append(f'<text x="{_SVG_LEFT - 10}" y="{y + 4}" text-anchor="end" fill="#555">L{layer}</text>')
-        out.append(f'<line x1="{_SVG_LEFT}" y1="{y}" x2="{_SVG_LEFT + (n_heads + mlp) * _SVG_CELL}" '
-                   f'y2="{y}" stroke="#eee"/>')
+        out.append(
+            f'<text x="{_SVG_LEFT - 10}" y="{y + 4}" text-anchor="end" fill="#555">L{layer}</text>'
+        )
+        out.append(
+            f'<line x1="{_SVG_LEFT}" y1="{y}" x2="{_SVG_LEFT + (n_heads + mlp) * _SVG_CELL}" '
+            f'y2="{y}" stroke="#eee"/>'
+        )
     if logits:
-        out.append(f'<text x="{_SVG_LEFT - 10}" y="{_SVG_TOP + (n_layers + 0.5) * _SVG_CELL + 4}" '
-                   f'text-anchor="end" fill="#555">out</text>')
+        out.append(
+            f'<text x="{_SVG_LEFT - 10}" y="{_SVG_TOP + (n_layers + 0.5) * _SVG_CELL + 4}" '
+            f'text-anchor="end" fill="#555">out</text>'
+        )
     return out
 
 
@@ -119,11 +140,14 @@ def _svg_edges(circuit: Circuit, n_layers: int, n_heads: int) -> list[str]:
         ex, ey = _toward(x2, y2, mx, my, _SVG_R)  # stop at the receiver's rim: the arrowhead shows
         width = 1.2 + 2.5 * min(abs(edge.weight), 1.0) if edge.weight is not None else 1.5
         tip = f"{edge.source} \u2192 {edge.target} ({edge.kind})" + (
-            f" weight {fmt_number(edge.weight)}" if edge.weight is not None else "")
-        out.append(f'<path d="M{x1:.1f},{y1:.1f} Q{mx:.1f},{my:.1f} {ex:.1f},{ey:.1f}" fill="none" '
-                   f'stroke="{EDGE_COLORS[edge.kind]}" stroke-width="{width:.2f}" stroke-opacity="0.8" '
-                   f'marker-end="url(#arrow-{edge.kind})" class="edge edge-{edge.kind}">'
-                   f"<title>{_x(tip)}</title></path>")
+            f" weight {fmt_number(edge.weight)}" if edge.weight is not None else ""
+        )
+        out.append(
+            f'<path d="M{x1:.1f},{y1:.1f} Q{mx:.1f},{my:.1f} {ex:.1f},{ey:.1f}" fill="none" '
+            f'stroke="{EDGE_COLORS[edge.kind]}" stroke-width="{width:.2f}" stroke-opacity="0.8" '
+            f'marker-end="url(#arrow-{edge.kind})" class="edge edge-{edge.kind}">'
+            f"<title>{_x(tip)}</title></path>"
+        )
     return out
 
 
@@ -131,29 +155,47 @@ def _svg_nodes(circuit: Circuit, colors: dict, n_layers: int, n_heads: int) -> l
     out = []
     for node in circuit.nodes:
         x, y = _svg_center(node.name, n_layers, n_heads)
-        shape = (f'<circle cx="{x}" cy="{y}" r="{_SVG_R}"' if node.head is not None else
-                 f'<rect x="{x - _SVG_R}" y="{y - _SVG_R}" width="{2 * _SVG_R}" height="{2 * _SVG_R}"')
-        out.append(f'<g class="node" data-name="{_x(node.name)}" data-role="{_x(node.role)}">'
-                   f'{shape} fill="{colors[node.role]}" stroke="#222"/>'
-                   f'<text x="{x}" y="{y + _SVG_R + 11}" text-anchor="middle" font-size="10">'
-                   f"{_x(node.name)}</text><title>{_x(chr(10).join(node_summary(node)))}</title></g>")
+        shape = (
+            f'<circle cx="{x}" cy="{y}" r="{_SVG_R}"'
+            if node.head is not None
+            else f'<rect x="{x - _SVG_R}" y="{y - _SVG_R}" width="{2 * _SVG_R}" height="{2 * _SVG_R}"'
+        )
+        out.append(
+            f'<g class="node" data-name="{_x(node.name)}" data-role="{_x(node.role)}">'
+            f'{shape} fill="{colors[node.role]}" stroke="#222"/>'
+            f'<text x="{x}" y="{y + _SVG_R + 11}" text-anchor="middle" font-size="10">'
+            f"{_x(node.name)}</text><title>{_x(chr(10).join(node_summary(node)))}</title></g>"
+        )
     if uses_logits(circuit):
         x, y = _svg_center(LOGITS, n_layers, n_heads)
-        out.append(f'<g class="node" data-name="logits"><rect x="{x - 30}" y="{y - 12}" width="60" '
-                   f'height="24" rx="6" fill="#fff" stroke="#222"/><text x="{x}" y="{y + 4}" '
-                   f'text-anchor="middle">logits</text></g>')
+        out.append(
+            f'<g class="node" data-name="logits"><rect x="{x - 30}" y="{y - 12}" width="60" '
+            f'height="24" rx="6" fill="#fff" stroke="#222"/><text x="{x}" y="{y + 4}" '
+            f'text-anchor="middle">logits</text></g>'
+        )
     return out
 
 
 def _svg_legend(circuit: Circuit, colors: dict, y0: float) -> tuple[str, int]:
-    items = [(f'<circle cx="6" cy="-4" r="6" fill="{c}" stroke="#222"/>', role or "(no role)")
-             for role, c in colors.items()]
+    items = [
+        (f'<circle cx="6" cy="-4" r="6" fill="{c}" stroke="#222"/>', role or "(no role)")
+        for role, c in colors.items()
+    ]
     kinds = list(dict.fromkeys(e.kind for e in circuit.edges))
-    items += [(f'<line x1="0" y1="-4" x2="14" y2="-4" stroke="{EDGE_COLORS[k]}" stroke-width="2.5"/>',
-               f"edge: {k}") for k in kinds]
-    lines = [f'<g class="legend" transform="translate(10,{y0})">'
-             f'<text x="0" y="0" font-weight="bold">legend</text>']
+    items += [
+        (
+            f'<line x1="0" y1="-4" x2="14" y2="-4" stroke="{EDGE_COLORS[k]}" stroke-width="2.5"/>',
+            f"edge: {k}",
+        )
+        for k in kinds
+    ]
+    lines = [
+        f'<g class="legend" transform="translate(10,{y0})">'
+        f'<text x="0" y="0" font-weight="bold">legend</text>'
+    ]
     for i, (mark, label) in enumerate(items, start=1):
-        lines.append(f'<g transform="translate(0,{18 * i})">{mark}<text x="20" y="0">{_x(label)}</text></g>')
+        lines.append(
+            f'<g transform="translate(0,{18 * i})">{mark}<text x="20" y="0">{_x(label)}</text></g>'
+        )
     lines.append("</g>")
     return "".join(lines), len(items) + 1

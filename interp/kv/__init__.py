@@ -8,8 +8,27 @@
 """
 
 from .cache import HeadKVCache, KVPolicyError, policy_generation
-from .policy import (GROUPINGS, HeadKVPolicy, PolicyLayoutError, full_policy, kv_head_scores, policy_from,
-                     random_policy, streaming_policy)
+from .policy import (
+    GROUPINGS,
+    HeadKVPolicy,
+    PolicyLayoutError,
+    full_policy,
+    kv_head_scores,
+    policy_from,
+    random_policy,
+    streaming_policy,
+)
 
-__all__ = ["HeadKVPolicy", "HeadKVCache", "KVPolicyError", "PolicyLayoutError", "GROUPINGS", "policy_from",
-           "random_policy", "streaming_policy", "full_policy", "kv_head_scores", "policy_generation"]
+__all__ = [
+    "HeadKVPolicy",
+    "HeadKVCache",
+    "KVPolicyError",
+    "PolicyLayoutError",
+    "GROUPINGS",
+    "policy_from",
+    "random_policy",
+    "streaming_policy",
+    "full_policy",
+    "kv_head_scores",
+    "policy_generation",
+]

@@ -42,8 +42,15 @@ from ..backends.attention import attention_implementation
 from ..errors import InvalidArgumentError
 from .policy import HeadKVPolicy
 
-__all__ = ["SplitKV", "HeadKVLayer", "HeadKVCache", "headkv_attention", "IMPLEMENTATION",
-           "policy_generation", "KVPolicyError"]
+__all__ = [
+    "SplitKV",
+    "HeadKVLayer",
+    "HeadKVCache",
+    "headkv_attention",
+    "IMPLEMENTATION",
+    "policy_generation",
+    "KVPolicyError",
+]
 
 IMPLEMENTATION = "interp_headkv"
 
@@ -84,9 +91,14 @@ class HeadKVLayer(DynamicLayer):
         self.dtype, self.device = key_states.dtype, key_states.device
         b, _, _, d = key_states.shape
         empty = lambda n, dim: key_states.new_zeros(b, n, 0, dim)  # noqa: E731
-        self.full_k, self.full_v = empty(len(self.full_heads), d), empty(len(self.full_heads), value_states.shape[-1])
-        self.stream_k, self.stream_v = (empty(len(self.stream_heads), d),
-                                        empty(len(self.stream_heads), value_states.shape[-1]))
+        self.full_k, self.full_v = (
+            empty(len(self.full_heads), d),
+            empty(len(self.full_heads), value_states.shape[-1]),
+        )
+        self.stream_k, self.stream_v = (
+            empty(len(self.stream_heads), d),
+            empty(len(self.stream_heads), value_states.shape[-1]),
+        )
         self.stream_pos = torch.zeros(0, dtype=torch.long, device=self.device)
         self.is_initialized = True
 
@@ -99,12 +111,21 @@ class HeadKVLayer(DynamicLayer):
         full_v = torch.cat([self.full_v, value_states[:, self.full_heads]], 2)
         stream_k = torch.cat([self.stream_k, key_states[:, self.stream_heads]], 2)
         stream_v = torch.cat([self.stream_v, value_states[:, self.stream_heads]], 2)
-        pos = torch.cat([self.stream_pos, torch.arange(self.length, total, device=self.stream_pos.device)])
-        keys = SplitKV(full_k, stream_k, pos, self.full_heads, self.stream_heads, total, self.sink, self.window)
-        values = SplitKV(full_v, stream_v, pos, self.full_heads, self.stream_heads, total, self.sink, self.window)
-        keep = (pos < self.sink) | (pos >= total - self.window)   # what the next query may still see
+        pos = torch.cat(
+            [self.stream_pos, torch.arange(self.length, total, device=self.stream_pos.device)]
+        )
+        keys = SplitKV(
+            full_k, stream_k, pos, self.full_heads, self.stream_heads, total, self.sink, self.window
+        )
+        values = SplitKV(
+            full_v, stream_v, pos, self.full_heads, self.stream_heads, total, self.sink, self.window
+        )
+        keep = (pos < self.sink) | (pos >= total - self.window)  # what the next query may still see
         self.full_k, self.full_v = full_k, full_v
-        self.stream_k, self.stream_v = stream_k[:, :, keep].contiguous(), stream_v[:, :, keep].contiguous()
+        self.stream_k, self.stream_v = (
+            stream_k[:, :, keep].contiguous(),
+            stream_v[:, :, keep].contiguous(),
+        )
         self.stream_pos, self.length = pos[keep], total
         return keys, values
 
@@ -124,7 +145,10 @@ class HeadKVLayer(DynamicLayer):
         """Bytes the layer holds now (keys and values of both parts)."""
         if not self.is_initialized:
             return 0
-        return sum(t.numel() * t.element_size() for t in (self.full_k, self.full_v, self.stream_k, self.stream_v))
+        return sum(
+            t.numel() * t.element_size()
+            for t in (self.full_k, self.full_v, self.stream_k, self.stream_v)
+        )
 
 
 class HeadKVCache(Cache):
@@ -139,7 +163,9 @@ class HeadKVCache(Cache):
         return sum(layer.stored_bytes() for layer in self.layers)
 
 
-def _allowed(attention_mask: Optional[torch.Tensor], q_len: int, total: int, device) -> torch.Tensor:
+def _allowed(
+    attention_mask: Optional[torch.Tensor], q_len: int, total: int, device
+) -> torch.Tensor:
     """Boolean [b or 1, 1, q, total]: the model's mask (causal and padding) as booleans."""
     if attention_mask is None:
         q_pos = torch.arange(total - q_len, total, device=device)[:, None]
@@ -154,30 +180,42 @@ def _attend(query, keys, values, mask, scaling):
     keys = keys.repeat_interleave(groups, 1)
     values = values.repeat_interleave(groups, 1)
     out = torch.nn.functional.scaled_dot_product_attention(
-        query.reshape(b, n_kv * groups, q_len, d), keys, values, attn_mask=mask, scale=scaling)
+        query.reshape(b, n_kv * groups, q_len, d), keys, values, attn_mask=mask, scale=scaling
+    )
     return out.view(b, n_kv, groups, q_len, values.shape[-1])
 
 
-def headkv_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+def headkv_attention(
+    module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs
+):
     """Attention over a `SplitKV` (full groups causal, streaming groups sink + window); any other
     key goes to transformers' SDPA unchanged."""
     if not isinstance(key, SplitKV):
-        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling,
-                                      dropout=dropout, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
+        )
     if kwargs.get("softcap") is not None:
-        raise KVPolicyError("head-aware KV policies do not support attention logit soft-capping yet")
+        raise KVPolicyError(
+            "head-aware KV policies do not support attention logit soft-capping yet"
+        )
     b, n_heads, q_len, d = query.shape
     n_kv = len(key.full_heads) + len(key.stream_heads)
     grouped = query.view(b, n_kv, n_heads // n_kv, q_len, d)
     out = query.new_empty(b, n_kv, n_heads // n_kv, q_len, value.full.shape[-1])
     allowed = _allowed(attention_mask, q_len, key.total, query.device)
     if key.full_heads:
-        out[:, key.full_heads] = _attend(grouped[:, key.full_heads], key.full, value.full, allowed, scaling)
+        out[:, key.full_heads] = _attend(
+            grouped[:, key.full_heads], key.full, value.full, allowed, scaling
+        )
     if key.stream_heads:
         q_pos = torch.arange(key.total - q_len, key.total, device=query.device)[:, None]
-        near = (key.stream_pos[None, :] < key.sink) | (q_pos - key.stream_pos[None, :] <= key.window)
+        near = (key.stream_pos[None, :] < key.sink) | (
+            q_pos - key.stream_pos[None, :] <= key.window
+        )
         mask = allowed[..., key.stream_pos] & near
-        out[:, key.stream_heads] = _attend(grouped[:, key.stream_heads], key.stream, value.stream, mask, scaling)
+        out[:, key.stream_heads] = _attend(
+            grouped[:, key.stream_heads], key.stream, value.stream, mask, scaling
+        )
     return out.view(b, n_heads, q_len, -1).transpose(1, 2).contiguous(), None
 
 
@@ -186,29 +224,47 @@ def _register() -> None:
     AttentionMaskInterface.register(IMPLEMENTATION, ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])
 
 
-def _check_call(model, policy: HeadKVPolicy, prompt_len: int, use_cache: bool, backend: Optional[str]) -> None:
+def _check_call(
+    model, policy: HeadKVPolicy, prompt_len: int, use_cache: bool, backend: Optional[str]
+) -> None:
     if not isinstance(policy, HeadKVPolicy):
-        raise KVPolicyError(f"kv_policy must be an interp.kv.HeadKVPolicy, got {type(policy).__name__}")
+        raise KVPolicyError(
+            f"kv_policy must be an interp.kv.HeadKVPolicy, got {type(policy).__name__}"
+        )
     policy.check_model(model)
     if not use_cache:
         raise KVPolicyError("a KV policy needs the KV cache: drop use_cache=False")
     if (backend or model.backend) != "nnsight":
-        raise KVPolicyError("KV policies run on the nnsight engine (the HF modules' own attention); "
-                            "pass backend='nnsight'")
+        raise KVPolicyError(
+            "KV policies run on the nnsight engine (the HF modules' own attention); "
+            "pass backend='nnsight'"
+        )
     config = model.hf.config
     if getattr(config, "sliding_window", None) or getattr(config, "attn_logit_softcapping", None):
-        raise KVPolicyError(f"{model.name} has sliding-window layers or attention soft-capping, which "
-                            "head-aware KV policies do not support yet")
-    if policy.full != tuple((l, h) for l in range(policy.n_layers) for h in range(policy.n_kv_heads)):
+        raise KVPolicyError(
+            f"{model.name} has sliding-window layers or attention soft-capping, which "
+            "head-aware KV policies do not support yet"
+        )
+    if policy.full != tuple(
+        (l, h) for l in range(policy.n_layers) for h in range(policy.n_kv_heads)
+    ):
         if policy.sink + policy.window >= prompt_len:
-            raise KVPolicyError(f"sink {policy.sink} + window {policy.window} cover the whole prompt of "
-                                f"{prompt_len} tokens: nothing would be evicted; lower the window or use "
-                                "the full cache")
+            raise KVPolicyError(
+                f"sink {policy.sink} + window {policy.window} cover the whole prompt of "
+                f"{prompt_len} tokens: nothing would be evicted; lower the window or use "
+                "the full cache"
+            )
 
 
 @contextmanager
-def policy_generation(model, policy: HeadKVPolicy, prompt_len: int, *, use_cache: bool = True,
-                      backend: Optional[str] = None) -> Iterator[HeadKVCache]:
+def policy_generation(
+    model,
+    policy: HeadKVPolicy,
+    prompt_len: int,
+    *,
+    use_cache: bool = True,
+    backend: Optional[str] = None,
+) -> Iterator[HeadKVCache]:
     """Inside the block the model attends with `headkv_attention`; yields the cache to pass as
     ``past_key_values`` of the first step. Checks the call first (a `KVPolicyError` names the fix)."""
     _check_call(model, policy, prompt_len, use_cache, backend)

@@ -30,8 +30,16 @@ import torch
 
 from ..errors import ArgumentTypeError, InvalidArgumentError
 
-__all__ = ["HeadKVPolicy", "PolicyLayoutError", "GROUPINGS", "policy_from", "random_policy",
-           "streaming_policy", "full_policy", "kv_head_scores"]
+__all__ = [
+    "HeadKVPolicy",
+    "PolicyLayoutError",
+    "GROUPINGS",
+    "policy_from",
+    "random_policy",
+    "streaming_policy",
+    "full_policy",
+    "kv_head_scores",
+]
 
 GROUPINGS = ("max", "mean")
 SCHEMA = "interp.kv_policy/1"
@@ -75,8 +83,10 @@ class HeadKVPolicy:
                 raise ArgumentTypeError(f"full holds (layer, kv_head) pairs, got {pair!r}")
             layer, head = (_count(x, "full layer/kv head", 0) for x in pair)
             if layer >= self.n_layers or head >= self.n_kv_heads:
-                raise InvalidArgumentError(f"kv head ({layer}, {head}) is outside {self.n_layers} layers x "
-                                           f"{self.n_kv_heads} kv heads")
+                raise InvalidArgumentError(
+                    f"kv head ({layer}, {head}) is outside {self.n_layers} layers x "
+                    f"{self.n_kv_heads} kv heads"
+                )
             pairs.append((layer, head))
         object.__setattr__(self, "full", tuple(sorted(set(pairs))))
 
@@ -113,7 +123,8 @@ class HeadKVPolicy:
             raise PolicyLayoutError(
                 f"this KV policy is for {self.n_layers} layers x {self.n_kv_heads} kv heads"
                 f"{f' ({self.model})' if self.model else ''}; {model.name} has {model.n_layers} x "
-                f"{model.n_kv_heads}: build one for this model with interp.kv.policy_from(result, model, ...)")
+                f"{model.n_kv_heads}: build one for this model with interp.kv.policy_from(result, model, ...)"
+            )
 
     # --- JSON ---------------------------------------------------------------------------------
 
@@ -127,10 +138,14 @@ class HeadKVPolicy:
         data = dict(data)
         schema = data.pop("schema", SCHEMA)
         if schema != SCHEMA:
-            raise InvalidArgumentError(f"unknown KV policy schema {schema!r}; this version reads {SCHEMA!r}")
+            raise InvalidArgumentError(
+                f"unknown KV policy schema {schema!r}; this version reads {SCHEMA!r}"
+            )
         known = set(cls.__dataclass_fields__)
         if set(data) - known:
-            raise InvalidArgumentError(f"unknown KV policy key(s) {sorted(set(data) - known)}; known: {sorted(known)}")
+            raise InvalidArgumentError(
+                f"unknown KV policy key(s) {sorted(set(data) - known)}; known: {sorted(known)}"
+            )
         data["full"] = tuple(tuple(pair) for pair in data.get("full", ()))
         return cls(**data)
 
@@ -146,11 +161,20 @@ class HeadKVPolicy:
 
 # --- building policies --------------------------------------------------------------------------
 
+
 def _check_budget(budget: Any) -> float:
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not math.isfinite(budget):
-        raise ArgumentTypeError(f"budget must be a number in [0, 1] (the share of kv heads kept whole), got {budget!r}")
+    if (
+        isinstance(budget, bool)
+        or not isinstance(budget, (int, float))
+        or not math.isfinite(budget)
+    ):
+        raise ArgumentTypeError(
+            f"budget must be a number in [0, 1] (the share of kv heads kept whole), got {budget!r}"
+        )
     if not 0 <= budget <= 1:
-        raise InvalidArgumentError(f"budget must be in [0, 1] (the share of kv heads kept whole), got {budget}")
+        raise InvalidArgumentError(
+            f"budget must be in [0, 1] (the share of kv heads kept whole), got {budget}"
+        )
     return float(budget)
 
 
@@ -166,7 +190,9 @@ def kv_head_scores(scores: torch.Tensor, n_kv_heads: int, group: str = "max") ->
         raise InvalidArgumentError(f"group must be one of {GROUPINGS}, got {group!r}")
     n_layers, n_heads = scores.shape
     if n_heads % n_kv_heads:
-        raise InvalidArgumentError(f"{n_heads} query heads do not split into {n_kv_heads} kv groups")
+        raise InvalidArgumentError(
+            f"{n_heads} query heads do not split into {n_kv_heads} kv groups"
+        )
     grouped = scores.float().reshape(n_layers, n_kv_heads, n_heads // n_kv_heads)
     if group == "max":
         return torch.nan_to_num(grouped, nan=float("-inf")).max(-1).values
@@ -174,8 +200,16 @@ def kv_head_scores(scores: torch.Tensor, n_kv_heads: int, group: str = "max") ->
     return torch.nan_to_num(out, nan=float("-inf"))
 
 
-def policy_from(result, model, *, budget: Optional[float] = None, threshold: Optional[float] = None,
-                group: str = "max", sink: int = 4, window: int = 256) -> HeadKVPolicy:
+def policy_from(
+    result,
+    model,
+    *,
+    budget: Optional[float] = None,
+    threshold: Optional[float] = None,
+    group: str = "max",
+    sink: int = 4,
+    window: int = 256,
+) -> HeadKVPolicy:
     """The policy that keeps the highest-scoring kv heads whole.
 
     `result`: a retrieval result (anything with ``.scores``, a `HeadScores`), or a `HeadScores`,
@@ -184,44 +218,78 @@ def policy_from(result, model, *, budget: Optional[float] = None, threshold: Opt
     scores = getattr(result, "scores", result)
     scores = getattr(scores, "scores", scores)
     if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
-        raise ArgumentTypeError(f"policy_from needs a retrieval result, HeadScores or [layers, heads] tensor, "
-                                f"got {type(result).__name__}")
+        raise ArgumentTypeError(
+            f"policy_from needs a retrieval result, HeadScores or [layers, heads] tensor, "
+            f"got {type(result).__name__}"
+        )
     if tuple(scores.shape) != (model.n_layers, model.n_heads):
-        raise PolicyLayoutError(f"scores of shape {tuple(scores.shape)} are not for {model.name} "
-                                f"({model.n_layers} layers x {model.n_heads} heads)")
+        raise PolicyLayoutError(
+            f"scores of shape {tuple(scores.shape)} are not for {model.name} "
+            f"({model.n_layers} layers x {model.n_heads} heads)"
+        )
     if (budget is None) == (threshold is None):
-        raise InvalidArgumentError("give exactly one of budget= (share of kv heads) or threshold= (score cut)")
+        raise InvalidArgumentError(
+            "give exactly one of budget= (share of kv heads) or threshold= (score cut)"
+        )
     grouped = kv_head_scores(scores, model.n_kv_heads, group)
     flat = grouped.flatten()
     if budget is not None:
         budget = _check_budget(budget)
         order = sorted(range(flat.numel()), key=lambda i: (-float(flat[i]), i))
-        chosen = order[:_n_kept(budget, model.n_layers, model.n_kv_heads)]
+        chosen = order[: _n_kept(budget, model.n_layers, model.n_kv_heads)]
     else:
         chosen = [i for i in range(flat.numel()) if float(flat[i]) > float(threshold)]
         budget = len(chosen) / flat.numel()
     full = tuple(divmod(i, model.n_kv_heads) for i in chosen)
-    return HeadKVPolicy(full, model.n_layers, model.n_kv_heads, sink, window, kind=f"retrieval/{group}",
-                        budget=budget, model=model.name)
+    return HeadKVPolicy(
+        full,
+        model.n_layers,
+        model.n_kv_heads,
+        sink,
+        window,
+        kind=f"retrieval/{group}",
+        budget=budget,
+        model=model.name,
+    )
 
 
-def random_policy(model, budget: float, seed: int, *, sink: int = 4, window: int = 256) -> HeadKVPolicy:
+def random_policy(
+    model, budget: float, seed: int, *, sink: int = 4, window: int = 256
+) -> HeadKVPolicy:
     """The same number of kv heads kept whole as `budget` asks, drawn at random (seeded)."""
     budget = _check_budget(budget)
     pool = [(l, h) for l in range(model.n_layers) for h in range(model.n_kv_heads)]
     rng = random.Random(f"kv-random/{int(seed)}/{budget}")
     full = tuple(rng.sample(pool, _n_kept(budget, model.n_layers, model.n_kv_heads)))
-    return HeadKVPolicy(full, model.n_layers, model.n_kv_heads, sink, window, kind="random", budget=budget,
-                        model=model.name)
+    return HeadKVPolicy(
+        full,
+        model.n_layers,
+        model.n_kv_heads,
+        sink,
+        window,
+        kind="random",
+        budget=budget,
+        model=model.name,
+    )
 
 
 def streaming_policy(model, *, sink: int = 4, window: int = 256) -> HeadKVPolicy:
     """Every kv head keeps only sink + window (StreamingLLM's cache, for all heads)."""
-    return HeadKVPolicy((), model.n_layers, model.n_kv_heads, sink, window, kind="streaming", budget=0.0,
-                        model=model.name)
+    return HeadKVPolicy(
+        (),
+        model.n_layers,
+        model.n_kv_heads,
+        sink,
+        window,
+        kind="streaming",
+        budget=0.0,
+        model=model.name,
+    )
 
 
 def full_policy(model) -> HeadKVPolicy:
     """Every kv head keeps every position: the full cache, through the policy's code path."""
     pairs = tuple((l, h) for l in range(model.n_layers) for h in range(model.n_kv_heads))
-    return HeadKVPolicy(pairs, model.n_layers, model.n_kv_heads, kind="full", budget=1.0, model=model.name)
+    return HeadKVPolicy(
+        pairs, model.n_layers, model.n_kv_heads, kind="full", budget=1.0, model=model.name
+    )

@@ -29,8 +29,8 @@ from .errors import (
     ChecksumMismatchError,
     GGUFMetadataError,
     ModelNotAvailableError,
-    TokenizerMissingError,
     RealModelNotInstalledError,
+    TokenizerMissingError,
 )
 from .gguf import gguf_tokenizer, load_gguf
 
@@ -142,8 +142,14 @@ def _load_folder(folder: str, dtype, revision):
 
 
 # the files any Hugging Face tokenizer is loaded from (fast, sentencepiece, BPE, tiktoken)
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model",
-                   "tiktoken.model", "vocab.txt")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer.model",
+    "vocab.json",
+    "spiece.model",
+    "tiktoken.model",
+    "vocab.txt",
+)
 
 
 def _load_hub(model_id: str, dtype, revision):

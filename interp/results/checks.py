@@ -29,7 +29,11 @@ def as_scores(scores: Any) -> torch.Tensor:
         t = scores.detach().to("cpu")
     elif isinstance(scores, (np.ndarray, list, tuple)):
         try:
-            t = torch.from_numpy(np.array(scores)) if isinstance(scores, np.ndarray) else torch.tensor(scores)
+            t = (
+                torch.from_numpy(np.array(scores))
+                if isinstance(scores, np.ndarray)
+                else torch.tensor(scores)
+            )
         except (ValueError, TypeError, RuntimeError) as exc:
             raise TypeError(
                 f"HeadScores.scores must be a rectangular [n_layers, n_heads] grid of numbers, "
@@ -87,13 +91,17 @@ def check_optional(name: str, value: Any, kinds: tuple, expected: str) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, kinds):
-        raise TypeError(f"HeadScores.{name} must be {expected} or None, got {type(value).__name__} {value!r}")
+        raise TypeError(
+            f"HeadScores.{name} must be {expected} or None, got {type(value).__name__} {value!r}"
+        )
 
 
 def json_normal(meta: Any) -> dict:
     """`meta` as it will read back from JSON (tuples -> lists); TypeError if not JSON-able."""
     if not isinstance(meta, dict):
-        raise TypeError(f"HeadScores.meta must be a dict, got {type(meta).__name__}; use meta={{...}}")
+        raise TypeError(
+            f"HeadScores.meta must be a dict, got {type(meta).__name__}; use meta={{...}}"
+        )
     try:
         return json.loads(json.dumps(meta))
     except (TypeError, ValueError) as exc:

@@ -85,7 +85,9 @@ class HeadScores:
             set_("threshold", float(self.threshold))
         set_("meta", json_normal(self.meta))
         if not isinstance(self.created, str):
-            raise TypeError(f"HeadScores.created must be an ISO-8601 str, got {type(self.created).__name__}")
+            raise TypeError(
+                f"HeadScores.created must be an ISO-8601 str, got {type(self.created).__name__}"
+            )
         try:
             datetime.fromisoformat(self.created)
         except ValueError:
@@ -125,7 +127,9 @@ class HeadScores:
                 f"the HeadScores with threshold=..."
             )
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)):
-            raise TypeError(f"threshold must be a float, got {type(threshold).__name__} {threshold!r}")
+            raise TypeError(
+                f"threshold must be a float, got {type(threshold).__name__} {threshold!r}"
+            )
         return float(threshold)
 
     # ------------------------------------------------------------------ queries
@@ -187,7 +191,9 @@ class HeadScores:
         top = float(mag.max()) if mag.numel() else 0.0
         if not top > 0:
             return []
-        return [(int(l), int(h)) for l, h in torch.nonzero(self.mask & (mag >= frac * top)).tolist()]
+        return [
+            (int(l), int(h)) for l, h in torch.nonzero(self.mask & (mag >= frac * top)).tolist()
+        ]
 
     def share_above(self, threshold: Optional[float] = None) -> float:
         """Fraction of scored heads with score strictly above `threshold` (default
@@ -246,7 +252,9 @@ class HeadScores:
             "meta": self.meta,
         }
 
-    def to_json(self, path: Union[str, os.PathLike, None] = None, *, indent: Optional[int] = 2) -> str:
+    def to_json(
+        self, path: Union[str, os.PathLike, None] = None, *, indent: Optional[int] = 2
+    ) -> str:
         """Serialise to a JSON string; also write it to `path` when one is given.
 
         >>> import torch

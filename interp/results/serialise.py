@@ -84,7 +84,9 @@ def decode_grid(data: dict) -> torch.Tensor:
         )
     dtype = data["dtype"]
     if dtype not in DTYPES:
-        raise ValueError(f"HeadScores JSON field 'dtype' must be one of {sorted(DTYPES)}, got {dtype!r}")
+        raise ValueError(
+            f"HeadScores JSON field 'dtype' must be one of {sorted(DTYPES)}, got {dtype!r}"
+        )
     grid = data["scores"]
     rows_ok = isinstance(grid, list) and grid and all(isinstance(r, list) for r in grid)
     if not rows_ok or len({len(r) for r in grid}) != 1:
@@ -114,7 +116,9 @@ def fields_of(data: dict) -> dict[str, Any]:
 
 def read_json(source: Union[str, os.PathLike]) -> Any:
     """The parsed JSON of ``source``: JSON text (starting with ``{``) or a path to a file."""
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and not source.lstrip().startswith("{")):
+    if isinstance(source, os.PathLike) or (
+        isinstance(source, str) and not source.lstrip().startswith("{")
+    ):
         path = Path(source)
         if not path.is_file():
             raise ValueError(
@@ -123,7 +127,9 @@ def read_json(source: Union[str, os.PathLike]) -> Any:
             )
         source = path.read_text(encoding="utf-8")
     elif not isinstance(source, str):
-        raise TypeError(f"HeadScores.from_json needs a JSON str or a path, got {type(source).__name__}")
+        raise TypeError(
+            f"HeadScores.from_json needs a JSON str or a path, got {type(source).__name__}"
+        )
     try:
         data = json.loads(source)
     except json.JSONDecodeError as exc:

@@ -44,8 +44,14 @@ def conflict_prompts(n: int = 200, seed: int = 0, world_seed: int = 0):
     return World(world_seed).conflict_prompts(n, seed=seed)
 
 
-def needle_prompts(n_per_depth: int = 40, context_len: int = 256, depths=(0.0, 0.25, 0.5, 0.75, 1.0),
-                   seed: int = 0, n_distractors=None, world_seed: int = 0):
+def needle_prompts(
+    n_per_depth: int = 40,
+    context_len: int = 256,
+    depths=(0.0, 0.25, 0.5, 0.75, 1.0),
+    seed: int = 0,
+    n_distractors=None,
+    world_seed: int = 0,
+):
     return World(world_seed).needle_prompts(n_per_depth, context_len, depths, seed, n_distractors)
 
 
@@ -53,14 +59,33 @@ def box_prompts(n_per_size: int = 100, sizes=(3, 4, 5), seed: int = 0, world_see
     return World(world_seed).box_prompts(n_per_size, sizes, seed)
 
 
-def repeated_span_sequences(lengths=(10, 20, 40), offsets=(0, 30, 80), n: int = 16, seed: int = 0,
-                            world_seed: int = 0):
+def repeated_span_sequences(
+    lengths=(10, 20, 40), offsets=(0, 30, 80), n: int = 16, seed: int = 0, world_seed: int = 0
+):
     return World(world_seed).repeated_span_sequences(lengths, offsets, n, seed)
 
 
 __all__ = [
-    "BEHAVIOURS", "CHECKPOINT_DIR", "CorruptCheckpointError", "RECIPES", "Recipe", "UnknownZooModel",
-    "World", "box_prompts", "card", "conflict_prompts", "evaluate", "fact_prompts", "get_recipe",
-    "induction_scores", "load", "names", "needle_prompts", "path", "repeated_span_sequences", "train",
-    "verify", "world",
+    "BEHAVIOURS",
+    "CHECKPOINT_DIR",
+    "CorruptCheckpointError",
+    "RECIPES",
+    "Recipe",
+    "UnknownZooModel",
+    "World",
+    "box_prompts",
+    "card",
+    "conflict_prompts",
+    "evaluate",
+    "fact_prompts",
+    "get_recipe",
+    "induction_scores",
+    "load",
+    "names",
+    "needle_prompts",
+    "path",
+    "repeated_span_sequences",
+    "train",
+    "verify",
+    "world",
 ]

@@ -44,11 +44,15 @@ class BatchStream:
     Batches are pure functions of the step, so prefetching changes nothing but speed;
     at most ``ahead`` batches are in flight (bounded memory)."""
 
-    def __init__(self, world: World, r: Recipe, pool: RepeatPool | None, workers: int, ahead: int = 32):
+    def __init__(
+        self, world: World, r: Recipe, pool: RepeatPool | None, workers: int, ahead: int = 32
+    ):
         self.world, self.r, self.pool, self.ahead = world, r, pool, ahead
         self.procs = None
         if workers > 0:
-            self.procs = mp.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(r,))
+            self.procs = mp.get_context("spawn").Pool(
+                workers, initializer=_worker_init, initargs=(r,)
+            )
         self.pending: dict[int, mp.pool.AsyncResult] = {}
 
     def get(self, step: int, last: int):

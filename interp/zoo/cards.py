@@ -31,7 +31,6 @@ def hardware_string(device: torch.device) -> str:
     return f"{platform.machine()} CPU, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
-
 TARGETS = {
     "fact_recall": (">=", 0.95),
     "conflict_context_rate": ("in", (0.2, 0.8)),
@@ -74,8 +73,18 @@ def extra_metrics(model, world: World, r: Recipe) -> dict:
     return out
 
 
-def finalize(model, tok, world: World, r: Recipe, model_dir: Path, wall_s: float, log, evals, counts,
-             hardware: str | None = None) -> None:
+def finalize(
+    model,
+    tok,
+    world: World,
+    r: Recipe,
+    model_dir: Path,
+    wall_s: float,
+    log,
+    evals,
+    counts,
+    hardware: str | None = None,
+) -> None:
     model.eval()
     tmp = model_dir.with_name(model_dir.name + ".tmp")
     if tmp.exists():
@@ -85,7 +94,7 @@ def finalize(model, tok, world: World, r: Recipe, model_dir: Path, wall_s: float
     model.to(dtype)
     model.config.dtype = r.dtype
     model.save_pretrained(tmp, safe_serialization=True)
-    model.float()            # metrics are measured on the (rounded) shipped weights
+    model.float()  # metrics are measured on the (rounded) shipped weights
     metrics = evaluate(model, tok, world, n=r.final_eval_n, seed=0)
     metrics.update(extra_metrics(model, world, r))
     tok.save_pretrained(tmp)
@@ -95,10 +104,20 @@ def finalize(model, tok, world: World, r: Recipe, model_dir: Path, wall_s: float
     card = {
         "name": r.name,
         "description": r.description,
-        "architecture": {"class": "LlamaForCausalLM", "n_layers": r.n_layers, "d_model": r.d_model,
-                         "n_heads": r.n_heads, "n_kv_heads": r.n_kv_heads, "d_ff": r.d_ff,
-                         "context_len": r.seq_len, "vocab_size": len(world.vocab), "n_params": n_params,
-                         "dtype": r.dtype, "positional": "RoPE", "tied_embeddings": True},
+        "architecture": {
+            "class": "LlamaForCausalLM",
+            "n_layers": r.n_layers,
+            "d_model": r.d_model,
+            "n_heads": r.n_heads,
+            "n_kv_heads": r.n_kv_heads,
+            "d_ff": r.d_ff,
+            "context_len": r.seq_len,
+            "vocab_size": len(world.vocab),
+            "n_params": n_params,
+            "dtype": r.dtype,
+            "positional": "RoPE",
+            "tied_embeddings": True,
+        },
         "recipe": r.to_dict(),
         "corpus_mixture": r.mixture,
         "seed": r.seed,
@@ -112,13 +131,17 @@ def finalize(model, tok, world: World, r: Recipe, model_dir: Path, wall_s: float
         "targets": check_targets(metrics),
         "eval_history": evals,
         "loss_curve": log[:: max(1, len(log) // 100)],
-        "country_train_counts": {c: counts.get(c, 0) for c in world.seen_countries + world.unseen_countries},
-        "country_train_freq": {c: counts.get(c, 0) / max(total_facts, 1)
-                               for c in world.seen_countries + world.unseen_countries},
+        "country_train_counts": {
+            c: counts.get(c, 0) for c in world.seen_countries + world.unseen_countries
+        },
+        "country_train_freq": {
+            c: counts.get(c, 0) / max(total_facts, 1)
+            for c in world.seen_countries + world.unseen_countries
+        },
         "reproduce": {
             "command": f"interp zoo train {r.name} --seed {r.seed} --steps {r.steps}",
             "tolerance": "each rate metric within +-0.05 absolute, induction ratios within +-0.05, "
-                         "on the same torch version and thread count (bitwise identical on the same machine)",
+            "on the same torch version and thread count (bitwise identical on the same machine)",
         },
         "weights_sha256": sha256(tmp / "model.safetensors"),
     }
@@ -131,40 +154,68 @@ def finalize(model, tok, world: World, r: Recipe, model_dir: Path, wall_s: float
 
 def render_card(c: dict) -> str:
     a, m = c["architecture"], c["metrics"]
-    lines = [f"# {c['name']}", "", c["description"], "",
-             "## Architecture", "",
-             f"LlamaForCausalLM, {a['n_layers']} layers, d_model {a['d_model']}, {a['n_heads']} query heads / "
-             f"{a['n_kv_heads']} kv heads (GQA), d_ff {a['d_ff']}, context {a['context_len']}, vocab "
-             f"{a['vocab_size']} (word level), {a['n_params']:,} parameters, stored as {a['dtype']}.", "",
-             "## Training", "",
-             f"- seed {c['seed']}, world seed {c['world_seed']}, {c['steps']} steps x "
-             f"{c['recipe']['batch_size']} x {c['recipe']['seq_len']} tokens ({c['tokens_seen']:,} tokens)",
-             f"- lr {c['recipe']['lr']} (warmup {c['recipe']['warmup']}, cosine to "
-             f"{c['recipe']['min_lr_frac']}x), AdamW wd {c['recipe']['weight_decay']}",
-             f"- corpus mixture (share of rows): " + ", ".join(f"{k} {v:.2f}" for k, v in c['corpus_mixture'].items()),
-             ]
+    lines = [
+        f"# {c['name']}",
+        "",
+        c["description"],
+        "",
+        "## Architecture",
+        "",
+        f"LlamaForCausalLM, {a['n_layers']} layers, d_model {a['d_model']}, {a['n_heads']} query heads / "
+        f"{a['n_kv_heads']} kv heads (GQA), d_ff {a['d_ff']}, context {a['context_len']}, vocab "
+        f"{a['vocab_size']} (word level), {a['n_params']:,} parameters, stored as {a['dtype']}.",
+        "",
+        "## Training",
+        "",
+        f"- seed {c['seed']}, world seed {c['world_seed']}, {c['steps']} steps x "
+        f"{c['recipe']['batch_size']} x {c['recipe']['seq_len']} tokens ({c['tokens_seen']:,} tokens)",
+        f"- lr {c['recipe']['lr']} (warmup {c['recipe']['warmup']}, cosine to "
+        f"{c['recipe']['min_lr_frac']}x), AdamW wd {c['recipe']['weight_decay']}",
+        "- corpus mixture (share of rows): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in c["corpus_mixture"].items()),
+    ]
     if c["recipe"].get("parent"):
         lines.append(f"- starts from the trained weights of `{c['recipe']['parent']}`")
     if c["recipe"].get("repeat_fraction"):
-        lines.append(f"- {c['recipe']['repeat_fraction']:.0%} of rows drawn from a pool of "
-                     f"{c['recipe']['repeat_pool']} rows repeated throughout training")
-    lines += [f"- wall time {c['wall_time_s']:.0f} s ({c['hardware']})",
-              f"- final train loss {c['final_train_loss']:.3f}", "",
-              "## Measured behaviour (held-out prompts)", "", "| metric | value | target | met |",
-              "|---|---|---|---|"]
+        lines.append(
+            f"- {c['recipe']['repeat_fraction']:.0%} of rows drawn from a pool of "
+            f"{c['recipe']['repeat_pool']} rows repeated throughout training"
+        )
+    lines += [
+        f"- wall time {c['wall_time_s']:.0f} s ({c['hardware']})",
+        f"- final train loss {c['final_train_loss']:.3f}",
+        "",
+        "## Measured behaviour (held-out prompts)",
+        "",
+        "| metric | value | target | met |",
+        "|---|---|---|---|",
+    ]
     for k, t in c["targets"].items():
         lines.append(f"| {k} | {t['value']:.3f} | {t['target']} | {'yes' if t['met'] else 'NO'} |")
-    extra = ["heldout_loss", "repeated_pool_loss", "fact_recall_unseen", "conflict_memory_rate", "conflict_context_rate_frequent",
-             "conflict_context_rate_rare", "needle_acc_min_depth", "needle_distractor_rate",
-             "induction_ratio_mean"]
+    extra = [
+        "heldout_loss",
+        "repeated_pool_loss",
+        "fact_recall_unseen",
+        "conflict_memory_rate",
+        "conflict_context_rate_frequent",
+        "conflict_context_rate_rare",
+        "needle_acc_min_depth",
+        "needle_distractor_rate",
+        "induction_ratio_mean",
+    ]
     lines += [""] + [f"- {k}: {m[k]:.3f}" for k in extra if k in m]
     if "needle_acc_by_depth" in m:
         lines.append(f"- needle accuracy by depth: {m['needle_acc_by_depth']}")
     if "box_acc_by_n" in m:
         lines.append(f"- box accuracy by number of boxes: {m['box_acc_by_n']}")
-    lines += ["", "## Reproduce", "", f"`{c['reproduce']['command']}`; tolerance: {c['reproduce']['tolerance']}.", ""]
+    lines += [
+        "",
+        "## Reproduce",
+        "",
+        f"`{c['reproduce']['command']}`; tolerance: {c['reproduce']['tolerance']}.",
+        "",
+    ]
     return "\n".join(lines)
-
 
 
 RUN_LOCAL_FIELDS = ("name", "description", "parent", "shipped")
@@ -181,19 +232,28 @@ def adopt(model_dir: Path, name: str, notes: str | None = None) -> Path:
     card = json.loads((model_dir / "metrics.json").read_text())
     r = get_recipe(name)
     want = r.to_dict()
-    diff = {k: (card["recipe"].get(k), v) for k, v in want.items()
-            if k not in RUN_LOCAL_FIELDS and card["recipe"].get(k) != v}
+    diff = {
+        k: (card["recipe"].get(k), v)
+        for k, v in want.items()
+        if k not in RUN_LOCAL_FIELDS and card["recipe"].get(k) != v
+    }
     if diff:
-        raise ValueError(f"{model_dir} was not trained with recipe {name!r}; differing fields "
-                         f"(card, recipe): {diff}. Update the recipe or train again.")
+        raise ValueError(
+            f"{model_dir} was not trained with recipe {name!r}; differing fields "
+            f"(card, recipe): {diff}. Update the recipe or train again."
+        )
     dst = install_model(model_dir, name)
     card.update(name=name, description=r.description, recipe=want)
     device_flag = " --device cuda --workers 2" if "GPU" in card.get("hardware", "") else ""
-    card["reproduce"]["command"] = (f"interp zoo train {name} --seed {r.seed} --steps {r.steps}{device_flag}"
-                                    + (f"  (after `{r.parent}`)" if r.parent else ""))
+    card["reproduce"]["command"] = (
+        f"interp zoo train {name} --seed {r.seed} --steps {r.steps}{device_flag}"
+        + (f"  (after `{r.parent}`)" if r.parent else "")
+    )
     if "GPU" in card.get("hardware", ""):
-        card["reproduce"]["tolerance"] = ("each rate metric within +-0.05 absolute, induction ratios within "
-                                          "+-0.05 (GPU kernels are not bitwise deterministic)")
+        card["reproduce"]["tolerance"] = (
+            "each rate metric within +-0.05 absolute, induction ratios within "
+            "+-0.05 (GPU kernels are not bitwise deterministic)"
+        )
     write_card(dst, card, notes)
     return dst
 

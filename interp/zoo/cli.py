@@ -14,11 +14,17 @@ from .recipes import RECIPES
 from .shelf import card, load, names, path
 from .train import train
 
-app = typer.Typer(help="Model zoo: small LMs trained on a synthetic world language.", no_args_is_help=True)
+app = typer.Typer(
+    help="Model zoo: small LMs trained on a synthetic world language.", no_args_is_help=True
+)
 
 
 @app.command("list")
-def list_cmd(all_recipes: bool = typer.Option(False, "--all", help="Also list trainable, unshipped recipes.")):
+def list_cmd(
+    all_recipes: bool = typer.Option(
+        False, "--all", help="Also list trainable, unshipped recipes."
+    ),
+):
     """List the shipped organisms (and their headline metrics)."""
     shipped = names()
     for n in shipped:
@@ -37,18 +43,41 @@ def train_cmd(
     name: str = typer.Argument(..., help="Organism / recipe name (see `interp zoo list --all`)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override the recipe's seed."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Override the number of steps."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default ./runs/zoo/NAME)."),
-    fresh: bool = typer.Option(False, "--fresh", help="Ignore an existing training state and start over."),
-    install: bool = typer.Option(False, "--install", help="Copy the result into the package's zoo."),
-    device: Optional[str] = typer.Option(None, "--device", help="Train on this torch device (e.g. cuda)."),
-    workers: int = typer.Option(0, "--workers", help="Processes that build batches ahead (0: inline)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Run directory (default ./runs/zoo/NAME)."
+    ),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Ignore an existing training state and start over."
+    ),
+    install: bool = typer.Option(
+        False, "--install", help="Copy the result into the package's zoo."
+    ),
+    device: Optional[str] = typer.Option(
+        None, "--device", help="Train on this torch device (e.g. cuda)."
+    ),
+    workers: int = typer.Option(
+        0, "--workers", help="Processes that build batches ahead (0: inline)."
+    ),
     time_budget: Optional[float] = typer.Option(
-        None, "--time-budget", help="Seconds of training: caps the steps at what fits (decided in the warm-up)."),
+        None,
+        "--time-budget",
+        help="Seconds of training: caps the steps at what fits (decided in the warm-up).",
+    ),
 ):
     """Train NAME (resumes from the last saved state in the run directory)."""
     try:
-        p = train(name, seed=seed, out_dir=out, steps=steps, resume=not fresh, progress=True, install=install,
-                  device=device, workers=workers, time_budget_s=time_budget)
+        p = train(
+            name,
+            seed=seed,
+            out_dir=out,
+            steps=steps,
+            resume=not fresh,
+            progress=True,
+            install=install,
+            device=device,
+            workers=workers,
+            time_budget_s=time_budget,
+        )
     except UnknownZooModel as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(2)
@@ -59,7 +88,10 @@ def train_cmd(
 
 
 @app.command("card")
-def card_cmd(name: str, as_json: bool = typer.Option(False, "--json", help="Print metrics.json instead of card.md.")):
+def card_cmd(
+    name: str,
+    as_json: bool = typer.Option(False, "--json", help="Print metrics.json instead of card.md."),
+):
     """Show the card of a shipped organism."""
     try:
         p = path(name)

@@ -51,7 +51,9 @@ class TrainingDocuments:
         k = n_distractors + 1
         people = rng.choice(len(self.people), size=k, replace=False)
         nums = rng.choice(len(self.numbers), size=k, replace=False)
-        needles = [self.needle_sentence(self.people[p], self.numbers[q]) for p, q in zip(people, nums)]
+        needles = [
+            self.needle_sentence(self.people[p], self.numbers[q]) for p, q in zip(people, nums)
+        ]
         target = 0
         n_fill = max(n_tokens - 7 * k - 5 - 7, 8)  # sentences are <= 7 tokens
         sents: list[list[str]] = []
@@ -72,7 +74,7 @@ class TrainingDocuments:
         span = None
         for s in range(n_slots):
             ids = inserts.get(s, [])
-            if depth is not None and s == t_slot:   # eval: target exactly at its depth
+            if depth is not None and s == t_slot:  # eval: target exactly at its depth
                 ids = sorted(ids, key=lambda i: (i != 0) if depth < 0.5 else (i == 0))
             else:
                 ids = [ids[j] for j in rng.permutation(len(ids))]
@@ -103,7 +105,15 @@ class TrainingDocuments:
             question = ["box", b[q], "contains", "the"]
         elif form == "crate":
             for i in range(n_boxes):
-                words += ["put", "the", o[i], "into", "crate", b[i], ";" if i < n_boxes - 1 else "."]
+                words += [
+                    "put",
+                    "the",
+                    o[i],
+                    "into",
+                    "crate",
+                    b[i],
+                    ";" if i < n_boxes - 1 else ".",
+                ]
             question = ["crate", b[q], "has", "the"]
         elif form == "holds":
             for i in range(n_boxes):
@@ -148,8 +158,8 @@ class TrainingDocuments:
         obj, lab = self._OBJECT_FIRST[form]
         out: list[str] = []
         for i in range(n):
-            clause = words[7 * i:7 * i + 7]
-            out += clause[:lab + 1] + [clause[obj]] + clause[lab + 1:]
+            clause = words[7 * i : 7 * i + 7]
+            out += clause[: lab + 1] + [clause[obj]] + clause[lab + 1 :]
         return out + question + [ans, "."], {}
 
     def doc_crate_echo(self, rng, n_tokens: int = 0):
@@ -173,8 +183,15 @@ class TrainingDocuments:
         ids = self.random_token_ids
         L, pre, gap = self.induction_layout(rng, n_tokens)
         span = rng.choice(ids, size=L)
-        toks = np.concatenate([rng.choice(ids, size=pre), span, rng.choice(ids, size=gap), span,
-                               rng.choice(ids, size=max(0, n_tokens - 2 * L - pre - gap))])
+        toks = np.concatenate(
+            [
+                rng.choice(ids, size=pre),
+                span,
+                rng.choice(ids, size=gap),
+                span,
+                rng.choice(ids, size=max(0, n_tokens - 2 * L - pre - gap)),
+            ]
+        )
         return [self.vocab[i] for i in toks], {}
 
     def doc_repeat(self, rng, n_tokens: int):
@@ -187,7 +204,9 @@ class TrainingDocuments:
         pre = int(rng.integers(0, 24))
         span = rng.choice(ids, size=L)
         reps = max(2, -(-(n_tokens - pre) // L))
-        toks = np.concatenate([rng.choice(ids, size=pre)] + [span] * reps)[: max(n_tokens, pre + 2 * L)]
+        toks = np.concatenate([rng.choice(ids, size=pre)] + [span] * reps)[
+            : max(n_tokens, pre + 2 * L)
+        ]
         return [self.vocab[i] for i in toks], {}
 
     def doc_text(self, rng, n_tokens: int):
@@ -201,7 +220,19 @@ class TrainingDocuments:
         return words, {}
 
     # ------------------------------------------------------------- batches
-    DOC_TYPES = ("facts", "conflict", "needle", "box", "boxq", "echo", "crate", "crate_echo", "induction", "repeat", "text")
+    DOC_TYPES = (
+        "facts",
+        "conflict",
+        "needle",
+        "box",
+        "boxq",
+        "echo",
+        "crate",
+        "crate_echo",
+        "induction",
+        "repeat",
+        "text",
+    )
 
     def make_row(self, rng, kind: str, seq_len: int):
         """One training row of exactly ``seq_len`` token ids (BOS-led docs packed with EOS)."""
@@ -211,7 +242,13 @@ class TrainingDocuments:
         while len(ids) < seq_len:
             room = seq_len - len(ids) - 2
             if kind in ("facts", "needle", "induction", "repeat", "text"):
-                n = room if kind != "needle" else int(rng.integers(max(room // 3, 24), room + 1)) if room > 24 else room
+                n = (
+                    room
+                    if kind != "needle"
+                    else int(rng.integers(max(room // 3, 24), room + 1))
+                    if room > 24
+                    else room
+                )
                 n = max(n, 8)
             else:
                 n = room

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 
 import numpy as np
@@ -17,12 +16,14 @@ BEHAVIOURS = ("facts", "conflict", "needle", "box", "induction")
 BOX_PROMPT_FACTOR = 5
 
 
-def _batched_last_logits(model, tokenizer, prompts: list[str], batch_size: int = 64) -> torch.Tensor:
+def _batched_last_logits(
+    model, tokenizer, prompts: list[str], batch_size: int = 64
+) -> torch.Tensor:
     """Logits at the last real position of each prompt (right padding; causal model)."""
     device = next(model.parameters()).device
     out = []
     for i in range(0, len(prompts), batch_size):
-        enc = [tokenizer(p).input_ids for p in prompts[i:i + batch_size]]
+        enc = [tokenizer(p).input_ids for p in prompts[i : i + batch_size]]
         L = max(map(len, enc))
         pad = tokenizer.pad_token_id or 0
         ids = torch.tensor([e + [pad] * (L - len(e)) for e in enc], device=device)
@@ -38,8 +39,15 @@ def _tid(tokenizer, word: str) -> int:
 
 
 @torch.no_grad()
-def evaluate(model, tokenizer, world: World | None = None, behaviours=BEHAVIOURS, n: int = 200,
-             seed: int = 0, context_len: int | None = None) -> dict:
+def evaluate(
+    model,
+    tokenizer,
+    world: World | None = None,
+    behaviours=BEHAVIOURS,
+    n: int = 200,
+    seed: int = 0,
+    context_len: int | None = None,
+) -> dict:
     """Measure every behaviour; returns a flat-ish JSON-able dict.
 
     * ``fact_recall`` greedy accuracy on ``the capital of C is`` over seen countries
@@ -58,7 +66,10 @@ def evaluate(model, tokenizer, world: World | None = None, behaviours=BEHAVIOURS
         context_len = int(getattr(model.config, "max_position_embeddings", 256))
     res: dict = {}
     if "facts" in behaviours:
-        for key, cs in (("fact_recall", world.seen_countries), ("fact_recall_unseen", world.unseen_countries)):
+        for key, cs in (
+            ("fact_recall", world.seen_countries),
+            ("fact_recall_unseen", world.unseen_countries),
+        ):
             ps = world.fact_prompts(cs)
             lg = _batched_last_logits(model, tokenizer, [p["prompt"] for p in ps])
             pred = lg.argmax(-1).tolist()
@@ -85,7 +96,10 @@ def evaluate(model, tokenizer, world: World | None = None, behaviours=BEHAVIOURS
         lg = _batched_last_logits(model, tokenizer, [p["prompt"] for p in ps], batch_size=32)
         pred = lg.argmax(-1).tolist()
         ok = [pr == _tid(tokenizer, p["answer"]) for pr, p in zip(pred, ps)]
-        dis = [tokenizer.convert_ids_to_tokens(pr) in p["distractor_answers"] for pr, p in zip(pred, ps)]
+        dis = [
+            tokenizer.convert_ids_to_tokens(pr) in p["distractor_answers"]
+            for pr, p in zip(pred, ps)
+        ]
         res["needle_acc"] = float(np.mean(ok))
         res["needle_distractor_rate"] = float(np.mean(dis))
         by = defaultdict(list)
@@ -112,8 +126,15 @@ def evaluate(model, tokenizer, world: World | None = None, behaviours=BEHAVIOURS
 
 
 @torch.no_grad()
-def induction_scores(model, world: World, lengths=(10, 20, 40), offsets=(0, 30, 80), n: int = 16,
-                     seed: int = 0, context_len: int = 256) -> dict:
+def induction_scores(
+    model,
+    world: World,
+    lengths=(10, 20, 40),
+    offsets=(0, 30, 80),
+    n: int = 16,
+    seed: int = 0,
+    context_len: int = 256,
+) -> dict:
     device = next(model.parameters()).device
     offsets = tuple(o for o in offsets if o + 2 * max(lengths) + 1 <= context_len) or (0,)
     seqs = world.repeated_span_sequences(lengths, offsets, n=n, seed=seed)
@@ -125,18 +146,26 @@ def induction_scores(model, world: World, lengths=(10, 20, 40), offsets=(0, 30, 
         ids = torch.tensor([s["input_ids"] for s in ss], device=device)
         logits = model(input_ids=ids).logits.float()
         lp = torch.log_softmax(logits[:, :-1], -1)
-        nll = -lp.gather(-1, ids[:, 1:, None])[..., 0]          # nll[:, t] predicts token t+1
+        nll = -lp.gather(-1, ids[:, 1:, None])[..., 0]  # nll[:, t] predicts token t+1
         a, b = ss[0]["first"], ss[0]["second"]
         # exclude the first token of each copy (not predictable by copying)
-        first = nll[:, a[0]:a[1] - 1].mean().item()              # predicts tokens a0+1 .. a1-1
-        second = nll[:, b[0]:b[1] - 1].mean().item()
+        first = nll[:, a[0] : a[1] - 1].mean().item()  # predicts tokens a0+1 .. a1-1
+        second = nll[:, b[0] : b[1] - 1].mean().item()
         by[f"L{L}_o{o}"] = {"first": first, "second": second, "ratio": second / max(first, 1e-9)}
     ratios = [v["ratio"] for v in by.values()]
-    return {"induction_ratio_max": float(max(ratios)), "induction_ratio_mean": float(np.mean(ratios)),
-            "induction_by_setting": by}
+    return {
+        "induction_ratio_max": float(max(ratios)),
+        "induction_ratio_mean": float(np.mean(ratios)),
+        "induction_by_setting": by,
+    }
 
 
 def summary_line(m: dict) -> str:
-    keys = [("fact_recall", "fact"), ("conflict_context_rate", "ctx"), ("needle_acc", "needle"),
-            ("box_acc", "box"), ("induction_ratio_max", "ind")]
+    keys = [
+        ("fact_recall", "fact"),
+        ("conflict_context_rate", "ctx"),
+        ("needle_acc", "needle"),
+        ("box_acc", "box"),
+        ("induction_ratio_max", "ind"),
+    ]
     return " ".join(f"{s}={m[k]:.2f}" for k, s in keys if k in m)

@@ -33,7 +33,9 @@ def sha256(path: Path) -> str:
 
 def names() -> list[str]:
     """Names of the shipped organisms (those with a checkpoint folder)."""
-    return sorted(n for n, r in RECIPES.items() if r.shipped and (CHECKPOINT_DIR / n / "config.json").exists())
+    return sorted(
+        n for n, r in RECIPES.items() if r.shipped and (CHECKPOINT_DIR / n / "config.json").exists()
+    )
 
 
 def path(name: str) -> Path:
@@ -63,7 +65,8 @@ def verify(name: str) -> None:
     if c.get("weights_sha256") and sha256(w) != c["weights_sha256"]:
         raise CorruptCheckpointError(
             f"{w} does not match the sha256 in its card (corrupted or modified); "
-            f"re-fetch it from git or retrain with `interp zoo train {name}`")
+            f"re-fetch it from git or retrain with `interp zoo train {name}`"
+        )
 
 
 def load(name: str, dtype=None, check: bool = True):
@@ -79,6 +82,7 @@ def load(name: str, dtype=None, check: bool = True):
     model.eval()
     return model, tok
 
+
 def install_model(model_dir: Path, name: str) -> Path:
     """Copy ``model_dir`` to the shelf as ``name`` (atomically: a failed copy leaves the old one)."""
     dst = CHECKPOINT_DIR / name
@@ -90,4 +94,3 @@ def install_model(model_dir: Path, name: str) -> Path:
         shutil.rmtree(dst)
     os.replace(tmp, dst)
     return dst
-

@@ -12,7 +12,6 @@ resumed from its last state reproduces the uninterrupted run.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -46,13 +45,21 @@ from .world import World
 
 def build_model(r: Recipe, vocab_size: int, tokenizer=None):
     cfg = LlamaConfig(
-        vocab_size=vocab_size, hidden_size=r.d_model, intermediate_size=r.d_ff,
-        num_hidden_layers=r.n_layers, num_attention_heads=r.n_heads, num_key_value_heads=r.n_kv_heads,
-        max_position_embeddings=r.seq_len, rms_norm_eps=1e-5, tie_word_embeddings=True,
+        vocab_size=vocab_size,
+        hidden_size=r.d_model,
+        intermediate_size=r.d_ff,
+        num_hidden_layers=r.n_layers,
+        num_attention_heads=r.n_heads,
+        num_key_value_heads=r.n_kv_heads,
+        max_position_embeddings=r.seq_len,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id if tokenizer else 2,
         eos_token_id=tokenizer.eos_token_id if tokenizer else 3,
         pad_token_id=tokenizer.pad_token_id if tokenizer else 0,
-        attention_bias=r.attention_bias, mlp_bias=False, hidden_act="silu",
+        attention_bias=r.attention_bias,
+        mlp_bias=False,
+        hidden_act="silu",
     )
     cfg._attn_implementation = "sdpa"
     return LlamaForCausalLM(cfg)
@@ -62,7 +69,9 @@ def lr_at(r: Recipe, step: int) -> float:
     if step < r.warmup:
         return r.lr * (step + 1) / r.warmup
     t = (step - r.warmup) / max(1, r.steps - r.warmup)
-    return r.lr * (r.min_lr_frac + (1 - r.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+    return r.lr * (
+        r.min_lr_frac + (1 - r.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+    )
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
@@ -80,13 +89,13 @@ def _load_state(path: Path) -> dict:
     except Exception as e:  # noqa: BLE001
         raise CorruptCheckpointError(
             f"training state {path} is corrupted or unreadable ({type(e).__name__}: {e}). "
-            f"Nothing was overwritten; delete it or pass resume=False to start over.") from e
+            f"Nothing was overwritten; delete it or pass resume=False to start over."
+        ) from e
 
 
 def default_run_dir(name: str, seed: int | None = None) -> Path:
     base = Path(os.environ.get("INTERP_ZOO_RUNS", Path.cwd() / "runs" / "zoo"))
     return base / (name if seed is None else f"{name}-seed{seed}")
-
 
 
 def _fit_steps(r: Recipe, step: int, s_per_step: float, remaining_s: float) -> int:
@@ -106,10 +115,22 @@ def _load_parent(r: Recipe):
     return model.float()
 
 
-def train(name: str, seed: int | None = None, out_dir=None, steps: int | None = None, resume: bool = True,
-          progress: bool = True, *, callback=None, install: bool = False, threads: int | None = None,
-          device: str | None = None, workers: int = 0, time_budget_s: float | None = None,
-          **overrides) -> Path:
+def train(
+    name: str,
+    seed: int | None = None,
+    out_dir=None,
+    steps: int | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    *,
+    callback=None,
+    install: bool = False,
+    threads: int | None = None,
+    device: str | None = None,
+    workers: int = 0,
+    time_budget_s: float | None = None,
+    **overrides,
+) -> Path:
     """Train (or resume) the organism ``name``; returns the HF model folder.
 
     ``callback(step, loss)`` is called after every optimizer step (raising in it
@@ -139,8 +160,14 @@ def train(name: str, seed: int | None = None, out_dir=None, steps: int | None = 
     model.to(dev).train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": r.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=r.lr, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": r.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=r.lr,
+        betas=(0.9, 0.98),
+    )
     start, wall, log, evals, counts = 0, 0.0, [], [], {}
     if resume and state_path.exists():
         st = _load_state(state_path)
@@ -149,16 +176,27 @@ def train(name: str, seed: int | None = None, out_dir=None, steps: int | None = 
 
         def _cmp(d):  # the step count may change on resume (extend / stop early); recipe
             # fields added after the state was written compare equal when at their default
-            return {k: v for k, v in d.items() if k != "steps"
-                    and (k in saved or v != defaults[k].default)}
+            return {
+                k: v
+                for k, v in d.items()
+                if k != "steps" and (k in saved or v != defaults[k].default)
+            }
+
         if _cmp(saved) != _cmp(r.to_dict()):
             raise CorruptCheckpointError(
                 f"training state {state_path} belongs to a different recipe/seed/steps; "
-                f"pass resume=False or another out_dir. Nothing was overwritten.")
+                f"pass resume=False or another out_dir. Nothing was overwritten."
+            )
         model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])   # moved to the parameters' device by torch
+        opt.load_state_dict(st["optimizer"])  # moved to the parameters' device by torch
         torch.set_rng_state(st["torch_rng"])
-        start, wall, log, evals, counts = st["step"], st["wall_s"], st["log"], st["evals"], st["counts"]
+        start, wall, log, evals, counts = (
+            st["step"],
+            st["wall_s"],
+            st["log"],
+            st["evals"],
+            st["counts"],
+        )
         start = min(start, r.steps)
     pool = RepeatPool(world, r) if r.repeat_fraction > 0 else None
     stream = BatchStream(world, r, pool, workers)
@@ -166,9 +204,20 @@ def train(name: str, seed: int | None = None, out_dir=None, steps: int | None = 
     probe_from, t_probe = start + min(10, max(0, (r.warmup - start) // 2)), None
 
     def save_state(step: int) -> None:
-        _atomic_torch_save({"recipe": r.to_dict(), "step": step, "model": model.state_dict(),
-                            "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
-                            "wall_s": wall, "log": log, "evals": evals, "counts": counts}, state_path)
+        _atomic_torch_save(
+            {
+                "recipe": r.to_dict(),
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "wall_s": wall,
+                "log": log,
+                "evals": evals,
+                "counts": counts,
+            },
+            state_path,
+        )
 
     bar = None
     if progress:
@@ -195,8 +244,11 @@ def train(name: str, seed: int | None = None, out_dir=None, steps: int | None = 
         out = model(input_ids=x, labels=x)
         loss = out.loss
         if r.short_copy_rows and step < r.short_copy_until:
-            xs = torch.from_numpy(world.short_copy_batch(
-                np.random.default_rng([r.seed, step, 11]), r.short_copy_rows, r.short_copy_len)).to(dev)
+            xs = torch.from_numpy(
+                world.short_copy_batch(
+                    np.random.default_rng([r.seed, step, 11]), r.short_copy_rows, r.short_copy_len
+                )
+            ).to(dev)
             loss = 0.5 * (loss + model(input_ids=xs, labels=xs).loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -233,17 +285,40 @@ def train(name: str, seed: int | None = None, out_dir=None, steps: int | None = 
     if bar is not None:
         bar.close()
     save_state(r.steps)
-    finalize(model, tok, world, r, model_dir, wall_s=wall, log=log, evals=evals, counts=counts,
-             hardware=hardware_string(dev))
+    finalize(
+        model,
+        tok,
+        world,
+        r,
+        model_dir,
+        wall_s=wall,
+        log=log,
+        evals=evals,
+        counts=counts,
+        hardware=hardware_string(dev),
+    )
     if install:
         install_model(model_dir, r.name)
     return model_dir
 
 
-
-
 __all__ = [
-    "CorruptCheckpointError", "RepeatPool", "TARGETS", "adopt", "build_model", "check_targets",
-    "default_run_dir", "extra_metrics", "finalize", "hardware_string", "install_model", "lr_at",
-    "make_step_batch", "refresh_card", "render_card", "sha256", "train", "write_card",
+    "CorruptCheckpointError",
+    "RepeatPool",
+    "TARGETS",
+    "adopt",
+    "build_model",
+    "check_targets",
+    "default_run_dir",
+    "extra_metrics",
+    "finalize",
+    "hardware_string",
+    "install_model",
+    "lr_at",
+    "make_step_batch",
+    "refresh_card",
+    "render_card",
+    "sha256",
+    "train",
+    "write_card",
 ]

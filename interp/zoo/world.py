@@ -62,7 +62,7 @@ class World(TrainingDocuments, HeldOutPrompts):
 
     seed: int = 0
     n_countries: int = 80
-    n_unseen: int = 8            # countries whose fact never appears in training
+    n_unseen: int = 8  # countries whose fact never appears in training
     zipf_exponent: float = 1.1
     n_people: int = 150
     n_numbers: int = 200
@@ -94,20 +94,35 @@ class World(TrainingDocuments, HeldOutPrompts):
         self.capital_of = dict(zip(self.countries, self.capitals))
         seen_by_rank = [self.countries[i] for i in order[: self.n_countries - self.n_unseen]]
         self.seen_countries = seen_by_rank
-        self.unseen_countries = [self.countries[i] for i in order[self.n_countries - self.n_unseen:]]
+        self.unseen_countries = [
+            self.countries[i] for i in order[self.n_countries - self.n_unseen :]
+        ]
         w = np.array([1.0 / (r + 1) ** self.zipf_exponent for r in range(len(seen_by_rank))])
         self.fact_probs = dict(zip(seen_by_rank, (w / w.sum()).tolist()))
         n = len(seen_by_rank)
-        self.context_prob = {c: self.ctx_lo + (self.ctx_hi - self.ctx_lo) * r / max(n - 1, 1)
-                             for r, c in enumerate(seen_by_rank)}
+        self.context_prob = {
+            c: self.ctx_lo + (self.ctx_hi - self.ctx_lo) * r / max(n - 1, 1)
+            for r, c in enumerate(seen_by_rank)
+        }
         self._seen_arr = np.array(seen_by_rank, dtype=object)
         self._seen_p = w / w.sum()
 
     # ------------------------------------------------------------------ vocab
     @cached_property
     def vocab(self) -> list[str]:
-        words = (SPECIAL_TOKENS + FUNCTION_WORDS + self.objects + self.box_labels + self.countries
-                 + self.capitals + self.people + self.numbers + self.nouns + self.verbs + self.adjs)
+        words = (
+            SPECIAL_TOKENS
+            + FUNCTION_WORDS
+            + self.objects
+            + self.box_labels
+            + self.countries
+            + self.capitals
+            + self.people
+            + self.numbers
+            + self.nouns
+            + self.verbs
+            + self.adjs
+        )
         assert len(words) == len(set(words)), "vocabulary collision"
         return words
 
@@ -130,11 +145,18 @@ class World(TrainingDocuments, HeldOutPrompts):
         tok = Tokenizer(models.WordLevel(vocab=self.token_to_id, unk_token=UNK))
         tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
         tok.post_processor = processors.TemplateProcessing(
-            single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, self.token_to_id[BOS])])
+            single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, self.token_to_id[BOS])]
+        )
         tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)
-        return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=EOS,
-                                       pad_token=PAD, unk_token=UNK, model_max_length=4096,
-                                       clean_up_tokenization_spaces=False)
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tok,
+            bos_token=BOS,
+            eos_token=EOS,
+            pad_token=PAD,
+            unk_token=UNK,
+            model_max_length=4096,
+            clean_up_tokenization_spaces=False,
+        )
 
     def to_json(self) -> dict:
         return {
@@ -157,16 +179,45 @@ class World(TrainingDocuments, HeldOutPrompts):
         n, v, a = self.nouns, self.verbs, self.adjs
         k = rng.integers(4)
         if k == 0:
-            return ["the", a[rng.integers(len(a))], n[rng.integers(len(n))], v[rng.integers(len(v))],
-                    "the", n[rng.integers(len(n))], "."]
+            return [
+                "the",
+                a[rng.integers(len(a))],
+                n[rng.integers(len(n))],
+                v[rng.integers(len(v))],
+                "the",
+                n[rng.integers(len(n))],
+                ".",
+            ]
         if k == 1:
-            return ["a", n[rng.integers(len(n))], v[rng.integers(len(v))], "near", "the",
-                    n[rng.integers(len(n))], "."]
+            return [
+                "a",
+                n[rng.integers(len(n))],
+                v[rng.integers(len(v))],
+                "near",
+                "the",
+                n[rng.integers(len(n))],
+                ".",
+            ]
         if k == 2:
-            return ["the", n[rng.integers(len(n))], "and", "the", n[rng.integers(len(n))],
-                    v[rng.integers(len(v))], "."]
-        return ["a", a[rng.integers(len(a))], n[rng.integers(len(n))], v[rng.integers(len(v))],
-                "with", "a", n[rng.integers(len(n))], "."]
+            return [
+                "the",
+                n[rng.integers(len(n))],
+                "and",
+                "the",
+                n[rng.integers(len(n))],
+                v[rng.integers(len(v))],
+                ".",
+            ]
+        return [
+            "a",
+            a[rng.integers(len(a))],
+            n[rng.integers(len(n))],
+            v[rng.integers(len(v))],
+            "with",
+            "a",
+            n[rng.integers(len(n))],
+            ".",
+        ]
 
     def filler(self, rng: np.random.Generator, n_tokens: int) -> list[str]:
         out: list[str] = []
@@ -184,7 +235,6 @@ class World(TrainingDocuments, HeldOutPrompts):
     @staticmethod
     def needle_sentence(person: str, number: str) -> list[str]:
         return ["the", "code", "of", person, "is", number, "."]
-
 
 
 def save_world(world: World, path: Path) -> None:
