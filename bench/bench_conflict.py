@@ -75,7 +75,8 @@ def main(argv=None) -> int:
     base_ids, source_ids = base_t.input_ids, source_t.input_ids
     if base_t.has_padding or source_t.has_padding:
         print(
-            "prompts need padding; transformer-lens's sweep takes plain ids: use equal-length prompts"
+            "prompts need padding; transformer-lens's sweep takes plain ids: "
+            "use equal-length prompts"
         )
         return 0
     metric = kc.conflict_metric(data)
@@ -119,7 +120,8 @@ def main(argv=None) -> int:
             ).scores
             diff = float((tl - base_value - ours).abs().max())
             print(
-                f"check: interp activation_patch vs transformer-lens (same method): max |diff| {diff:.2e} "
+                f"check: interp activation_patch vs transformer-lens (same method): "
+                f"max |diff| {diff:.2e} "
                 f"{'OK' if diff < 1e-4 else 'MISMATCH'}"
             )
             exact = kc.locate_heads(model, data, batch_size=args.batch_size, seed=args.seed)

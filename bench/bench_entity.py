@@ -142,7 +142,8 @@ def main(argv=None) -> int:
     t_fwd = statistics.median(times["plain_forward"])
     rows = T.summarize(times, "plain_forward")
     print(
-        f"model {model.name}: {model.n_layers}x{model.n_heads} heads; {n} prompts of {data.seq_len} tokens, "
+        f"model {model.name}: {model.n_layers}x{model.n_heads} heads; "
+        f"{n} prompts of {data.seq_len} tokens, "
         f"7 boxes; batched rows/forward {args.rows}"
     )
     print(

@@ -11,7 +11,8 @@ Printed: the sweep's cost in forward-pass equivalents (its time / forward1) and 
 and the ratio batched / naive. Before timing, the batched rates are checked equal to the naive
 loop's.
 
-    python bench/bench_recall.py [--model world-base] [--prompts 16] [--alphas 21] [--quick] [--json PATH]
+    python bench/bench_recall.py [--model world-base] [--prompts 16] [--alphas 21] [--quick]
+        [--json PATH]
 
 Informational: always exits 0.
 """
@@ -98,7 +99,8 @@ def main(argv=None) -> int:
     calls_batched = math.ceil(rows / args.batch_size) * args.new_tokens
     calls_naive = rows * args.new_tokens
     print(
-        f"bench_recall: {model.name}, head {head}, {n_prompts} prompts x {n_alphas} alphas = {rows} "
+        f"bench_recall: {model.name}, head {head}, "
+        f"{n_prompts} prompts x {n_alphas} alphas = {rows} "
         f"generations of {args.new_tokens} tokens, batch {args.batch_size} rows, "
         f"{torch.get_num_threads()} threads, {args.rounds} rounds (+{args.warmup} warmup)"
     )
@@ -116,7 +118,8 @@ def main(argv=None) -> int:
     fpe_batched = med["batched"] / med["forward1"]
     fpe_naive = med["naive"] / med["forward1"]
     print(
-        f"\nforward-pass equivalents (time / one single-prompt forward): batched {fpe_batched:.1f}, "
+        f"\nforward-pass equivalents (time / one single-prompt forward): "
+        f"batched {fpe_batched:.1f}, "
         f"naive {fpe_naive:.1f}; engine calls: batched {calls_batched}, naive {calls_naive}"
     )
     targets = T.check_targets(times, [("batched", "naive", None, "batched sweep / naive loop")])

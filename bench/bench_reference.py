@@ -173,10 +173,12 @@ def memory_rows(model, twin, lengths, n_answer, seed) -> list[dict]:
             "ours_over_plain": ours / plain,
         }
         print(
-            f"memory @ {length:>5} tokens: plain {row['plain_mib']:8.1f} MiB | ours {row['ours_mib']:8.1f} "
+            f"memory @ {length:>5} tokens: plain {row['plain_mib']:8.1f} MiB | "
+            f"ours {row['ours_mib']:8.1f} "
             f"MiB ({row['ours_over_plain']:.3f}x, target <= 1.20: "
-            f"{'PASS' if row['ours_over_plain'] <= 1.2 else 'FAIL'}) | reference {row['reference_mib']:8.1f} MiB"
-            f"{'' if row['reference_measured'] else ' (L x H x T x T fp32 attentions alone; not run)'}"
+            f"{'PASS' if row['ours_over_plain'] <= 1.2 else 'FAIL'}) | "
+            f"reference {row['reference_mib']:8.1f} MiB"
+            f"{'' if row['reference_measured'] else ' (L x H x T x T fp32 attentions alone; not run)'}"  # noqa: E501
         )
         rows.append(row)
     return rows
@@ -212,7 +214,8 @@ def main(argv=None) -> int:
     model = T.model_from_args(args) if args.model else T.build_model(n_ctx=8448, seed=args.seed)
     twin = eager_twin(model.hf)
     print(
-        f"bench_reference: {model.name} ({model.n_layers}L x {model.n_heads}H), {torch.get_num_threads()} "
+        f"bench_reference: {model.name} ({model.n_layers}L x {model.n_heads}H), "
+        f"{torch.get_num_threads()} "
         f"threads, {args.rounds} rounds (+{args.warmup} warmup)"
     )
     variants, checks = {}, {}

@@ -1,4 +1,5 @@
-"""Cost of retrieval-head scoring vs a plain forward / plain cached greedy decoding, and vs the naive route.
+"""Cost of retrieval-head scoring vs a plain forward / plain cached greedy decoding, and vs \
+the naive route.
 
 Setting: the bench Llama of `_timing` (4 layers, d_model 256, 8 heads / 4 kv heads, d_head 32,
 vocab 2000; window raised to 4096), CPU fp32, batch 1, a NIAH-shaped prompt of random tokens
@@ -17,12 +18,14 @@ Variants, interleaved in every round, at each context length:
   decode_scoring  circuits.retrieval.score_prompts(mode="decode") (cached greedy decoding, then one
                   recorded replay of the emitted tokens), "rows" route
   decode_pattern  the same, route="pattern"
-  naive_decode    the eager twin, prefill + cached steps with output_attentions=True (the authors' route)
+  naive_decode    the eager twin, prefill + cached steps with output_attentions=True (the
+                  authors' route)
 
 Peak memory (torch profiler: the most bytes held by tensors allocated during the call) of
 every variant but the naive decode, at every context length.
 
-    python bench/bench_retrieval.py [--quick] [--rounds N] [--lengths 256,512,1024,2048] [--json PATH]
+    python bench/bench_retrieval.py [--quick] [--rounds N] [--lengths 256,512,1024,2048]
+        [--json PATH]
 
 Informational: always exits 0.
 """
@@ -268,7 +271,8 @@ def summarize(per_length) -> dict:
     }
     print(
         f"\nsummary over lengths: worst tf ratio {out['max_tf_ratio']:.3f}x (<=1.15), worst decode "
-        f"ratio {out['max_decode_ratio']:.3f}x (<=1.15), worst memory ratio {out['max_memory_ratio_tf']:.3f}x "
+        f"ratio {out['max_decode_ratio']:.3f}x (<=1.15), "
+        f"worst memory ratio {out['max_memory_ratio_tf']:.3f}x "
         f"(<=1.20), scores equal to the naive route: {out['correct']}"
     )
     return out

@@ -19,7 +19,10 @@ analyzer's rule).
 
     >>> import warnings, interp.testing
     >>> model = interp.testing.tiny_model("llama")
-    >>> cfg = Config(lengths=(40,), depths=(0.5,), budgets=(0.5,), n_random=1, window=8, retrieval_lengths=(32,))
+    >>> cfg = Config(
+    ...     lengths=(40,), depths=(0.5,), budgets=(0.5,), n_random=1, window=8,
+    ...     retrieval_lengths=(32,),
+    ... )
     >>> with warnings.catch_warnings(record=True):
     ...     result = run(model, cfg)
     >>> sorted({p["policy"] for p in result.points})
@@ -185,7 +188,10 @@ class KVResult:
             return {
                 "full_accuracy": full,
                 "budget_within": None,
-                "note": f"no budget tested keeps the accuracy within {self.config.within:.0%} of the full cache",
+                "note": (
+                    f"no budget tested keeps the accuracy within {self.config.within:.0%} "
+                    f"of the full cache"
+                ),
             }
         best = min(ok, key=lambda r: r["budget"])
         random = next(
@@ -287,8 +293,10 @@ class KVResult:
             lines.append(f"  {h['note']}")
         else:
             lines.append(
-                f"  retrieval heads at budget {h['budget_within']:.2f} keep {h['retrieval_accuracy']:.2f} "
-                f"(full {h['full_accuracy']:.2f}) and save {h['kv_saved_share']:.1%} of the KV cache; "
+                f"  retrieval heads at budget {h['budget_within']:.2f} "
+                f"keep {h['retrieval_accuracy']:.2f} "
+                f"(full {h['full_accuracy']:.2f}) and save {h['kv_saved_share']:.1%} "
+                f"of the KV cache; "
                 f"random heads at that budget: {h['random_accuracy']:.2f}"
             )
         return "\n".join(lines)

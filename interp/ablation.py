@@ -3,8 +3,10 @@
 The simplest causal head map: for every head h, prune it (z_h = 0) and record how much the
 mean cross-entropy of the expected answer token rises. Positive = the behaviour needs h.
 
-    >>> scores = head_ablation_scores(model, ["Q : capital of Avaria ? A :"], ["Rusk"])  # doctest: +SKIP
-    >>> scores.top(3)                                                                  # doctest: +SKIP
+    >>> scores = head_ablation_scores(
+    ...     model, ["Q : capital of Avaria ? A :"], ["Rusk"]
+    ... )  # doctest: +SKIP
+    >>> scores.top(3)  # doctest: +SKIP
 """
 
 from __future__ import annotations

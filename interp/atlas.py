@@ -84,7 +84,8 @@ def _cells(info: dict, roles: Sequence[RoleMap], colors: dict[str, str]) -> str:
             head = Head(layer, h)
             found = by_head.get(head, [])
             chips = "".join(
-                f'<span class="chip" style="background:{colors[r.role]}" title="{_e(r.role)}: {_fmt(s)}">'
+                f'<span class="chip" style="background:{colors[r.role]}" '
+                f'title="{_e(r.role)}: {_fmt(s)}">'
                 f"{_e(r.role)} {_fmt(s)}</span>"
                 for r, s in found
             )
@@ -127,11 +128,14 @@ _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 table.grid{border-collapse:collapse}
 .grid th{font-size:12px;color:#555;padding:2px 6px}
-.cell{border:1px solid #ddd;min-width:84px;height:54px;vertical-align:top;padding:2px;cursor:pointer}
+.cell{border:1px solid #ddd;min-width:84px;height:54px;vertical-align:top;padding:2px;\
+cursor:pointer}
 .cell.has{background:#fafafa}
 .cell .name{font-size:10px;color:#999}
-.chip{display:block;color:#fff;font-size:10px;border-radius:3px;margin:1px 0;padding:0 3px;white-space:nowrap}
-.legend span{display:inline-block;color:#fff;border-radius:3px;padding:1px 6px;margin:2px;font-size:12px;cursor:pointer}
+.chip{display:block;color:#fff;font-size:10px;border-radius:3px;margin:1px 0;padding:0 3px;\
+white-space:nowrap}
+.legend span{display:inline-block;color:#fff;border-radius:3px;padding:1px 6px;margin:2px;\
+font-size:12px;cursor:pointer}
 .legend span.off{opacity:.3}
 #detail{margin:1em 0;padding:.5em;border-left:4px solid #0072B2;background:#f4f8fb;min-height:1.5em}
 .check{display:inline-block;vertical-align:top;margin:0 2em 1em 0}
@@ -153,7 +157,8 @@ document.querySelectorAll('.legend span').forEach(function(chip){
     chip.classList.toggle('off');
     var role = chip.getAttribute('data-role');
     document.querySelectorAll('.chip').forEach(function(c){
-      if (c.title.indexOf(role + ':') === 0) { c.style.display = chip.classList.contains('off') ? 'none' : 'block'; }
+      if (c.title.indexOf(role + ':') === 0) { c.style.display = \
+chip.classList.contains('off') ? 'none' : 'block'; }
     });
   });
 });

@@ -169,7 +169,8 @@ def _heatmap(rows: dict, tokens: Sequence[str], positions: Sequence[int], title:
 
 
 class _ModelTokenizer:
-    """The model's tokenizer, but `encode` gives exactly the ids `model.to_tokens` feeds the model."""
+    """The model's tokenizer, but `encode` gives exactly the ids `model.to_tokens` feeds the
+    model."""
 
     def __init__(self, model):
         self.model = model

@@ -50,7 +50,8 @@ class ModelMismatchError(ValueError):
 
 @dataclass(frozen=True)
 class CrossPatch:
-    """Heads to patch and where: ``positions`` None for every position, else one index per prompt."""
+    """Heads to patch and where: ``positions`` None for every position, else one index per
+    prompt."""
 
     heads: tuple[Head, ...]
     positions: Optional[tuple[int, ...]] = None
@@ -86,7 +87,8 @@ def check_compatible(base, source) -> None:
     """Raise `ModelMismatchError` unless `base` and `source` share architecture and head shapes."""
     if base.architecture != source.architecture:
         raise ModelMismatchError(
-            f"CMAP needs two models of the same architecture; got {base.architecture} ({base.name}) and "
+            f"CMAP needs two models of the same architecture; "
+            f"got {base.architecture} ({base.name}) and "
             f"{source.architecture} ({source.name}). Patch between checkpoints of one architecture."
         )
     diffs = [

@@ -41,7 +41,8 @@ __all__ = [
 ]
 
 LARGE_MODEL_PARAMS = 50_000_000
-"""Models with at least this many parameters get the analyzers' large-model defaults (`is_large`)."""
+"""Models with at least this many parameters get the analyzers' large-model defaults
+(`is_large`)."""
 
 
 def is_large(model) -> bool:

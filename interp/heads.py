@@ -75,7 +75,8 @@ class Head:
 
     @classmethod
     def parse(cls, spec: "HeadLike") -> "Head":
-        """Read a head from ``"L10H7"``, ``(10, 7)``, ``"10.7"``, ``"a10.h7"``, ``"10-7"`` or a `Head`."""
+        """Read a head from ``"L10H7"``, ``(10, 7)``, ``"10.7"``, ``"a10.h7"``, ``"10-7"`` or a
+        `Head`."""
         if isinstance(spec, Head):
             return spec
         if isinstance(spec, (tuple, list)) and len(spec) == 2:
@@ -86,7 +87,8 @@ class Head:
                 if match:
                     return cls(int(match.group(1)), int(match.group(2)))
         raise HeadSpecError(
-            f"cannot read a head from {spec!r}; expected 'L10H7', (10, 7), '10.7', 'a10.h7' or '10-7'"
+            f"cannot read a head from {spec!r}; "
+            f"expected 'L10H7', (10, 7), '10.7', 'a10.h7' or '10-7'"
         )
 
     def __str__(self) -> str:

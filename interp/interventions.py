@@ -270,7 +270,8 @@ class PatchHeads(Intervention):
             except KeyError:
                 keys = list(source.keys())[:4] if hasattr(source, "keys") else type(source).__name__
                 raise InterventionError(
-                    f"PatchHeads source has no z for layer {layer} (it is keyed by (layer, 'z'); got "
+                    f"PatchHeads source has no z for layer {layer} "
+                    f"(it is keyed by (layer, 'z'); got "
                     f"{keys}); capture it with model.run_with_cache(prompt, sites=('z',))"
                 ) from None
         tokens = getattr(source, "tokens", None)

@@ -118,7 +118,8 @@ class Model:
 
     def __repr__(self) -> str:
         return (
-            f"Model({self.name!r}, {self.architecture}, layers={self.n_layers}, heads={self.n_heads}, "
+            f"Model({self.name!r}, {self.architecture}, "
+            f"layers={self.n_layers}, heads={self.n_heads}, "
             f"kv_heads={self.n_kv_heads}, d_head={self.d_head}, backend={self.backend!r})"
         )
 
@@ -193,7 +194,8 @@ class Model:
 
     @property
     def bridge(self):
-        """The transformer-lens 4 `TransformerBridge` over this model's weights (built on first use)."""
+        """The transformer-lens 4 `TransformerBridge` over this model's weights (built on first
+        use)."""
         return self.engine("transformer_lens").bridge
 
     @property
@@ -219,7 +221,8 @@ class Model:
         return 0
 
     def to_tokens(self, prompts: Prompts, prepend_bos: Optional[bool] = None) -> Tokens:
-        """Left-padded token batch for a prompt or prompts (BOS prepended when the model has one)."""
+        """Left-padded token batch for a prompt or prompts (BOS prepended when the model has
+        one)."""
         tokens = to_tokens(
             self.tokenizer,
             prompts,
@@ -260,7 +263,8 @@ class Model:
             for active in self._active:
                 if any(part is other or part == other for other in active.parts()):
                     raise InterventionError(
-                        f"{part!r} is already applied to {self.name} (applying it again would stack it); "
+                        f"{part!r} is already applied to {self.name} "
+                        f"(applying it again would stack it); "
                         "remove it first with model.remove(...), or build a new intervention"
                     )
         self._active.append(combined)
@@ -313,7 +317,8 @@ class Model:
                 if not isinstance(item, Intervention):
                     raise ArgumentTypeError(
                         f"interventions takes Intervention objects, got {type(item).__name__} "
-                        f"{item!r}; e.g. interventions=[PruneHeads(['L1H0']), ScaleValues('L2H3', 2.0)]"
+                        f"{item!r}; "
+                        f"e.g. interventions=[PruneHeads(['L1H0']), ScaleValues('L2H3', 2.0)]"
                     )
         if interventions is not None:
             items.extend(

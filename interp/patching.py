@@ -102,7 +102,8 @@ def _paired_tokens(model, base, source) -> tuple[Tokens, Tokens]:
     if base_t.input_ids.shape != source_t.input_ids.shape:
         raise ValueError(
             f"base and source must tokenize to the same shape to patch position by position; got "
-            f"{tuple(base_t.input_ids.shape)} and {tuple(source_t.input_ids.shape)}. Use prompts of "
+            f"{tuple(base_t.input_ids.shape)} and {tuple(source_t.input_ids.shape)}. "
+            f"Use prompts of "
             "equal token length (pad them in the prompt template) or patch per prompt."
         )
     return base_t, source_t

@@ -61,7 +61,8 @@ _HEAD_NAME = re.compile(r"^\s*[lL](\d+)\s*[hH](\d+)\s*$")
 
 
 def _to_numpy(x: Any, name: str, ndim: Optional[int], shape_doc: str) -> np.ndarray:
-    """`x` (tensor, array or nested lists) as a float64 array with `ndim` dimensions (any if None)."""
+    """`x` (tensor, array or nested lists) as a float64 array with `ndim` dimensions (any if
+    None)."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor without importing torch
         x = x.detach().cpu()
         if x.is_floating_point() and x.dtype.itemsize < 4:  # bfloat16/float16
@@ -93,7 +94,8 @@ def _layer_head(spec: Any) -> tuple[int, int]:
     elif isinstance(spec, (tuple, list)) and len(spec) == 2:
         return int(spec[0]), int(spec[1])
     raise ValueError(
-        f"cannot read a head from {spec!r}; use (layer, head) or 'L{{layer}}H{{head}}', e.g. (1, 2) or 'L1H2'"
+        f"cannot read a head from {spec!r}; "
+        f"use (layer, head) or 'L{{layer}}H{{head}}', e.g. (1, 2) or 'L1H2'"
     )
 
 
@@ -125,12 +127,14 @@ def _unique_labels(tokens: Sequence[str]) -> list[str]:
 def _check_tokens(tokens: Any, name: str = "tokens") -> list[str]:
     if isinstance(tokens, str) or not isinstance(tokens, Sequence):
         raise TypeError(
-            f"{name} must be a list of token strings, got {type(tokens).__name__}; e.g. tokenizer.convert_ids_to_tokens(ids)"
+            f"{name} must be a list of token strings, got {type(tokens).__name__}; "
+            f"e.g. tokenizer.convert_ids_to_tokens(ids)"
         )
     bad = [t for t in tokens if not isinstance(t, str)]
     if bad:
         raise TypeError(
-            f"{name} must all be str, got {type(bad[0]).__name__} {bad[0]!r}; decode ids to strings first"
+            f"{name} must all be str, got {type(bad[0]).__name__} {bad[0]!r}; "
+            f"decode ids to strings first"
         )
     return list(tokens)
 
@@ -229,7 +233,8 @@ def _highlight_trace(
 ) -> go.Scatter:
     if isinstance(members, (str, bytes)) or not isinstance(members, (Sequence, set, frozenset)):
         raise TypeError(
-            f"highlight[{group!r}] must be a list of heads like [(1, 2), 'L3H0'], got {type(members).__name__}"
+            f"highlight[{group!r}] must be a list of heads like [(1, 2), 'L3H0'], "
+            f"got {type(members).__name__}"
         )
     pairs = [_layer_head(m) for m in members]
     for layer, head in pairs:
@@ -309,7 +314,9 @@ def attention_pattern(
                 name=name,
                 visible=i == 0,
                 colorbar={"title": {"text": "weight"}},
-                hovertemplate=f"query: %{{y}}<br>key: %{{x}}<br>weight: %{{z:.3f}}<extra>{name}</extra>",
+                hovertemplate=(
+                    f"query: %{{y}}<br>key: %{{x}}<br>weight: %{{z:.3f}}<extra>{name}</extra>"
+                ),
             )
         )
     titles = [f"{title}: {n}" if title else f"attention {n}" for n in names]
@@ -384,7 +391,8 @@ def _select_patterns(
         return names, [arr[l, h] for l, h in pairs]
     raise ValueError(
         f"pattern of shape {list(arr.shape)} does not fit {len(pairs)} head(s) {names}; expected "
-        f"[{len(pairs)}, q_pos, k_pos], [q_pos, k_pos] for one head, or [n_layers, n_heads, q_pos, k_pos]"
+        f"[{len(pairs)}, q_pos, k_pos], [q_pos, k_pos] for one head, "
+        f"or [n_layers, n_heads, q_pos, k_pos]"
     )
 
 
@@ -410,7 +418,8 @@ def line_curves(
     xs = _to_numpy(x, "x", 1, "[n_points]")
     if not isinstance(curves, Mapping) or not curves:
         raise TypeError(
-            f"curves must be a non-empty dict {{name: [y values]}}, got {type(curves).__name__} {curves!r:.60}"
+            f"curves must be a non-empty dict {{name: [y values]}}, "
+            f"got {type(curves).__name__} {curves!r:.60}"
         )
     fig = go.Figure()
     for name, ys in curves.items():
@@ -510,13 +519,16 @@ def save_html(fig: go.Figure, path: Union[str, os.PathLike], offline: bool = Tru
     - ``offline=False``: plotly.js is embedded in the page itself (one ~4.5 MB file).
 
     >>> import tempfile, pathlib
-    >>> out = save_html(line_curves([0, 1], {"y": [0, 1]}), pathlib.Path(tempfile.mkdtemp()) / "fig.html")
+    >>> out = save_html(
+    ...     line_curves([0, 1], {"y": [0, 1]}), pathlib.Path(tempfile.mkdtemp()) / "fig.html"
+    ... )
     >>> sorted(p.name for p in out.parent.iterdir())
     ['fig.html', 'plotly.min.js']
     """
     if not isinstance(fig, go.Figure):
         raise TypeError(
-            f"save_html needs a plotly go.Figure, got {type(fig).__name__}; build one with interp.plots"
+            f"save_html needs a plotly go.Figure, got {type(fig).__name__}; "
+            f"build one with interp.plots"
         )
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"save_html path must be a str or Path, got {type(path).__name__}")

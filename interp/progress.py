@@ -70,6 +70,7 @@ def track(
 
 @contextmanager
 def stage(name: str, total: Optional[int] = None, unit: str = "step") -> Iterator[tqdm]:
-    """A bar named `name` for work counted by hand: ``with stage("patching", 96) as bar: bar.update()``."""
+    """A bar named `name` for work counted by hand:
+    ``with stage("patching", 96) as bar: bar.update()``."""
     with _bar(name, total, unit) as bar:
         yield bar

@@ -4,7 +4,8 @@ The summary holds every number an analyzer claims, with what produced it (model,
 seeds, the command line, versions), so a reader can check a claim without rerunning anything.
 
     >>> write_summary("figures/retrieval", "retrieval", {"share_above_0.1": 0.06},
-    ...               model="world-base", command="interp retrieval world-base --out figures/retrieval",
+    ...               model="world-base",
+    ...               command="interp retrieval world-base --out figures/retrieval",
     ...               seeds={"data": 0}, data={"n_prompts": 120})          # doctest: +SKIP
 """
 
@@ -38,7 +39,8 @@ def command_line() -> str:
 
 
 def jsonable(value: Any) -> Any:
-    """Tensors, numpy values, paths and dataclass-like objects as plain JSON values (NaN -> None)."""
+    """Tensors, numpy values, paths and dataclass-like objects as plain JSON values (NaN ->
+    None)."""
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

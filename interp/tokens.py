@@ -87,7 +87,8 @@ def to_tokens(
 
 
 class UnknownTokenWarning(UserWarning):
-    """Text the tokenizer could only encode as its unknown token: the model never sees those words."""
+    """Text the tokenizer could only encode as its unknown token: the model never sees those
+    words."""
 
 
 def _warn_unknown(tokenizer, text: str, ids: list) -> None:
@@ -99,8 +100,10 @@ def _warn_unknown(tokenizer, text: str, ids: list) -> None:
         return  # the text itself spells the unknown token
     # one message for every prompt, so Python's warning filter shows it once, not per prompt
     warnings.warn(
-        f"prompt text that is not in the tokenizer's vocabulary became {literal or 'the unknown token'}; "
-        "the model sees no trace of those words (look with model.to_str(model.to_tokens(prompt).input_ids[0]))",
+        f"prompt text that is not in the tokenizer's vocabulary became "
+        f"{literal or 'the unknown token'}; "
+        "the model sees no trace of those words "
+        "(look with model.to_str(model.to_tokens(prompt).input_ids[0]))",
         UnknownTokenWarning,
         stacklevel=4,
     )

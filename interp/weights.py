@@ -124,7 +124,8 @@ def norm_scale(x: torch.Tensor, eps: float, layernorm: bool) -> torch.Tensor:
 
 
 def input_norm_weight(model, layer: int) -> Optional[torch.Tensor]:
-    """The gain [d_model] of the norm in front of a layer's attention, or None where there is none."""
+    """The gain [d_model] of the norm in front of a layer's attention, or None where there is
+    none."""
     block = model.layer_modules()[layer]
     for name in NORM_NAMES:
         norm = getattr(block, name, None)

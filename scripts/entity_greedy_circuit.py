@@ -42,7 +42,8 @@ def main() -> None:
     cfg = et.Config(n_boxes=a.n_boxes, n_prompts=a.n_select, n_eval=a.n_eval, n_reference=100)
     select, _, evaluation, reference = et._datasets(model, cfg)
     print(
-        f"{a.model}: {a.n_boxes} boxes, {a.n_select} selection / {a.n_eval} held-out prompts, {a.ablation} ablation"
+        f"{a.model}: {a.n_boxes} boxes, {a.n_select} selection / {a.n_eval} held-out prompts, "
+        f"{a.ablation} ablation"
     )
     g = et.greedy_circuit(
         model,
@@ -56,12 +57,14 @@ def main() -> None:
     )
     for step in g["trajectory"]:
         print(
-            f"{step['n_heads']:3d} heads  faithfulness {step['faithfulness_select']:.3f}  (dropped {step['dropped']})",
+            f"{step['n_heads']:3d} heads  faithfulness {step['faithfulness_select']:.3f}  "
+            f"(dropped {step['dropped']})",
             flush=True,
         )
     print(
         f"smallest set keeping {a.target} on the selection prompts: {g['n_heads']} heads "
-        f"({' '.join(g['smallest_at_target'])}); held-out faithfulness {g['faithfulness_held_out']:.3f}"
+        f"({' '.join(g['smallest_at_target'])}); "
+        f"held-out faithfulness {g['faithfulness_held_out']:.3f}"
     )
 
 

@@ -50,7 +50,8 @@ def main() -> None:
     select, _, evaluation, reference = et._datasets(model, cfg)
     validation = et.validation_dataset(model, et.Config(n_boxes=a.n_boxes, n_eval=a.n_validation))
     print(
-        f"{a.model}: {a.n_boxes} boxes, {a.n_select} selection / {a.n_validation} validation / {a.n_eval} held-out "
+        f"{a.model}: {a.n_boxes} boxes, {a.n_select} selection / "
+        f"{a.n_validation} validation / {a.n_eval} held-out "
         f"prompts, {a.ablation} ablation, loss {a.loss}, {model.n_layers * model.n_heads} heads",
         flush=True,
     )
@@ -72,14 +73,16 @@ def main() -> None:
         print(
             f"lambda {r['lambda']:<6g} learned {r['n_heads_learned']:3d} heads (validation "
             f"{r['faithfulness_validation_learned']:.3f}) -> kept {r['n_heads']:3d}: validation "
-            f"{r['faithfulness_validation']:.3f}, held out {r['faithfulness_held_out']:.3f}  {' '.join(r['heads'])}",
+            f"{r['faithfulness_validation']:.3f}, held out {r['faithfulness_held_out']:.3f}  "
+            f"{' '.join(r['heads'])}",
             flush=True,
         )
     best = out["best"]
     print(
         "smallest at target on validation: "
         + (
-            f"{best['n_heads']} heads (lambda {best['lambda']:g}), validation {best['faithfulness_validation']:.3f}, "
+            f"{best['n_heads']} heads (lambda {best['lambda']:g}), "
+            f"validation {best['faithfulness_validation']:.3f}, "
             f"held out {best['faithfulness_held_out']:.3f}"
             if best
             else "none"
@@ -88,7 +91,8 @@ def main() -> None:
     if best and best.get("random_faithfulness"):
         rand = best["random_faithfulness"]
         print(
-            f"random sets of {best['n_heads']} heads: mean {sum(rand) / len(rand):.3f}, max {max(rand):.3f} "
+            f"random sets of {best['n_heads']} heads: mean {sum(rand) / len(rand):.3f}, "
+            f"max {max(rand):.3f} "
             f"({len(rand)} draws)"
         )
     if a.json:

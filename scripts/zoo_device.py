@@ -133,8 +133,8 @@ _ECHO_HEAVY = {
 STAGE3 = dict(
     BASE, lr=1e-3, warmup=200, parent="world-base-s2"
 )  # the stage-2 model (shipped as world-base-s2)
-# stage 4: fine-tune the stage-3 winner (s3-e, shipped as world-base; carried under runs/carry/) on the echo scaffold in
-# the crate / where surface forms; never the box evaluation form.
+# stage 4: fine-tune the stage-3 winner (s3-e, shipped as world-base; carried under runs/carry/) on
+# the echo scaffold in the crate / where surface forms; never the box evaluation form.
 _FT_ECHO = {
     "crate": 0.25,
     "crate_echo": 0.25,
@@ -153,8 +153,8 @@ _FT_CRATE = {
     "text": 0.08,
 }
 STAGE4 = dict(FT, batch_size=128, steps=2000, warmup=100, parent="runs/carry/s3-e")
-# stage 5: gentler / longer fine-tunes (f5-strong is the shipped world-tracking-ft); _FT_STAGE3 is stage 3's mixture with every box-form
-# document replaced by its crate-form counterpart
+# stage 5: gentler / longer fine-tunes (f5-strong is the shipped world-tracking-ft); _FT_STAGE3 is
+# stage 3's mixture with every box-form document replaced by its crate-form counterpart
 _FT_STRONG = {
     "crate": 0.35,
     "crate_echo": 0.35,
@@ -286,7 +286,8 @@ PLANS = {
         "w4": _wide_chain("w4", n_layers=4, **WIDE),
         "w4-b256": _wide_chain("w4-b256", n_layers=4, batch_size=256, **WIDE),
     },
-    # stage 7: the 6-layer candidate's echo stage continued alone (its stage-6 result carried under runs/carry/)
+    # stage 7: the 6-layer candidate's echo stage continued alone (its stage-6 result carried
+    # under runs/carry/)
     "stage7": {
         "w6-more": [
             (

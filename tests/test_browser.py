@@ -30,14 +30,16 @@ def chromium():
     )
     if not binary:
         pytest.skip(
-            f"no Chromium binary found (tried {', '.join(CANDIDATES)} on PATH and $INTERP_CHROMIUM); "
+            f"no Chromium binary found "
+            f"(tried {', '.join(CANDIDATES)} on PATH and $INTERP_CHROMIUM); "
             f"install it with `apt-get install -y chromium`"
         )
     return binary
 
 
 def open_page(binary, page, tmp_path, *action):
-    """Load `page` headless; return (stdout, console messages). `action`: --dump-dom or --screenshot=..."""
+    """Load `page` headless; return (stdout, console messages). `action`: --dump-dom or
+    --screenshot=..."""
     args = [
         binary,
         "--headless",

@@ -1,4 +1,5 @@
-"""The English data built in for non-zoo models: facts, boxes, haystack (tiny models and tokenizers only)."""
+"""The English data built in for non-zoo models: facts, boxes, haystack (tiny models and
+tokenizers only)."""
 
 import types
 

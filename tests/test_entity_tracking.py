@@ -309,7 +309,8 @@ def _world_tiny_folder(tmp_path: Path) -> Path:
 
 
 def _write(result, out: Path) -> Path:
-    """What ``interp entity`` writes: the one writer's figures and summary.json, and circuit.json."""
+    """What ``interp entity`` writes: the one writer's figures and summary.json, and
+    circuit.json."""
     from interp.cli.entity import write_circuit
     from interp.report import write_result
 
@@ -381,7 +382,8 @@ def test_position_mean_ablation_sets_each_position_to_its_reference_mean(tiny):
 
 @pytest.mark.slow
 def test_world_base_circuit_or_chance_verdict():
-    """On the shipped zoo model: either an honest 'at chance' or a circuit that beats random ones."""
+    """On the shipped zoo model: either an honest 'at chance' or a circuit that beats random
+    ones."""
     import interp
     import interp.zoo
 
@@ -450,7 +452,8 @@ def test_end_to_end_on_a_planted_task(tiny, tmp_path, monkeypatch):
     assert [r["lambda"] for r in learned["learned_circuit"]["runs"]] == [0.0]
     assert "learned_smallest_at_target" in learned and "learned gates" in with_mask.report()
     assert summary["numbers"]["n_circuit_heads"] == len(res.circuit.heads())
-    # groups that answer nothing on their own are reported whole: pruning them would empty the circuit
+    # groups that answer nothing on their own are reported whole: pruning them would empty the
+    # circuit
     monkeypatch.setattr(pipeline, "circuit_accuracy", lambda *a, **k: 0.0)
     broken = et.run(tiny, cfg)
     assert broken.pruned == () and "pruning skipped" in broken.note and broken.circuit.heads()

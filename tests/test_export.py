@@ -1,4 +1,5 @@
-"""Circuit export: schema validation, SVG / DOT / Mermaid / GraphML / plotly, round trips, escaping."""
+"""Circuit export: schema validation, SVG / DOT / Mermaid / GraphML / plotly, round trips,
+escaping."""
 
 import json
 import math

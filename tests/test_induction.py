@@ -1,4 +1,5 @@
-"""Induction heads: repeated-span data, head scores, planted heads, causal check, tracking, damage study, CLI."""
+"""Induction heads: repeated-span data, head scores, planted heads, causal check, tracking, damage
+study, CLI."""
 
 import dataclasses
 import json
@@ -60,7 +61,8 @@ def test_repeats_layout_and_seed():
 
 def test_repeats_masks():
     s = repeat_sequences(30, n=1, span_lengths=(3,), offsets=(2,), bos_id=0, seed=0)
-    # layout: BOS p p r0 r1 r2 r0 r1 r2 -> second copy at 6..8; targets predict 7, 8 from logits 6, 7
+    # layout: BOS p p r0 r1 r2 r0 r1 r2 -> second copy at 6..8; targets predict 7, 8 from
+    # logits 6, 7
     assert s.copy_mask("second")[0].nonzero().flatten().tolist() == [6, 7, 8]
     assert s.target_mask("second")[0].nonzero().flatten().tolist() == [6, 7]
     assert s.target_mask("first")[0].nonzero().flatten().tolist() == [3, 4]
@@ -92,7 +94,8 @@ def test_repeats_for_model_excludes_specials(llama):
 
 
 class PlantPattern(Intervention):
-    """Test-only: overwrite heads' attention with a fixed pattern builder fn(q_len, k_len, batch) -> [b, q, k]."""
+    """Test-only: overwrite heads' attention with a fixed pattern builder
+    fn(q_len, k_len, batch) -> [b, q, k]."""
 
     def __init__(self, layer, head, build):
         self.layer, self.head, self.build = layer, head, build
@@ -209,7 +212,8 @@ def test_run_is_seeded_with_intervals(llama):
 
 
 def test_copying_matches_full_vocabulary_reference(llama):
-    """Copying score == attention-weighted, vocab-centred direct logit effect computed with full logits."""
+    """Copying score == attention-weighted, vocab-centred direct logit effect computed with full
+    logits."""
     seqs = ind.make_sequences(llama, ind.InductionConfig(n=2, span_lengths=(4, 6), offsets=(0,)))
     stats = ind.score_heads(llama, seqs)
     captured = {}
@@ -367,7 +371,8 @@ def test_stories_negative_case(stories):
 
 
 def train_copying_model(steps=400, seed=0):
-    """A 2-layer llama trained on rows of a short random span repeated to the end (positive control)."""
+    """A 2-layer llama trained on rows of a short random span repeated to the end (positive
+    control)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from interp.testing import word_tokenizer

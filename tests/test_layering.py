@@ -241,8 +241,10 @@ def test_imports_inside_functions_and_relative_imports_are_edges(tmp_path):
             "pkg/a.py": "def f():\n    from . import b\n    return b\n",
             "pkg/b.py": "import json\nfrom pkg.sub import c as _c\n",
             "pkg/sub/__init__.py": "",
-            "pkg/sub/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..a import f\n"
-            "else:\n    from .. import b\n",
+            "pkg/sub/c.py": (
+                "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..a import f\n"
+                "else:\n    from .. import b\n"
+            ),
         },
     )
     graph = import_graph(tmp_path, ("pkg",))

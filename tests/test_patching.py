@@ -1,4 +1,5 @@
-"""Patching checked against brute-force references written with plain torch hooks on the HF module."""
+"""Patching checked against brute-force references written with plain torch hooks on the HF
+module."""
 
 import pytest
 import torch

@@ -434,7 +434,7 @@ def test_cli_writes_summary_and_figures(stories_path, tmp_path):
     assert bad.exit_code == 2 and "empty" in bad.output
 
 
-# --------------------------------------------------------------------------- package, protocol, cost
+# -------------------------------------------------------------------------- package, protocol, cost
 
 
 def test_rows_route_state_belongs_to_the_call(tiny, tiny_gpt2):

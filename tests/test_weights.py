@@ -1,4 +1,5 @@
-"""interp.weights: W_V, W_O, W_U and the norm folds in one canonical layout on every architecture."""
+"""interp.weights: W_V, W_O, W_U and the norm folds in one canonical layout on every
+architecture."""
 
 import pytest
 import torch

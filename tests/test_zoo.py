@@ -1,4 +1,5 @@
-"""Tests of interp.zoo: corpus generator, miniature training, resume, bad input, shipped checkpoints."""
+"""Tests of interp.zoo: corpus generator, miniature training, resume, bad input, shipped
+checkpoints."""
 
 from __future__ import annotations
 

@@ -71,7 +71,8 @@ def position_means(model, reference: BoxDataset) -> dict:
 
 @dataclass(frozen=True)
 class PositionMeans(Intervention):
-    """Set heads' z to a per-position mean ([pos, H, d] per layer); prompts must share that length."""
+    """Set heads' z to a per-position mean ([pos, H, d] per layer); prompts must share that
+    length."""
 
     heads: tuple
     means: dict = field(compare=False, repr=False)

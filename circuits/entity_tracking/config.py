@@ -8,7 +8,7 @@ losses a config may name.
     Traceback (most recent call last):
     ...
     interp.errors.InvalidArgumentError: Config.metric must be one of ('prob', 'logit_diff'), got 'accuracy'
-"""
+"""  # noqa: E501 (the doctest's expected exception line must match verbatim)
 
 from __future__ import annotations
 
@@ -120,7 +120,8 @@ class Config:
             )
 
     def to_dict(self) -> dict:
-        """Every field as plain JSON values (tuples become lists), as it reads back from summary.json."""
+        """Every field as plain JSON values (tuples become lists), as it reads back from
+        summary.json."""
         data = asdict(self)
         data["template"] = asdict(self.template) if self.template is not None else None
         return json.loads(json.dumps(data))

@@ -51,7 +51,8 @@ def datasets(model, cfg: Config) -> tuple[BoxDataset, BoxDataset, BoxDataset, Bo
 
 
 def validation_dataset(model, cfg: Config) -> BoxDataset:
-    """Prompts that decide where a circuit search stops: neither the selection nor the held-out set."""
+    """Prompts that decide where a circuit search stops: neither the selection nor the held-out
+    set."""
     return box_dataset(
         model,
         cfg.n_eval,
@@ -177,8 +178,9 @@ def run(model, cfg: Config = Config(), finetuned=None) -> Result:
     else:  # pruning a circuit that does not work would remove every head: report it whole
         removed = []
         note = (
-            f"the path-patching groups alone are at chance (accuracy {found:.3f} with every other head "
-            f"{cfg.ablation}-ablated): the behaviour needs heads outside them; minimality pruning skipped"
+            f"the path-patching groups alone are at chance (accuracy {found:.3f} with every "
+            f"other head {cfg.ablation}-ablated): the behaviour needs heads outside them; "
+            f"minimality pruning skipped"
         )
     heads = [h for hs in groups.values() for h in hs]
     circ_acc = circuit_accuracy(model, heads, evaluation, reference, **ab)

@@ -193,14 +193,16 @@ class Result:
             lines += self._circuit_lines()
         for kind, r in self.dcm.items():
             lines.append(
-                f"  DCM {kind}: {', '.join(map(str, r.heads)) or '-'} test accuracy {r.test_accuracy:.3f}"
+                f"  DCM {kind}: {', '.join(map(str, r.heads)) or '-'} "
+                f"test accuracy {r.test_accuracy:.3f}"
             )
         if self.cmap:
             lines += _cmap_lines(self.cmap)
         if self.learned is not None:
             for r in self.learned["runs"]:
                 lines.append(
-                    f"  learned gates, lambda {r['lambda']:g}: {r['n_heads_learned']} heads learned, "
+                    f"  learned gates, lambda {r['lambda']:g}: "
+                    f"{r['n_heads_learned']} heads learned, "
                     f"{r['n_heads']}/{self.n_heads_total} kept, validation "
                     f"{r['faithfulness_validation']:.3f}, held-out faithfulness "
                     f"{r['faithfulness_held_out']:.3f}"
@@ -249,6 +251,7 @@ def _cmap_lines(cmap: dict) -> list[str]:
     for row in cmap["rows"]:
         rec = "n/a" if row["recovered"] is None else f"{row['recovered']:.2f}"
         lines.append(
-            f"    {row['group']:8s} {row['n_heads']:3d} heads  acc {row['accuracy']:.3f}  recovered {rec}"
+            f"    {row['group']:8s} {row['n_heads']:3d} heads  "
+            f"acc {row['accuracy']:.3f}  recovered {rec}"
         )
     return lines

@@ -21,7 +21,8 @@ __all__ = ["dcm_groups", "group_patches", "cmap_table"]
 
 
 def dcm_groups(model, cfg: Config, groups: dict) -> tuple[dict, dict]:
-    """DCM over all heads at the last token, per desideratum; overlap with the path-patching groups."""
+    """DCM over all heads at the last token, per desideratum; overlap with the path-patching
+    groups."""
     base = box_dataset(
         model,
         cfg.dcm_pairs,

@@ -52,7 +52,8 @@ def frequency_bins(
 
 def frequency_counts(model, items, counts: Optional[dict]) -> tuple[dict, str]:
     """(subject -> frequency, where it came from): the user's table, else the zoo model's
-    training counts (zoo items; none for the built-in English facts), else the items' own frequency field."""
+    training counts (zoo items; none for the built-in English facts), else the items' own
+    frequency field."""
     if counts is not None:
         return counts, "user count table"
     if items is None:

@@ -207,7 +207,8 @@ class RecallResult:
         }
 
     def report(self) -> str:
-        """What a terminal user reads: the attributed heads and each chosen scaling's held-out rate."""
+        """What a terminal user reads: the attributed heads and each chosen scaling's held-out
+        rate."""
         lines = [
             f"memory heads: {', '.join(map(str, self.memory_heads))}",
             f"in-context heads: {', '.join(map(str, self.in_context_heads))}",

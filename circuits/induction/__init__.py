@@ -10,7 +10,8 @@ A query at position i of the second copy holds token r_i, whose earlier occurren
 - previous-token: mean attention from every position to the position before it;
 - copying: the head's direct effect on the logits of the tokens it attends to (`copying`);
 - OV eigenvalue score: how much the head's OV circuit copies every token (`copying`);
-- induction loss: next-token loss on the second copy vs the first (first token of each copy left out).
+- induction loss: next-token loss on the second copy vs the first (first token of each copy left
+  out).
 
 A head is an *induction head* only if it prefix-matches (>= threshold) and copies (CI above 0) at
 *every* span length; a head that attends at one fixed distance is *positional* (`summary`).

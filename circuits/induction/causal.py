@@ -101,7 +101,8 @@ def _draw_measure(
 def _random_draws(
     model, measure, k: int, n_random: int, seed: int, located, tag: str, limit: float
 ) -> dict:
-    """`interp.controls.random_head_control` outside `located`; no draws when the pool is smaller than k."""
+    """`interp.controls.random_head_control` outside `located`; no draws when the pool is smaller
+    than k."""
     if len(control_pool(model.all_heads(), located)) < k:
         return {"draws": [], "mean": None, "median": None, "max": None, "share_within_limit": None}
     return random_head_control(

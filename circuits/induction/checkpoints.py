@@ -123,7 +123,8 @@ def world_content_tokens(spec) -> Optional[tuple]:
 
 
 def architecture_of(model) -> dict:
-    """The shape a trajectory must keep: architecture, layers, heads, kv heads, widths, vocabulary."""
+    """The shape a trajectory must keep: architecture, layers, heads, kv heads, widths,
+    vocabulary."""
     return {k: getattr(model, k) for k in ARCH_KEYS}
 
 
@@ -134,6 +135,7 @@ def check_same_architecture(ref: dict, ref_label: str, model, label: str) -> Non
     if diff:
         detail = ", ".join(f"{k} {a} vs {b}" for k, (a, b) in diff.items())
         raise CheckpointMismatchError(
-            f"checkpoint {label!r} does not match {ref_label!r} ({detail}); a trajectory follows the "
+            f"checkpoint {label!r} does not match {ref_label!r} ({detail}); "
+            f"a trajectory follows the "
             f"same heads through training, so pass checkpoints of one architecture only"
         )

@@ -44,9 +44,11 @@ def unembed_dirs(model) -> torch.Tensor:
 def copying_scores(
     model, seqs: RepeatSet, obs: Observer, zs: dict, final_in: torch.Tensor
 ) -> torch.Tensor:
-    """[b, n_layers, H]: attention-weighted direct logit effect on attended tokens, second-copy queries.
+    """[b, n_layers, H]: attention-weighted direct logit effect on attended tokens, second-copy
+    queries.
 
-    zs: {layer: z [b, T, H, d_head]} of the forward; final_in: the final norm's input [b, T, d_model].
+    zs: {layer: z [b, T, H, d_head]} of the forward; final_in: the final norm's input
+    [b, T, d_model].
     """
     _, eps, layernorm = final_norm_parts(model)
     u = unembed_dirs(model)[seqs.input_ids]  # [b, T, d_model]
@@ -89,7 +91,8 @@ def ov_eigen_scores(model) -> HeadScores:
         )  # [d_model, d_model]: W_U W_E (column form)
         w_o = output_weight(model, layer)
         for head in range(model.n_heads):
-            # circuit W_E W_V W_O W_U^T (row vectors); same non-zero eigenvalues as W_O W_U^T W_E W_V
+            # circuit W_E W_V W_O W_U^T (row vectors); same non-zero eigenvalues as
+            # W_O W_U^T W_E W_V
             m = w_o[head].double() @ g.double() @ w_v[head // group].double()  # [d_head, d_head]
             scores[layer, head] = _eigen_positivity(m)
     return HeadScores(

@@ -61,7 +61,8 @@ def analyze(model, cfg: Optional[Config] = None, *, compare_tl: bool = True) -> 
 
 
 def demo_config(model) -> Config:
-    """The demo's config: random spans from the zoo world's content tokens, as the CLI draws them."""
+    """The demo's config: random spans from the zoo world's content tokens, as the CLI draws
+    them."""
     return Config(token_ids=world_content_tokens(model.name))
 
 
@@ -70,7 +71,7 @@ def track(checkpoints: Sequence, cfg: Optional[Config] = None) -> Trajectory:
     memory at a time. Checkpoint specs: see `circuits.induction.checkpoints`.
 
     >>> traj = track(["runs/x/ckpts/step00250.pt", "runs/x/ckpts/step00500.pt"])   # doctest: +SKIP
-    >>> traj.figures()["trajectory_heads"]                                            # doctest: +SKIP
+    >>> traj.figures()["trajectory_heads"]                                         # doctest: +SKIP
     """
     if isinstance(checkpoints, (str, os.PathLike)) or not checkpoints:
         raise InvalidArgumentError(

@@ -44,10 +44,12 @@ class Result:
     scores: HeadScores by name: prefix_matching, duplicate_token, previous_token, copying, ov_eigen,
       induction (= the smallest per-span-length prefix-matching score: high only if the head matches
       at every length). Each (except ov_eigen) carries ``meta["ci_low"]``/``meta["ci_high"]``.
-    by_length: {span length: {"prefix_matching": [L, H], "copying": [L, H], "copying_ci_low": [L, H]}}.
+    by_length: {span length: {"prefix_matching": [L, H], "copying": [L, H],
+      "copying_ci_low": [L, H]}}.
     offset, offset_mass: [L, H] the relative distance each head attends to most from second-copy
       queries, and its mean attention there.
-    head_roles: {"L1H2": role}; loss: first/second-copy losses with CIs, overall and per span length.
+    head_roles: {"L1H2": role}; loss: first/second-copy losses with CIs, overall and per span
+      length.
     causal: the causal check (`circuits.induction.causal.causal_check`), or None.
     tl: the TransformerLens cross-check (`tl_agreement`), or None.
     trajectory: the same heads across training checkpoints (`track`), or None.
@@ -104,7 +106,8 @@ class Result:
 
     @property
     def has_induction_behaviour(self) -> bool:
-        """In-context copying: second-copy loss at most ``behaviour_ratio`` x the first (whole CI below).
+        """In-context copying: second-copy loss at most ``behaviour_ratio`` x the first (whole CI
+        below).
 
         Copying the continuation of an earlier occurrence cuts the loss on the second copy by a
         large factor; a few percent (which token statistics of the context can give) is not counted.
@@ -116,7 +119,10 @@ class Result:
         lo, hi = self.loss["ratio_ci"]
         r = self.loss["ratio"]
         if self.has_induction_behaviour:
-            return f"induction behaviour: second-copy loss is {r:.2f}x the first (CI {lo:.2f}-{hi:.2f})"
+            return (
+                f"induction behaviour: second-copy loss is {r:.2f}x the first "
+                f"(CI {lo:.2f}-{hi:.2f})"
+            )
         if hi < 1:
             return (
                 f"no induction behaviour (negative case): second-copy loss is {r:.4f}x the first "
@@ -242,14 +248,17 @@ class Result:
         s = self.summary()
         lines = [
             f"model: {self.model}; max prefix-matching {s['max_prefix_matching']:.3f} "
-            f"({s['max_prefix_matching_head']}); induction heads: {', '.join(s['induction_heads']) or 'none'}",
-            f"copy loss first {self.loss['first']:.3f} second {self.loss['second']:.3f}; {self.verdict}",
+            f"({s['max_prefix_matching_head']}); "
+            f"induction heads: {', '.join(s['induction_heads']) or 'none'}",
+            f"copy loss first {self.loss['first']:.3f} second {self.loss['second']:.3f}; "
+            f"{self.verdict}",
         ]
         if self.causal:
             lines += _causal_lines(self.causal)
         if self.tl is not None and self.tl.get("n_seqs"):
             lines.append(
-                f"transformer-lens head_detector: Spearman {self.tl['spearman_prefix_matching']:.3f} "
+                f"transformer-lens head_detector: "
+                f"Spearman {self.tl['spearman_prefix_matching']:.3f} "
                 f"on {self.tl['n_seqs']} sequences"
             )
         return "\n".join(lines)
@@ -357,7 +366,8 @@ def _causal_numbers(c: dict) -> dict:
 
 def _causal_lines(c: dict) -> list[str]:
     lines = [
-        f"{c['mode']}-ablating {', '.join(c['heads'])} (top {len(c['heads'])} by {c.get('rank_by')}): "
+        f"{c['mode']}-ablating {', '.join(c['heads'])} "
+        f"(top {len(c['heads'])} by {c.get('rank_by')}): "
         f"second-copy loss x{c['top_ratio']:.2f}"
     ]
     if "top_by_pattern" in c:

@@ -8,7 +8,9 @@ first and second copy (first token of each copy left out: it cannot be predicted
     >>> from interp.testing import tiny_model
     >>> from circuits.induction.config import Config, make_sequences
     >>> model = tiny_model("llama")
-    >>> stats = score_heads(model, make_sequences(model, Config(n=2, span_lengths=(4, 6), offsets=(0,))))
+    >>> stats = score_heads(
+    ...     model, make_sequences(model, Config(n=2, span_lengths=(4, 6), offsets=(0,)))
+    ... )
     >>> tuple(stats["prefix"].shape), tuple(stats["loss_second"].shape)
     ((4, 2, 8), (4,))
 """
@@ -40,7 +42,8 @@ def next_token_nll(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 
 
 def copy_losses(nll: torch.Tensor, seqs: RepeatSet) -> tuple[torch.Tensor, torch.Tensor]:
-    """(first-copy loss [b], second-copy loss [b]): mean next-token loss over each copy's targets."""
+    """(first-copy loss [b], second-copy loss [b]): mean next-token loss over each copy's
+    targets."""
     out = []
     for which in ("first", "second"):
         m = seqs.target_mask(which).float()
@@ -88,8 +91,9 @@ def _score_batch(model, seqs: RepeatSet, interventions=None) -> dict:
 def score_heads(model, seqs: RepeatSet, *, batch_size: int = 32, interventions=None) -> dict:
     """Per-sequence statistics for every head, batched: dict of tensors with a leading [n_seqs] dim.
 
-    keys: prefix, dup, prev, copy ([n, n_layers, n_heads]), offsets ([n, n_layers, n_heads, seq_len]),
-    loss_first, loss_second ([n]). Pure: the model and `seqs` are not modified.
+    keys: prefix, dup, prev, copy ([n, n_layers, n_heads]), offsets
+    ([n, n_layers, n_heads, seq_len]), loss_first, loss_second ([n]). Pure: the model and `seqs`
+    are not modified.
     """
     if seqs.seq_len > model.n_ctx:
         raise InvalidArgumentError(

@@ -102,7 +102,8 @@ def _loss_block(f, s, seed, cfg: Config) -> dict:
 
 
 def loss_stats(first, second, seqs: RepeatSet, cfg: Config) -> dict:
-    """First / second-copy losses, their ratio and gap with intervals, overall and per span length."""
+    """First / second-copy losses, their ratio and gap with intervals, overall and per span
+    length."""
     out = _loss_block(first, second, cfg.seed, cfg)
     out["by_length"] = {
         L: _loss_block(first[seqs.span_len == L], second[seqs.span_len == L], cfg.seed + L, cfg)

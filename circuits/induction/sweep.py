@@ -5,8 +5,8 @@ forward per sequence per head, which is what the zoo's models (a few dozen heads
 million parameters) afford. On a real model that is H x N forwards (SmolLM2-135M: 270 heads x
 96 sequences, over an hour on a 2-core CPU), so ``sweep="attribution"`` estimates every
 head's effect from one forward and one backward per batch (attribution patching, Nanda 2023;
-Syed et al. 2023), then ablates exactly only the `shortlist` heads whose estimated change is largest (either
-sign: a first-order estimate can get the sign of a saturated head wrong):
+Syed et al. 2023), then ablates exactly only the `shortlist` heads whose estimated change is
+largest (either sign: a first-order estimate can get the sign of a saturated head wrong):
 
     delta second-copy loss of ablating head h  ~=  sum over positions of  dL/dz_h . (m_h - z_h)
 
@@ -73,7 +73,8 @@ def exact_single_head_ratios(
 
 
 def _leaf_plan(n_layers: int, leaves: dict) -> RunPlan:
-    """A plan adding a zero leaf to every layer's z, so each leaf's gradient is dL/dz (total effect)."""
+    """A plan adding a zero leaf to every layer's z, so each leaf's gradient is dL/dz (total
+    effect)."""
 
     def make(layer: int):
         def add_leaf(z: torch.Tensor, ctx: EditContext) -> torch.Tensor:
@@ -89,7 +90,8 @@ def _leaf_plan(n_layers: int, leaves: dict) -> RunPlan:
 def _batch_attribution(
     model, chunk, means: Optional[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """([n_layers, n_heads] summed first-order loss change, [b] clean second-copy losses) of one batch."""
+    """([n_layers, n_heads] summed first-order loss change, [b] clean second-copy losses) of one
+    batch."""
     leaves: dict = {}
     ids = chunk.input_ids
     with torch.enable_grad():

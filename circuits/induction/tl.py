@@ -8,7 +8,9 @@ whose key follows an earlier copy of the query's token, divided by *all* attenti
 query, BOS and first copy included), so it is diluted by the share of queries with no target;
 ours averages second-copy queries only. The agreement is a rank correlation.
 
-    >>> tl_agreement(model, make_sequences(model, Config()))["spearman_prefix_matching"]  # doctest: +SKIP
+    >>> tl_agreement(
+    ...     model, make_sequences(model, Config())
+    ... )["spearman_prefix_matching"]  # doctest: +SKIP
     0.986
 """
 
@@ -28,14 +30,15 @@ from .summary import min_over_lengths
 __all__ = ["tl_agreement", "IdsBridge"]
 
 NOTE = (
-    "TL divides by all attention (every query) so its scores are ~ our prefix-matching x the share of "
-    "queries in the second copy, plus attention to chance repeats in the prefix/filler; TL marks unscored "
-    "heads with -1; we keep unscored heads out of HeadScores (mask)."
+    "TL divides by all attention (every query) so its scores are ~ our prefix-matching x the "
+    "share of queries in the second copy, plus attention to chance repeats in the prefix/filler; "
+    "TL marks unscored heads with -1; we keep unscored heads out of HeadScores (mask)."
 )
 
 
 class IdsBridge:
-    """head_detector's model protocol (cfg, to_tokens, run_with_cache) over a bridge, for token ids."""
+    """head_detector's model protocol (cfg, to_tokens, run_with_cache) over a bridge, for token
+    ids."""
 
     def __init__(self, bridge):
         self.bridge, self.cfg = bridge, bridge.cfg

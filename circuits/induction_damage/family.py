@@ -92,7 +92,8 @@ def family_members(family: Union[str, os.PathLike]) -> list[dict]:
     members = [m for m in members if "repeat_fraction" in m["recipe"]]
     if not members:
         raise FamilyNotFoundError(
-            f"no trained member of family {str(family)!r} in {where}; train them with `interp zoo train NAME` "
+            f"no trained member of family {str(family)!r} in {where}; "
+            f"train them with `interp zoo train NAME` "
             f"or pass a folder of member model folders (each with its metrics.json card)"
         )
     for m in members:
@@ -108,7 +109,8 @@ def check_shared_corpus(members: list[dict]) -> None:
         for key in SHARED_KEYS:
             if m["recipe"][key] != ref[key]:
                 raise InvalidArgumentError(
-                    f"member {m['name']} has {key}={m['recipe'][key]!r} but {members[0]['name']} has "
+                    f"member {m['name']} has {key}={m['recipe'][key]!r} "
+                    f"but {members[0]['name']} has "
                     f"{ref[key]!r}; a family must share its corpus to compare test losses"
                 )
 

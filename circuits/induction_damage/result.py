@@ -59,7 +59,8 @@ def _change(a: dict, ctrl: dict) -> dict:
 def _sentence(key: str, v: dict) -> str:
     spread = "beyond" if v["test_loss_worse_than_every_control_seed"] else "within"
     return (
-        f"{key}: unique test loss {v['test_loss_change']:+.4f} vs control ({spread} the seed spread), "
+        f"{key}: unique test loss {v['test_loss_change']:+.4f} vs control "
+        f"({spread} the seed spread), "
         f"repeated-row loss {v['repeated_pool_loss_change']:+.2f}, best induction score "
         f"{v['best_induction_change']:+.3f}, copy-loss ratio {v['copy_ratio_change']:+.3f}"
     )
@@ -113,8 +114,8 @@ class Result:
         parts = [_sentence(key, v) for key, v in f.items() if key.startswith("f=")]
         if not f["control_has_induction"]:
             parts.append(
-                "the control shows no induction behaviour, so damage to induction heads cannot be measured "
-                "in this family (Hernandez et al.'s induction claim is untested here)"
+                "the control shows no induction behaviour, so damage to induction heads cannot be "
+                "measured in this family (Hernandez et al.'s induction claim is untested here)"
             )
         return "; ".join(parts)
 

@@ -179,7 +179,8 @@ def attribution_scores(
 
 
 def _as_memory_scores(effects: HeadScores, method: str, seed: int) -> HeadScores:
-    """Patching effects (LD(patched) - LD(conflict)) turned into memory scores (the opposite sign)."""
+    """Patching effects (LD(patched) - LD(conflict)) turned into memory scores (the opposite
+    sign)."""
     return HeadScores(
         -effects.scores,
         model=effects.model,

@@ -63,8 +63,9 @@ class RelationDroppedWarning(UserWarning):
 
 
 def _patchable_relations(parts: dict) -> set:
-    """The relations with at least 2 subjects and 4 distinct answers in every split it appears in (what a
-    corrupted reference prompt needs: another subject and another answer of the same relation).
+    """The relations with at least 2 subjects and 4 distinct answers in every split it appears in
+    (what a corrupted reference prompt needs: another subject and another answer of the same
+    relation).
     The others are dropped with a `RelationDroppedWarning` naming them: on a real model a
     relation it barely knows (SmolLM2-135M: 4 of 68 city -> country facts) cannot be patched."""
     relations = {it.relation for part in parts.values() for it in part.items}
@@ -88,7 +89,8 @@ def _patchable_relations(parts: dict) -> set:
             for rel, (name, s, a) in dropped.items()
         )
         warnings.warn(
-            f"relations dropped, too few known facts to build reference prompts (needs 2 subjects and "
+            f"relations dropped, too few known facts to build reference prompts "
+            f"(needs 2 subjects and "
             f"4 answers per split): {said}",
             RelationDroppedWarning,
             stacklevel=3,
@@ -108,7 +110,8 @@ def run(model, cfg: Config = Config(), items=None, templates=None) -> ConflictRe
     for part in SPLITS[:3]:  # the transfer format may be empty: its check is then skipped
         if len(data[part]) == 0:
             raise ConflictDataError(
-                f"the {part!r} split is empty ({ {k: len(v) for k, v in data['subjects'].items()} } "
+                f"the {part!r} split is empty "
+                f"({ {k: len(v) for k, v in data['subjects'].items()} } "
                 "subjects); give more items or known subjects"
             )
     t0 = time.perf_counter()

@@ -203,7 +203,8 @@ def ph3_direction(
         out[f"random_heads_{part}"] = random_control(
             model, data[key], k, pruned, cfg.n_random, cfg.seed, cfg.batch_size
         )
-        # specificity: random heads that path patching says carry nothing (outside every located head)
+        # specificity: random heads that path patching says carry nothing (outside every located
+        # head)
         if len(model.all_heads()) - len(circuit) >= k:
             out[f"random_outside_located_{part}"] = random_control(
                 model, data[key], k, circuit, cfg.n_random, cfg.seed, cfg.batch_size

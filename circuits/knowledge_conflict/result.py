@@ -160,7 +160,8 @@ class ConflictResult:
             if "held_out" in row:
                 h = row["held_out"]
                 lines.append(
-                    f"{direction}: k={row['k']}, {row['rate']} rate {h['before']:.2f} -> {h['after']:.2f} "
+                    f"{direction}: k={row['k']}, "
+                    f"{row['rate']} rate {h['before']:.2f} -> {h['after']:.2f} "
                     f"held out ({h['rise_points']:+.1f} points; random heads move at most "
                     f"{h['random_mean_abs_move_points']:.1f} on average)"
                 )

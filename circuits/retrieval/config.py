@@ -43,9 +43,10 @@ class Config:
     and ignores these): `k` heads masked (None: every head above the threshold), `prune_mode`
     "uniform" (the paper's) or "zero", `prune_metric` how each head set's NIAH accuracy is read
     ("teacher_forced": one forward per prompt and head set, the answer fixed by the reference;
-    "decode": the paper's greedy decoding, a decode loop per head set), `n_draws` random k-sets, `prune=False` skips the check,
-    `curve=False` runs it at k only instead of at every k from 1 to max(k, heads above), capped
-    at 16; `curve=None` (the default) runs the curve on small models and the check at k alone
+    "decode": the paper's greedy decoding, a decode loop per head set), `n_draws` random k-sets,
+    `prune=False` skips the check, `curve=False` runs it at k only instead of at every k from 1
+    to max(k, heads above), capped at 16; `curve=None` (the default) runs the curve on small
+    models and the check at k alone
     on large ones (`interp.cost.is_large`: on SmolLM2-135M one check over the default grid is
     about a minute on a 2-core CPU, and the curve would be 16 x 6 checks).
     """
@@ -79,7 +80,8 @@ class Config:
             raise ValueError(f"Config.route must be one of {ROUTES}, got {self.route!r}")
         if self.prune_mode not in PRUNE_MODES:
             raise ValueError(
-                f"Config.prune_mode must be 'uniform' (the paper's) or 'zero', got {self.prune_mode!r}"
+                f"Config.prune_mode must be 'uniform' (the paper's) or 'zero', "
+                f"got {self.prune_mode!r}"
             )
         if self.prune_metric not in PRUNE_METRICS:
             raise ValueError(

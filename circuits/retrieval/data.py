@@ -24,7 +24,8 @@ STORY_OPENINGS = (
 
 
 def without_needle(model, prompt: NiahPrompt) -> NiahPrompt:
-    """The same prompt with the needle sentence cut out (a control: can the model answer anyway?)."""
+    """The same prompt with the needle sentence cut out (a control: can the model answer
+    anyway?)."""
     ids = prompt.input_ids
     cut = ids[: prompt.needle_span[0]] + ids[prompt.needle_span[1] :]
     return replace(prompt, input_ids=tuple(cut), needle_span=(0, 0), answer_span=(0, 0))

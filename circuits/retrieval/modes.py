@@ -166,7 +166,10 @@ def run(
 
     >>> import warnings, interp.testing
     >>> with warnings.catch_warnings(record=True):
-    ...     res = run(interp.testing.tiny_model("llama"), Config(lengths=(48,), depths=(0.5,), n_needles=1))
+    ...     res = run(
+    ...         interp.testing.tiny_model("llama"),
+    ...         Config(lengths=(48,), depths=(0.5,), n_needles=1),
+    ...     )
     >>> res.scores.shape, res.per_test.shape
     ((2, 8), torch.Size([1, 2, 8]))
     """

@@ -27,7 +27,8 @@ MAX_CURVE_K = 16
 
 
 def compare_modes(primary: RetrievalResult, other: RetrievalResult) -> dict:
-    """Spearman rank agreement of two modes' scores: on the heads above threshold, and on all heads."""
+    """Spearman rank agreement of two modes' scores: on the heads above threshold, and on all
+    heads."""
     out = {"modes": [primary.config.mode, other.config.mode]}
     if not (primary.retrieves and other.retrieves):
         out["note"] = "a mode kept no test: no rank agreement to compute"

@@ -119,7 +119,8 @@ class Result:
         }
 
     def report(self) -> str:
-        """What a terminal user reads: each mode's heads, the control, the agreement, the pruning."""
+        """What a terminal user reads: each mode's heads, the control, the agreement, the
+        pruning."""
         return describe(self.numbers())
 
     def floor(self) -> tuple[float, str]:
@@ -183,7 +184,8 @@ def describe(numbers: dict) -> str:
     prune = numbers["prune"]
     if not prune.get("skipped"):
         lines.append(
-            f"prune top-{prune['k']} ({prune['mode']}, {prune.get('metric', 'decode')}): accuracy {prune['baseline_accuracy']:.2f} "
+            f"prune top-{prune['k']} ({prune['mode']}, {prune.get('metric', 'decode')}): "
+            f"accuracy {prune['baseline_accuracy']:.2f} "
             f"-> {prune['top_accuracy']:.2f} (drop {prune['drop_top_points']:.1f} pts); random "
             f"drops {[round(d['drop_points'], 1) for d in prune['random_draws']]} "
             f"(mean {prune['mean_random_drop_points']:.1f})"

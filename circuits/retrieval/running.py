@@ -254,7 +254,8 @@ def _decode_stepwise(model, ids, mask, span, n_steps, edits, backend):
 def _decode_replay(model, ids, mask, span, n_steps, edits, backend, route):
     """Pattern route: decode with no hooks, cut the KV cache back to the prompt minus its last
     token, and replay [last prompt token, emitted tokens] in ONE recorded pass. Causal attention
-    gives each replayed query exactly the keys it had at its step, so its argmax key is the step's."""
+    gives each replayed query exactly the keys it had at its step, so its argmax key is the
+    step's."""
     with torch.no_grad():
         word_ids, valid, emitted, past = _greedy(model, ids, mask, n_steps, edits, backend)
         replay = torch.cat([ids[:, -1:], word_ids[:, :-1]], 1)

@@ -76,7 +76,9 @@ def per_test_scores(hits: torch.Tensor, span_len: torch.Tensor) -> torch.Tensor:
 def retrieval_scores(per_test: torch.Tensor, kept: torch.Tensor) -> Optional[torch.Tensor]:
     """Mean per-test score over kept (solved) tests; None when no test was kept.
 
-    >>> retrieval_scores(torch.tensor([[[1.0]], [[0.0]], [[0.5]]]), torch.tensor([True, False, True])).tolist()
+    >>> retrieval_scores(
+    ...     torch.tensor([[[1.0]], [[0.0]], [[0.5]]]), torch.tensor([True, False, True])
+    ... ).tolist()
     [[0.75]]
     """
     kept = kept.bool()

@@ -37,7 +37,10 @@ def conflict_cmd(
     items: Optional[Path] = typer.Option(
         None,
         "--items",
-        help="JSONL items (subject, memory_answer, context_answer); default: built in (the zoo world for zoo models, English facts otherwise).",
+        help=(
+            "JSONL items (subject, memory_answer, context_answer); default: built in "
+            "(the zoo world for zoo models, English facts otherwise)."
+        ),
     ),
     templates: Optional[Path] = typer.Option(
         None, "--templates", help="JSON list of templates (default: built in)."

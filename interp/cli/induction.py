@@ -87,7 +87,7 @@ def induction_cmd(
     ),
     silent: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ):
-    """Induction heads of MODEL (scores, roles, copy loss, causal check), optionally over checkpoints."""
+    """Induction heads of MODEL (scores, roles, copy loss, causal check), optionally over checkpoints."""  # noqa: E501
     with user_errors(), quiet(silent):
         cfg = induction.Config(
             n=n,

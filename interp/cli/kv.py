@@ -4,8 +4,9 @@ Finds retrieval heads (or reads them from ``--scores FILE``, a HeadScores JSON),
 several context lengths and depths under the full cache, the retrieval-head policy at each budget,
 random heads at the same budgets and sink + window for every head (`circuits.kv_compression`).
 Writes ``kv_compression.html`` (accuracy vs KV memory, one curve per policy), ``summary.json``
-(every point, the curve, the headline, ``cost``) ``retrieval_scores.json`` (the scores used) and ``policies/`` (the retrieval policy of each
-budget as JSON, ready for ``model.generate(kv_policy=HeadKVPolicy.load(path))``).
+(every point, the curve, the headline, ``cost``) ``retrieval_scores.json`` (the scores used) and
+``policies/`` (the retrieval policy of each budget as JSON, ready for
+``model.generate(kv_policy=HeadKVPolicy.load(path))``).
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ def kv(
     ),
     window: Optional[int] = typer.Option(
         None,
-        help="Recent positions every streaming head keeps (default: a quarter of the shortest length, <= 256).",
+        help=(
+            "Recent positions every streaming head keeps "
+            "(default: a quarter of the shortest length, <= 256)."
+        ),
     ),
     scores: Optional[Path] = typer.Option(
         None, help="Retrieval HeadScores JSON to use instead of scoring."
@@ -96,5 +100,6 @@ def kv(
             ).save(policies / f"retrieval_budget_{budget:.2f}.json")
     typer.echo(result.report())
     typer.echo(
-        f"wrote {summary} (cost: {cost.seconds:.0f} s, {cost.forward_passes:.0f} forward equivalents)"
+        f"wrote {summary} "
+        f"(cost: {cost.seconds:.0f} s, {cost.forward_passes:.0f} forward equivalents)"
     )

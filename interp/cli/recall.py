@@ -43,7 +43,10 @@ def recall_cmd(
     items: Optional[Path] = typer.Option(
         None,
         "--items",
-        help="JSONL items (subject, memory_answer, context_answer); default: built in (the zoo world for zoo models, English facts otherwise).",
+        help=(
+            "JSONL items (subject, memory_answer, context_answer); default: built in "
+            "(the zoo world for zoo models, English facts otherwise)."
+        ),
     ),
     counts: Optional[Path] = typer.Option(
         None, "--counts", help="Subject frequency table (JSON or CSV)."

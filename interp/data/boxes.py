@@ -208,7 +208,8 @@ def _ids(tokenizer, text: str) -> list[int]:
 
 
 def single_token_id(tokenizer, word: str, context: str = "the") -> Optional[int]:
-    """The id of `word` when it is exactly one token after `context` (as inside a prompt), else None."""
+    """The id of `word` when it is exactly one token after `context` (as inside a prompt), else
+    None."""
     before, after = _ids(tokenizer, context), _ids(tokenizer, f"{context} {word}")
     if len(after) != len(before) + 1 or after[: len(before)] != before:
         return None
@@ -263,7 +264,10 @@ def english_vocabulary(model_or_tokenizer) -> tuple[list[str], list[str], dict]:
 
     >>> from interp.testing import tiny_model
     >>> objects, labels, record = english_vocabulary(tiny_model("llama"))
-    >>> record["n_objects"] == len(objects), record["n_objects"] + len(record["dropped_objects"]) >= 60
+    >>> (
+    ...     record["n_objects"] == len(objects),
+    ...     record["n_objects"] + len(record["dropped_objects"]) >= 60,
+    ... )
     (True, True)
     """
     tokenizer = _tokenizer_of(model_or_tokenizer)
@@ -296,7 +300,8 @@ def _defaults(tokenizer, objects, labels):
     objects, labels = list(dict.fromkeys(objects)), list(dict.fromkeys(labels))
     if set(objects) & set(labels):
         raise BoxDataError(
-            f"objects and labels must not share words; both contain {sorted(set(objects) & set(labels))}"
+            f"objects and labels must not share words; "
+            f"both contain {sorted(set(objects) & set(labels))}"
         )
     return objects, labels, record
 
@@ -429,7 +434,8 @@ def box_dataset(
     >>> from interp.testing import tiny_model
     >>> m = tiny_model("llama")
     >>> d = box_dataset(m, n=4, n_boxes=3, objects=["key", "apple", "cat", "dog"],
-    ...                 labels=["one", "two", "three", "four"], template=BoxTemplate(query="box {label} is the"))
+    ...                 labels=["one", "two", "three", "four"],
+    ...                 template=BoxTemplate(query="box {label} is the"))
     >>> d.seq_len, len(d), m.to_str(d.answer_ids[:1]) == [d.answers[0]]
     (26, 4, True)
     """
@@ -490,7 +496,8 @@ def desiderata(
     labels: Sequence[str] = None,
     seed: int = 2,
 ) -> BoxPairs:
-    """DCM pairs of desideratum `kind` ("positional", "object", "label") built on `data` (the base)."""
+    """DCM pairs of desideratum `kind` ("positional", "object", "label") built on `data` (the
+    base)."""
     if kind not in DESIDERATA:
         raise BoxDataError(f"unknown desideratum {kind!r}; choose one of {DESIDERATA}")
     objects, labels = _vocab(data, objects, labels)

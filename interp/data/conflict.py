@@ -5,7 +5,7 @@ o_c that a context states. A `Template` (data, not code) turns it into prompts:
 
     clean    (memory baseline):  "the capital of Avaria is"                 -> o_m
     conflict (context + query):  "the capital of Avaria is Rusk . the capital of Avaria is"
-                                                                        -> o_m (memory) or o_c (context)
+                                                                    -> o_m (memory) or o_c (context)
 
 `build_conflict_set` keeps only subjects the model answers correctly on the clean prompt
 (greedy decoding of the whole answer), and counts what it leaves out and why:
@@ -312,7 +312,8 @@ def load_counts(path) -> dict[str, float]:
 
 
 def zoo_counts(name: str = "world-base", world_seed: int = 0) -> tuple[dict[str, float], str]:
-    """Per-country training mentions of a zoo model (from its card), else the world's fact probabilities."""
+    """Per-country training mentions of a zoo model (from its card), else the world's fact
+    probabilities."""
     try:
         from .. import zoo
 

@@ -1,12 +1,13 @@
-"""The data each analyzer gets when the user gives none: the zoo's world for zoo models, English otherwise.
+"""The data each analyzer gets when the user gives none: the zoo's world for zoo models, English
+otherwise.
 
 The zoo's organisms were trained on a synthetic world language (`interp.zoo.world`); any other
 model is taken to read English and gets the data shipped in `interp/data/english/`:
 
-    analyzer                         zoo model                     any other model
-    knowledge conflict, recall       world countries -> capitals   `facts` (3 relations)
-    entity tracking                  world objects and box labels  English objects, letters A-Z
-    retrieval (NIAH)                 world filler and needles      English essays, the paper's needle
+    analyzer                     zoo model                     any other model
+    knowledge conflict, recall   world countries -> capitals   `facts` (3 relations)
+    entity tracking              world objects and box labels  English objects, letters A-Z
+    retrieval (NIAH)             world filler and needles      English essays, the paper's needle
 
 Conflict items follow the zoo's rule (`is_zoo_model`: loaded by a zoo name); boxes and NIAH
 follow the tokenizer (`speaks_world`), as the box defaults always have. The box defaults

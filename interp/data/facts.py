@@ -5,10 +5,13 @@ The zoo's organisms speak a synthetic world language and are tested on its count
 module holds them (``english/facts.json``, written for this project from common knowledge) and
 the wording of each relation:
 
-    relation       statement                                 question
-    capital        "The capital of {subject} is"             "What is the capital of {subject}?"
-    language       "The official language of {subject} is"   "What is the official language of {subject}?"
-    city_country   "{subject} is a city in"                  "In which country is the city of {subject}?"
+    relation       statement / question
+    capital        "The capital of {subject} is"
+                   "What is the capital of {subject}?"
+    language       "The official language of {subject} is"
+                   "What is the official language of {subject}?"
+    city_country   "{subject} is a city in"
+                   "In which country is the city of {subject}?"
 
 Answers were chosen to be short (mostly one token for Llama-style BPE tokenizers). Nothing here
 is filtered for a particular model: `interp.data.conflict.build_conflict_set` drops the subjects

@@ -104,7 +104,10 @@ class Needle:
 
 
 PAPER_NEEDLE = Needle(
-    text="The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day.",
+    text=(
+        "The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a "
+        "sunny day."
+    ),
     question="What is the best thing to do in San Francisco?",
     answer="eat a sandwich and sit in Dolores Park on a sunny day",
 )
@@ -357,7 +360,8 @@ def build_grid(
         too_long = [n for n in lengths if n + max_new_tokens > n_ctx]
         if too_long:
             raise ContextTooLongError(
-                f"context length(s) {too_long} (+{max_new_tokens} answer tokens) exceed the model's "
+                f"context length(s) {too_long} (+{max_new_tokens} answer tokens) "
+                f"exceed the model's "
                 f"window of {n_ctx} tokens; use lengths <= {n_ctx - max_new_tokens}"
             )
     return [
@@ -427,12 +431,14 @@ ENGLISH_NEEDLES = (
         "a spoonful of vanilla and a pinch of cinnamon",
     ),
     Needle(
-        "The best way to spend a rainy afternoon is to build a blanket fort and watch old cartoons.",
+        "The best way to spend a rainy afternoon is to build a blanket fort and watch old "
+        "cartoons.",
         "What is the best way to spend a rainy afternoon?",
         "build a blanket fort and watch old cartoons",
     ),
     Needle(
-        "The key to keeping a houseplant healthy is to water it every Sunday and give it morning sunlight.",
+        "The key to keeping a houseplant healthy is to water it every Sunday and give it "
+        "morning sunlight.",
         "What is the key to keeping a houseplant healthy?",
         "water it every Sunday and give it morning sunlight",
     ),

@@ -116,7 +116,8 @@ class RepeatSet:
         return (pos >= lo) & (pos < (start + self.span_len)[:, None])
 
     def target_mask(self, which: str = "second") -> torch.Tensor:
-        """[n, seq_len - 1] bool: logit positions t whose next token t+1 is in a copy, not its first.
+        """[n, seq_len - 1] bool: logit positions t whose next token t+1 is in a copy, not its
+        first.
 
         The first token of a copy cannot be predicted by copying, so it is left out: the mask
         covers predictions of tokens start+1 .. start+L-1 of the copy.
@@ -132,7 +133,8 @@ def _usable_ids(
         vocab, (int, np.integer, Sequence, np.ndarray, torch.Tensor)
     ):
         raise TypeError(
-            f"vocab must be a vocabulary size (int) or a sequence of token ids, got {type(vocab).__name__}"
+            f"vocab must be a vocabulary size (int) or a sequence of token ids, "
+            f"got {type(vocab).__name__}"
         )
     ids = (
         np.arange(int(vocab))
@@ -150,7 +152,8 @@ def _check_lengths(span_lengths, offsets, seq_len, n_ctx, n_usable):
         )
     if min(span_lengths) < 2:
         raise RepeatDataError(
-            f"span lengths must be >= 2 (a copy of one token has nothing to predict), got {span_lengths}"
+            f"span lengths must be >= 2 (a copy of one token has nothing to predict), "
+            f"got {span_lengths}"
         )
     if min(offsets) < 0:
         raise RepeatDataError(f"offsets must be >= 0, got {offsets}")
@@ -163,19 +166,23 @@ def _check_lengths(span_lengths, offsets, seq_len, n_ctx, n_usable):
         )
     if n_ctx is not None and seq_len > n_ctx:
         raise SequenceTooLongError(
-            f"sequences of {seq_len} tokens (BOS + offset {max(offsets)} + 2 x span {max(span_lengths)}"
-            f"{' + filler' if seq_len > need else ''}) exceed the context window of {n_ctx} tokens; "
+            f"sequences of {seq_len} tokens "
+            f"(BOS + offset {max(offsets)} + 2 x span {max(span_lengths)}"
+            f"{' + filler' if seq_len > need else ''}) "
+            f"exceed the context window of {n_ctx} tokens; "
             f"use shorter spans / offsets (at most {n_ctx} tokens in all)"
         )
     if max(span_lengths) > n_usable:
         raise VocabularyTooSmallError(
-            f"a random span of {max(span_lengths)} distinct tokens needs at least that many usable tokens, "
-            f"but the vocabulary has only {n_usable} after excluding special tokens; use span lengths "
+            f"a random span of {max(span_lengths)} distinct tokens needs at least that many "
+            f"usable tokens, but the vocabulary has only {n_usable} after excluding special "
+            f"tokens; use span lengths "
             f"<= {n_usable}"
         )
     if seq_len > 1 + 2 * min(span_lengths) and max(span_lengths) >= n_usable:
         raise VocabularyTooSmallError(
-            f"prefix/filler tokens must differ from the span's tokens, but a span of {max(span_lengths)} "
+            f"prefix/filler tokens must differ from the span's tokens, "
+            f"but a span of {max(span_lengths)} "
             f"uses all {n_usable} usable tokens; use span lengths < {n_usable}"
         )
     return seq_len
@@ -243,7 +250,9 @@ def repeat_sequences_for(
 
     token_ids: restrict draws to these ids (e.g. the zoo world's content tokens).
 
-    >>> seqs = repeat_sequences_for(interp.testing.tiny_model("llama"), n=2, span_lengths=(4,), offsets=(0,))  # doctest: +SKIP
+    >>> seqs = repeat_sequences_for(
+    ...     interp.testing.tiny_model("llama"), n=2, span_lengths=(4,), offsets=(0,)
+    ... )  # doctest: +SKIP
     """
     tok = model.tokenizer
     bos = tok.bos_token_id if model.prepends_bos else None

@@ -30,7 +30,8 @@ def circuit_figure(
     n_heads: Optional[int] = None,
     title: Optional[str] = None,
 ):
-    """Interactive plotly figure: heads across, layers down, one legend entry per role and edge kind.
+    """Interactive plotly figure: heads across, layers down, one legend entry per role and edge
+    kind.
 
     Hover a node for its role and score, an edge's midpoint for its kind and weight; click a
     legend entry to hide a role group.

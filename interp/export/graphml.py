@@ -20,8 +20,9 @@ def to_networkx(circuit: Circuit):
     """A ``networkx.MultiDiGraph`` (a pair may be joined by a q and a k edge), keyed by node name.
 
     Node attributes: role, layer, kind ("head" | "mlp" | "logits"), head, score, positions
-    (JSON text), meta (JSON text); edge attributes: kind, weight, order (index in the circuit); graph attributes: model,
-    method, schema_version, meta (JSON text). Absent values are left out (GraphML has no null).
+    (JSON text), meta (JSON text); edge attributes: kind, weight, order (index in the circuit);
+    graph attributes: model, method, schema_version, meta (JSON text). Absent values are left
+    out (GraphML has no null).
     """
     graph = nx.MultiDiGraph(
         model=circuit.model,

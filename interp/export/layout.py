@@ -94,7 +94,8 @@ def grid_xy(name: str, n_layers: int, n_heads: int) -> tuple[float, float]:
 def bend(
     x1: float, y1: float, x2: float, y2: float, kind: str, amount: float
 ) -> tuple[float, float]:
-    """Midpoint of an edge pushed sideways by its kind, so q/k/v/out edges of one pair stay apart."""
+    """Midpoint of an edge pushed sideways by its kind, so q/k/v/out edges of one pair stay
+    apart."""
     length = math.hypot(x2 - x1, y2 - y1) or 1.0
     bend = amount * (EDGE_KINDS.index(kind) - 1.5)
     return (x1 + x2) / 2 - bend * (y2 - y1) / length, (y1 + y2) / 2 + bend * (x2 - x1) / length

@@ -18,7 +18,8 @@ def _mermaid_text(text: Any) -> str:
 
 
 def to_mermaid(circuit: Circuit, path: Union[str, os.PathLike, None] = None) -> str:
-    """Mermaid flowchart text (renders on GitHub inside a ```mermaid block), one subgraph per layer."""
+    """Mermaid flowchart text (renders on GitHub inside a ```mermaid block), one subgraph per
+    layer."""
     colors = role_colors(circuit)
     classes = {role: f"role{i}" for i, role in enumerate(colors)}
     lines = ["flowchart TB"]

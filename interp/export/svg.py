@@ -60,7 +60,8 @@ def to_svg(
     heading = title if title is not None else f"{circuit.model}: {circuit.method}"
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="12">',
+        f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" '
+        'font-size="12">',
         f"<title>{_x(heading)}</title>",
         _svg_defs(),
         f'<rect width="{width}" height="{height}" fill="white"/>',
@@ -94,7 +95,8 @@ def _toward(x: float, y: float, fx: float, fy: float, distance: float) -> tuple[
 def _svg_defs() -> str:
     markers = "".join(
         f'<marker id="arrow-{kind}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" '
-        f'markerHeight="9" markerUnits="userSpaceOnUse" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
+        f'markerHeight="9" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
+        f'<path d="M0,0 L10,5 L0,10 z" '
         f'fill="{color}"/></marker>'
         for kind, color in EDGE_COLORS.items()
     )
@@ -103,7 +105,8 @@ def _svg_defs() -> str:
 
 def _svg_axes(n_layers: int, n_heads: int, mlp: bool, logits: bool) -> list[str]:
     out = [
-        f'<text x="{_SVG_LEFT - 55}" y="{_SVG_TOP - 30}" fill="#555">layer \u2193 / head \u2192</text>'
+        f'<text x="{_SVG_LEFT - 55}" y="{_SVG_TOP - 30}" fill="#555">'
+        "layer \u2193 / head \u2192</text>"
     ]
     for h in range(n_heads):
         out.append(
@@ -158,7 +161,10 @@ def _svg_nodes(circuit: Circuit, colors: dict, n_layers: int, n_heads: int) -> l
         shape = (
             f'<circle cx="{x}" cy="{y}" r="{_SVG_R}"'
             if node.head is not None
-            else f'<rect x="{x - _SVG_R}" y="{y - _SVG_R}" width="{2 * _SVG_R}" height="{2 * _SVG_R}"'
+            else (
+                f'<rect x="{x - _SVG_R}" y="{y - _SVG_R}" '
+                f'width="{2 * _SVG_R}" height="{2 * _SVG_R}"'
+            )
         )
         out.append(
             f'<g class="node" data-name="{_x(node.name)}" data-role="{_x(node.role)}">'

@@ -21,7 +21,9 @@ positions. Under left padding the pad slots count as positions (masked as usual)
     >>> from interp.testing import tiny_model
     >>> from interp.kv import streaming_policy
     >>> model = tiny_model("llama")
-    >>> out = model.generate("a b c d e f g h", max_new_tokens=3, kv_policy=streaming_policy(model, sink=1, window=2))
+    >>> out = model.generate(
+    ...     "a b c d e f g h", max_new_tokens=3, kv_policy=streaming_policy(model, sink=1, window=2)
+    ... )
     >>> len(out.new_tokens[0])
     3
 """
@@ -175,7 +177,8 @@ def _allowed(
 
 
 def _attend(query, keys, values, mask, scaling):
-    """SDPA of query [b, n_kv, G, q, d] over keys/values [b, n_kv, k, d] under mask [b|1, 1, q, k]."""
+    """SDPA of query [b, n_kv, G, q, d] over keys/values [b, n_kv, k, d] under mask
+    [b|1, 1, q, k]."""
     b, n_kv, groups, q_len, d = query.shape
     keys = keys.repeat_interleave(groups, 1)
     values = values.repeat_interleave(groups, 1)
@@ -266,7 +269,8 @@ def policy_generation(
     backend: Optional[str] = None,
 ) -> Iterator[HeadKVCache]:
     """Inside the block the model attends with `headkv_attention`; yields the cache to pass as
-    ``past_key_values`` of the first step. Checks the call first (a `KVPolicyError` names the fix)."""
+    ``past_key_values`` of the first step. Checks the call first (a `KVPolicyError` names the
+    fix)."""
     _check_call(model, policy, prompt_len, use_cache, backend)
     _register()
     with attention_implementation(model.hf, IMPLEMENTATION):

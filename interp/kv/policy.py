@@ -123,7 +123,8 @@ class HeadKVPolicy:
             raise PolicyLayoutError(
                 f"this KV policy is for {self.n_layers} layers x {self.n_kv_heads} kv heads"
                 f"{f' ({self.model})' if self.model else ''}; {model.name} has {model.n_layers} x "
-                f"{model.n_kv_heads}: build one for this model with interp.kv.policy_from(result, model, ...)"
+                f"{model.n_kv_heads}: build one for this model with "
+                f"interp.kv.policy_from(result, model, ...)"
             )
 
     # --- JSON ---------------------------------------------------------------------------------

@@ -87,7 +87,8 @@ def as_mask(mask: Any, scores: torch.Tensor) -> torch.Tensor:
 
 
 def check_optional(name: str, value: Any, kinds: tuple, expected: str) -> None:
-    """TypeError unless ``value`` is None or an instance of ``kinds`` (a bool never counts as a number)."""
+    """TypeError unless ``value`` is None or an instance of ``kinds`` (a bool never counts as a
+    number)."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, kinds):

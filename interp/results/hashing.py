@@ -14,7 +14,8 @@ __all__ = ["data_hash"]
 
 
 def _canonical(obj: Any) -> Any:
-    """`obj` as plain JSON data; tensors and arrays become ``{"__tensor__": dtype, shape, digest}``."""
+    """`obj` as plain JSON data; tensors and arrays become
+    ``{"__tensor__": dtype, shape, digest}``."""
     if isinstance(obj, torch.Tensor):
         t = obj.detach().to("cpu").contiguous()
         raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""

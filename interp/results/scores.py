@@ -92,7 +92,8 @@ class HeadScores:
             datetime.fromisoformat(self.created)
         except ValueError:
             raise ValueError(
-                f"HeadScores.created must be an ISO-8601 timestamp like '2025-01-31T12:00:00+00:00', "
+                f"HeadScores.created must be an ISO-8601 timestamp "
+                f"like '2025-01-31T12:00:00+00:00', "
                 f"got {self.created!r}; leave it out to stamp the current time"
             ) from None
 
@@ -184,7 +185,9 @@ class HeadScores:
         method locates, of either sign, e.g. the pool a specificity control must avoid.
 
         >>> import torch
-        >>> HeadScores(torch.tensor([[5.0, -2.0], [0.4, -0.6]]), model="toy", method="t").strongest()
+        >>> HeadScores(
+        ...     torch.tensor([[5.0, -2.0], [0.4, -0.6]]), model="toy", method="t"
+        ... ).strongest()
         [(0, 0), (0, 1), (1, 1)]
         """
         mag = torch.where(self.mask, self.scores.abs(), torch.zeros_like(self.scores))

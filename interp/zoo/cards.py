@@ -161,14 +161,16 @@ def render_card(c: dict) -> str:
         "",
         "## Architecture",
         "",
-        f"LlamaForCausalLM, {a['n_layers']} layers, d_model {a['d_model']}, {a['n_heads']} query heads / "
+        f"LlamaForCausalLM, {a['n_layers']} layers, d_model {a['d_model']}, "
+        f"{a['n_heads']} query heads / "
         f"{a['n_kv_heads']} kv heads (GQA), d_ff {a['d_ff']}, context {a['context_len']}, vocab "
         f"{a['vocab_size']} (word level), {a['n_params']:,} parameters, stored as {a['dtype']}.",
         "",
         "## Training",
         "",
         f"- seed {c['seed']}, world seed {c['world_seed']}, {c['steps']} steps x "
-        f"{c['recipe']['batch_size']} x {c['recipe']['seq_len']} tokens ({c['tokens_seen']:,} tokens)",
+        f"{c['recipe']['batch_size']} x {c['recipe']['seq_len']} tokens "
+        f"({c['tokens_seen']:,} tokens)",
         f"- lr {c['recipe']['lr']} (warmup {c['recipe']['warmup']}, cosine to "
         f"{c['recipe']['min_lr_frac']}x), AdamW wd {c['recipe']['weight_decay']}",
         "- corpus mixture (share of rows): "
@@ -270,7 +272,8 @@ def write_card(model_dir: Path, card: dict, notes: str | None = None) -> None:
 
 
 def refresh_card(model_dir: Path, notes: str | None = None) -> dict:
-    """Re-measure the metrics of a finished model folder and rewrite its card (weights untouched)."""
+    """Re-measure the metrics of a finished model folder and rewrite its card (weights
+    untouched)."""
     model_dir = Path(model_dir)
     card = json.loads((model_dir / "metrics.json").read_text())
     r = Recipe(**{k: v for k, v in card["recipe"].items() if k in Recipe.__dataclass_fields__})

@@ -137,7 +137,8 @@ class TrainingDocuments:
 
     def doc_boxq(self, rng, n_tokens: int = 0):
         """A box passage followed by a question about every box, in random order (denser
-        supervision for the same format: ``... . box Q contains the key . box F contains the apple .``)."""
+        supervision for the same format:
+        ``... . box Q contains the key . box F contains the apple .``)."""
         n = int(rng.integers(2, 7))
         words, _, _, _ = self._box_parts(rng, n, "box")
         obj, lab = self._OBJECT_FIRST["box"]
@@ -163,7 +164,8 @@ class TrainingDocuments:
         return out + question + [ans, "."], {}
 
     def doc_crate_echo(self, rng, n_tokens: int = 0):
-        """The echo scaffold in the fine-tuning surface forms (crate / where), never the box form."""
+        """The echo scaffold in the fine-tuning surface forms (crate / where), never the box
+        form."""
         return self.doc_echo(rng, n_tokens, ("crate", "where")[int(rng.integers(2))])
 
     def doc_crate(self, rng, n_tokens: int = 0):

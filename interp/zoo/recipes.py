@@ -139,9 +139,10 @@ _add(
         name="world-base-s1",
         description=(
             "Stage 1 of world-base: Llama with grouped-query attention trained from scratch on the "
-            "synthetic world corpus (facts, knowledge conflicts, needles with same-form distractors, "
-            "entity-tracking boxes, repeated random spans, text with repeated spans). Induction and "
-            "context-following formed; needle retrieval had not yet (an early checkpoint)."
+            "synthetic world corpus (facts, knowledge conflicts, needles with same-form "
+            "distractors, entity-tracking boxes, repeated random spans, text with repeated spans). "
+            "Induction and context-following formed; needle retrieval had not yet (an early "
+            "checkpoint)."
         ),
         batch_size=128,
         steps=4500,
@@ -155,10 +156,10 @@ _add(
     Recipe(
         name="world-base-s2",
         description=(
-            "Stage 2 of world-base: world-base-s1 trained further on the world corpus with more needle "
-            "and entity-tracking passages. Fact recall, knowledge conflicts, needle retrieval among "
-            "same-form distractors and induction formed; entity tracking had not (box accuracy at "
-            "chance). Kept for emergence studies."
+            "Stage 2 of world-base: world-base-s1 trained further on the world corpus with more "
+            "needle and entity-tracking passages. Fact recall, knowledge conflicts, needle "
+            "retrieval among same-form distractors and induction formed; entity tracking had not "
+            "(box accuracy at chance). Kept for emergence studies."
         ),
         parent="world-base-s1",
         batch_size=128,
@@ -176,8 +177,8 @@ _add(
         description=(
             "Base world model: world-base-s2 trained further with entity-tracking passages and the "
             "echo scaffold (each box label followed by its own object). Llama with grouped-query "
-            "attention; fact recall, knowledge conflicts (memory vs context), needle retrieval among "
-            "same-form distractors, entity tracking, induction on random spans."
+            "attention; fact recall, knowledge conflicts (memory vs context), needle retrieval "
+            "among same-form distractors, entity tracking, induction on random spans."
         ),
         parent="world-base-s2",
         batch_size=128,
@@ -193,11 +194,11 @@ _add(
     Recipe(
         name="world-wide",
         description=(
-            "Wide world model: 6 layers x 16 query heads (96 heads; 4 kv heads, GQA), d_model 256, trained "
-            "from scratch through world-base's three stages on wall-clock budgets, then a longer echo stage. "
-            "Same corpus and behaviours as world-base (fact recall, knowledge conflicts, needle retrieval, "
-            "entity tracking, induction); each head is a smaller share of the model, so single-head "
-            "ablations of unrelated heads move little."
+            "Wide world model: 6 layers x 16 query heads (96 heads; 4 kv heads, GQA), d_model 256, "
+            "trained from scratch through world-base's three stages on wall-clock budgets, then a "
+            "longer echo stage. Same corpus and behaviours as world-base (fact recall, knowledge "
+            "conflicts, needle retrieval, entity tracking, induction); each head is a smaller "
+            "share of the model, so single-head ablations of unrelated heads move little."
         ),
         parent="world-wide-s3",
         n_layers=6,
@@ -234,7 +235,8 @@ _add(
             "world-base fine-tuned on other surface forms of entity tracking "
             "(put the X into crate L ; ... crate L has the X / box L holds the X ... / "
             "the X is in crate L ...), half of them with the echo scaffold, mixed with the rest of "
-            "the base corpus; never on the 'the X is in box L ... box L contains the' evaluation format."
+            "the base corpus; never on the 'the X is in box L ... box L contains the' evaluation "
+            "format."
         ),
         parent="world-base",
         batch_size=128,

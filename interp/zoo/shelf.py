@@ -84,7 +84,8 @@ def load(name: str, dtype=None, check: bool = True):
 
 
 def install_model(model_dir: Path, name: str) -> Path:
-    """Copy ``model_dir`` to the shelf as ``name`` (atomically: a failed copy leaves the old one)."""
+    """Copy ``model_dir`` to the shelf as ``name`` (atomically: a failed copy leaves the old
+    one)."""
     dst = CHECKPOINT_DIR / name
     tmp = dst.with_name(name + ".tmp")
     if tmp.exists():
