@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
+from .errors import InvalidArgumentError
 from .heads import Head
 
 __all__ = ["Circuit", "Node", "Edge", "CircuitError", "EDGE_KINDS"]
@@ -32,8 +33,36 @@ _MLP = re.compile(r"^MLP(\d+)$")
 _HEAD = re.compile(r"^L(\d+)H(\d+)$")
 
 
-class CircuitError(ValueError):
+class CircuitError(InvalidArgumentError):
     """Invalid circuit data; the message names the failing field."""
+
+
+FIELDS = ("schema_version", "model", "method", "nodes", "edges", "meta")
+NODE_FIELDS = ("name", "role", "score", "positions", "meta")
+EDGE_FIELDS = ("source", "target", "kind", "weight")
+
+
+def check_schema_version(version) -> None:
+    """Refuse a circuit document of another schema version than the one this interp writes: read
+    as this version, a newer one's fields would be dropped and the file re-exported as
+    `SCHEMA_VERSION` without saying so."""
+    if version != SCHEMA_VERSION:  # only the string "1.0" equals it
+        raise CircuitError(
+            f"circuit field schema_version: {version!r} is not the version this interp reads "
+            f"({SCHEMA_VERSION!r}); a newer version may carry fields this one would drop: "
+            "upgrade interp, or write the file with schema_version "
+            f"{SCHEMA_VERSION!r}"
+        )
+
+
+def check_fields(data: dict, allowed: tuple[str, ...], where: str) -> None:
+    """Refuse fields a circuit document (or one of its nodes or edges) does not have."""
+    extra = sorted(str(key) for key in data if key not in allowed)
+    if extra:
+        raise CircuitError(
+            f"circuit field {where}{extra[0]}: unknown field(s) {extra}; allowed: "
+            f"{list(allowed)} (put free-form details under 'meta')"
+        )
 
 
 @dataclass(frozen=True)
@@ -160,6 +189,9 @@ class Circuit:
     def from_dict(cls, data: dict) -> "Circuit":
         if not isinstance(data, dict):
             raise CircuitError(f"a circuit must be a JSON object, got {type(data).__name__}")
+        if "schema_version" in data:  # absent: a dict built in code, read as this version
+            check_schema_version(data["schema_version"])
+        check_fields(data, FIELDS, "")
         for key in ("model", "method", "nodes"):
             if key not in data:
                 raise CircuitError(f"circuit JSON is missing the field '{key}'")
@@ -167,6 +199,7 @@ class Circuit:
         for i, node in enumerate(data["nodes"]):
             if not isinstance(node, dict) or "name" not in node:
                 raise CircuitError(f"nodes[{i}] must be an object with a 'name' field")
+            check_fields(node, NODE_FIELDS, f"nodes[{i}].")
             circuit = circuit.add_node(
                 node["name"],
                 node.get("role", ""),
@@ -180,6 +213,7 @@ class Circuit:
             ]
             if missing:
                 raise CircuitError(f"edges[{i}] is missing the field '{missing[0]}'")
+            check_fields(edge, EDGE_FIELDS, f"edges[{i}].")
             circuit = circuit.add_edge(
                 edge["source"], edge["target"], edge.get("kind", "out"), edge.get("weight")
             )

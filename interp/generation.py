@@ -10,6 +10,10 @@ interventions (the test suite checks this), because every edit sees the absolute
 
 from __future__ import annotations
 
+import math
+import numbers
+import os
+import sys
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -123,8 +127,34 @@ class SamplingOptionWarning(UserWarning):
     """A sampling option given to greedy decoding, where it has no effect."""
 
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _caller_stacklevel() -> int:
+    """The `warnings.warn` stacklevel of the first frame outside the interp package, so that a
+    warning names the user's line (``model.generate`` and ``generate`` alike)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _check_options(model, max_new_tokens, do_sample: bool, temperature, top_k) -> None:
     """Refuse option values that would fail deep in the loop or be silently wrong."""
+    if not isinstance(do_sample, bool):
+        raise ArgumentTypeError(
+            f"do_sample must be True or False, got {type(do_sample).__name__} {do_sample!r}"
+        )
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise ArgumentTypeError(
+            f"temperature must be a number, got {type(temperature).__name__} {temperature!r}"
+        )
+    if not math.isfinite(temperature) or (do_sample and temperature <= 0):
+        raise InvalidArgumentError(
+            f"temperature must be > 0 when sampling, got {temperature}"
+            if math.isfinite(temperature)
+            else f"temperature must be a finite number > 0, got {temperature}"
+        )
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
         raise ArgumentTypeError(
             f"max_new_tokens must be an int, got {type(max_new_tokens).__name__} "
@@ -146,7 +176,7 @@ def _check_options(model, max_new_tokens, do_sample: bool, temperature, top_k) -
             "top_k and temperature only apply when sampling; pass do_sample=True to sample "
             "(greedy decoding ignores them)",
             SamplingOptionWarning,
-            stacklevel=3,
+            stacklevel=_caller_stacklevel(),
         )
 
 

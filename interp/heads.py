@@ -15,6 +15,7 @@ and says the valid range when one is out of it.
 
 from __future__ import annotations
 
+import numbers
 import re
 from dataclasses import dataclass
 from typing import Iterable, Union
@@ -38,22 +39,24 @@ class HeadSpecError(InvalidArgumentError):
     """Text or a value that does not name one head (the message lists the spellings)."""
 
 
+def _is_int(value) -> bool:
+    """An integer that is not a bool: a Python int or a NumPy integer (`numbers.Integral`).
+    Floats (even 1.0) and bools are not: reading them as indices would silently truncate
+    (1.5 -> 1) or turn True into 1."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _index(value, what: str, spec) -> int:
     """An int layer/head index from a pair element: ints and integral strings only (no bools or
     floats, which would silently truncate)."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise HeadSpecError(
-            f"cannot read a head from {spec!r}: the {what} must be an int, got "
-            f"{type(value).__name__} {value!r}"
-        )
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
-    if not isinstance(value, int):
+    if not _is_int(value):
         raise HeadSpecError(
             f"cannot read a head from {spec!r}: the {what} must be an int, got "
-            f"{type(value).__name__} {value!r}"
+            f"{type(value).__name__} {value!r}; write e.g. (10, 7) or 'L10H7'"
         )
-    return value
+    return int(value)
 
 
 @dataclass(frozen=True, order=True)
@@ -66,17 +69,20 @@ class Head:
     def __post_init__(self) -> None:
         for name in ("layer", "head"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
+            if not _is_int(value):
                 raise ArgumentTypeError(
                     f"Head.{name} must be an int, got {type(value).__name__} {value!r}"
                 )
+            value = int(value)  # a NumPy integer becomes a plain int (hash, JSON, str)
+            object.__setattr__(self, name, value)
             if value < 0:
                 raise HeadIndexError(f"Head.{name} must be >= 0, got {value}")
 
     @classmethod
     def parse(cls, spec: "HeadLike") -> "Head":
         """Read a head from ``"L10H7"``, ``(10, 7)``, ``"10.7"``, ``"a10.h7"``, ``"10-7"`` or a
-        `Head`."""
+        `Head`. Pair elements must be ints (or integral strings): ``(1.5, 2)`` and ``(True, 1)``
+        are refused, not truncated to L1H2 and L1H1."""
         if isinstance(spec, Head):
             return spec
         if isinstance(spec, (tuple, list)) and len(spec) == 2:
@@ -87,8 +93,8 @@ class Head:
                 if match:
                     return cls(int(match.group(1)), int(match.group(2)))
         raise HeadSpecError(
-            f"cannot read a head from {spec!r}; "
-            f"expected 'L10H7', (10, 7), '10.7', 'a10.h7' or '10-7'"
+            f"cannot read a head from {spec!r}; expected 'L10H7', (10, 7), '10.7', 'a10.h7' "
+            "or '10-7'"
         )
 
     def __str__(self) -> str:
@@ -109,7 +115,9 @@ def parse_heads(specs: Union[HeadLike, Iterable[HeadLike]]) -> tuple[Head, ...]:
     (Head(layer=0, head=1), Head(layer=2, head=3))
     """
     if isinstance(specs, (Head, str)) or (
-        isinstance(specs, tuple) and len(specs) == 2 and all(isinstance(x, int) for x in specs)
+        isinstance(specs, tuple)
+        and len(specs) == 2
+        and all(isinstance(x, numbers.Integral) for x in specs)
     ):
         specs = [specs]
     heads = [Head.parse(s) for s in specs]

@@ -80,12 +80,14 @@ class Intervention:
     @staticmethod
     def from_dict(data: dict) -> "Intervention":
         if not isinstance(data, dict) or "type" not in data:
-            raise ValueError(
+            raise InterventionError(
                 f"an intervention must be a JSON object with a 'type' field; got {data!r:.200}"
             )
         kind = data["type"]
-        if kind not in _TYPES:
-            raise ValueError(f"unknown intervention type {kind!r}; known: {', '.join(_TYPES)}")
+        if not isinstance(kind, str) or kind not in _TYPES:
+            raise InterventionError(
+                f"unknown intervention type {kind!r}; known: {', '.join(_TYPES)}"
+            )
         return _TYPES[kind]._from_dict(data)
 
     @staticmethod
@@ -94,14 +96,14 @@ class Intervention:
         from .jsonio import read_json_text
 
         return Intervention.from_dict(
-            read_json_text(text_or_path, ValueError, "intervention recipe")
+            read_json_text(text_or_path, InterventionError, "intervention recipe")
         )
 
 
 def _heads_field(heads) -> tuple[Head, ...]:
     parsed = parse_heads(heads)
     if not parsed:
-        raise ValueError("an intervention needs at least one head, e.g. ['L0H1']")
+        raise InterventionError("an intervention needs at least one head, e.g. ['L0H1']")
     return parsed
 
 
@@ -121,10 +123,26 @@ def _one_head(spec) -> Head:
     return Head.parse(spec)
 
 
-def _unknown_keys(data: dict, allowed: set[str], kind: str) -> None:
+def _unknown_keys(data: dict, allowed: set[str], kind: str, required: tuple[str, ...] = ()) -> None:
+    """Refuse a recipe with fields `kind` does not have, or without the `required` ones."""
     extra = set(data) - allowed - {"type"}
     if extra:
-        raise ValueError(f"{kind} got unknown field(s) {sorted(extra)}; allowed: {sorted(allowed)}")
+        raise InterventionError(
+            f"{kind} got unknown field(s) {sorted(extra)}; allowed: {sorted(allowed)}"
+        )
+    missing = [key for key in required if key not in data]
+    if missing:
+        raise InterventionError(
+            f"{kind} recipe is missing the field(s) {missing}; e.g. " f"{_EXAMPLES.get(kind, '{}')}"
+        )
+
+
+_EXAMPLES = {
+    "PruneHeads": '{"type": "PruneHeads", "heads": ["L0H1"]}',
+    "ScaleValues": '{"type": "ScaleValues", "head": "L1H0", "alpha": 2.0}',
+    "PatchHeads": '{"type": "PatchHeads", "heads": ["L1H0"], "source": "a prompt"}',
+    "Compose": '{"type": "Compose", "items": [{"type": "PruneHeads", "heads": ["L0H1"]}]}',
+}
 
 
 @dataclass(frozen=True)
@@ -140,14 +158,16 @@ class PruneHeads(Intervention):
         means: Optional[Sequence[Sequence[float]]] = None,
     ):
         if mode not in PRUNE_MODES:
-            raise ValueError(f"PruneHeads mode must be one of {PRUNE_MODES}, got {mode!r}")
+            raise InterventionError(f"PruneHeads mode must be one of {PRUNE_MODES}, got {mode!r}")
         object.__setattr__(self, "heads", _heads_field(heads))
         object.__setattr__(self, "mode", mode)
         if means is not None:
             means = tuple(tuple(float(x) for x in row) for row in means)
             if len(means) != len(self.heads):
-                raise ValueError(
-                    f"PruneHeads got {len(means)} mean vectors for {len(self.heads)} heads"
+                raise InterventionError(
+                    f"PruneHeads got {len(means)} mean vectors for {len(self.heads)} heads; "
+                    "give one per head, or build them with "
+                    "PruneHeads.with_means(model, heads, texts)"
                 )
         object.__setattr__(self, "means", means)
 
@@ -168,7 +188,7 @@ class PruneHeads(Intervention):
                 f"{model.d_head}; build them with PruneHeads.with_means(model, heads, texts)"
             )
         if self.mode == "mean" and self.means is None:
-            raise ValueError(
+            raise InterventionError(
                 "PruneHeads(mode='mean') needs reference means: build it with "
                 "PruneHeads.with_means(model, heads, texts)"
             )
@@ -195,7 +215,7 @@ class PruneHeads(Intervention):
 
     @classmethod
     def _from_dict(cls, data: dict) -> "PruneHeads":
-        _unknown_keys(data, {"heads", "mode", "means"}, "PruneHeads")
+        _unknown_keys(data, {"heads", "mode", "means"}, "PruneHeads", ("heads",))
         return cls(data["heads"], data.get("mode", "zero"), data.get("means"))
 
 
@@ -220,14 +240,14 @@ class ScaleValues(Intervention):
 
     def edits(self, model) -> list[Edit]:
         check_heads([self.head], model.n_layers, model.n_heads)
-        return [Edit(self.head.layer, "z", _scale_fn(self.head.head, self.alpha))]
+        return [Edit(self.head.layer, "z", _scale_fn(self.head.head, self.alpha, self.head.layer))]
 
     def to_dict(self) -> dict:
         return {"type": "ScaleValues", "head": str(self.head), "alpha": self.alpha}
 
     @classmethod
     def _from_dict(cls, data: dict) -> "ScaleValues":
-        _unknown_keys(data, {"head", "alpha"}, "ScaleValues")
+        _unknown_keys(data, {"head", "alpha"}, "ScaleValues", ("head", "alpha"))
         return cls(data["head"], data["alpha"])
 
 
@@ -270,8 +290,8 @@ class PatchHeads(Intervention):
             except KeyError:
                 keys = list(source.keys())[:4] if hasattr(source, "keys") else type(source).__name__
                 raise InterventionError(
-                    f"PatchHeads source has no z for layer {layer} "
-                    f"(it is keyed by (layer, 'z'); got "
+                    f"PatchHeads source has no z for layer {layer} (it is keyed by "
+                    f"(layer, 'z'); got "
                     f"{keys}); capture it with model.run_with_cache(prompt, sites=('z',))"
                 ) from None
         tokens = getattr(source, "tokens", None)
@@ -305,7 +325,7 @@ class PatchHeads(Intervention):
 
     @classmethod
     def _from_dict(cls, data: dict) -> "PatchHeads":
-        _unknown_keys(data, {"heads", "source"}, "PatchHeads")
+        _unknown_keys(data, {"heads", "source"}, "PatchHeads", ("heads", "source"))
         source = data["source"]
         if isinstance(source, dict):
             source = {
@@ -346,7 +366,11 @@ class Compose(Intervention):
 
     @classmethod
     def _from_dict(cls, data: dict) -> "Compose":
-        _unknown_keys(data, {"items"}, "Compose")
+        _unknown_keys(data, {"items"}, "Compose", ("items",))
+        if not isinstance(data["items"], list):
+            raise InterventionError(
+                f"Compose items must be a list of interventions, got {data['items']!r:.200}"
+            )
         return cls(Intervention.from_dict(item) for item in data["items"])
 
 
@@ -361,10 +385,25 @@ _TYPES: dict[str, Any] = {
 # --- edit functions (canonical layouts: z [b, pos, head, d], pattern [b, head, q, k]) ---
 
 
-def _scale_fn(head: int, alpha: float):
+def _scale_fn(head: int, alpha: float, layer: Optional[int] = None):
+    """Multiply one head's z by alpha; refuse a product that overflows the model's dtype (a
+    float16 model turns z * 1e4 into inf, then NaN logits) instead of passing it on."""
+
     def scale(z: torch.Tensor, ctx: EditContext) -> torch.Tensor:
+        given = z
         z = z.clone()
         z[:, :, head] *= alpha
+        if (
+            abs(alpha) > 1
+            and not bool(torch.isfinite(z[:, :, head]).all())
+            and bool(torch.isfinite(given[:, :, head]).all())
+        ):
+            raise InterventionError(
+                f"ScaleValues alpha {alpha:g} overflows {str(z.dtype).replace('torch.', '')} "
+                f"at L{layer}H{head} (its z reaches "
+                f"{float(given[:, :, head].abs().max()):.3g}); use a smaller |alpha|, or load "
+                "the model in float32 (interp.load(..., dtype=torch.float32))"
+            )
         return z
 
     return scale

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from typing import Iterable, Optional, Sequence, Union
 
 import torch
@@ -24,11 +23,19 @@ from .arch import SITES, arch_spec, out_weight_per_head
 from .backends.plan import EditContext, RunPlan
 from .errors import ArgumentTypeError, InvalidArgumentError
 from .heads import Head, HeadIndexError, HeadLike, check_heads, parse_heads
-from .interventions import Compose, Intervention, InterventionError
+from .interventions import Intervention, InterventionError
+from .lifetime import Intervening, InterventionNotEnteredWarning, check_once, combine
 from .loading import load_hf
 from .tokens import PromptError, Prompts, Tokens, to_tokens
 
-__all__ = ["Model", "load", "BACKENDS", "ActivationCache", "UnknownSiteError"]
+__all__ = [
+    "Model",
+    "load",
+    "BACKENDS",
+    "ActivationCache",
+    "UnknownSiteError",
+    "InterventionNotEnteredWarning",
+]
 
 BACKENDS = ("transformer_lens", "nnsight")
 
@@ -118,8 +125,8 @@ class Model:
 
     def __repr__(self) -> str:
         return (
-            f"Model({self.name!r}, {self.architecture}, "
-            f"layers={self.n_layers}, heads={self.n_heads}, "
+            f"Model({self.name!r}, {self.architecture}, layers={self.n_layers}, "
+            f"heads={self.n_heads}, "
             f"kv_heads={self.n_kv_heads}, d_head={self.d_head}, backend={self.backend!r})"
         )
 
@@ -255,18 +262,13 @@ class Model:
     def apply(self, *interventions: Intervention) -> Intervention:
         """Keep interventions on until `remove` (returns what was applied, for `remove`).
 
-        Applying an intervention that is already on is refused (it would stack: x2 twice is x4);
-        to change an applied one, `remove` it first."""
-        combined = _combine(interventions)
+        An intervention is on at most once. Applying one that is already on (the same object
+        or an equal one, alone or as part of a combination), or giving the same one twice, is
+        refused with `InterventionError`: it would stack (``ScaleValues(h, 2.0)`` twice scales
+        by 4). To change an applied intervention, ``model.remove(applied)`` it first."""
+        combined = combine(interventions)
         combined.edits(self)  # validate now, not at the next forward
-        for part in combined.parts():
-            for active in self._active:
-                if any(part is other or part == other for other in active.parts()):
-                    raise InterventionError(
-                        f"{part!r} is already applied to {self.name} "
-                        f"(applying it again would stack it); "
-                        "remove it first with model.remove(...), or build a new intervention"
-                    )
+        check_once(self, combined.parts(), given="model.apply")
         self._active.append(combined)
         return combined
 
@@ -276,6 +278,11 @@ class Model:
         if intervention is None:
             self._active.clear()
             return
+        if not isinstance(intervention, Intervention):
+            raise ArgumentTypeError(
+                f"model.remove takes the intervention model.apply returned (or nothing, to "
+                f"remove all), got {type(intervention).__name__} {intervention!r}"
+            )
         for i, active in enumerate(self._active):
             if active is intervention or active == intervention:
                 del self._active[i]
@@ -286,14 +293,23 @@ class Model:
                     f"{intervention!r} is one part of the applied {active!r}; remove the "
                     "whole combination (the object model.apply returned)"
                 )
-        raise InterventionError(f"{intervention!r} is not applied to this model")
+        raise InterventionError(
+            f"{intervention!r} is not applied to {self.name}; model.active_interventions lists "
+            "what is applied (remove one of those, or call model.remove() to remove all)"
+        )
 
-    def intervene(self, *interventions: Intervention) -> "_Intervening":
+    def intervene(self, *interventions: Intervention) -> "Intervening":
         """Apply interventions inside a ``with`` block; they are removed on exit, even on error.
 
-        Without ``with`` nothing is applied, and a warning says so when the unused block is
-        dropped (use `apply` to keep interventions on)."""
-        return _Intervening(self, interventions)
+        The rule of `apply` holds: an intervention is on at most once, so nesting
+        ``with model.intervene(r):`` inside a block that already applies `r` (or re-entering
+        the same block) raises `InterventionError` at the inner ``with``, and the outer block
+        keeps `r` on until its own exit. Different interventions nest and are removed in turn.
+
+        Without ``with`` nothing is applied, and an `InterventionNotEnteredWarning` (a
+        `RuntimeWarning`) says so when the unused object is garbage-collected; use `apply` to
+        keep interventions on."""
+        return Intervening(self, interventions)
 
     # --- running ---------------------------------------------------------------------------
 
@@ -317,15 +333,17 @@ class Model:
                 if not isinstance(item, Intervention):
                     raise ArgumentTypeError(
                         f"interventions takes Intervention objects, got {type(item).__name__} "
-                        f"{item!r}; "
-                        f"e.g. interventions=[PruneHeads(['L1H0']), ScaleValues('L2H3', 2.0)]"
+                        f"{item!r}; e.g. interventions=[PruneHeads(['L1H0']), "
+                        "ScaleValues('L2H3', 2.0)]"
                     )
         if interventions is not None:
-            items.extend(
+            given = (
                 interventions.parts()
                 if isinstance(interventions, Intervention)
                 else [i for x in interventions for i in x.parts()]
             )
+            check_once(self, given, given="interventions=", use_active=use_active)
+            items.extend(given)
         return [edit for item in items for edit in item.edits(self)]
 
     _edits = edits  # the old private name, kept until circuits/ calls `edits`
@@ -475,44 +493,3 @@ def _check_backend(name: str) -> str:
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
     return name
-
-
-class InterventionNotEnteredWarning(UserWarning):
-    """``model.intervene(...)`` was called but never entered with ``with``: nothing was applied."""
-
-
-class _Intervening:
-    """What `Model.intervene` returns: applies on ``__enter__``, removes on ``__exit__``."""
-
-    def __init__(self, model: "Model", interventions):
-        _combine(interventions)  # bad input fails at the call, not at `with`
-        self.model, self.interventions, self.entered = model, interventions, False
-
-    def __enter__(self) -> "Model":
-        self.entered = True
-        self.applied = self.model.apply(*self.interventions)
-        return self.model
-
-    def __exit__(self, *exc) -> None:
-        self.model._active = [a for a in self.model._active if a is not self.applied]
-
-    def __del__(self) -> None:
-        if not self.entered:
-            warnings.warn(
-                "model.intervene(...) was not used in a `with` block, so nothing was applied; "
-                "write `with model.intervene(...):`, or model.apply(...) to keep it on",
-                InterventionNotEnteredWarning,
-                stacklevel=2,
-            )
-
-
-def _combine(interventions) -> Intervention:
-    if not interventions:
-        raise ValueError("give at least one intervention, e.g. PruneHeads(['L0H1'])")
-    for item in interventions:
-        if not isinstance(item, Intervention):
-            raise TypeError(
-                f"expected interventions (PruneHeads, ScaleValues, PatchHeads), "
-                f"got {type(item).__name__}"
-            )
-    return interventions[0] if len(interventions) == 1 else Compose(interventions)

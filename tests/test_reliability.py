@@ -331,3 +331,247 @@ def test_a_folder_without_tokenizer_files_names_them(tmp_path):
             path.unlink()
     with pytest.raises(TokenizerMissingError, match="no tokenizer"):
         interp.load(str(folder))
+
+
+# --- silent wrong results: each test below names what happened before the fix -------------------
+
+
+def test_scale_values_recipe_refuses_bool_overflowing_and_missing_alpha():
+    """A recipe's alpha True was at risk of reading as 1.0 and 1e38 of zeroing every logit (both
+    refused already); a recipe without alpha raised a bare KeyError('alpha')."""
+    from interp.interventions import Intervention
+
+    with pytest.raises(ArgumentTypeError, match="alpha must be a number, got bool"):
+        Intervention.from_dict({"type": "ScaleValues", "head": "L1H0", "alpha": True})
+    with pytest.raises(InterventionError, match=r"\|alpha\| <="):
+        Intervention.from_json('{"type": "ScaleValues", "head": "L1H0", "alpha": 1e38}')
+    with pytest.raises(InterventionError, match=r"missing the field\(s\) \['alpha'\]"):
+        Intervention.from_dict({"type": "ScaleValues", "head": "L1H0"})
+
+
+@pytest.mark.parametrize("alpha", [1e5, 1e6, 1e38, -1e38])
+def test_scale_values_refuses_alpha_beyond_the_limit(alpha):
+    assert MAX_ALPHA <= 1e6
+    with pytest.raises(InterventionError, match="finite number with"):
+        ScaleValues("L1H0", alpha)
+
+
+def test_scale_values_that_overflow_float16_are_refused_in_the_forward():
+    """Before: in a float16 model whose z reaches ~20, z * 1e4 became inf and the logits NaN,
+    with no error."""
+    half = tiny_model("llama")
+    half.hf.to(torch.float16)
+    v_proj = half.layer_modules()[1].self_attn.v_proj
+    with torch.no_grad():
+        v_proj.weight.mul_(20.0)  # |z| of layer 1 ~ 40: x 1e4 is past float16's 65504
+    with pytest.raises(InterventionError, match="overflows float16 at L1H0"):
+        half.forward(SHORT, interventions=ScaleValues("L1H0", MAX_ALPHA))
+    assert _no_hooks(half)
+    assert torch.isfinite(half.forward(SHORT, interventions=ScaleValues("L1H0", 2.0))).all()
+
+
+def test_applying_nothing_is_a_typed_error(model):
+    """Before: model.apply() and model.intervene() raised a bare ValueError, and a failed
+    intervene() printed 'Exception ignored in _Intervening.__del__' (AttributeError)."""
+    import sys
+
+    from interp.interventions import Intervention
+
+    with pytest.raises(InterventionError, match="at least one"):
+        model.apply()
+    with pytest.raises(InterventionError, match="at least one"):
+        Intervention.from_dict({"type": "Compose", "items": []})
+    unraisable = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        with pytest.raises(InterventionError, match="at least one"):
+            model.intervene()
+        with pytest.raises(ArgumentTypeError, match=r"PruneHeads\(\['L1H0'\]\)"):
+            model.intervene("L1H0")
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert unraisable == []
+    assert _no_hooks(model)
+
+
+def test_recipe_errors_are_interp_errors():
+    """Before: a recipe of an unknown type, an unknown field or an empty head list raised a bare
+    ValueError, which the CLI shows as a crash with a traceback."""
+    from interp.interventions import Intervention
+
+    for bad in (
+        {"type": "Prune", "heads": ["L0H1"]},
+        {"type": "PruneHeads", "heads": ["L0H1"], "mod": "mean"},
+        {"type": "PruneHeads", "heads": []},
+        {"type": "PruneHeads", "heads": ["L0H1"], "mode": "zeros"},
+    ):
+        with pytest.raises(InterventionError):
+            Intervention.from_dict(bad)
+
+
+def test_head_parse_takes_numpy_integers_as_ints():
+    """Integer indices from NumPy (an argmax over a score grid) are ints, not truncations; before
+    they were refused. Floats and bools of any library still are."""
+    import numpy as np
+
+    head = Head.parse((np.int64(1), np.int32(2)))
+    assert head == Head(1, 2) and type(head.layer) is int and type(head.head) is int
+    assert interp.heads.parse_heads((np.int64(1), 2)) == (Head(1, 2),)
+    assert type(Head(np.int64(3), 0).layer) is int
+    for spec in [(np.float64(1.0), 2), (np.bool_(True), 1), (1.5, 2), (True, 1)]:
+        with pytest.raises(HeadSpecError, match="must be an int"):
+            Head.parse(spec)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(max_new_tokens=True), ArgumentTypeError, "max_new_tokens must be an int"),
+        (dict(max_new_tokens=-1), InvalidArgumentError, ">= 1"),
+        (dict(top_k=0), InvalidArgumentError, "top_k must be in 1.."),
+        (dict(interventions="L1H0"), ArgumentTypeError, r"PruneHeads\(\['L1H0'\]\)"),
+        (dict(do_sample=True, temperature=float("nan")), InvalidArgumentError, "finite"),
+        (dict(do_sample=True, temperature=True), ArgumentTypeError, "temperature must be a"),
+        (dict(do_sample=True, temperature="0.5"), ArgumentTypeError, "temperature must be a"),
+        (dict(do_sample="no"), ArgumentTypeError, "do_sample must be True or False"),
+    ],
+)
+def test_generate_refuses_more_bad_options(model, kwargs, error, match):
+    """Before: temperature NaN failed in torch.multinomial (RuntimeError), "0.5" in a comparison
+    (TypeError), True sampled at temperature 1, and do_sample="no" sampled."""
+    kwargs = {"max_new_tokens": 2, **kwargs}
+    with pytest.raises(error, match=match):
+        model.generate(SHORT, **kwargs)
+    assert _no_hooks(model)
+
+
+def test_sampling_option_warning_points_at_the_callers_line(model):
+    """Before: the warning named interp/models.py, so Python's once-per-line filter showed it
+    once for every call site together."""
+    from interp.generation import SamplingOptionWarning
+
+    with pytest.warns(SamplingOptionWarning, match="do_sample=True") as caught:
+        model.generate(SHORT, max_new_tokens=1, temperature=0.7)
+    assert caught[0].filename == __file__
+
+
+def test_nested_intervene_of_the_same_object_keeps_the_outer_one(model):
+    """The rule: an intervention is on at most once. The inner `with` is refused; the outer block
+    keeps it on until its own exit (no reference count is needed)."""
+    scale = ScaleValues("L1H0", 2.0)
+    clean = model.forward(SHORT)
+    with model.intervene(scale):
+        outer = model.forward(SHORT)
+        with pytest.raises(InterventionError, match=r"model\.remove\("):
+            with model.intervene(scale):
+                pass
+        assert torch.equal(model.forward(SHORT), outer)
+        assert model.active_interventions == (scale,)
+    assert not torch.equal(outer, clean)
+    assert torch.equal(model.forward(SHORT), clean)
+    assert _no_hooks(model)
+
+
+def _scale_of_l1h0(model, **kwargs) -> float:
+    """The factor by which an intervention scaled L1H0's z (1.0: untouched)."""
+    _, base = model.run_with_cache(SHORT, sites="z", layers=1, use_interventions=False)
+    _, cache = model.run_with_cache(SHORT, sites="z", layers=1, **kwargs)
+    return float((cache[1, "z"][..., 0, :] / base[1, "z"][..., 0, :]).mean())
+
+
+def test_the_same_intervention_given_twice_is_refused(model):
+    """Before: model.apply(r, r), interventions=r + r and interventions=[r, r] all scaled L1H0
+    by 4 instead of 2."""
+    scale = ScaleValues("L1H0", 2.0)
+    assert _scale_of_l1h0(model, interventions=scale) == pytest.approx(2.0)
+    with pytest.raises(InterventionError, match="given twice"):
+        model.apply(scale, scale)
+    with pytest.raises(InterventionError, match="given twice"):
+        model.apply(scale + ScaleValues("L1H0", 2.0))  # equal objects count as the same
+    for given in (scale + scale, [scale, scale]):
+        with pytest.raises(InterventionError, match="given twice"):
+            model.forward(SHORT, interventions=given)
+    assert _no_hooks(model)
+
+
+def test_an_applied_intervention_given_again_to_a_run_is_refused(model):
+    """Before: with r applied, forward(interventions=r) scaled by 4 (max logit change 1.37 from
+    the applied-only run) and generate(interventions=r) decoded under x4."""
+    scale = ScaleValues("L1H0", 2.0)
+    applied = model.apply(scale)
+    try:
+        once = model.forward(SHORT)
+        with pytest.raises(InterventionError, match="already applied.*use_interventions=False"):
+            model.forward(SHORT, interventions=scale)
+        with pytest.raises(InterventionError, match="already applied"):
+            model.generate(SHORT, max_new_tokens=1, interventions=ScaleValues("L1H0", 2.0))
+        assert torch.equal(model.forward(SHORT, interventions=scale, use_interventions=False), once)
+        assert _scale_of_l1h0(model) == pytest.approx(2.0)
+    finally:
+        model.remove(applied)
+    assert _no_hooks(model)
+
+
+def test_intervene_without_with_warns_a_runtime_warning(model):
+    """Before: InterventionNotEnteredWarning was a UserWarning."""
+    assert issubclass(InterventionNotEnteredWarning, RuntimeWarning)
+    with pytest.warns(InterventionNotEnteredWarning, match="not used in a `with` block"):
+        model.intervene(ScaleValues("L1H0", 2.0))
+        gc.collect()
+    assert not model.active_interventions
+
+
+def test_remove_names_what_it_takes(model):
+    """Before: model.remove('L0H1') said only "'L0H1' is not applied to this model"."""
+    with pytest.raises(ArgumentTypeError, match="the intervention model.apply returned"):
+        model.remove("L0H1")
+    with pytest.raises(InterventionError, match="model.active_interventions lists"):
+        model.remove(PruneHeads(["L0H1"]))
+
+
+@pytest.mark.parametrize("reference", ["", "   \n\t", ["once upon a time", " "]])
+def test_head_means_refuses_blank_reference_texts(model, reference):
+    """Already refused before this change (the mean would be over BOS alone)."""
+    with pytest.raises(InvalidArgumentError, match="BOS token alone"):
+        PruneHeads.with_means(model, ["L1H0"], reference)
+
+
+def test_circuit_from_json_refuses_another_version_and_unknown_fields():
+    """Before: Circuit.from_json / from_dict (unlike load_circuit) read schema_version "9.9" with
+    an extra top-level key, and node or edge keys they do not know, and wrote them back out as
+    version 1.0 without those fields."""
+    from interp.circuit import Circuit, CircuitError
+
+    assert issubclass(CircuitError, InterpError)
+    with pytest.raises(CircuitError, match=r"'9.9' is not the version this interp reads \('1.0'\)"):
+        Circuit.from_json(CIRCUIT.replace('"1.0"', '"9.9"'))
+    with pytest.raises(CircuitError, match=r"unknown field\(s\) \['extra'\]; allowed: \['schema"):
+        Circuit.from_json(CIRCUIT[:-1] + ', "extra": 1}')
+    node = {"model": "m", "method": "x", "nodes": [{"name": "L0H1", "rol": "mover"}]}
+    with pytest.raises(CircuitError, match=r"nodes\[0\]\.rol: unknown"):
+        Circuit.from_dict(node)
+    edge = {
+        "model": "m",
+        "method": "x",
+        "nodes": [{"name": "L0H1"}],
+        "edges": [{"source": "L0H1", "target": "logits", "wieght": 1.0}],
+    }
+    with pytest.raises(CircuitError, match=r"edges\[0\]\.wieght: unknown"):
+        Circuit.from_dict(edge)
+    plain = Circuit.from_dict({"model": "m", "method": "x", "nodes": [{"name": "L0H1"}]})
+    assert Circuit.from_json(plain.to_json()) == plain
+
+
+def test_load_circuit_names_the_expected_version_and_fields():
+    """Before: version "2.0" got "does not match '^1\\.[0-9]+$'" and an extra key did not say
+    which keys are allowed."""
+    from interp.circuit import CircuitError
+    from interp.export import load_circuit
+
+    with pytest.raises(CircuitError, match=r"'2.0' is not the version this interp reads \('1.0'"):
+        load_circuit(CIRCUIT.replace('"1.0"', '"2.0"'))
+    with pytest.raises(
+        CircuitError, match=r"'extra' was unexpected\); allowed: \['schema_version'"
+    ):
+        load_circuit(CIRCUIT[:-1] + ', "extra": 1}')

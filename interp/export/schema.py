@@ -14,7 +14,7 @@ from typing import Any, Union
 
 import jsonschema
 
-from ..circuit import SCHEMA_VERSION, Circuit, CircuitError
+from ..circuit import Circuit, CircuitError, check_schema_version
 from ..errors import ArgumentTypeError
 from .layout import LOGITS
 
@@ -46,12 +46,17 @@ def validate_circuit_json(data: Any) -> None:
     ...
     interp.circuit.CircuitError: circuit field nodes[0].name: 'L0H9x' does not match ...
     """
+    if isinstance(data, dict) and isinstance(data.get("schema_version"), str):
+        check_schema_version(data["schema_version"])  # first: another version's fields differ
     validator = jsonschema.Draft202012Validator(circuit_schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is not None:
         where = _field_path(list(error.absolute_path) + _offending_key(error))
+        allowed = ""
+        if error.validator == "additionalProperties":
+            allowed = f"; allowed: {list(error.schema.get('properties', {}))}"
         raise CircuitError(
-            f"circuit field {where}: {error.message} (schema: {SCHEMA_PATH.name}; "
+            f"circuit field {where}: {error.message}{allowed} (schema: {SCHEMA_PATH.name}; "
             f"see the field's description there)"
         )
     _check_cross_fields(data)
@@ -69,13 +74,8 @@ def _offending_key(error) -> list:
 
 
 def _check_cross_fields(data: dict) -> None:
-    if data["schema_version"] != SCHEMA_VERSION:
-        raise CircuitError(
-            f"circuit field schema_version: {data['schema_version']!r} is not the version "
-            f"this interp reads ({SCHEMA_VERSION!r}); a newer minor version may carry fields "
-            "this one would drop: upgrade interp, or write the file with this version"
-        )
     """Rules JSON Schema cannot state: unique names, known edge ends, finite numbers."""
+    check_schema_version(data["schema_version"])
     seen: set[str] = set()
     for i, node in enumerate(data["nodes"]):
         if node["name"] in seen:
