@@ -211,10 +211,12 @@ def test_kv_command_writes_curve_summary_policies(model, tmp_path):
             "--window",
             "8",
             "--quiet",
+            "--no-memory-probe",
         ],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
+    assert all(p["peak_bytes"] is None for p in summary["numbers"]["points"])
     policies = {row["policy"] for row in summary["numbers"]["curve"]}
     assert policies == {"full", "streaming", "retrieval", "random"}
     assert summary["cost"]["forward_passes"] > 0 and summary["cost"]["floor_forward_passes"] == 5.0

@@ -65,6 +65,12 @@ def kv(
         None, help="Retrieval HeadScores JSON to use instead of scoring."
     ),
     seed: Optional[int] = typer.Option(None, help="Seed of the random policies (default 0)."),
+    memory_probe: bool = typer.Option(
+        True,
+        "--memory-probe/--no-memory-probe",
+        help="Measure peak memory on the first prompt of each (length, policy) under the torch "
+        "profiler (slow on CPU); --no-memory-probe keeps the theoretical and cached KV bytes only.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """NIAH accuracy vs KV memory: retrieval heads kept whole vs random heads vs sink + window."""
@@ -80,6 +86,7 @@ def kv(
             sink=sink,
             window=window,
             seed=seed,
+            memory_probe=memory_probe,
         )
         given = None if scores is None else HeadScores.from_json(scores)
         with quiet_progress(quiet):
