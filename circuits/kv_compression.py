@@ -39,6 +39,7 @@ import plotly.graph_objects as go
 import torch
 
 from circuits import retrieval as R
+from circuits.retrieval.running import answer_text
 from interp.cost import peak_allocated_bytes
 from interp.errors import InvalidArgumentError
 from interp.kv import full_policy, policy_from, random_policy, streaming_policy
@@ -61,7 +62,7 @@ class Config:
     group: str = "max"
     sink: int = 4
     window: Optional[int] = None
-    extra_tokens: int = 2
+    extra_tokens: Optional[int] = None  # decode room beyond the answer (None: retrieval's)
     rouge_threshold: float = 0.5
     within: float = 0.05  # "keeps accuracy": within this much of the full cache
     seed: int = 0
@@ -71,6 +72,8 @@ class Config:
     def __post_init__(self):
         for name in ("n_random", "sink", "extra_tokens"):
             value = getattr(self, name)
+            if name == "extra_tokens" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidArgumentError(f"Config.{name} must be an int >= 0, got {value!r}")
         if not all(0 < float(b) <= 1 for b in self.budgets):
@@ -80,12 +83,24 @@ class Config:
         object.__setattr__(self, "budgets", tuple(float(b) for b in self.budgets))
         object.__setattr__(self, "depths", tuple(float(d) for d in self.depths))
 
+    def niah(self, model, lengths: Optional[tuple] = None) -> R.Config:
+        """The retrieval analyzer's NIAH config of these tests (one needle, this decode room)."""
+        return R.Config(
+            lengths=lengths,
+            depths=self.depths,
+            n_needles=1,
+            seed=self.seed,
+            extra_tokens=self.extra_tokens,
+        ).for_model(model)
+
     def grid_lengths(self, model) -> tuple:
+        """The context lengths; by default they leave room in the window for the decode."""
         if self.lengths is not None:
             return tuple(int(n) for n in self.lengths)
+        top = model.n_ctx - max(16, self.niah(model, (16,)).max_new_tokens(model))
         if model.n_ctx < 2048:
-            return (model.n_ctx // 4, model.n_ctx // 2, model.n_ctx - 16)
-        return tuple(n for n in (1024, 2048, 4096) if n <= model.n_ctx - 64)
+            return (model.n_ctx // 4, model.n_ctx // 2, top)
+        return tuple(n for n in (1024, 2048, 4096) if n <= top)
 
     def window_for(self, model) -> int:
         if self.window is not None:
@@ -134,7 +149,7 @@ def _answer(model, prompt, policy, n_new: int, probe: bool) -> tuple[str, int, O
         return model.generate(tokens, max_new_tokens=n_new, kv_policy=policy, backend="nnsight")
 
     out, peak = peak_allocated_bytes(generate) if probe else (generate(), None)
-    text = model.decode(out.new_tokens[0]).split("\n")[0]
+    text = answer_text(model, out.new_tokens[0].tolist())  # the retrieval analyzer's rule
     return text, out.kv_cache_bytes, peak
 
 
@@ -316,9 +331,8 @@ def run(model, cfg: Optional[Config] = None, *, scores=None) -> KVResult:
     the retrieval scoring."""
     cfg = Config() if cfg is None else cfg
     scores = _retrieval_scores(model, cfg) if scores is None else scores
-    prompts = R.Config(
-        lengths=cfg.grid_lengths(model), depths=cfg.depths, n_needles=1, seed=cfg.seed
-    ).prompts(model)
+    niah = cfg.niah(model, cfg.grid_lengths(model))
+    prompts = niah.prompts(model)
     result = KVResult(model.name, cfg, scores)
     plan = policies(model, scores, cfg)
     probed: set = set()
@@ -329,7 +343,7 @@ def run(model, cfg: Optional[Config] = None, *, scores=None) -> KVResult:
         key = (prompt.context_length, entry["policy"], entry["budget"])
         probe = cfg.memory_probe and key not in probed
         probed.add(key)
-        n_new = len(prompt.answer_ids) + cfg.extra_tokens
+        n_new = len(prompt.answer_ids) + niah.extra_tokens
         text, kept, peak = _answer(model, prompt, policy, n_new, probe)
         cached = prompt.n_tokens + n_new - 1
         result.points.append(

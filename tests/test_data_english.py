@@ -256,3 +256,54 @@ def test_niah_defaults_follow_the_tokenizer(tiny):
     assert defaults.default_niah_template(tiny) == niah.PAPER_TEMPLATE
     assert defaults.default_needles(tiny, 4)[0] == niah.PAPER_NEEDLE
     assert defaults.default_haystack(tiny) == niah.english_haystack()
+
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_chat_models_get_the_papers_request_inside_their_chat_template(stories, monkeypatch):
+    """An instruction-tuned model (its tokenizer has a chat template) is asked in its chat
+    format; the needle is found after the chat header and the prompt ends at the assistant's
+    turn. Without the template the paper's raw template stays."""
+    from interp.data import niah
+
+    tok = stories.tokenizer
+    assert defaults.default_niah_template(stories) == niah.PAPER_TEMPLATE
+    monkeypatch.setattr(tok, "chat_template", CHATML, raising=False)
+    template = defaults.default_niah_template(stories)
+    assert template.startswith("<|im_start|>user\n{context} Based on the content of the book")
+    assert template.endswith("{question}<|im_end|>\n<|im_start|>assistant\n")
+    prompts = niah.build_grid(
+        tok,
+        niah.english_haystack(),
+        niah.english_needles(1),
+        [160],
+        [0.0, 0.5, 1.0],
+        template=template,
+        bos_id=tok.bos_token_id,
+        n_ctx=stories.n_ctx,
+    )
+    for p in prompts:  # the needle's characters were located past the header
+        assert tok.decode(list(p.input_ids[slice(*p.answer_span)])).strip() == p.needle.answer
+        assert p.text.startswith("<|im_start|>user\n")
+
+
+def test_a_template_without_chat_support_is_refused_by_name(stories):
+    from interp.data import niah
+
+    with pytest.raises(niah.NiahError, match="no chat template"):
+        niah.chat_template(stories.tokenizer)
+
+
+def test_english_models_get_room_to_restate_the_needle(tiny):
+    from circuits import retrieval as R
+
+    needles = defaults.default_needles(tiny, 1)
+    room = defaults.restate_tokens(tiny, needles)
+    n_needle = len(tiny.tokenizer(" " + needles[0].text, add_special_tokens=False)["input_ids"])
+    assert room == n_needle
+    assert R.Config(n_needles=1).for_model(tiny).extra_tokens == room
+    assert R.Config(n_needles=1, extra_tokens=0).for_model(tiny).extra_tokens == 0

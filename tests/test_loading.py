@@ -138,3 +138,40 @@ def test_device_and_dtype_of_inputs_follow_the_model():
     }  # a float64 cache patches a float32 model
     out = model.forward("the dog saw", interventions=interp.PatchHeads(["L0H0"], source=src64))
     assert out.dtype == torch.float32
+
+
+def test_a_gguf_chat_template_reaches_the_tokenizer(stories_path, monkeypatch):
+    """Instruction-tuned GGUFs carry `tokenizer.chat_template`; the tokenizer keeps it (the
+    NIAH prompts of chat models are built with it). stories260K has none and gets none."""
+    from interp.loading import gguf
+
+    assert not getattr(gguf.gguf_tokenizer(stories_path), "chat_template", None)
+    read = gguf.read_gguf_metadata
+    template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+
+    def with_template(path, arrays):
+        metadata, names = read(path, arrays)
+        return {**metadata, "tokenizer.chat_template": template}, names
+
+    monkeypatch.setattr(gguf, "read_gguf_metadata", with_template)
+    tokenizer = gguf.gguf_tokenizer(stories_path)
+    assert tokenizer.chat_template == template
+    assert (
+        tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False) == "hi"
+    )
+
+
+def test_cached_folders_of_an_older_format_are_converted_again(tmp_path):
+    import json
+
+    from interp.loading import real
+
+    folder = tmp_path / "sha"
+    assert real._cache_format(folder) == 0
+    folder.mkdir()
+    (folder / real.SOURCE_FILE).write_text(json.dumps({"name": "x"}))  # written before formats
+    assert real._cache_format(folder) == 1 < real.CACHE_FORMAT
+    (folder / real.SOURCE_FILE).write_text(json.dumps({"name": "x", "format": real.CACHE_FORMAT}))
+    assert real._cache_format(folder) == real.CACHE_FORMAT
+    (folder / real.SOURCE_FILE).write_text("{not json")
+    assert real._cache_format(folder) == 0

@@ -15,7 +15,12 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from interp.cost import is_large
-from interp.data.defaults import default_haystack, default_needles, default_niah_template
+from interp.data.defaults import (
+    default_haystack,
+    default_needles,
+    default_niah_template,
+    restate_tokens,
+)
 from interp.data.niah import Needle, NiahPrompt, build_grid, prompt_overhead
 
 __all__ = ["Config", "MODES", "ROUTES", "PRUNE_MODES", "PRUNE_METRICS", "NoRetrievalWarning"]
@@ -37,7 +42,10 @@ class Config:
     haystack, needles and template default to the model's (`interp.data.defaults`): for zoo
     models the world's filler, `n_needles` world needles and a prefix to complete; for any
     other model the shipped English essays, the paper's needle (and its siblings) and the
-    paper's "Based on the content of the book, Question: ..." template. `for_model` fills them.
+    paper's "Based on the content of the book, Question: ..." template (inside the model's chat
+    template when it has one). `extra_tokens`, the decode room beyond the answer, defaults to the
+    longest needle's length for English models (they often restate the needle first) and to 0
+    for the zoo's (`interp.data.defaults.restate_tokens`). `for_model` fills them.
 
     The pruning check of the full analysis (`circuits.retrieval.analyze`; `run` scores one mode
     and ignores these): `k` heads masked (None: every head above the threshold), `prune_mode`
@@ -60,7 +68,7 @@ class Config:
     mode: str = "teacher_forced"
     threshold: float = 0.1
     rouge_threshold: float = 0.5
-    extra_tokens: int = 0
+    extra_tokens: Optional[int] = None
     batch_size: int = 16
     seed: int = 0
     backend: Optional[str] = None
@@ -105,6 +113,8 @@ class Config:
             set_("needles", needles)
         for name, low in (("n_needles", 1), ("batch_size", 1), ("extra_tokens", 0), ("n_draws", 1)):
             value = getattr(self, name)
+            if name == "extra_tokens" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"Config.{name} must be an int >= {low}, got {value!r}")
         if self.k is not None and (
@@ -117,7 +127,7 @@ class Config:
     def grid_lengths(self, model) -> tuple:
         if self.lengths is not None:
             return self.lengths
-        top = min(model.n_ctx, 512) - 16
+        top = min(model.n_ctx, 512) - max(16, self.max_new_tokens(model))
         return tuple(sorted({max(16, top * i // 4) for i in (1, 2, 3)} | {top}))
 
     def for_model(self, model) -> "Config":
@@ -131,7 +141,15 @@ class Config:
         )
         template = self.template if self.template is not None else default_niah_template(model)
         curve = (not is_large(model)) if self.curve is None else self.curve
-        return replace(self, needles=needles, haystack=haystack, template=template, curve=curve)
+        extra = restate_tokens(model, needles) if self.extra_tokens is None else self.extra_tokens
+        return replace(
+            self,
+            needles=needles,
+            haystack=haystack,
+            template=template,
+            curve=curve,
+            extra_tokens=extra,
+        )
 
     def prompts(self, model) -> list[NiahPrompt]:
         """The test prompts of this config for `model` (its tokenizer, its window)."""
@@ -143,10 +161,6 @@ class Config:
                 max(prompt_overhead(model.tokenizer, n, cfg.template, bos) for n in cfg.needles) + 8
             )
             lengths = tuple(n for n in lengths if n >= need) or lengths
-        longest = max(
-            len(model.tokenizer(" " + n.answer, add_special_tokens=False)["input_ids"])
-            for n in cfg.needles
-        )
         return build_grid(
             model.tokenizer,
             cfg.haystack,
@@ -156,5 +170,15 @@ class Config:
             template=cfg.template,
             bos_id=bos,
             n_ctx=model.n_ctx,
-            max_new_tokens=longest + cfg.extra_tokens,
+            max_new_tokens=cfg.max_new_tokens(model),
         )
+
+    def max_new_tokens(self, model) -> int:
+        """The decode budget of a test: the longest needle answer's tokens + `extra_tokens`."""
+        needles = self.needles or tuple(default_needles(model, self.n_needles, seed=self.seed))
+        longest = max(
+            len(model.tokenizer(" " + n.answer, add_special_tokens=False)["input_ids"])
+            for n in needles
+        )
+        extra = restate_tokens(model, needles) if self.extra_tokens is None else self.extra_tokens
+        return longest + extra

