@@ -57,8 +57,10 @@ def _reference_attention(policy):
         q_pos = torch.arange(total - q_len, total)[:, None]
         k_pos = torch.arange(total)[None, :]
         causal = k_pos <= q_pos
-        near = causal & ((k_pos < policy.sink) | (q_pos - k_pos <= policy.window))
         layer = module.layer_idx
+        if policy.span(layer):  # a local layer sees its own window only
+            causal = causal & (q_pos - k_pos < policy.span(layer))
+        near = causal & ((k_pos < policy.sink) | (q_pos - k_pos <= policy.window))
         mask = torch.stack(
             [causal if policy.is_full(layer, h // groups) else near for h in range(n_heads)]
         )
@@ -236,3 +238,37 @@ def test_kv_command_bad_budget_is_a_clear_error(model, tmp_path):
         app, ["kv", str(folder), "--out", str(tmp_path / "o"), "--budgets", "1.5"]
     )
     assert result.exit_code == 2 and "budgets must be shares in (0, 1]" in result.output
+
+
+@pytest.fixture(scope="module")
+def gemma():
+    return tiny_model("gemma3")  # layer 0 slides over 4 positions, layer 1 is global; 1 kv head
+
+
+def test_sliding_window_layers_keep_their_own_window(gemma):
+    """Gemma 3's local layers: the policy records their span, a full kv head there keeps the
+    layer's window (3 positions for the next query), the tokens equal plain generation under
+    the full policy and the eager reference under mixed ones."""
+    assert full_policy(gemma).spans == (4, 0)
+    plain = gemma.generate(PROMPT, max_new_tokens=8)
+    assert torch.equal(
+        plain.tokens, gemma.generate(PROMPT, max_new_tokens=8, kv_policy=full_policy(gemma)).tokens
+    )
+    for full in [(), ((0, 0),), ((1, 0),)]:
+        policy = HeadKVPolicy(full, 2, 1, sink=2, window=3, spans=(4, 0))
+        got = gemma.generate(PROMPT, max_new_tokens=8, kv_policy=policy)
+        assert torch.equal(got.tokens, _reference_greedy(gemma, policy, PROMPT, 8)), full
+        cached = got.tokens.shape[1] - 1
+        assert got.kv_cache_bytes == policy.kv_bytes(cached, gemma.d_head)
+    assert full_policy(gemma).kept_positions(25, 0, True) == 3  # the local layer's window
+    assert full_policy(gemma).kept_positions(25, 1, True) == 25
+    sw = HeadKVPolicy((), 2, 1, sink=2, window=3, spans=(4, 0))
+    assert sw.kept_positions(25, 0, False) == 3 and sw.kept_positions(25, 1, False) == 5
+
+
+def test_a_policy_for_other_layer_spans_is_refused(gemma, model):
+    with pytest.raises(PolicyLayoutError, match="layer spans"):
+        gemma.generate(PROMPT, max_new_tokens=2, kv_policy=HeadKVPolicy((), 2, 1, window=4))
+    assert HeadKVPolicy.from_dict(full_policy(gemma).to_dict()) == full_policy(gemma)
+    with pytest.raises(InterpError, match="one span per layer"):
+        HeadKVPolicy((), 2, 1, spans=(4,))

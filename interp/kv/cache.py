@@ -10,6 +10,9 @@ query heads over its own part:
 - a query at position p of a full kv head's group sees every earlier position (plain causal);
 - a query of a streaming group sees positions j < sink and p - window <= j <= p.
 
+In a model's local (sliding-window) layers both parts also drop what the layer's own window no
+longer covers (`HeadKVPolicy.spans`), as the model's own cache does there.
+
 The same rule holds in the prefill (a Λ-shaped mask, as DuoAttention does), so a prompt's last
 position already reads through the compressed view, and a token-by-token run gives the same
 result as one prefill. With every kv head full, `headkv_attention` is the model's own SDPA over
@@ -65,11 +68,13 @@ class KVPolicyError(InvalidArgumentError):
 class SplitKV:
     """One layer's keys (or values) for one attention call, split by the policy.
 
-    full: [batch, n_full, T, d] for the kv heads `full_heads`, every position 0..T-1;
+    full: [batch, n_full, m, d] for the kv heads `full_heads`, at logical positions `full_pos`
+      [m] (every position 0..T-1, or a local layer's window);
     stream: [batch, n_stream, n, d] for `stream_heads`, at logical positions `stream_pos` [n];
     total: T, the logical length (the query positions are T - q .. T - 1)."""
 
     full: torch.Tensor
+    full_pos: torch.Tensor
     stream: torch.Tensor
     stream_pos: torch.Tensor
     full_heads: list
@@ -87,6 +92,7 @@ class HeadKVLayer(DynamicLayer):
         self.full_heads = policy.full_heads(layer)
         self.stream_heads = policy.streaming_heads(layer)
         self.sink, self.window = policy.sink, policy.window
+        self.span = policy.span(layer)  # a local layer's own window (0: global)
         self.length = 0
 
     def lazy_initialization(self, key_states, value_states) -> None:
@@ -102,6 +108,7 @@ class HeadKVLayer(DynamicLayer):
             empty(len(self.stream_heads), value_states.shape[-1]),
         )
         self.stream_pos = torch.zeros(0, dtype=torch.long, device=self.device)
+        self.full_pos = torch.zeros(0, dtype=torch.long, device=self.device)
         self.is_initialized = True
 
     def update(self, key_states, value_states, *args, **kwargs):
@@ -113,22 +120,19 @@ class HeadKVLayer(DynamicLayer):
         full_v = torch.cat([self.full_v, value_states[:, self.full_heads]], 2)
         stream_k = torch.cat([self.stream_k, key_states[:, self.stream_heads]], 2)
         stream_v = torch.cat([self.stream_v, value_states[:, self.stream_heads]], 2)
-        pos = torch.cat(
-            [self.stream_pos, torch.arange(self.length, total, device=self.stream_pos.device)]
-        )
-        keys = SplitKV(
-            full_k, stream_k, pos, self.full_heads, self.stream_heads, total, self.sink, self.window
-        )
-        values = SplitKV(
-            full_v, stream_v, pos, self.full_heads, self.stream_heads, total, self.sink, self.window
-        )
-        keep = (pos < self.sink) | (pos >= total - self.window)  # what the next query may still see
-        self.full_k, self.full_v = full_k, full_v
-        self.stream_k, self.stream_v = (
-            stream_k[:, :, keep].contiguous(),
-            stream_v[:, :, keep].contiguous(),
-        )
-        self.stream_pos, self.length = pos[keep], total
+        fresh = torch.arange(self.length, total, device=self.stream_pos.device)
+        pos, full_pos = torch.cat([self.stream_pos, fresh]), torch.cat([self.full_pos, fresh])
+        parts = (self.full_heads, self.stream_heads, total, self.sink, self.window)
+        keys = SplitKV(full_k, full_pos, stream_k, pos, *parts)
+        values = SplitKV(full_v, full_pos, stream_v, pos, *parts)
+        # keep what the next query may still see: within the layer's span, and for the
+        # streaming heads only the sink and the recent window
+        low = total - self.span + 1 if self.span else 0
+        keep_full = full_pos >= low
+        keep = ((pos < self.sink) | (pos >= total - self.window)) & (pos >= low)
+        self.full_k, self.full_v = _kept(full_k, keep_full), _kept(full_v, keep_full)
+        self.stream_k, self.stream_v = _kept(stream_k, keep), _kept(stream_v, keep)
+        self.full_pos, self.stream_pos, self.length = full_pos[keep_full], pos[keep], total
         return keys, values
 
     def get_seq_length(self) -> int:
@@ -151,6 +155,11 @@ class HeadKVLayer(DynamicLayer):
             t.numel() * t.element_size()
             for t in (self.full_k, self.full_v, self.stream_k, self.stream_v)
         )
+
+
+def _kept(tensor: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """`tensor` [b, heads, positions, d] at the kept positions (itself when all are kept)."""
+    return tensor if bool(keep.all()) else tensor[:, :, keep].contiguous()
 
 
 class HeadKVCache(Cache):
@@ -207,8 +216,9 @@ def headkv_attention(
     out = query.new_empty(b, n_kv, n_heads // n_kv, q_len, value.full.shape[-1])
     allowed = _allowed(attention_mask, q_len, key.total, query.device)
     if key.full_heads:
+        seen = allowed if key.full_pos.numel() == key.total else allowed[..., key.full_pos]
         out[:, key.full_heads] = _attend(
-            grouped[:, key.full_heads], key.full, value.full, allowed, scaling
+            grouped[:, key.full_heads], key.full, value.full, seen, scaling
         )
     if key.stream_heads:
         q_pos = torch.arange(key.total - q_len, key.total, device=query.device)[:, None]
@@ -242,11 +252,10 @@ def _check_call(
             "KV policies run on the nnsight engine (the HF modules' own attention); "
             "pass backend='nnsight'"
         )
-    config = model.hf.config
-    if getattr(config, "sliding_window", None) or getattr(config, "attn_logit_softcapping", None):
+    if getattr(model.hf.config, "attn_logit_softcapping", None):
         raise KVPolicyError(
-            f"{model.name} has sliding-window layers or attention soft-capping, which "
-            "head-aware KV policies do not support yet"
+            f"{model.name} soft-caps its attention logits, which head-aware KV policies do "
+            "not support yet"
         )
     if policy.full != tuple(
         (l, h) for l in range(policy.n_layers) for h in range(policy.n_kv_heads)

@@ -13,6 +13,12 @@ heads and `policy_from` maps query-head scores to kv heads by the max or the mea
     >>> HeadKVPolicy.from_dict(policy.to_dict()) == policy
     True
 
+Models with sliding-window layers (Gemma 3: five local layers of 512 positions per global one)
+already keep only a window in those layers; `spans` records each layer's own span (0: the whole
+context) so that a "full" kv head of a local layer keeps that layer's window, a streaming one
+the part of sink + window the layer can still see, and the byte counts compare with the model's
+own cache, not with a cache no layer would hold.
+
 A policy is applied at generation: ``model.generate(prompt, kv_policy=policy)`` (see
 `interp.kv.cache`); it composes with interventions (they edit activations, it edits the cache).
 """
@@ -39,6 +45,7 @@ __all__ = [
     "streaming_policy",
     "full_policy",
     "kv_head_scores",
+    "layer_spans",
 ]
 
 GROUPINGS = ("max", "mean")
@@ -71,12 +78,19 @@ class HeadKVPolicy:
     kind: str = "custom"
     budget: Optional[float] = None
     model: str = ""
+    spans: tuple = ()  # per layer: positions it attends over (0: all); () = every layer global
 
     def __post_init__(self):
         _count(self.n_layers, "n_layers", 1)
         _count(self.n_kv_heads, "n_kv_heads", 1)
         _count(self.sink, "sink", 0)
         _count(self.window, "window", 1)
+        spans = tuple(_count(x, "spans entry", 0) for x in self.spans)
+        if spans and len(spans) != self.n_layers:
+            raise InvalidArgumentError(
+                f"spans holds one span per layer ({self.n_layers}), got {len(spans)}"
+            )
+        object.__setattr__(self, "spans", spans if any(spans) else ())
         pairs = []
         for pair in self.full:
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
@@ -107,11 +121,29 @@ class HeadKVPolicy:
     def share_full(self) -> float:
         return len(self.full) / (self.n_layers * self.n_kv_heads)
 
+    def span(self, layer: int) -> int:
+        """Positions `layer` attends over (0: the whole context)."""
+        return self.spans[layer] if self.spans else 0
+
+    def kept_positions(self, seq_len: int, layer: int, full: bool) -> int:
+        """Positions one kv head of `layer` keeps after `seq_len` tokens: those the next query
+        may still see (all, or sink + window), within the layer's own span."""
+        span = self.span(layer)
+        low = max(0, seq_len - span + 1) if span else 0  # the layer sees no position below
+        if full:
+            return seq_len - low
+        sink_end, recent = min(self.sink, seq_len), max(0, seq_len - self.window)
+        parts = [(0, seq_len)] if sink_end >= recent else [(0, sink_end), (recent, seq_len)]
+        return sum(max(0, end - max(start, low)) for start, end in parts)
+
     def kv_positions(self, seq_len: int) -> int:
         """Cached (kv head, position) pairs over all layers for a sequence of `seq_len` tokens."""
-        kept = min(seq_len, self.sink + self.window)
-        n_full = len(self.full)
-        return n_full * seq_len + (self.n_layers * self.n_kv_heads - n_full) * kept
+        total = 0
+        for layer in range(self.n_layers):
+            n_full = len(self.full_heads(layer))
+            total += n_full * self.kept_positions(seq_len, layer, True)
+            total += (self.n_kv_heads - n_full) * self.kept_positions(seq_len, layer, False)
+        return total
 
     def kv_bytes(self, seq_len: int, d_head: int, batch: int = 1, bytes_per_value: int = 4) -> int:
         """Theoretical bytes of the kept cache (keys and values) after `seq_len` tokens."""
@@ -125,6 +157,12 @@ class HeadKVPolicy:
                 f"{f' ({self.model})' if self.model else ''}; {model.name} has {model.n_layers} x "
                 f"{model.n_kv_heads}: build one for this model with "
                 f"interp.kv.policy_from(result, model, ...)"
+            )
+        if self.spans != layer_spans(model):
+            raise PolicyLayoutError(
+                f"this KV policy is for layer spans {self.spans or 'all global'}; {model.name} "
+                f"has {layer_spans(model) or 'all global'}: build one for this model with "
+                "interp.kv.policy_from(result, model, ...)"
             )
 
     # --- JSON ---------------------------------------------------------------------------------
@@ -148,6 +186,7 @@ class HeadKVPolicy:
                 f"unknown KV policy key(s) {sorted(set(data) - known)}; known: {sorted(known)}"
             )
         data["full"] = tuple(tuple(pair) for pair in data.get("full", ()))
+        data["spans"] = tuple(data.get("spans", ()))
         return cls(**data)
 
     def save(self, path: Union[str, Path]) -> Path:
@@ -161,6 +200,18 @@ class HeadKVPolicy:
 
 
 # --- building policies --------------------------------------------------------------------------
+
+
+def layer_spans(model) -> tuple:
+    """Each layer's own attention span: its sliding window for a local layer, 0 for a global
+    one; () when every layer is global (the model has no sliding window)."""
+    config = getattr(getattr(model, "hf", None), "config", None)
+    window = getattr(config, "sliding_window", None)
+    if not window:
+        return ()
+    types = getattr(config, "layer_types", None) or ["sliding_attention"] * model.n_layers
+    spans = tuple(int(window) if kind == "sliding_attention" else 0 for kind in types)
+    return spans if any(spans) else ()
 
 
 def _check_budget(budget: Any) -> float:
@@ -251,6 +302,7 @@ def policy_from(
         kind=f"retrieval/{group}",
         budget=budget,
         model=model.name,
+        spans=layer_spans(model),
     )
 
 
@@ -271,6 +323,7 @@ def random_policy(
         kind="random",
         budget=budget,
         model=model.name,
+        spans=layer_spans(model),
     )
 
 
@@ -285,6 +338,7 @@ def streaming_policy(model, *, sink: int = 4, window: int = 256) -> HeadKVPolicy
         kind="streaming",
         budget=0.0,
         model=model.name,
+        spans=layer_spans(model),
     )
 
 
@@ -292,5 +346,11 @@ def full_policy(model) -> HeadKVPolicy:
     """Every kv head keeps every position: the full cache, through the policy's code path."""
     pairs = tuple((l, h) for l in range(model.n_layers) for h in range(model.n_kv_heads))
     return HeadKVPolicy(
-        pairs, model.n_layers, model.n_kv_heads, kind="full", budget=1.0, model=model.name
+        pairs,
+        model.n_layers,
+        model.n_kv_heads,
+        kind="full",
+        budget=1.0,
+        model=model.name,
+        spans=layer_spans(model),
     )
