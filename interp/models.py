@@ -26,6 +26,7 @@ from .heads import Head, HeadIndexError, HeadLike, check_heads, parse_heads
 from .interventions import Intervention, InterventionError
 from .lifetime import Intervening, InterventionNotEnteredWarning, check_once, combine
 from .loading import load_hf
+from .loading.weights_check import warn_non_finite
 from .tokens import PromptError, Prompts, Tokens, to_tokens
 
 __all__ = [
@@ -92,6 +93,7 @@ def load(
     >>> model = interp.load("world-base")  # doctest: +SKIP
     """
     hf, tokenizer, name = load_hf(spec, dtype=dtype, device=device, revision=revision)
+    warn_non_finite(hf, name)
     return Model(hf, tokenizer, name=name, backend=backend)
 
 

@@ -575,3 +575,25 @@ def test_load_circuit_names_the_expected_version_and_fields():
         CircuitError, match=r"'extra' was unexpected\); allowed: \['schema_version'"
     ):
         load_circuit(CIRCUIT[:-1] + ', "extra": 1}')
+
+
+def test_garbage_weights_warn_at_load_naming_the_tensors(tmp_path):
+    """A folder whose weights hold NaN loads (the user may want to inspect it) but says so."""
+    from helpers import save_model_folder
+
+    import interp
+    from interp.loading.weights_check import NonFiniteWeightsWarning
+    from interp.testing import tiny_model
+
+    model = tiny_model("llama")
+    folder = save_model_folder(model, tmp_path / "clean")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NonFiniteWeightsWarning)
+        interp.load(str(folder))  # clean weights: no warning
+    with torch.no_grad():
+        model.hf.model.layers[1].mlp.up_proj.weight[0, 0] = float("nan")
+    folder = save_model_folder(model, tmp_path / "nan")
+    with pytest.warns(
+        NonFiniteWeightsWarning, match=r"layers\.1\.mlp\.up_proj\.weight \(1 values\)"
+    ):
+        interp.load(str(folder))
