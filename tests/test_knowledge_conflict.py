@@ -505,3 +505,50 @@ def test_relations_a_model_barely_knows_are_dropped_with_a_warning():
         assert _patchable_relations(parts) == {"capital"}
     with pytest.raises(ConflictDataError, match="more items"):
         _patchable_relations({"locate": NS(items=lonely)})
+
+
+def test_shortlist_patches_only_the_attribution_top_heads_exactly(model, data):
+    estimate = kc.attribution_scores(model, data, seed=2)
+    heads = kc.shortlisted(estimate, 3)
+    mags = sorted(((abs(float(estimate.scores[h.layer, h.head])), h) for h in heads))
+    others = [
+        abs(float(estimate.scores[h.layer, h.head])) for h in model.all_heads() if h not in heads
+    ]
+    assert len(heads) == 3 and min(m for m, _ in mags) >= max(others)
+    assert kc.shortlisted(estimate, 0) is None and kc.shortlisted(estimate, 10_000) is None
+    full = kc.locate_heads(model, data, seed=2)
+    part = kc.locate_heads(model, data, seed=2, senders=heads)
+    assert part.n_scored == 3 and "3 shortlisted heads" in part.method
+    for h in heads:  # the shortlist's scores are exact: the same as patching every head
+        assert float(part.scores[h.layer, h.head]) == pytest.approx(
+            float(full.scores[h.layer, h.head]), abs=1e-5
+        )
+
+
+def test_shortlist_size_follows_model_size_and_config(model, monkeypatch):
+    assert kc.shortlist_size(kc.Config(), model) == 0  # the zoo's small models: every head
+    assert kc.shortlist_size(kc.Config(shortlist=5), model) == 5
+    monkeypatch.setattr(kc.config, "is_large", lambda m: True)
+    assert kc.shortlist_size(kc.Config(), model) == kc.LARGE_SHORTLIST
+    with pytest.raises(ValueError, match="shortlist"):
+        kc.Config(shortlist=-1)
+
+
+def test_run_with_a_shortlist_counts_its_floor(model, items):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result, cost = run_with_cost(
+            registry.get("knowledge_conflict").run,
+            model,
+            kc.Config(k_grid=(1,), n_random=1, shortlist=2),
+            items=items,
+            templates=TEMPLATES,
+        )
+    numbers = result.numbers()
+    assert (
+        numbers["path_patched_heads"] == 2
+        and numbers["path_patched_of"] == model.n_layers * model.n_heads
+    )
+    floor, how = result.floor()
+    assert f"path patching {result.data['n_locate'] * 4}" in how
+    assert 0 < floor <= cost.forward_passes

@@ -28,6 +28,10 @@ difference at the last position, LD = logit(o_m) - logit(o_c) (or p(o_m) - p(o_c
    outside the pruned heads and outside every located head.
 3. Attribution patching (one forward + one backward) approximates the same scores; its
    Spearman rank agreement with exact path patching is reported (`interp.stats.spearman`).
+   It runs first: on a large model (`interp.cost.is_large`) exact path patching scores only the
+   `LARGE_SHORTLIST` (32) heads it ranks highest by |estimate| (`Config.shortlist`; 0 = every
+   head), the others stay unscored, so that locating costs 32 forwards per prompt instead of
+   one per head (SmolLM2-135M: 270).
 
 Modules, in the order data flows: `config` -> `locate` (path and attribution patching) ->
 `pruning` (k search, PH3, random controls) -> `result` -> `pipeline` (`build_sets`, `run`).
@@ -42,7 +46,16 @@ The command is ``interp conflict`` (`interp.cli.conflict`).
 from interp.analysis import Analyzer
 from interp.stats import spearman
 
-from .config import K_GRID, SIGN_NOTE, Config, KTooLargeError, check_k, resolve_formats
+from .config import (
+    K_GRID,
+    LARGE_SHORTLIST,
+    SIGN_NOTE,
+    Config,
+    KTooLargeError,
+    check_k,
+    resolve_formats,
+    shortlist_size,
+)
 from .locate import (
     aligned_tokens,
     attribution_scores,
@@ -53,6 +66,7 @@ from .locate import (
     padding_free_groups,
     ranked,
     reference_prompts,
+    shortlisted,
 )
 from .pipeline import build_sets, demo_config, run
 from .pruning import (
@@ -90,6 +104,9 @@ __all__ = [
     "padding_free_groups",
     "reference_prompts",
     "demo_config",
+    "shortlisted",
+    "shortlist_size",
+    "LARGE_SHORTLIST",
     "K_GRID",
     "SIGN_NOTE",
     "DIRECTIONS",

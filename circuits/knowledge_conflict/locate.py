@@ -14,7 +14,7 @@ averaged weighted by size (`grouped_scores`).
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -35,6 +35,7 @@ __all__ = [
     "grouped_scores",
     "locate_heads",
     "attribution_scores",
+    "shortlisted",
     "ranked",
     "located",
 ]
@@ -143,17 +144,22 @@ def locate_heads(
     metric: str = "logit_diff",
     batch_size: int = 256,
     seed: int = 0,
+    senders: Optional[Sequence[Head]] = None,
 ) -> HeadScores:
-    """Memory (+) / context (-) score of every head by exact path patching to the logits."""
+    """Memory (+) / context (-) score of every head (or of `senders` only, the rest unscored)
+    by exact path patching to the logits."""
     effects = grouped_scores(
         model,
         data,
         source,
         seed,
-        lambda b, r, d: path_patch(model, b, r, conflict_metric(d, metric), batch_size=batch_size),
+        lambda b, r, d: path_patch(
+            model, b, r, conflict_metric(d, metric), senders=senders, batch_size=batch_size
+        ),
     )
+    which = "every head" if senders is None else f"{len(senders)} shortlisted heads"
     return _as_memory_scores(
-        effects, f"path patching -> logits ({source} reference, {metric})", seed
+        effects, f"path patching -> logits ({source} reference, {metric}; {which})", seed
     )
 
 
@@ -176,6 +182,17 @@ def attribution_scores(
     return _as_memory_scores(
         effects, f"attribution patching -> logits ({source} reference, {metric})", seed
     )
+
+
+def shortlisted(estimate: HeadScores, n: int) -> Optional[list[Head]]:
+    """The `n` heads with the largest |attribution estimate| (either sign: a first-order
+    estimate can get a saturated head's sign wrong), in layer-then-head order; None when n is 0
+    or covers every scored head (then every head is patched exactly)."""
+    if n <= 0 or n >= estimate.n_scored:
+        return None
+    mag = torch.where(estimate.mask, estimate.scores.abs(), torch.full_like(estimate.scores, -1))
+    flat = torch.sort(mag.reshape(-1), descending=True, stable=True).indices[:n]
+    return sorted(Head(*divmod(int(i), estimate.n_heads)) for i in flat)
 
 
 def _as_memory_scores(effects: HeadScores, method: str, seed: int) -> HeadScores:

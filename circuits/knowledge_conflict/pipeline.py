@@ -10,8 +10,8 @@ import warnings
 from interp.data.conflict import ConflictDataError, build_conflict_set, templates_for
 from interp.data.defaults import default_items
 
-from .config import Config, resolve_formats
-from .locate import attribution_scores, locate_heads
+from .config import Config, resolve_formats, shortlist_size
+from .locate import attribution_scores, locate_heads, shortlisted
 from .pruning import ph3_direction
 from .result import DIRECTIONS, ConflictResult
 
@@ -104,7 +104,10 @@ def _patchable_relations(parts: dict) -> set:
 
 
 def run(model, cfg: Config = Config(), items=None, templates=None) -> ConflictResult:
-    """Locate memory/context heads, choose k, prune, control, and check attribution patching."""
+    """Locate memory/context heads, choose k, prune, control, and check attribution patching.
+
+    Attribution patching runs first; exact path patching then scores every head, or on a large
+    model only the `shortlist_size` heads the estimate ranks highest (`Config.shortlist`)."""
     cfg = resolve_formats(cfg, templates or templates_for(model))
     data = build_sets(model, cfg, items, templates)
     for part in SPLITS[:3]:  # the transfer format may be empty: its check is then skipped
@@ -115,6 +118,11 @@ def run(model, cfg: Config = Config(), items=None, templates=None) -> ConflictRe
                 "subjects); give more items or known subjects"
             )
     t0 = time.perf_counter()
+    attribution = attribution_scores(
+        model, data["locate"], source=cfg.source, metric=cfg.metric, seed=cfg.seed
+    )
+    t1 = time.perf_counter()
+    senders = shortlisted(attribution, shortlist_size(cfg, model))
     scores = locate_heads(
         model,
         data["locate"],
@@ -122,10 +130,7 @@ def run(model, cfg: Config = Config(), items=None, templates=None) -> ConflictRe
         metric=cfg.metric,
         batch_size=cfg.batch_size,
         seed=cfg.seed,
-    )
-    t1 = time.perf_counter()
-    attribution = attribution_scores(
-        model, data["locate"], source=cfg.source, metric=cfg.metric, seed=cfg.seed
+        senders=senders,
     )
     t2 = time.perf_counter()
     ph3, curves, chosen = {}, {}, {}
@@ -146,7 +151,7 @@ def run(model, cfg: Config = Config(), items=None, templates=None) -> ConflictRe
         chosen.get("context", []),
         ph3,
         info,
-        {"path_patching": t1 - t0, "attribution_patching": t2 - t1},
+        {"attribution_patching": t1 - t0, "path_patching": t2 - t1},
         curves,
     )
 

@@ -78,6 +78,8 @@ class ConflictResult:
             "attribution_spearman_vs_path_patching": spearman(
                 self.attribution.scores, self.scores.scores
             ),
+            "path_patched_heads": self.scores.n_scored,
+            "path_patched_of": self.scores.scores.numel(),
             "timings_s": self.timings,
         }
 
@@ -174,14 +176,15 @@ class ConflictResult:
 
         - data: one closed-book forward per candidate item and format (does the model know it?);
         - path patching on the N locating prompts: one clean and one corrupted forward each,
-          plus one per sender head (H = every head, all reach the logits): N x (2 + H);
+          plus one per sender head (H = the heads patched exactly: every head, or the
+          attribution shortlist on a large model; all reach the logits): N x (2 + H);
         - attribution patching: the same clean and corrupted forwards, 2N (backward not counted);
         - PH3, per direction: one forward per validation prompt for each single-head pruning
           that orders the candidates and for each k of the grid; the pruned model on the
           held-out and the other-format prompts; one per prompt per random draw;
         - the unpruned rates on the held-out and other-format prompts, once.
         """
-        n_heads = self.scores.scores.numel()
+        n_heads = self.scores.n_scored
         parts = {
             "data": sum(
                 _candidates(s)

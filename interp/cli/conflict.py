@@ -66,6 +66,12 @@ def conflict_cmd(
         "validation (each head's pruning effect on the validation split) | "
         "path (path-patching rank, as the paper).",
     ),
+    shortlist: Optional[int] = typer.Option(
+        None,
+        "--shortlist",
+        help="Heads to path-patch exactly, the top by attribution patching; default: every "
+        "head on zoo models, 32 on large ones; 0 = every head.",
+    ),
     silent: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ):
     """Memory vs context heads by path patching, and PH3 pruning (Jin et al. 2024)."""
@@ -80,6 +86,7 @@ def conflict_cmd(
             n_random=n_random,
             seed=seed,
             order=order,
+            shortlist=shortlist,
         )
         user_items = load_items(items) if items is not None else None
         user_templates = load_templates(templates) if templates else None
