@@ -104,6 +104,7 @@ def generate(
                 past_key_values=past,
                 position_ids=positions,
                 attention_mask=mask,
+                logits_to_keep=1,  # only the last position's logits choose the next token
             )
             next_id = _choose(output.logits[:, -1], do_sample, temperature, top_k, generator)
             if stop_at_eos and model.tokenizer.eos_token_id is not None:
