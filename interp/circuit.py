@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
-from .errors import InvalidArgumentError
+from .errors import InterpError, InvalidArgumentError
 from .heads import Head
 
 __all__ = ["Circuit", "Node", "Edge", "CircuitError", "EDGE_KINDS"]
@@ -131,7 +131,12 @@ class Circuit:
     def add_node(
         self, name, role: str = "", score: Optional[float] = None, positions=(), **meta
     ) -> "Circuit":
-        name = str(Head.parse(name)) if not _MLP.match(str(name)) else str(name)
+        if not _MLP.match(str(name)):
+            try:
+                name = str(Head.parse(name))
+            except InterpError as err:
+                raise CircuitError(f"node name {name!r}: {err}") from None
+        name = str(name)
         if name in self.node_names:
             raise CircuitError(f"node {name} is already in the circuit")
         node = Node(name, role, None if score is None else float(score), tuple(positions), meta)
