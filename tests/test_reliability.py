@@ -597,3 +597,55 @@ def test_garbage_weights_warn_at_load_naming_the_tensors(tmp_path):
         NonFiniteWeightsWarning, match=r"layers\.1\.mlp\.up_proj\.weight \(1 values\)"
     ):
         interp.load(str(folder))
+
+
+@pytest.mark.parametrize("spec", [None, 123, "", ["world-base"]])
+def test_load_refuses_a_spec_that_is_not_text_at_once(spec):
+    """Before: load(None) / load(123) spent 23 s in hub retries, then 'not on this machine'."""
+    import interp
+
+    with pytest.raises(InterpError, match="interp.load takes a model as text"):
+        interp.load(spec)
+
+
+@pytest.mark.parametrize(
+    "device, match",
+    [("gpu", "unknown device 'gpu': use 'cpu', 'cuda'"), ("cuda:0", "CUDA GPU|numbered from 0")],
+)
+def test_load_refuses_a_device_before_reading_weights(device, match, monkeypatch):
+    """Before: 'gpu' ended in torch's list of 20 device types; 'cuda' on a CPU build in an
+    AssertionError after the weights were read."""
+    import interp
+    from interp.loading import spec_checks
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        monkeypatch.setattr(spec_checks.torch.cuda, "is_available", lambda: False)
+    read = []
+    monkeypatch.setattr("interp.loading._load_any", lambda *a: read.append(a))
+    with pytest.raises(spec_checks.DeviceUnavailableError, match=match):
+        interp.load("world-base", device=device)
+    assert read == []  # refused before anything was loaded
+
+
+def test_a_zoo_name_typo_says_did_you_mean_without_the_hub(monkeypatch):
+    """Before: 23 s of hub retries, then 'not on this machine'."""
+    import interp
+
+    monkeypatch.setattr("interp.loading._load_hub", lambda *a: pytest.fail("went to the hub"))
+    with pytest.raises(InterpError, match="did you mean 'world-base'"):
+        interp.load("world-bsae")
+
+
+def test_a_folder_named_like_a_zoo_model_does_not_shadow_it(tmp_path, monkeypatch):
+    """Before: an empty folder 'world-base' in the working directory was loaded instead of the
+    zoo model (and failed: no config.json)."""
+    import interp
+    from interp.loading import ShadowedNameWarning
+
+    (tmp_path / "world-base").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(ShadowedNameWarning, match="pass './world-base'"):
+        model = interp.load("world-base")
+    assert model.name == "world-base" and model.n_layers > 0
+    with pytest.raises(InterpError, match="no config.json"):
+        interp.load("./world-base")

@@ -33,6 +33,7 @@ from .errors import (
     TokenizerMissingError,
 )
 from .gguf import gguf_tokenizer, load_gguf
+from .spec_checks import check_device, check_spec, refuse_near_miss
 
 __all__ = [
     "load_hf",
@@ -42,6 +43,7 @@ __all__ = [
     "ChecksumMismatchError",
     "TokenizerMissingError",
     "resolve_dtype",
+    "ShadowedNameWarning",
     "gguf_tokenizer",
     "real",
 ]
@@ -69,6 +71,7 @@ def resolve_dtype(dtype) -> torch.dtype:
 
 def load_hf(spec: str, *, dtype=None, device="cpu", revision: Optional[str] = None):
     """Return (hf_model in eval mode, tokenizer, display name) for a spec (see module docstring)."""
+    spec, device = check_spec(spec), check_device(device)
     dtype = resolve_dtype(dtype)
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
@@ -82,12 +85,15 @@ def load_hf(spec: str, *, dtype=None, device="cpu", revision: Optional[str] = No
 
 def _load_any(spec, dtype, revision):
     path = Path(os.path.expanduser(str(spec)))
-    if str(spec).endswith(".gguf") or path.is_file():
+    named = _is_zoo_name(spec) or real.is_name(spec)  # a name wins over a folder of that name
+    if named and path.is_dir():
+        _warn_shadowed(spec)
+    if not named and (str(spec).endswith(".gguf") or path.is_file()):
         if not path.exists():
-            raise FileNotFoundError(f"no GGUF file at {path}; check the path")
+            raise ModelNotAvailableError(f"no GGUF file at {path}; check the path")
         model, tokenizer = load_gguf(path, dtype)
         name = path.stem
-    elif path.is_dir():
+    elif not named and path.is_dir():
         model, tokenizer = _load_folder(str(path), dtype, revision=None)
         name = path.name
     elif _is_zoo_name(spec):
@@ -99,11 +105,38 @@ def _load_any(spec, dtype, revision):
         model, tokenizer = _load_folder(str(real.cached_folder(str(spec))), dtype, revision=None)
         name = str(spec)
     elif _looks_like_path(str(spec)):
-        raise FileNotFoundError(f"no model folder or file at {path}; check the path")
+        raise ModelNotAvailableError(f"no model folder or file at {path}; check the path")
     else:
+        refuse_near_miss(str(spec), _known_names())
         model, tokenizer = _load_hub(str(spec), dtype, revision)
         name = str(spec) if revision is None else f"{spec}@{revision}"
     return model, tokenizer, name
+
+
+class ShadowedNameWarning(UserWarning):
+    """A zoo or real model name that is also a folder in the working directory."""
+
+
+def _warn_shadowed(spec: str) -> None:
+    import warnings
+
+    warnings.warn(
+        f"{spec!r} is a model name and also a folder here; loading the named model. "
+        f"To load the folder, pass './{spec}'",
+        ShadowedNameWarning,
+        stacklevel=4,
+    )
+
+
+def _known_names() -> list[str]:
+    """Every zoo and real model name `interp.load` reads without a path."""
+    try:
+        from .. import zoo
+
+        zoo_names = list(zoo.names())
+    except ImportError:
+        zoo_names = []
+    return zoo_names + real.names()
 
 
 def _is_zoo_name(spec) -> bool:

