@@ -23,12 +23,14 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import InterpError
+
 __all__ = ["ArchSpec", "ARCHITECTURES", "SITES", "arch_spec", "UnsupportedArchitectureError"]
 
 SITES = ("q", "k", "v", "pattern", "z", "result")
 
 
-class UnsupportedArchitectureError(ValueError):
+class UnsupportedArchitectureError(InterpError, ValueError):
     """The model's architecture has no site table. The message lists the supported ones."""
 
 

@@ -649,3 +649,48 @@ def test_a_folder_named_like_a_zoo_model_does_not_shadow_it(tmp_path, monkeypatc
     assert model.name == "world-base" and model.n_layers > 0
     with pytest.raises(InterpError, match="no config.json"):
         interp.load("./world-base")
+
+
+def test_a_folder_of_an_unsupported_architecture_is_refused_before_its_weights(tmp_path):
+    """Before: a BERT folder loaded as BertLMHeadModel (random new weights), then failed on the
+    tokenizer or on the head sites."""
+    from transformers import BertConfig, BertModel
+
+    import interp
+    from interp.arch import UnsupportedArchitectureError
+
+    config = BertConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        vocab_size=50,
+    )
+    BertModel(config).save_pretrained(tmp_path / "bert")
+    with pytest.raises(UnsupportedArchitectureError, match="BertModel.*LlamaForCausalLM"):
+        interp.load(str(tmp_path / "bert"))
+
+
+def test_truncated_weights_name_the_folder(tmp_path):
+    """Before: a raw SafetensorError without the path."""
+    from helpers import save_model_folder
+
+    import interp
+    from interp.loading import ModelNotAvailableError
+    from interp.testing import tiny_model
+
+    folder = save_model_folder(tiny_model("llama"), tmp_path / "m")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ModelNotAvailableError, match=f"{folder}.*damaged or truncated"):
+        interp.load(str(folder))
+
+
+def test_load_circuit_points_graphml_to_its_reader(tmp_path):
+    from interp.circuit import CircuitError
+    from interp.export import load_circuit
+
+    path = tmp_path / "c.graphml"
+    path.write_text("<graphml><node id='L0H1'></graphml")
+    with pytest.raises(CircuitError, match="from_graphml"):
+        load_circuit(path)

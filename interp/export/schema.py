@@ -119,6 +119,11 @@ def load_circuit(source: Union[str, os.PathLike, dict]) -> Circuit:
             path = Path(source)
             if path.is_dir():
                 raise CircuitError(f"{path} is a folder; give the circuit's .json file inside it")
+            if path.suffix.lower() in (".graphml", ".xml"):
+                raise CircuitError(
+                    f"{path} is GraphML; load_circuit reads the JSON schema: read GraphML with "
+                    "interp.export.from_graphml(path)"
+                )
             text = path.read_text(encoding="utf-8-sig")
         try:
             data = json.loads(text)

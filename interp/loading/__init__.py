@@ -33,7 +33,7 @@ from .errors import (
     TokenizerMissingError,
 )
 from .gguf import gguf_tokenizer, load_gguf
-from .spec_checks import check_device, check_spec, refuse_near_miss
+from .spec_checks import check_device, check_folder_architecture, check_spec, refuse_near_miss
 
 __all__ = [
     "load_hf",
@@ -158,12 +158,18 @@ def _load_folder(folder: str, dtype, revision):
             f"{folder} has no config.json; a model folder needs config.json, the weights "
             "(model.safetensors) and tokenizer files (tokenizer.json)"
         )
+    check_folder_architecture(folder)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             folder, dtype=dtype, local_files_only=True, revision=revision
         )
-    except (OSError, ValueError, RuntimeError) as err:
-        raise ModelNotAvailableError(f"could not load the weights in {folder}: {err}") from err
+    except Exception as err:  # safetensors' SafetensorError is no OSError: a truncated file
+        if not isinstance(err, (OSError, ValueError, RuntimeError)) and not _is_safetensors(err):
+            raise
+        raise ModelNotAvailableError(
+            f"could not load the weights in {folder} (a damaged or truncated weights file? "
+            f"copy it again): {type(err).__name__}: {err}"
+        ) from err
     if not any(name in files for name in TOKENIZER_FILES):
         raise TokenizerMissingError(
             f"{folder} has weights but no tokenizer (none of {', '.join(TOKENIZER_FILES)}); copy "
@@ -172,6 +178,10 @@ def _load_folder(folder: str, dtype, revision):
         )
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     return model, tokenizer
+
+
+def _is_safetensors(err: Exception) -> bool:
+    return type(err).__name__ == "SafetensorError"
 
 
 # the files any Hugging Face tokenizer is loaded from (fast, sentencepiece, BPE, tiktoken)

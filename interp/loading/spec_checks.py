@@ -7,6 +7,9 @@ Each turns a confusing failure into a typed error that names what was expected:
 - `check_device`: a device torch can parse and this machine has (``device="gpu"`` used to end in
   torch's list of 20 device types, ``device="cuda"`` without a GPU in an AssertionError after
   the weights were read);
+- `check_folder_architecture`: a folder of a model interp has no site table for (BERT, T5, a
+  vision model) is refused from its config.json, before the weights are read, with the
+  supported architectures (it used to load, then fail on the tokenizer or the head sites);
 - `near_miss`: a bare name one typo away from a zoo or real model name (``"world-bsae"``) is
   answered at once with "did you mean", instead of 23 s of hub retries.
 
@@ -27,7 +30,14 @@ import torch
 from ..errors import ArgumentTypeError, InvalidArgumentError
 from .errors import ModelNotAvailableError
 
-__all__ = ["check_spec", "check_device", "near_miss", "refuse_near_miss", "DeviceUnavailableError"]
+__all__ = [
+    "check_spec",
+    "check_device",
+    "check_folder_architecture",
+    "near_miss",
+    "refuse_near_miss",
+    "DeviceUnavailableError",
+]
 
 
 class DeviceUnavailableError(InvalidArgumentError):
@@ -66,6 +76,36 @@ def check_device(device) -> torch.device:
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise DeviceUnavailableError(f"device {device!r}: MPS is not available here; use 'cpu'")
     return dev
+
+
+def check_folder_architecture(folder) -> None:
+    """Refuse a model folder whose config.json names no architecture interp supports: the
+    config's ``architectures`` and the causal-LM class transformers would build for its
+    ``model_type`` are the candidates, as `interp.arch.arch_spec` reads them after loading."""
+    import json
+    from pathlib import Path
+
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    from ..arch import ARCHITECTURES, UnsupportedArchitectureError
+
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # unreadable configs get transformers' own error, with the path
+    model_type = config.get("model_type")
+    names = list(config.get("architectures") or [])
+    causal = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type)
+    if causal:
+        names.append(causal)
+    if any(name in ARCHITECTURES for name in names):
+        return
+    what = ", ".join(names) if names else f"model_type {model_type!r}"
+    kind = "" if causal else f" ({model_type!r} is not a causal language model)"
+    raise UnsupportedArchitectureError(
+        f"{folder}: architecture {what} is not supported{kind}; interp reads causal LMs of "
+        f"these architectures: {', '.join(sorted(ARCHITECTURES))}"
+    )
 
 
 def near_miss(spec: str, names: Sequence[str]) -> list[str]:
