@@ -317,6 +317,9 @@ def test_config_refuses_bad_values():
         kc.Config(k_grid=(0,))
     with pytest.raises(ValueError, match="order"):
         kc.Config(order="random")
+    for formats in (("qa",), ("qa", "qa"), ("a", "b", "c")):  # --formats qa was an IndexError
+        with pytest.raises(ValueError, match="two different formats"):
+            kc.Config(formats=formats)
 
 
 def test_validation_order_ranks_located_heads_by_their_own_pruning_effect(model, data):

@@ -82,6 +82,11 @@ class Config:
             raise InvalidArgumentError(
                 f"Config.source must be 'corrupted' or 'clean', got {self.source!r}"
             )
+        if self.formats is not None and (len(self.formats) != 2 or len(set(self.formats)) != 2):
+            raise InvalidArgumentError(
+                f"Config.formats takes two different formats, the locating one and the transfer "
+                f"one (e.g. ('statement', 'qa'); --formats statement,qa), got {self.formats!r}"
+            )
         if self.order not in ("path", "validation"):
             raise InvalidArgumentError(
                 f"Config.order must be 'path' or 'validation', got {self.order!r}"
