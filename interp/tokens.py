@@ -13,13 +13,16 @@ from typing import Optional, Sequence, Union
 
 import torch
 
+from .errors import InterpError
+
 __all__ = ["Tokens", "PromptError", "to_tokens", "Prompts"]
 
 Prompts = Union[str, Sequence[str], torch.Tensor, "Tokens"]
 
 
-class PromptError(ValueError):
-    """A prompt the model cannot take: empty, too long, or of the wrong type."""
+class PromptError(InterpError, ValueError):
+    """A prompt the model cannot take: empty, too long, or of the wrong type (an `InterpError`,
+    and a `ValueError` for callers that catch that)."""
 
 
 @dataclass

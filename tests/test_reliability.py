@@ -55,6 +55,19 @@ def test_head_errors_are_interp_errors():
         Head(1.0, 2)
 
 
+def test_prompt_and_site_errors_are_interp_errors_and_keep_their_builtins(model):
+    from interp.models import UnknownSiteError
+    from interp.tokens import PromptError
+
+    assert issubclass(PromptError, InterpError) and issubclass(PromptError, ValueError)
+    assert issubclass(UnknownSiteError, InterpError)
+    assert issubclass(UnknownSiteError, KeyError) and issubclass(UnknownSiteError, ValueError)
+    with pytest.raises(InterpError, match="empty prompt"):
+        model.to_tokens("", prepend_bos=False)
+    with pytest.raises(InterpError, match="valid sites"):
+        model.run_with_cache(SHORT, sites=["nope"])
+
+
 # --- interventions: construction -----------------------------------------------------------------
 
 
