@@ -21,7 +21,7 @@ import torch
 
 from .arch import SITES, arch_spec, out_weight_per_head
 from .backends.plan import EditContext, RunPlan
-from .errors import ArgumentTypeError, InvalidArgumentError
+from .errors import ArgumentTypeError, InterpError, InvalidArgumentError
 from .heads import Head, HeadIndexError, HeadLike, check_heads, parse_heads
 from .interventions import Intervention, InterventionError
 from .lifetime import Intervening, InterventionNotEnteredWarning, check_once, combine
@@ -41,8 +41,8 @@ __all__ = [
 BACKENDS = ("transformer_lens", "nnsight")
 
 
-class UnknownSiteError(KeyError, ValueError):
-    """A site name that is not one of `interp.arch.SITES`."""
+class UnknownSiteError(InterpError, KeyError, ValueError):
+    """A site name that is not one of `interp.arch.SITES` (also a KeyError and a ValueError)."""
 
     def __str__(self) -> str:
         return str(self.args[0])

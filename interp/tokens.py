@@ -13,13 +13,16 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-__all__ = ["Tokens", "PromptError", "to_tokens", "Prompts"]
+from .errors import InterpError
+
+__all__ = ["Tokens", "PromptError", "to_tokens", "Prompts", "UnknownTokenWarning", "unknown_words"]
 
 Prompts = Union[str, Sequence[str], torch.Tensor, "Tokens"]
 
 
-class PromptError(ValueError):
-    """A prompt the model cannot take: empty, too long, or of the wrong type."""
+class PromptError(InterpError, ValueError):
+    """A prompt the model cannot take: empty, too long, or of the wrong type (an `InterpError`,
+    and a `ValueError` for callers that catch that)."""
 
 
 @dataclass
@@ -66,16 +69,18 @@ def to_tokens(
                 f"prompts must be a string, a non-empty list of strings, or token ids; "
                 f"got {type(prompts).__name__}"
             )
-        rows = []
+        rows, unknown = [], []
         for text in texts:
             ids = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
-            _warn_unknown(tokenizer, text, ids)
+            unknown += [w for w in unknown_words(tokenizer, text, ids) if w not in unknown]
             if prepend_bos:
                 ids = [tokenizer.bos_token_id] + ids
             if not ids:
                 raise PromptError("empty prompt: give at least one token of text (or prepend BOS)")
             rows.append(ids)
         tokens = _pad_left(rows, pad_id)
+        if unknown:
+            _warn_unknown(tokenizer, unknown)
     if tokens.input_ids.numel() == 0 or tokens.input_ids.shape[-1] == 0:
         raise PromptError("empty prompt: give at least one token")
     if max_len is not None and tokens.input_ids.shape[1] > max_len:
@@ -91,19 +96,45 @@ class UnknownTokenWarning(UserWarning):
     words."""
 
 
-def _warn_unknown(tokenizer, text: str, ids: list) -> None:
+MAX_NAMED = 8
+"""At most this many unknown words are named in one warning."""
+
+
+def unknown_words(tokenizer, text: str, ids: list) -> list[str]:
+    """The words of `text` that `tokenizer` could only encode as its unknown token.
+
+    Cheap on the usual path: nothing is done unless `ids` holds the unk id, which a tokenizer
+    without an unk token (or a byte-level BPE, whose bytes cover any text) never produces for
+    normal text. A text that itself spells the unk token (GPT-2's ``<|endoftext|>``) is not
+    counted. Only then is each word tokenized alone to name the culprits.
+
+        >>> from interp.testing import tiny_model
+        >>> tok = tiny_model("llama").tokenizer
+        >>> unknown_words(tok, "once upon zzqxj", tok("once upon zzqxj")["input_ids"])
+        ['zzqxj']
+    """
     unk = getattr(tokenizer, "unk_token_id", None)
     if unk is None or unk not in ids:
-        return
+        return []
     literal = getattr(tokenizer, "unk_token", None)
     if literal and ids.count(unk) <= text.count(literal):
-        return  # the text itself spells the unknown token
-    # one message for every prompt, so Python's warning filter shows it once, not per prompt
+        return []  # the text itself spells the unknown token
+    words = []
+    for word in dict.fromkeys(text.split()):
+        if word != literal and unk in tokenizer(word, add_special_tokens=False)["input_ids"]:
+            words.append(word)
+    return words or [text.strip()]
+
+
+def _warn_unknown(tokenizer, words: list[str]) -> None:
+    """One `UnknownTokenWarning` per `to_tokens` call, naming the words (the first few)."""
+    shown = ", ".join(repr(w) for w in words[:MAX_NAMED])
+    more = f" and {len(words) - MAX_NAMED} more" if len(words) > MAX_NAMED else ""
+    literal = getattr(tokenizer, "unk_token", None) or "the unknown token"
     warnings.warn(
-        f"prompt text that is not in the tokenizer's vocabulary became "
-        f"{literal or 'the unknown token'}; "
-        "the model sees no trace of those words "
-        "(look with model.to_str(model.to_tokens(prompt).input_ids[0]))",
+        f"{shown}{more} not in the tokenizer's vocabulary: encoded as {literal}, so the model "
+        "sees no trace of those words; rephrase them with known words (look with "
+        "model.to_str(model.to_tokens(prompt).input_ids[0]))",
         UnknownTokenWarning,
         stacklevel=4,
     )

@@ -93,3 +93,68 @@ def test_atlas_command_on_a_tiny_model(tmp_path, monkeypatch):
     assert "Head atlas" in page and page.count('data-head="L') == 16
     bad = runner.invoke(app, ["atlas", "tiny", "--out", str(tmp_path / "atlas.txt")])
     assert bad.exit_code == 2 and ".html" in bad.output
+
+
+# --- flags refused up front, before the model loads ----------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["retrieval", "conflict"])
+def test_k_of_zero_is_refused_before_loading(command, tmp_path):
+    result = runner.invoke(app, [command, "no-such-model", "--out", str(tmp_path), "--k", "0"])
+    assert result.exit_code == 2, result.output
+    assert "--k must be 1 or more, got 0; leave --k out for" in result.output
+
+
+def test_check_counts_is_a_typed_error():
+    from interp.cli.app import check_counts
+    from interp.errors import InvalidArgumentError
+
+    check_counts("--k", [1, None], "the default")
+    with pytest.raises(InvalidArgumentError, match="leave --k out for the default"):
+        check_counts("--k", [3, 0], "the default")
+
+
+def test_save_recipe_without_interventions_is_refused(tmp_path):
+    recipe = tmp_path / "r.json"
+    result = runner.invoke(app, ["generate", "no-such-model", "Once", "--save-recipe", str(recipe)])
+    assert result.exit_code == 2, result.output
+    assert "none was given: add --prune HEAD, --scale HEAD=ALPHA or --recipe FILE" in result.output
+    assert not recipe.exists()
+
+
+def test_top_k_beyond_the_model_heads_is_refused_with_the_range(tmp_path):
+    from interp.testing import tiny_hf_model
+
+    hf, tok = tiny_hf_model("llama")
+    hf.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    n_heads = hf.config.num_hidden_layers * hf.config.num_attention_heads
+    out = tmp_path / "out"
+    args = ["induction", str(tmp_path / "m"), "--out", str(out), "--top-k", str(n_heads + 1)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert f"= {n_heads}; give 1..{n_heads}" in result.output and not out.exists()
+
+
+def test_retrieval_k_that_leaves_no_random_control_is_refused_up_front():
+    from circuits import retrieval
+    from interp.errors import InvalidArgumentError
+    from interp.testing import tiny_model
+
+    model = tiny_model("llama")
+    total = model.n_layers * model.n_heads
+    with pytest.raises(InvalidArgumentError, match=f"give 1..{total - 1}"):
+        retrieval.Config(k=total).for_model(model)
+    with pytest.raises(InvalidArgumentError, match="--k"):
+        retrieval.Config(k=0)
+
+
+def test_conflict_k_above_the_model_heads_is_refused_before_any_forward():
+    from circuits import knowledge_conflict as kc
+    from interp.errors import InvalidArgumentError
+    from interp.testing import tiny_model
+
+    model = tiny_model("llama")
+    total = model.n_layers * model.n_heads
+    with pytest.raises(InvalidArgumentError, match=f"give k in 1..{total}"):
+        kc.run(model, kc.Config(k_grid=(1, total + 1)))

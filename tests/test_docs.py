@@ -10,6 +10,7 @@ MODULES = [
     "interp.interventions",
     "interp.circuit",
     "interp.testing",
+    "interp.tokens",
     "interp.weights",
     "interp.results",
     "interp.results.checks",

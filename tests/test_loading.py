@@ -78,6 +78,20 @@ def test_hub_id_offline_says_where_to_put_files(monkeypatch, tmp_path):
     assert "not on this machine" in message and "folder" in message and "step143000" in message
 
 
+def test_revision_for_a_zoo_name_folder_or_gguf_is_refused(tmp_path):
+    from interp.errors import InvalidArgumentError
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    for spec, kind in (
+        ("world-base", "zoo model"),
+        (str(tmp_path / "m"), "local folder"),
+        (str(tmp_path / "m.gguf"), "GGUF file"),
+    ):
+        with pytest.raises(InvalidArgumentError, match=f"hub ids only.*{kind}.*drop revision="):
+            interp.load(spec, revision="main")
+
+
 def test_malformed_gguf(tmp_path, stories_path):
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"GGUF" + struct.pack("<I", 3) + b"\x00" * 20)

@@ -55,6 +55,19 @@ def test_head_errors_are_interp_errors():
         Head(1.0, 2)
 
 
+def test_prompt_and_site_errors_are_interp_errors_and_keep_their_builtins(model):
+    from interp.models import UnknownSiteError
+    from interp.tokens import PromptError
+
+    assert issubclass(PromptError, InterpError) and issubclass(PromptError, ValueError)
+    assert issubclass(UnknownSiteError, InterpError)
+    assert issubclass(UnknownSiteError, KeyError) and issubclass(UnknownSiteError, ValueError)
+    with pytest.raises(InterpError, match="empty prompt"):
+        model.to_tokens("", prepend_bos=False)
+    with pytest.raises(InterpError, match="valid sites"):
+        model.run_with_cache(SHORT, sites=["nope"])
+
+
 # --- interventions: construction -----------------------------------------------------------------
 
 
@@ -282,6 +295,45 @@ def test_unknown_words_warn_once_with_the_unknown_token(model):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UnknownTokenWarning)
         model.to_tokens("once upon a time")  # known words: no warning
+
+
+def test_unknown_token_warning_names_the_words_once_per_batch(model):
+    from interp.tokens import UnknownTokenWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.to_tokens(["once upon zzqxj", "a time qwvrk zzqxj", "once upon a time"])
+    unknown = [w for w in caught if issubclass(w.category, UnknownTokenWarning)]
+    assert len(unknown) == 1, [str(w.message) for w in unknown]
+    message = str(unknown[0].message)
+    assert "'zzqxj', 'qwvrk'" in message and "'once'" not in message
+    assert unknown[0].filename == __file__  # points at the caller's line
+
+
+def _byte_level_bpe():
+    """A GPT-2-style tokenizer trained on the spot: byte-level BPE, unk token <|endoftext|>."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator([LONG], trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<|endoftext|>")
+
+
+def test_unknown_token_warning_stays_quiet_on_byte_level_bpe():
+    from interp.tokens import UnknownTokenWarning, to_tokens
+
+    texts = ["Zyzzyva qwvrk: naïve café ☃ 日本", "<|endoftext|> spelled out"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnknownTokenWarning)
+        to_tokens(_byte_level_bpe(), texts, prepend_bos=False, pad_id=0, max_len=None)
 
 
 # --- circuit files ------------------------------------------------------------------------------

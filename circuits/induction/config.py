@@ -104,7 +104,15 @@ class Config:
             raise InvalidArgumentError(f"rank_by must be one of {RANKINGS}, got {self.rank_by!r}")
 
     def for_model(self, model) -> "Config":
-        """This config with `n` resolved for `model` (`ZOO_N`, or `LARGE_N` on a large model)."""
+        """This config with `n` resolved for `model` (`ZOO_N`, or `LARGE_N` on a large model),
+        once `top_k` is known to fit the model's heads (a larger one is refused, not clamped:
+        the causal check would ablate fewer heads than asked and say nothing)."""
+        total = model.n_layers * model.n_heads
+        if self.top_k > total:
+            raise InvalidArgumentError(
+                f"top_k={self.top_k} (--top-k) asks for more heads than {model.name} has: "
+                f"{model.n_layers} layers x {model.n_heads} heads = {total}; give 1..{total}"
+            )
         if self.n is not None:
             return self
         return replace(self, n=LARGE_N if is_large(model) else ZOO_N)

@@ -24,6 +24,7 @@ __all__ = [
     "SIGN_NOTE",
     "resolve_formats",
     "check_k",
+    "check_k_grid",
     "shortlist_size",
 ]
 
@@ -138,6 +139,18 @@ def shortlist_size(cfg: Config, model) -> int:
     if cfg.shortlist is not None:
         return cfg.shortlist
     return LARGE_SHORTLIST if is_large(model) else 0
+
+
+def check_k_grid(cfg: Config, model) -> None:
+    """Refuse, before any forward, a k of `cfg.k_grid` (``--k``) above the model's heads: it
+    would otherwise surface only after path patching has run."""
+    n_total = model.n_layers * model.n_heads
+    too_big = [k for k in cfg.k_grid or () if k > n_total]
+    if too_big:
+        raise KTooLargeError(
+            f"--k / Config.k_grid {too_big} is larger than the model's {n_total} heads "
+            f"({model.name}); give k in 1..{n_total}"
+        )
 
 
 def check_k(k: int, available: int, n_total: int, role: str) -> None:

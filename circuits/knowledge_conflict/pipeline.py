@@ -10,7 +10,7 @@ import warnings
 from interp.data.conflict import ConflictDataError, build_conflict_set, templates_for
 from interp.data.defaults import default_items
 
-from .config import Config, resolve_formats, shortlist_size
+from .config import Config, check_k_grid, resolve_formats, shortlist_size
 from .locate import attribution_scores, locate_heads, shortlisted
 from .pruning import ph3_direction
 from .result import DIRECTIONS, ConflictResult
@@ -108,6 +108,7 @@ def run(model, cfg: Config = Config(), items=None, templates=None) -> ConflictRe
 
     Attribution patching runs first; exact path patching then scores every head, or on a large
     model only the `shortlist_size` heads the estimate ranks highest (`Config.shortlist`)."""
+    check_k_grid(cfg, model)
     cfg = resolve_formats(cfg, templates or templates_for(model))
     data = build_sets(model, cfg, items, templates)
     for part in SPLITS[:3]:  # the transfer format may be empty: its check is then skipped

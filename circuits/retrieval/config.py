@@ -22,6 +22,7 @@ from interp.data.defaults import (
     restate_tokens,
 )
 from interp.data.niah import Needle, NiahPrompt, build_grid, prompt_overhead
+from interp.errors import InvalidArgumentError
 
 __all__ = ["Config", "MODES", "ROUTES", "PRUNE_MODES", "PRUNE_METRICS", "NoRetrievalWarning"]
 
@@ -120,7 +121,10 @@ class Config:
         if self.k is not None and (
             isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1
         ):
-            raise ValueError(f"Config.k must be None or an int >= 1, got {self.k!r}")
+            raise InvalidArgumentError(
+                f"Config.k (--k) must be None (the heads above threshold) or an int >= 1, "
+                f"got {self.k!r}"
+            )
         if not 0.0 <= self.threshold or not 0.0 <= self.rouge_threshold < 1.0:
             raise ValueError("Config.threshold must be >= 0 and rouge_threshold in [0, 1)")
 
@@ -131,7 +135,14 @@ class Config:
         return tuple(sorted({max(16, top * i // 4) for i in (1, 2, 3)} | {top}))
 
     def for_model(self, model) -> "Config":
-        """This config with the data defaults of `model` filled in (what a run records)."""
+        """This config with the data defaults of `model` filled in (what a run records), once
+        `k` is known to leave heads outside the top k for the random control."""
+        total = model.n_layers * model.n_heads
+        if self.prune and self.k is not None and self.k >= total:
+            raise InvalidArgumentError(
+                f"Config.k={self.k} (--k) leaves no head outside the top k for the random "
+                f"control: {model.name} has {total} heads; give 1..{total - 1}"
+            )
         lengths = self.grid_lengths(model)
         needles = self.needles or tuple(default_needles(model, self.n_needles, seed=self.seed))
         haystack = (

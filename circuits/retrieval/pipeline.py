@@ -95,7 +95,7 @@ def analyze(
 
 def _pruning(model, cfg: Config, primary: RetrievalResult):
     """(the check at k, the curve over k or None): k defaults to the heads above threshold."""
-    k = cfg.k or max(1, len(primary.heads))
+    k = cfg.k if cfg.k is not None else max(1, len(primary.heads))
     top_k = min(max(k, len(primary.heads)), MAX_CURVE_K, model.n_layers * model.n_heads - 1)
     curve = None
     if cfg.curve and top_k > 1:

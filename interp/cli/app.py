@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import warnings
 from contextlib import contextmanager
-from typing import Iterator, NoReturn
+from typing import Iterable, Iterator, NoReturn, Optional
 
 import typer
 
 import interp
-from interp.errors import InterpError
+from interp.errors import InterpError, InvalidArgumentError
 
-__all__ = ["app", "load_model", "fail", "user_errors", "USER_ERRORS"]
+__all__ = ["app", "load_model", "fail", "user_errors", "USER_ERRORS", "check_counts"]
 
 app = typer.Typer(
     help="interp: find and steer the heads that do the work in a causal LM.",
@@ -48,3 +48,17 @@ def user_errors() -> Iterator[None]:
         yield
     except USER_ERRORS as err:
         fail(str(err))
+
+
+def check_counts(flag: str, values: Iterable[Optional[int]], default: str) -> None:
+    """Refuse a count flag (``--k``) of 0 or less before anything loads. 0 does not mean "the
+    default" (it used to fall back to it in silence), so the `InvalidArgumentError` says how
+    to get the default: `default` is what leaving the flag out gives.
+
+        >>> check_counts("--k", [3, None], "every head")  # fine: nothing happens
+    """
+    for value in values:
+        if value is not None and value < 1:
+            raise InvalidArgumentError(
+                f"{flag} must be 1 or more, got {value}; leave {flag} out for {default}"
+            )

@@ -18,7 +18,7 @@ from interp.data.conflict import load_items, load_templates
 from interp.progress import quiet
 from interp.report import command_line, write_result
 
-from .app import app, load_model, user_errors
+from .app import app, check_counts, load_model, user_errors
 
 __all__ = ["conflict_cmd", "parse_formats"]
 
@@ -76,6 +76,7 @@ def conflict_cmd(
 ):
     """Memory vs context heads by path patching, and PH3 pruning (Jin et al. 2024)."""
     with user_errors(), quiet(silent):
+        check_counts("--k", k, "the default grid 1 3 5 7 9 15")
         m = load_model(model)
         cfg = kc.Config(
             formats=parse_formats(formats),

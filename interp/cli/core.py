@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import typer
 
+from interp.errors import InvalidArgumentError
 from interp.interventions import Intervention, PruneHeads, ScaleValues
 
 from .app import app, load_model, user_errors
@@ -67,6 +68,12 @@ def generate(
 ):
     """Generate with and without interventions, side by side."""
     with user_errors():
+        if save_recipe is not None and not (prune or scale or recipe):
+            raise InvalidArgumentError(
+                f"--save-recipe {save_recipe} writes the interventions of this run, but none "
+                "was given: add --prune HEAD, --scale HEAD=ALPHA or --recipe FILE (or drop "
+                "--save-recipe)"
+            )
         m = load_model(model, backend)
         interventions = build_recipe(prune, scale, recipe, mode)
         plain = m.generate(prompt, max_new_tokens, use_interventions=False)

