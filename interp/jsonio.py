@@ -9,11 +9,21 @@ __all__ = ["read_json_text", "write_json_text"]
 
 
 def read_json_text(text_or_path, error=ValueError, what: str = "document"):
-    """Parse JSON from a string that starts with '{' or '[', else from the file it names."""
-    text = os.fspath(text_or_path)
+    """Parse JSON from a string that starts with '{' or '[', else from the file it names.
+
+    A missing file, a folder, an unreadable file or a byte-order mark-prefixed text are answered
+    with `error` naming the path (a CLI user sees one line, not a traceback)."""
+    text = os.fspath(text_or_path).lstrip("\ufeff")
     if not text.lstrip().startswith(("{", "[")):
-        with open(text, encoding="utf-8") as handle:
-            text = handle.read()
+        if os.path.isdir(text):
+            raise error(f"{what} {text!r} is a folder; give the .json file inside it")
+        try:
+            with open(text, encoding="utf-8-sig") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            raise error(f"{what}: no file {text!r} (and it is not JSON text); check the path")
+        except (OSError, UnicodeDecodeError) as err:
+            raise error(f"{what}: cannot read {text!r}: {err}") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:

@@ -746,3 +746,13 @@ def test_load_circuit_points_graphml_to_its_reader(tmp_path):
     path.write_text("<graphml><node id='L0H1'></graphml")
     with pytest.raises(CircuitError, match="from_graphml"):
         load_circuit(path)
+
+
+def test_a_recipe_path_that_is_a_folder_or_missing_is_a_typed_error(tmp_path):
+    """Before: IsADirectoryError / FileNotFoundError tracebacks from `interp generate --recipe`."""
+    from interp.interventions import Intervention, InterventionError
+
+    with pytest.raises(InterventionError, match="is a folder; give the .json file"):
+        Intervention.from_json(str(tmp_path))
+    with pytest.raises(InterventionError, match="no file .*check the path"):
+        Intervention.from_json(str(tmp_path / "nope.json"))
