@@ -33,6 +33,8 @@ from typing import Optional, Sequence
 
 import torch
 
+from interp.errors import InvalidArgumentError
+
 __all__ = [
     "METHODS",
     "TokenAttribution",
@@ -48,7 +50,7 @@ __all__ = [
 METHODS = ("feature_ablation", "shapley", "integrated_gradients")
 
 
-class AttributionError(ValueError):
+class AttributionError(InvalidArgumentError):
     """Bad input to token attribution; the message says what was expected and the fix."""
 
 

@@ -26,6 +26,8 @@ from typing import Optional, Sequence, Union
 
 import torch
 
+from interp.errors import InvalidArgumentError
+
 from .backends.plan import Edit, EditContext, RunPlan
 from .heads import Head
 from .tokens import Tokens
@@ -44,7 +46,7 @@ __all__ = [
 CMAP_SITES = ("z", "q", "k", "v")
 
 
-class ModelMismatchError(ValueError):
+class ModelMismatchError(InvalidArgumentError):
     """The two models cannot exchange activations (different architecture, shapes or tokenizer)."""
 
 

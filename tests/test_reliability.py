@@ -756,3 +756,27 @@ def test_a_recipe_path_that_is_a_folder_or_missing_is_a_typed_error(tmp_path):
         Intervention.from_json(str(tmp_path))
     with pytest.raises(InterventionError, match="no file .*check the path"):
         Intervention.from_json(str(tmp_path / "nope.json"))
+
+
+def test_every_error_class_interp_defines_is_an_interp_error():
+    """Walk interp/ and circuits/: each `*Error` class defined there subclasses InterpError, so
+    `except InterpError` (the CLI's rule) catches every error raised on purpose."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import circuits
+    import interp
+
+    stray = []
+    for package in (interp, circuits):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if ".notebook" in info.name or info.name.endswith("__main__"):
+                continue
+            module = importlib.import_module(info.name)
+            for name, cls in inspect.getmembers(module, inspect.isclass):
+                if cls.__module__ != module.__name__ or not name.endswith("Error"):
+                    continue
+                if not issubclass(cls, InterpError):
+                    stray.append(f"{info.name}.{name}")
+    assert not stray, f"error classes outside InterpError: {stray}"

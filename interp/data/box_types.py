@@ -11,10 +11,12 @@ from typing import Sequence
 
 import torch
 
+from interp.errors import InvalidArgumentError
+
 DESIDERATA = ("positional", "object", "label")
 
 
-class BoxDataError(ValueError):
+class BoxDataError(InvalidArgumentError):
     """Box data that cannot be built: too few objects/labels, or words that are not one token."""
 
 

@@ -8,10 +8,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
+from interp.errors import InvalidArgumentError
+
 from . import facts
 
 
-class ConflictDataError(ValueError):
+class ConflictDataError(InvalidArgumentError):
     """Conflict items or templates that cannot be used (the message says how to fix them)."""
 
 

@@ -32,12 +32,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from interp.errors import InvalidArgumentError
+
 __all__ = ["Relation", "FactsError", "relations", "relation", "facts", "FACTS_PATH"]
 
 FACTS_PATH = Path(__file__).with_name("english") / "facts.json"
 
 
-class FactsError(ValueError):
+class FactsError(InvalidArgumentError):
     """A relation that is not in the table, or a facts file that cannot be used."""
 
 

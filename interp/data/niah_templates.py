@@ -4,10 +4,12 @@ inside an instruction-tuned model's own chat template."""
 
 from __future__ import annotations
 
+from interp.errors import InvalidArgumentError
+
 __all__ = ["PAPER_TEMPLATE", "COMPLETION_TEMPLATE", "CHAT_REQUEST", "chat_template", "NiahError"]
 
 
-class NiahError(ValueError):
+class NiahError(InvalidArgumentError):
     """A NIAH prompt that cannot be built as asked."""
 
 

@@ -28,6 +28,8 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from interp.errors import InvalidArgumentError
+
 __all__ = [
     "RepeatSet",
     "repeat_sequences",
@@ -38,7 +40,7 @@ __all__ = [
 ]
 
 
-class RepeatDataError(ValueError):
+class RepeatDataError(InvalidArgumentError):
     """Bad request for repeated-span sequences."""
 
 
