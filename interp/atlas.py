@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .checks import Check
 from .heads import Head
 
 __all__ = ["RoleMap", "atlas_html", "write_atlas", "ROLE_COLORS"]
@@ -45,6 +46,8 @@ class RoleMap:
 
     heads: {"L2H1": score, ...} (any head spelling `Head.parse` reads).
     causal_check: the analyzer's causal numbers (e.g. accuracy with the heads pruned vs random).
+    checks: the same checks as sentences with a pass/fail mark against their stated controls
+    (`interp.checks.Check`); the atlas shows these and keeps the numbers one click away.
     """
 
     role: str
@@ -52,6 +55,7 @@ class RoleMap:
     heads: dict
     causal_check: dict = field(default_factory=dict)
     note: str = ""
+    checks: Sequence[Check] = ()
 
     def parsed(self) -> dict[Head, float]:
         return {Head.parse(h): float(s) for h, s in self.heads.items()}
@@ -77,9 +81,10 @@ def _cells(info: dict, roles: Sequence[RoleMap], colors: dict[str, str]) -> str:
                     f"{role_map.analyzer} names {head}, outside the {n_layers}x{n_heads} model"
                 )
             by_head.setdefault(head, []).append((role_map, score))
-    rows = ["<tr><th></th>" + "".join(f"<th>H{h}</th>" for h in range(n_heads)) + "</tr>"]
+    head_row = "".join(f"<th class='col'>H{h}</th>" for h in range(n_heads))
+    rows = []
     for layer in range(n_layers):
-        cells = [f"<th>L{layer}</th>"]
+        cells = [f"<th class='row'>L{layer}</th>"]
         for h in range(n_heads):
             head = Head(layer, h)
             found = by_head.get(head, [])
@@ -95,21 +100,47 @@ def _cells(info: dict, roles: Sequence[RoleMap], colors: dict[str, str]) -> str:
                 f'data-roles="{detail}"><div class="name">{head}</div>{chips}</td>'
             )
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return '<table class="grid">' + "".join(rows) + "</table>"
+    # a scroll box with sticky head and layer labels: any head count fits, none is cut off
+    return (
+        f'<div class="gridwrap"><table class="grid"><thead><tr><th class="corner"></th>'
+        f'{head_row}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+    )
+
+
+_MARKS = {True: ("pass", "\u2713"), False: ("fail", "\u2717"), None: ("none", "\u00b7")}
+
+
+def _sentences(checks: Sequence[Check]) -> str:
+    """Each check as a sentence with a pass (check mark) or fail (cross) mark."""
+    items = []
+    for check in checks:
+        css, mark = _MARKS[check.passed]
+        label = {"pass": "met", "fail": "not met", "none": "no bar stated"}[css]
+        items.append(
+            f"<li class='{css}'><span class='mark' title='{label}'>{mark}</span> "
+            f"{_e(check.sentence())}</li>"
+        )
+    return f"<ul class='sentences'>{''.join(items)}</ul>"
 
 
 def _checks(roles: Sequence[RoleMap]) -> str:
+    """Per role: its note, its checks as sentences, and the raw numbers behind a click."""
     parts = []
     for role_map in roles:
-        if not role_map.causal_check and not role_map.note:
+        if not (role_map.causal_check or role_map.note or role_map.checks):
             continue
-        items = "".join(
+        numbers = "".join(
             f"<li>{_e(k)}: <b>{_e(_fmt(v))}</b></li>" for k, v in role_map.causal_check.items()
         )
+        if numbers and role_map.checks:
+            numbers = f"<details><summary>numbers</summary><ul>{numbers}</ul></details>"
+        elif numbers:
+            numbers = f"<ul>{numbers}</ul>"
         note = f"<p>{_e(role_map.note)}</p>" if role_map.note else ""
+        sentences = _sentences(role_map.checks) if role_map.checks else ""
         parts.append(
             f"<div class='check'><h3>{_e(role_map.role)} <small>({_e(role_map.analyzer)})</small>"
-            f"</h3>{note}<ul>{items}</ul></div>"
+            f"</h3>{note}{sentences}{numbers}</div>"
         )
     return "".join(parts)
 
@@ -126,8 +157,12 @@ def _circuits(circuits, info) -> str:
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
-table.grid{border-collapse:collapse}
-.grid th{font-size:12px;color:#555;padding:2px 6px}
+.gridwrap{overflow:auto;max-width:100%;max-height:80vh;border:1px solid #eee}
+table.grid{border-collapse:separate;border-spacing:0}
+.grid th{font-size:12px;color:#555;padding:2px 6px;background:#fff}
+.grid th.col,.grid th.corner{position:sticky;top:0;z-index:2}
+.grid th.row,.grid th.corner{position:sticky;left:0;z-index:1}
+.grid th.corner{z-index:3}
 .cell{border:1px solid #ddd;min-width:84px;height:54px;vertical-align:top;padding:2px;\
 cursor:pointer}
 .cell.has{background:#fafafa}
@@ -138,7 +173,12 @@ white-space:nowrap}
 font-size:12px;cursor:pointer}
 .legend span.off{opacity:.3}
 #detail{margin:1em 0;padding:.5em;border-left:4px solid #0072B2;background:#f4f8fb;min-height:1.5em}
-.check{display:inline-block;vertical-align:top;margin:0 2em 1em 0}
+.check{margin:0 0 1.2em 0;max-width:72em}
+.check details{font-size:13px;color:#555}
+.sentences{list-style:none;padding-left:0;margin:.3em 0}
+.sentences li{margin:.35em 0;line-height:1.35}
+.mark{display:inline-block;width:1.3em;font-weight:bold}
+.pass .mark{color:#009E73}.fail .mark{color:#D55E00}.none .mark{color:#999}
 .circuit{margin:1em 0}
 """
 

@@ -18,16 +18,30 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 
+from .errors import InvalidArgumentError
 from .plots import save_html
 from .stats import draw_spread
 from .version import __version__
 
-__all__ = ["write_result", "write_summary", "jsonable", "command_line", "draw_spread"]
+__all__ = [
+    "OutputPathError",
+    "check_out",
+    "write_result",
+    "write_summary",
+    "jsonable",
+    "command_line",
+    "draw_spread",
+]
+
+
+class OutputPathError(InvalidArgumentError):
+    """An ``--out`` path that cannot hold a result (a file, or a place that refuses writes)."""
 
 
 def command_line() -> str:
@@ -71,8 +85,9 @@ def write_summary(
     data: Optional[dict] = None,
     figures: Optional[list] = None,
     cost=None,
+    files: Optional[list] = None,
 ) -> Path:
-    """Write OUT/summary.json and return its path."""
+    """Write OUT/summary.json and return its path (`files`: the names written beside it)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = {
@@ -92,27 +107,71 @@ def write_summary(
     }
     if cost is not None:
         summary["cost"] = jsonable(cost.to_dict())
+    if files is not None:
+        summary["files"] = [str(f) for f in files]
     path = out / "summary.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
     return path
 
 
-def write_result(result, out_dir, *, command: Optional[str] = None, cost=None) -> Path:
-    """Write any analyzer result (`interp.analysis.AnalysisResult`) into OUT: one HTML page per
-    figure (``NAME.html``) and ``summary.json`` with its numbers, provenance and (given an
-    `interp.cost.Cost`) its cost. Returns the summary's path. Every analyzer's ``--out DIR``
-    goes through here.
+def check_out(out_dir, flag: str = "--out") -> Path:
+    """Refuse an output folder that cannot be written, before any work is done, and return it.
 
-    The files are written into a hidden folder beside OUT first and moved in when all are
-    written, the old summary.json removed first and the new one moved last: an interrupted
-    write leaves the previous result or no summary.json, never a summary beside other
-    figures. Files in OUT that this result does not write are left alone."""
+    `OutputPathError` (an `InvalidArgumentError`) names the path and the fix when OUT is a
+    file, when a folder on the way to it is a file, or when the nearest folder that exists
+    refuses new files (read-only, no permission). Every CLI analyzer calls this before it
+    loads a model, so a bad ``--out`` costs nothing; `write_result` calls it again.
+
+        >>> import tempfile
+        >>> check_out(Path(tempfile.mkdtemp()) / "new" / "folder").name
+        'folder'
+    """
     out = Path(out_dir)
-    staging = out.parent / f".{out.name}.writing-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(
+            f"{flag} {out} is a file; results go into a folder: give a folder path (new, "
+            "empty, or an earlier result to replace)"
+        )
+    base = out.absolute().parent
+    while not base.exists():
+        base = base.parent
+    if not base.is_dir():
+        raise OutputPathError(f"{flag} {out}: {base} is a file, so no folder can be made there")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.check-", dir=base))
+    except OSError as err:
+        raise OutputPathError(
+            f"{flag} {out} cannot be written: {base} refuses new files ({err.strerror}); "
+            "give a folder you can write to"
+        ) from None
+    return out
+
+
+def write_result(result, out_dir, *, command: Optional[str] = None, cost=None, files=None) -> Path:
+    """Write any analyzer result (`interp.analysis.AnalysisResult`) into OUT and return the
+    path of its summary.json. Every analyzer's ``--out DIR`` goes through here.
+
+    OUT gets one HTML page per figure (``NAME.html``), the result's data files (its
+    ``write_files(folder)`` when it has one, then `files(folder)` when given) and
+    ``summary.json`` with the numbers, provenance, (given an `interp.cost.Cost`) the cost, and
+    the list of every file written (``files``).
+
+    Atomic: everything is written into a hidden folder beside OUT, which is then renamed to
+    OUT, so an interrupt or a crash leaves the earlier result whole (or no folder), never new
+    figures beside an old summary. What an earlier result wrote and this one does not (a stale
+    figure) goes away with it; anything else in OUT (a user's notes, a nested result folder)
+    is kept."""
+    out = check_out(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.writing-", dir=out.parent))
     try:
         for name, fig in result.figures().items():
             save_html(fig, staging / f"{name}.html")
+        write_files = getattr(result, "write_files", None)
+        if write_files is not None:
+            write_files(staging)
+        if files is not None:
+            files(staging)
         prov = result.provenance()
         write_summary(
             staging,
@@ -124,19 +183,48 @@ def write_result(result, out_dir, *, command: Optional[str] = None, cost=None) -
             data=prov.get("data"),
             figures=[out / f"{name}.html" for name in result.figures()],
             cost=cost,
+            files=sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+            + ["summary.json"],
         )
-        return _move_in(staging, out)
+        _swap_in(staging, out)
+        return out / "summary.json"
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _move_in(staging: Path, out: Path) -> Path:
-    """Move every file of `staging` into `out`, summary.json last (the old one removed first)."""
-    out.mkdir(parents=True, exist_ok=True)
-    summary = out / "summary.json"
-    summary.unlink(missing_ok=True)
-    for path in sorted(staging.iterdir()):
-        if path.name != "summary.json":
-            os.replace(path, out / path.name)
-    os.replace(staging / "summary.json", summary)
-    return summary
+def _written_by_interp(out: Path) -> set:
+    """The top-level names in an earlier result folder that interp wrote (its summary's
+    ``files``; for summaries older than that list, its figures), plus the shared names."""
+    owned = {"summary.json", "plotly.min.js"}
+    try:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return owned
+    if not isinstance(summary, dict):
+        return owned
+    if isinstance(summary.get("files"), list):  # relative paths: keep the top-level name
+        owned.update(Path(str(name)).parts[0] for name in summary["files"] if str(name))
+    elif isinstance(summary.get("figures"), list):  # older summaries: the figures' file names
+        owned.update(Path(str(name)).name for name in summary["figures"])
+    return owned
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Rename `staging` to `out`. An existing `out` is renamed aside first; what in it interp
+    did not write, and the new result does not replace, is moved into the new folder before
+    the old one is removed. An interrupt between the renames leaves the earlier folder whole
+    beside OUT as ``.OUT.old-*``."""
+    if not out.exists():
+        os.rename(staging, out)
+        return
+    owned = _written_by_interp(out)
+    keep = [
+        e.name for e in out.iterdir() if e.name not in owned and not (staging / e.name).exists()
+    ]
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    os.rmdir(old)
+    os.rename(out, old)
+    os.rename(staging, out)
+    for name in keep:
+        os.rename(old / name, out / name)
+    shutil.rmtree(old, ignore_errors=True)

@@ -158,3 +158,57 @@ def test_conflict_k_above_the_model_heads_is_refused_before_any_forward():
     total = model.n_layers * model.n_heads
     with pytest.raises(InvalidArgumentError, match=f"give k in 1..{total}"):
         kc.run(model, kc.Config(k_grid=(1, total + 1)))
+
+
+# --- --out checked before anything loads ---------------------------------------------------------
+
+ANALYZER_COMMANDS = [
+    ["retrieval", "no-such-model"],
+    ["conflict", "no-such-model"],
+    ["recall", "no-such-model"],
+    ["entity", "no-such-model"],
+    ["induction", "no-such-model"],
+    ["induction-damage", "--family", "no-such-family"],
+    ["kv", "no-such-model"],
+    ["demo", "--model", "no-such-model"],
+]
+
+
+@pytest.mark.parametrize("command", ANALYZER_COMMANDS, ids=lambda c: c[0])
+def test_out_that_is_a_file_is_refused_before_loading(command, tmp_path, monkeypatch):
+    import interp
+
+    monkeypatch.setattr(interp, "load", lambda *a, **k: pytest.fail("model was loaded"))
+    target = tmp_path / "results.txt"
+    target.write_text("the user's file")
+    result = runner.invoke(app, command + ["--out", str(target)])
+    assert result.exit_code == 2, result.output
+    assert f"--out {target} is a file" in result.output and "give a folder" in result.output
+    assert target.read_text() == "the user's file"
+
+
+@pytest.mark.parametrize("command", ANALYZER_COMMANDS[:2], ids=lambda c: c[0])
+def test_out_under_a_file_or_an_unwritable_place_is_refused(command, tmp_path, monkeypatch):
+    import tempfile
+
+    import interp
+
+    monkeypatch.setattr(interp, "load", lambda *a, **k: pytest.fail("model was loaded"))
+    (tmp_path / "a_file").write_text("x")
+    under_file = runner.invoke(app, command + ["--out", str(tmp_path / "a_file" / "out")])
+    assert under_file.exit_code == 2 and "is a file, so no folder can be made" in under_file.output
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)  # a read-only place, even for root
+    readonly = runner.invoke(app, command + ["--out", str(tmp_path / "new" / "out")])
+    assert readonly.exit_code == 2, readonly.output
+    assert "cannot be written" in readonly.output and "Permission denied" in readonly.output
+    assert not (tmp_path / "new").exists()  # nothing made on the way
+
+
+def test_atlas_out_that_is_a_folder_is_refused(tmp_path):
+    (tmp_path / "page.html").mkdir()
+    result = runner.invoke(app, ["atlas", "no-such-model", "--out", str(tmp_path / "page.html")])
+    assert result.exit_code == 2 and "is a folder; give the path of an .html page" in result.output

@@ -311,12 +311,9 @@ def _world_tiny_folder(tmp_path: Path) -> Path:
 def _write(result, out: Path) -> Path:
     """What ``interp entity`` writes: the one writer's figures and summary.json, and
     circuit.json."""
-    from interp.cli.entity import write_circuit
     from interp.report import write_result
 
-    path = write_result(result, out)
-    write_circuit(result, out)
-    return path
+    return write_result(result, out)
 
 
 def test_cli_reports_chance_and_writes_summary(tmp_path):
@@ -442,6 +439,12 @@ def test_end_to_end_on_a_planted_task(tiny, tmp_path, monkeypatch):
     assert groups[-1] == "circuit" and "A" in groups and res.cmap["base_accuracy"] == 1.0
     summary = json.loads(_write(res, tmp_path).read_text())
     assert summary["numbers"]["faithfulness"] == pytest.approx(res.faithfulness)
+    (check,) = res.checks()  # the atlas sentence: faithfulness against the random circuits
+    n = len(res.circuit.heads())
+    assert check.effect.startswith(f"the {n}-head circuit alone keeps faithfulness")
+    assert check.control.startswith(f"3 random {n}-head circuits")
+    assert check.passed == (res.faithfulness > max(res.random_faithfulness))
+    assert all(r.checks == [check] for r in res.roles())
     with_mask = et.run(
         tiny,
         dataclasses.replace(

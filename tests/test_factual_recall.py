@@ -257,6 +257,13 @@ def test_run_writes_recipe_that_generate_applies(model, items, tmp_path):
     assert 0 < floor <= cost.forward_passes and "sweeps" in how
     assert [r.role for r in result.roles()] == ["recall: memory", "recall: in-context"]
     assert result.report().startswith("memory heads:")
+    checks = result.roles()[0].checks  # the atlas sentences: one per goal with a chosen head
+    must = result.must_show()
+    goals = [g for g in ("in_context", "memorised") if "rate_after" in must.get(g, {})]
+    assert len(checks) == len(goals)
+    for check, goal in zip(checks, goals):
+        assert check.effect.startswith(f"held out: scaling {must[goal]['head']}'s values x")
+        assert ("control <= 5", must[goal]["random_le_5"]) in check.bars
     path = write_result(result, tmp_path)
     result.write_files(tmp_path)
     summary = json.loads(path.read_text())

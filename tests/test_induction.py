@@ -598,6 +598,14 @@ def test_result_follows_the_analyzer_protocol(llama):
         and set(role.heads) == set(res.induction_heads)
         and role.note == res.verdict
     )
+    (check,) = role.checks  # the atlas sentence: the ablation against random head sets
+    c = res.causal
+    assert check.effect.endswith(
+        f"multiplies the second-copy loss x{c['top_ratio']:.2f} "
+        f"(CI {c['top_ratio_ci'][0]:.2f}-{c['top_ratio_ci'][1]:.2f})"
+    )
+    assert check.control.startswith(f"{len(c['random'])} random {len(c['heads'])}-head sets")
+    assert check.bars[0] == ("control median <= x1.2", c["random_ratio_median"] <= 1.2)
     prov = res.provenance()
     assert prov["seeds"] == {"sequences": 0, "random_heads": 0} and prov["data"]["config"]["n"] == 3
     assert res.verdict in res.report() and "random head sets (2)" in res.report()

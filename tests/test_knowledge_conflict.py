@@ -349,6 +349,20 @@ def test_run_end_to_end_and_leaves_model_clean(model, items, tmp_path):
     assert [r.role for r in result.roles()] == ["memory", "context"] and result.circuits() == []
     assert set(result.roles()[0].heads) == {str(h) for h in result.memory_heads}
     assert "pruned memory heads" in result.report()
+    checks = result.roles()[0].checks  # the atlas sentences: one per direction and split
+    shown = result.must_show()
+    rows = [
+        (d, p)
+        for d in ("toward_memory", "toward_context")
+        for p in ("held_out", "other_format")
+        if "before" in shown[d].get(p, {})
+    ]
+    assert len(checks) == len(rows) and rows
+    for check, (direction, part) in zip(checks, rows):
+        row = shown[direction][part]
+        assert ("rise >= 20", row["rise_ge_20"]) in check.bars
+        assert ("control <= 5", row["random_le_5"]) in check.bars
+        assert f"{100 * row['before']:.0f}% -> {100 * row['after']:.0f}%" in check.effect
     assert set(numbers["ph3"]) == {"toward_memory", "toward_context"}
     for direction in numbers["ph3"].values():
         if "error" in direction:

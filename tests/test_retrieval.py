@@ -513,6 +513,16 @@ def test_analyze_result_on_the_protocol(stories):
     }
     assert res.roles()[0].heads and res.provenance()["seeds"] == {"data": 0, "random_heads": 0}
     assert "prune top-2" in res.report()
+    (check,) = res.roles()[0].checks  # the atlas sentence: masking vs random heads
+    prune = numbers["prune"]
+    assert check.effect.startswith("masking ") and "drops NIAH accuracy" in check.effect
+    assert check.control == (
+        f"2 random 2-head sets drop it {prune['mean_random_drop_points']:.1f} points on average"
+    )
+    assert check.passed == (
+        prune["drop_top_points"] > prune["mean_random_drop_points"]
+        and prune["mean_random_drop_points"] <= 5
+    )
     floor, how = res.floor()
     n = res.primary.n_tests
     assert 7 * n <= floor < 8 * n  # scoring, decode, control (n each, + decode shares), pruning 4n

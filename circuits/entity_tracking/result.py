@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 from interp.atlas import RoleMap
+from interp.checks import Check
 from interp.circuit import Circuit
 from interp.export import circuit_figure
 
@@ -68,6 +70,15 @@ class Result:
         return None if self.circuit is None else len(self.circuit.heads()) / self.n_heads_total
 
     # --- the protocol -------------------------------------------------------------------------
+
+    def write_files(self, out) -> list:
+        """The data file beside the figures: circuit.json (`interp.circuit.Circuit`) when the
+        run found a circuit (nothing when the model is at chance)."""
+        if self.circuit is None:
+            return []
+        path = Path(out) / "circuit.json"
+        self.circuit.to_json(path)
+        return [path]
 
     def numbers(self) -> dict:
         """Every measured number (summary.json's ``numbers``)."""
@@ -160,8 +171,34 @@ class Result:
                 {n.name: (n.score or 0.0) for n in self.circuit.nodes if n.role == role},
                 checks,
                 note=self.note,
+                checks=self.checks(),
             )
             for role in self.circuit.roles
+        ]
+
+    def checks(self) -> list[Check]:
+        """Faithfulness as a sentence, against its bar: the circuit recovers more of the full
+        model's accuracy than every random circuit of its size (the paper: random circuits
+        ~0.00)."""
+        rf = list(self.random_faithfulness)
+        if self.circuit is None or self.faithfulness is None:
+            return []
+        n = len(self.circuit.heads())
+        effect = f"the {n}-head circuit alone keeps faithfulness {self.faithfulness:.2f}"
+        if self.circuit_accuracy is not None:
+            effect += (
+                f" (accuracy {self.circuit_accuracy:.2f}; full model {self.full_accuracy:.2f}, "
+                f"chance {self.chance:.2f})"
+            )
+        if not rf:
+            return [Check(effect, "no random circuits were drawn as the control")]
+        pool = _POOL_WORDS.get((self.random_control or {}).get("pool", ""), "")
+        control = (
+            f"{len(rf)} random {n}-head circuits{' ' + pool if pool else ''}: mean "
+            f"{_mean(rf):.2f}, max {max(rf):.2f}"
+        )
+        return [
+            Check(effect, control, (("above every random circuit", self.faithfulness > max(rf)),))
         ]
 
     def circuits(self) -> list[Circuit]:

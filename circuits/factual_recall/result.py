@@ -10,6 +10,7 @@ from pathlib import Path
 
 from interp import plots
 from interp.atlas import RoleMap
+from interp.checks import Check, rate_check
 from interp.heads import Head
 from interp.interventions import ScaleValues
 
@@ -188,12 +189,47 @@ class RecallResult:
         }
         return [
             RoleMap(
-                "recall: memory", SOURCE, {str(h): score(h) for h in self.memory_heads}, checks
+                "recall: memory",
+                SOURCE,
+                {str(h): score(h) for h in self.memory_heads},
+                checks,
+                checks=self.checks(),
             ),
             RoleMap(
                 "recall: in-context", SOURCE, {str(h): score(h) for h in self.in_context_heads}
             ),
         ]
+
+    def checks(self) -> list[Check]:
+        """Each goal's chosen scaling on the held-out prompts as a sentence, against its bars:
+        the rate is raised (in-context: to 80% or more), random single heads at the same alpha
+        move the rates by 5 points or less (also when drawn outside every located head)."""
+        must, out = self.must_show(), []
+        for goal, rate in (("in_context", "in-context use"), ("memorised", "memorised answers")):
+            row = must.get(goal, {})
+            if "rate_after" not in row:
+                continue
+            bars = [("raised", row["raised"])]
+            if "ge_80" in row:
+                bars.append((">= 80%", row["ge_80"]))
+            bars.append(("control <= 5", row["random_le_5"]))
+            if "random_outside_located_le_5" in row:
+                bars.append(("outside control <= 5", row["random_outside_located_le_5"]))
+            control = self.controls[goal]  # single random heads, one per draw
+            out.append(
+                rate_check(
+                    f"held out: scaling {row['head']}'s values x{row['alpha']:g}",
+                    rate,
+                    row["rate_before"],
+                    row["rate_after"],
+                    random_move=row["random_head_mean_abs_move_points"],
+                    n_draws=len(control.get("draws", [])),
+                    k=1,
+                    outside_move=row.get("random_outside_located_mean_abs_move_points"),
+                    bars=tuple(bars),
+                )
+            )
+        return out
 
     def circuits(self) -> list:
         """No circuit graph: the heads are reported as roles, with the scaling checks."""

@@ -11,6 +11,7 @@ import torch
 
 from interp import plots
 from interp.atlas import RoleMap
+from interp.checks import Check, heads_phrase, random_sets
 from interp.errors import InvalidArgumentError
 from interp.heads import Head
 
@@ -229,8 +230,34 @@ class Result:
                 heads,
                 {k: v for k, v in checks.items() if isinstance(v, (int, float))},
                 note=self.verdict,
+                checks=self.checks(),
             )
         ]
+
+    def checks(self) -> list[Check]:
+        """The ablation check as a sentence, against its bars: the median random head set of
+        the same size multiplies the second-copy loss by at most the control ratio (x1.2 by
+        default: one draw that hits a head the model cannot do without moves the mean, not
+        the median), and so does the mean of sets drawn outside the located circuit."""
+        c = self.causal
+        if not c or c.get("random_ratio_max") is None:
+            return []
+        lo, hi = c["top_ratio_ci"]
+        limit = c["control_ratio"]
+        effect = (
+            f"{c['mode']}-ablating {heads_phrase(c['heads'], 'induction')} multiplies the "
+            f"second-copy loss x{c['top_ratio']:.2f} (CI {lo:.2f}-{hi:.2f})"
+        )
+        control = (
+            f"{random_sets(len(c['random']), len(c['heads']))}: median "
+            f"x{c['random_ratio_median']:.2f}, max x{c['random_ratio_max']:.2f}"
+        )
+        bars = [(f"control median <= x{limit:g}", c["random_ratio_median"] <= limit)]
+        outside = c.get("random_outside_circuit_ratio_mean")
+        if outside is not None:
+            control += f"; drawn outside the located circuit: mean x{outside:.2f}"
+            bars.append((f"outside control mean <= x{limit:g}", outside <= limit))
+        return [Check(effect, control, tuple(bars))]
 
     def circuits(self) -> list:
         """No circuit graph: the located heads are reported as roles and in the causal check."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from interp import plots
 from interp.atlas import RoleMap
+from interp.checks import Check, heads_phrase, rate_check
 from interp.heads import Head
 from interp.results import HeadScores
 from interp.stats import spearman
@@ -137,9 +138,46 @@ class ConflictResult:
             if isinstance(v, (int, float))
         }
         return [
-            RoleMap("memory", SOURCE, {str(h): score(h) for h in self.memory_heads}, checks),
+            RoleMap(
+                "memory",
+                SOURCE,
+                {str(h): score(h) for h in self.memory_heads},
+                checks,
+                checks=self.checks(),
+            ),
             RoleMap("context", SOURCE, {str(h): score(h) for h in self.context_heads}),
         ]
+
+    def checks(self) -> list[Check]:
+        """Each PH3 direction's held-out and other-format check as a sentence, against its bars:
+        the target rate rises by 20 points or more, random single heads move the rates by 5
+        or less (also when drawn outside every located head)."""
+        out, shown = [], self.must_show()
+        for direction, pruned_role, rate in DIRECTIONS:
+            r = self.ph3.get(direction, {})
+            for part, where in (("held_out", "held out"), ("other_format", "other format")):
+                row = shown.get(direction, {}).get(part)
+                if not isinstance(row, dict) or "before" not in row:
+                    continue
+                control = r[f"random_heads_{part}"]
+                heads = heads_phrase(r["pruned"], pruned_role)
+                bars = [("rise >= 20", row["rise_ge_20"]), ("control <= 5", row["random_le_5"])]
+                if "random_outside_located_le_5" in row:
+                    bars.append(("outside control <= 5", row["random_outside_located_le_5"]))
+                out.append(
+                    rate_check(
+                        f"{where}: pruning {heads}",
+                        f"{rate} use",
+                        row["before"],
+                        row["after"],
+                        random_move=row["random_mean_abs_move_points"],
+                        n_draws=control["n_draws"],
+                        k=control["k"],
+                        outside_move=row.get("random_outside_located_mean_abs_move_points"),
+                        bars=tuple(bars),
+                    )
+                )
+        return out
 
     def circuits(self) -> list:
         """No circuit graph: the heads are reported as roles, with the pruning checks."""

@@ -7,9 +7,11 @@ floor.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Sequence
 
 from interp.atlas import RoleMap
+from interp.checks import Check, heads_phrase, percent, random_sets, signed
 
 from .config import MODES, Config
 from .modes import RetrievalResult
@@ -74,6 +76,13 @@ class Result:
             numbers["prune_curve"] = curve_numbers(self.prune_curve)
         return numbers
 
+    def write_files(self, out) -> list:
+        """The data file beside the figures: the configured mode's head scores
+        (retrieval_scores.json, which `HeadScores.from_json` and ``interp kv --scores`` read)."""
+        path = Path(out) / "retrieval_scores.json"
+        self.primary.scores.to_json(path)
+        return [path]
+
     def figures(self) -> dict:
         """Score heatmaps of both modes, the NIAH accuracy grid, and the pruning check's bars and
         curve when they ran."""
@@ -97,7 +106,27 @@ class Result:
         heads = {f"L{l}H{h}": float(grid[l, h]) for l, h in self.primary.scores.heads()}
         prune = self.numbers()["prune"]
         checks = {k: v for k, v in prune.items() if isinstance(v, (int, float))}
-        return [RoleMap("retrieval", "retrieval (Wu et al.)", heads, checks)]
+        return [RoleMap("retrieval", "retrieval (Wu et al.)", heads, checks, checks=self.checks())]
+
+    def checks(self) -> list[Check]:
+        """The pruning check as a sentence, against its bars: masking the top-k heads drops
+        NIAH accuracy more than masking k random heads does, and the random heads drop it by
+        5 points or less (the paper: random masking leaves NIAH near 100%)."""
+        prune = self.numbers()["prune"]
+        if prune.get("skipped"):
+            return []
+        top, random_drop = prune["drop_top_points"], prune["mean_random_drop_points"]
+        effect = (
+            f"masking {heads_phrase(prune['top_heads'], 'retrieval')} drops NIAH accuracy "
+            f"{percent(prune['baseline_accuracy'])} -> {percent(prune['top_accuracy'])} "
+            f"({signed(-top)})"
+        )
+        draws = len(prune["random_draws"])
+        if not draws:
+            return [Check(effect, "no random heads left to draw as the control")]
+        control = f"{random_sets(draws, prune['k'])} drop it {random_drop:.1f} points on average"
+        bars = (("drop > control", top > random_drop), ("control <= 5", random_drop <= 5))
+        return [Check(effect, control, bars)]
 
     def circuits(self) -> list:
         """No circuit graph: the retrieval heads are reported as a role."""

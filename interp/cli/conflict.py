@@ -16,7 +16,7 @@ from circuits import registry
 from interp.analysis import run_with_cost
 from interp.data.conflict import load_items, load_templates
 from interp.progress import quiet
-from interp.report import command_line, write_result
+from interp.report import check_out, command_line, write_result
 
 from .app import app, check_counts, load_model, user_errors
 
@@ -76,6 +76,7 @@ def conflict_cmd(
 ):
     """Memory vs context heads by path patching, and PH3 pruning (Jin et al. 2024)."""
     with user_errors(), quiet(silent):
+        check_out(out)
         check_counts("--k", k, "the default grid 1 3 5 7 9 15")
         m = load_model(model)
         cfg = kc.Config(
@@ -99,6 +100,5 @@ def conflict_cmd(
             templates=user_templates,
         )
         path = write_result(result, out, command=command_line(), cost=cost)
-        result.write_files(out)
     typer.echo(result.report())
     typer.echo(f"wrote {path}")

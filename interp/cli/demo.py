@@ -14,6 +14,7 @@ Writes, under OUT:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import traceback
@@ -30,7 +31,7 @@ from interp import zoo
 from interp.ablation import head_ablation_scores
 from interp.atlas import write_atlas
 from interp.plots import save_html
-from interp.report import jsonable, write_result
+from interp.report import OutputPathError, check_out, jsonable, write_result
 from interp.testing import tiny_model
 from interp.views import attention_view
 
@@ -75,15 +76,13 @@ def default_model(spec: Optional[str] = None):
 
 
 def _registered(name: str) -> Callable:
-    """The demo step of a registered analyzer: its demo config, the one writer, its roles."""
+    """The demo step of a registered analyzer: its demo config, the one writer (figures, data
+    files and summary.json, swapped in whole), its roles."""
 
     def step(model, out: Path):
         entry = registry.get(name)
         result = entry.run(model, entry.default_config(model))
         write_result(result, out)
-        write_files = getattr(result, "write_files", None)  # data files beside the figures, if any
-        if write_files is not None:
-            write_files(out)
         return result.numbers(), result.roles(), result.circuits()
 
     return step
@@ -157,7 +156,7 @@ def _headline(numbers: dict) -> dict:
 
 def run_demo(out: Path, spec: Optional[str] = None, analyzers: Optional[list[str]] = None) -> dict:
     start = time.perf_counter()
-    out = Path(out)
+    out = check_out(out)
     out.mkdir(parents=True, exist_ok=True)
     model, (prompts, answers), description = default_model(spec)
     scores = head_ablation_scores(model, prompts, answers)
@@ -206,7 +205,9 @@ def run_demo(out: Path, spec: Optional[str] = None, analyzers: Optional[list[str
         "command": f"interp demo --out {out}" + (f" --model {spec}" if spec else ""),
         "seconds": round(time.perf_counter() - start, 1),
     }
-    (out / "summary.json").write_text(json.dumps(jsonable(summary), indent=2) + "\n")
+    partial = out / ".summary.json.writing"  # renamed in whole: never a half-written summary
+    partial.write_text(json.dumps(jsonable(summary), indent=2) + "\n")
+    os.replace(partial, out / "summary.json")
     return summary
 
 
@@ -235,9 +236,13 @@ def atlas(
         fail(f"--out must be an .html path, got {out}")
     work = out.parent / f"{out.stem}_analyzers"
     with user_errors():
+        if out.is_dir():
+            raise OutputPathError(f"--out {out} is a folder; give the path of an .html page")
+        check_out(work)
         summary = run_demo(work, model)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(work / "atlas.html", out)
+    partial = out.parent / f".{out.name}.writing"
+    shutil.copyfile(work / "atlas.html", partial)
+    os.replace(partial, out)
     typer.echo(
         f"atlas: {out} (analyzer outputs in {work}); roles: {json.dumps(summary['roles_found'])}"
     )

@@ -4,7 +4,7 @@ patching, minimality, faithfulness against random circuits, DCM, and CMAP from a
     interp entity world-base --out figures/entity [--finetuned world-tracking-ft] [--quiet]
 
 Writes the figures (circuit.html, group_A.html ...) and summary.json through
-`interp.report.write_result`, and circuit.json (the circuit, `interp.circuit.Circuit`) beside them.
+`interp.report.write_result`, with circuit.json (the circuit, `interp.circuit.Circuit`) beside them.
 """
 
 from __future__ import annotations
@@ -17,20 +17,11 @@ import typer
 from circuits import entity_tracking, registry
 from interp.analysis import run_with_cost
 from interp.progress import quiet
-from interp.report import command_line, write_result
+from interp.report import check_out, command_line, write_result
 
 from .app import app, load_model, user_errors
 
-__all__ = ["entity_cmd", "write_circuit"]
-
-
-def write_circuit(result: entity_tracking.Result, out: Path) -> Optional[Path]:
-    """circuit.json under `out` when the run found a circuit (None otherwise)."""
-    if result.circuit is None:
-        return None
-    path = Path(out) / "circuit.json"
-    result.circuit.to_json(path)
-    return path
+__all__ = ["entity_cmd"]
 
 
 @app.command("entity")
@@ -76,6 +67,7 @@ def entity_cmd(
 ):
     """Entity-tracking circuit (Prakash et al. 2024): path patching, faithfulness, DCM, CMAP."""
     with user_errors(), quiet(silent):
+        check_out(out)
         cfg = entity_tracking.Config(
             n_prompts=n_prompts,
             n_eval=n_eval,
@@ -95,6 +87,5 @@ def entity_cmd(
         ft = load_model(finetuned, backend) if finetuned else None
         result, cost = run_with_cost(registry.get("entity_tracking").run, m, cfg, finetuned=ft)
         path = write_result(result, out, command=command_line(), cost=cost)
-        write_circuit(result, out)
     typer.echo(result.report())
     typer.echo(f"wrote {path}")

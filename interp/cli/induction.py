@@ -17,7 +17,7 @@ from circuits import induction, induction_damage, registry
 from interp.analysis import run_with_cost
 from interp.errors import InvalidArgumentError
 from interp.progress import quiet
-from interp.report import command_line, write_result
+from interp.report import check_out, command_line, write_result
 
 from .app import app, user_errors
 
@@ -89,6 +89,7 @@ def induction_cmd(
 ):
     """Induction heads of MODEL (scores, roles, copy loss, causal check), optionally over checkpoints."""  # noqa: E501
     with user_errors(), quiet(silent):
+        check_out(out)
         cfg = induction.Config(
             n=n,
             span_lengths=parse_ints(lengths, "--lengths"),
@@ -136,6 +137,7 @@ def damage_cmd(
     The study loads one model per member (and per checkpoint), so its cost is metered on each
     and summed by the study itself rather than by `run_with_cost`, which meters one model."""
     with user_errors(), quiet(silent):
+        check_out(out)
         scoring = induction.Config(
             n=n,
             span_lengths=parse_ints(lengths, "--lengths"),

@@ -20,7 +20,7 @@ from circuits import kv_compression as K
 from interp.analysis import run_with_cost
 from interp.kv import policy_from
 from interp.progress import quiet as quiet_progress
-from interp.report import write_result
+from interp.report import check_out, write_result
 from interp.results import HeadScores
 
 from .app import app, load_model, user_errors
@@ -75,6 +75,7 @@ def kv(
 ) -> None:
     """NIAH accuracy vs KV memory: retrieval heads kept whole vs random heads vs sink + window."""
     with user_errors():
+        check_out(out)
         m = load_model(model)
         cfg = K.with_defaults(
             K.Config(),
@@ -91,20 +92,26 @@ def kv(
         given = None if scores is None else HeadScores.from_json(scores)
         with quiet_progress(quiet):
             result, cost = run_with_cost(lambda mm, c: K.run(mm, c, scores=given), m, cfg)
-        summary = write_result(result, out, command=f"interp kv {model}", cost=cost)
-        if isinstance(result.scores, HeadScores):
-            result.scores.to_json(out / "retrieval_scores.json")
-        policies = out / "policies"
-        policies.mkdir(exist_ok=True)
-        for budget in cfg.budgets:
-            policy_from(
-                result.scores,
-                m,
-                budget=budget,
-                group=cfg.group,
-                sink=cfg.sink,
-                window=cfg.window_for(m),
-            ).save(policies / f"retrieval_budget_{budget:.2f}.json")
+
+        def data_files(folder: Path) -> None:
+            """The scores used and one KV policy per budget (``policies/``), beside the
+            figures."""
+            if isinstance(result.scores, HeadScores):
+                result.scores.to_json(folder / "retrieval_scores.json")
+            (folder / "policies").mkdir()
+            for budget in cfg.budgets:
+                policy_from(
+                    result.scores,
+                    m,
+                    budget=budget,
+                    group=cfg.group,
+                    sink=cfg.sink,
+                    window=cfg.window_for(m),
+                ).save(folder / "policies" / f"retrieval_budget_{budget:.2f}.json")
+
+        summary = write_result(
+            result, out, command=f"interp kv {model}", cost=cost, files=data_files
+        )
     typer.echo(result.report())
     typer.echo(
         f"wrote {summary} "

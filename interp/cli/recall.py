@@ -17,7 +17,7 @@ from circuits import registry
 from interp.analysis import run_with_cost
 from interp.data.conflict import load_counts, load_items, load_templates
 from interp.progress import quiet
-from interp.report import command_line, write_result
+from interp.report import check_out, command_line, write_result
 
 from .app import app, load_model, user_errors
 
@@ -69,6 +69,7 @@ def recall_cmd(
 ):
     """Factual-recall heads: head attribution and value scaling (Yu, Merullo, Pavlick 2023)."""
     with user_errors(), quiet(silent):
+        check_out(out)
         m = load_model(model)
         cfg = fr.Config(
             format=fmt,
@@ -88,6 +89,5 @@ def recall_cmd(
             counts=load_counts(counts) if counts is not None else None,
         )
         path = write_result(result, out, command=command_line(), cost=cost)
-        result.write_files(out)
     typer.echo(result.report())
     typer.echo(f"wrote {path}")

@@ -20,7 +20,7 @@ from interp.analysis import run_with_cost
 from interp.data.niah import PAPER_NEEDLE, PAPER_TEMPLATE, Needle
 from interp.errors import InvalidArgumentError
 from interp.progress import quiet
-from interp.report import command_line, write_result
+from interp.report import check_out, command_line, write_result
 
 from .app import app, check_counts, load_model, user_errors
 
@@ -137,6 +137,7 @@ def retrieval_cmd(
 ):
     """Retrieval heads (Wu et al. 2024): scores, NIAH accuracy, and the pruning check."""
     with user_errors(), quiet(silent):
+        check_out(out)
         check_counts("--k", [k], "the heads above the 0.1 threshold")
         m = load_model(model, backend)
         cfg = build_config(
@@ -161,6 +162,5 @@ def retrieval_cmd(
         )
         result, cost = run_with_cost(registry.get("retrieval").run, m, cfg)
         path = write_result(result, out, command=command_line(), cost=cost)
-        result.primary.scores.to_json(out / "retrieval_scores.json")
     typer.echo(result.report())
     typer.echo(f"wrote {path}")
