@@ -102,7 +102,8 @@ def _cells(info: dict, roles: Sequence[RoleMap], colors: dict[str, str]) -> str:
         rows.append("<tr>" + "".join(cells) + "</tr>")
     # a scroll box with sticky head and layer labels: any head count fits, none is cut off
     return (
-        f'<div class="gridwrap"><table class="grid"><thead><tr><th class="corner"></th>'
+        f'<div class="gridwrap"><table class="grid" style="width:{30 + 104 * n_heads}px">'
+        f'<thead><tr><th class="corner"></th>'
         f'{head_row}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
     )
 
@@ -158,17 +159,18 @@ def _circuits(circuits, info) -> str:
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 .gridwrap{overflow:auto;max-width:100%;max-height:80vh;border:1px solid #eee}
-table.grid{border-collapse:separate;border-spacing:0}
+table.grid{border-collapse:separate;border-spacing:0;table-layout:fixed}
+.grid th.col{width:104px}.grid th.corner{width:30px}  /* the table's width: 30 + 104 per head */
 .grid th{font-size:12px;color:#555;padding:2px 6px;background:#fff}
 .grid th.col,.grid th.corner{position:sticky;top:0;z-index:2}
 .grid th.row,.grid th.corner{position:sticky;left:0;z-index:1}
 .grid th.corner{z-index:3}
-.cell{border:1px solid #ddd;min-width:84px;height:54px;vertical-align:top;padding:2px;\
+.cell{border:1px solid #ddd;height:54px;vertical-align:top;padding:2px;\
 cursor:pointer}
 .cell.has{background:#fafafa}
 .cell .name{font-size:10px;color:#999}
 .chip{display:block;color:#fff;font-size:10px;border-radius:3px;margin:1px 0;padding:0 3px;\
-white-space:nowrap}
+overflow-wrap:anywhere}
 .legend span{display:inline-block;color:#fff;border-radius:3px;padding:1px 6px;margin:2px;\
 font-size:12px;cursor:pointer}
 .legend span.off{opacity:.3}

@@ -95,6 +95,29 @@ def test_atlas_command_on_a_tiny_model(tmp_path, monkeypatch):
     assert bad.exit_code == 2 and ".html" in bad.output
 
 
+def test_demo_exits_non_zero_when_an_analyzer_fails(tmp_path, monkeypatch):
+    import interp.cli.demo as demo
+    from interp.testing import tiny_model
+
+    monkeypatch.setattr(
+        demo,
+        "default_model",
+        lambda spec=None: (tiny_model("llama"), (["the cat saw a"], ["box"]), "zoo organism"),
+    )
+
+    def broken(model, out):
+        raise ValueError("unknown backend None")
+
+    monkeypatch.setattr(demo, "ANALYZER_STEPS", {"entity_tracking": broken})
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "figs")])
+    assert result.exit_code == 1, result.output
+    assert "error: analyzer entity_tracking failed: ValueError: unknown backend None" in (
+        result.output
+    )
+    summary = json.loads((tmp_path / "figs" / "summary.json").read_text())  # still written
+    assert summary["errors"] == {"entity_tracking": "ValueError: unknown backend None"}
+
+
 # --- flags refused up front, before the model loads ----------------------------------------------
 
 

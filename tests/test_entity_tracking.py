@@ -674,3 +674,11 @@ def test_greedy_from_a_start_set_stops_on_the_validation_prompts(monkeypatch):
     no_val = et.greedy_circuit(EightHeads(), select, [], None, target=0.9, start=start)
     assert no_val["smallest_at_target"] == ["L0H6", "L0H7"] and no_val["n_validation"] is None
     assert no_val["faithfulness_validation"] is None
+
+
+def test_cmap_model_loads_with_the_default_backend():
+    """The demo's entity step (Config.backend None) loads its CMAP model; it used to stop with
+    "unknown backend None", which the demo recorded as an error and went on."""
+    model = et.load_finetuned(et.Config(finetuned="world-base"))
+    assert model.name == "world-base" and model.backend == "nnsight"
+    assert et.load_finetuned(et.Config()) is None

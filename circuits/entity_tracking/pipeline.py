@@ -72,11 +72,14 @@ def demo_config(model) -> Config:
 
 
 def load_finetuned(cfg: Config, backend=None):
-    """The CMAP source model `cfg.finetuned` names (None when it names none)."""
+    """The CMAP source model `cfg.finetuned` names (None when it names none), on `backend`
+    (None: `interp.load`'s default)."""
     if cfg.finetuned is None:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if backend is None:
+            return interp.load(cfg.finetuned)
         return interp.load(cfg.finetuned, backend=backend)
 
 
@@ -122,7 +125,7 @@ def run(model, cfg: Config = Config(), finetuned=None) -> Result:
     if cfg.template is None:  # the model's wording, used for both models (CMAP)
         cfg = replace(cfg, template=default_template(model))
     if finetuned is None:
-        finetuned = load_finetuned(cfg, cfg.backend)
+        finetuned = load_finetuned(cfg, cfg.backend or getattr(model, "backend", None))
     data, corr, evaluation, reference = datasets(model, cfg)
     kw = dict(batch_size=cfg.batch_size, backend=cfg.backend)
     ab = dict(kw, ablation=cfg.ablation)

@@ -222,6 +222,16 @@ def demo(
     with user_errors():
         summary = run_demo(out, model)
     typer.echo(json.dumps(summary, indent=2))
+    _fail_on_analyzer_errors(summary)
+
+
+def _fail_on_analyzer_errors(summary: dict) -> None:
+    """Exit with status 1 when an analyzer failed. Its error is in summary.json and the other
+    analyzers' outputs are written, but the main job did not do all of its work."""
+    for name, message in summary["errors"].items():
+        typer.secho(f"error: analyzer {name} failed: {message}", fg=typer.colors.RED, err=True)
+    if summary["errors"]:
+        raise typer.Exit(code=1)
 
 
 @app.command()
@@ -246,3 +256,4 @@ def atlas(
     typer.echo(
         f"atlas: {out} (analyzer outputs in {work}); roles: {json.dumps(summary['roles_found'])}"
     )
+    _fail_on_analyzer_errors(summary)
