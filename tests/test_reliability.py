@@ -369,20 +369,36 @@ def test_circuit_file_with_a_bom_loads_and_bad_sources_are_named(tmp_path):
         from_graphml(bad)
 
 
-def test_a_folder_without_tokenizer_files_names_them(tmp_path):
-    """Weights without a tokenizer: a typed error naming the files, not transformers' note
-    about sentencepiece or tiktoken (both of which are installed)."""
+def test_a_folder_without_tokenizer_files_loads_for_token_id_analyses(tmp_path):
+    """Weights without a tokenizer: the load warns naming the files (it used to stop with
+    transformers' note about sentencepiece or tiktoken, both installed); analyses on token ids
+    run (interp induction, end to end through the CLI); text raises a typed error naming the
+    files, at first use."""
     from helpers import save_model_folder
+    from typer.testing import CliRunner
 
-    from interp.loading import TokenizerMissingError
+    from interp.cli import app
+    from interp.loading import TokenizerMissingError, TokenizerMissingWarning
     from interp.testing import tiny_model
 
     folder = save_model_folder(tiny_model("llama"), tmp_path / "m")
     for path in folder.iterdir():
         if path.name.startswith(("tokenizer", "vocab", "merges", "special_tokens")):
             path.unlink()
-    with pytest.raises(TokenizerMissingError, match="no tokenizer"):
-        interp.load(str(folder))
+    with pytest.warns(TokenizerMissingWarning, match="no tokenizer files"):
+        model = interp.load(str(folder))
+    assert model.prepends_bos == (model.hf.config.bos_token_id is not None)
+    for use_text in (lambda: model.to_tokens("hello"), lambda: model.to_str([1, 2])):
+        with pytest.raises(TokenizerMissingError, match="tokenizer.json"):
+            use_text()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["induction", str(folder), "--out", str(out), "--n", "3", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "second-copy loss" in result.output and (out / "summary.json").is_file()
+    retrieval = CliRunner().invoke(app, ["retrieval", str(folder), "--out", str(tmp_path / "r")])
+    assert retrieval.exit_code == 2 and "has no tokenizer files" in retrieval.output
 
 
 # --- silent wrong results: each test below names what happened before the fix -------------------

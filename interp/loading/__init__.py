@@ -18,6 +18,7 @@ models and their cache), `errors` (the typed errors).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -33,8 +34,10 @@ from .errors import (
     ModelNotAvailableError,
     RealModelNotInstalledError,
     TokenizerMissingError,
+    TokenizerMissingWarning,
 )
 from .gguf import gguf_tokenizer, load_gguf
+from .ids_tokenizer import IdsOnlyTokenizer, missing_tokenizer_message
 from .spec_checks import check_device, check_folder_architecture, check_spec, refuse_near_miss
 
 __all__ = [
@@ -44,6 +47,7 @@ __all__ = [
     "RealModelNotInstalledError",
     "ChecksumMismatchError",
     "TokenizerMissingError",
+    "TokenizerMissingWarning",
     "resolve_dtype",
     "ShadowedNameWarning",
     "gguf_tokenizer",
@@ -188,11 +192,9 @@ def _load_folder(folder: str, dtype, revision):
             f"copy it again): {type(err).__name__}: {err}"
         ) from err
     if not any(name in files for name in TOKENIZER_FILES):
-        raise TokenizerMissingError(
-            f"{folder} has weights but no tokenizer (none of {', '.join(TOKENIZER_FILES)}); copy "
-            "the tokenizer files of the model it was trained from into the folder (for example "
-            "with AutoTokenizer.from_pretrained(source).save_pretrained(folder))"
-        )
+        message = missing_tokenizer_message(folder, TOKENIZER_FILES)
+        warnings.warn(message, TokenizerMissingWarning, stacklevel=4)
+        return model, IdsOnlyTokenizer.from_config(model.config, folder, TOKENIZER_FILES)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     return model, tokenizer
 

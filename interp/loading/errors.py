@@ -10,6 +10,7 @@ __all__ = [
     "RealModelNotInstalledError",
     "ChecksumMismatchError",
     "TokenizerMissingError",
+    "TokenizerMissingWarning",
 ]
 
 
@@ -29,6 +30,11 @@ class RealModelNotInstalledError(ModelNotAvailableError):
 
 class ChecksumMismatchError(InterpError, ValueError):
     """A model file whose sha256 differs from its table entry's (a damaged or changed file)."""
+
+
+class TokenizerMissingWarning(UserWarning):
+    """A model folder loaded without tokenizer files: token-id analyses run, text raises
+    `TokenizerMissingError`."""
 
 
 class TokenizerMissingError(ModelNotAvailableError):
