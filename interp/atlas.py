@@ -71,6 +71,9 @@ def _fmt(value) -> str:
     return str(value)
 
 
+_HEAD_PX, _LABEL_PX = 104, 30  # a head column and the layer-label column (fixed table layout)
+
+
 def _cells(info: dict, roles: Sequence[RoleMap], colors: dict[str, str]) -> str:
     n_layers, n_heads = int(info["n_layers"]), int(info["n_heads"])
     by_head: dict[Head, list[tuple[RoleMap, float]]] = {}
@@ -102,21 +105,25 @@ def _cells(info: dict, roles: Sequence[RoleMap], colors: dict[str, str]) -> str:
         rows.append("<tr>" + "".join(cells) + "</tr>")
     # a scroll box with sticky head and layer labels: any head count fits, none is cut off
     return (
-        f'<div class="gridwrap"><table class="grid" style="width:{30 + 104 * n_heads}px">'
-        f'<thead><tr><th class="corner"></th>'
+        f'<div class="gridwrap"><table class="grid" '
+        f'style="width:{_LABEL_PX + _HEAD_PX * n_heads}px"><thead><tr>'
+        f'<th class="corner"></th>'
         f'{head_row}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
     )
 
 
-_MARKS = {True: ("pass", "\u2713"), False: ("fail", "\u2717"), None: ("none", "\u00b7")}
+_MARKS = {  # Check.passed -> (css class, mark, what the mark means)
+    True: ("pass", "\u2713", "met"),
+    False: ("fail", "\u2717", "not met"),
+    None: ("none", "\u00b7", "no bar stated"),
+}
 
 
 def _sentences(checks: Sequence[Check]) -> str:
     """Each check as a sentence with a pass (check mark) or fail (cross) mark."""
     items = []
     for check in checks:
-        css, mark = _MARKS[check.passed]
-        label = {"pass": "met", "fail": "not met", "none": "no bar stated"}[css]
+        css, mark, label = _MARKS[check.passed]
         items.append(
             f"<li class='{css}'><span class='mark' title='{label}'>{mark}</span> "
             f"{_e(check.sentence())}</li>"
@@ -160,7 +167,6 @@ _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 .gridwrap{overflow:auto;max-width:100%;max-height:80vh;border:1px solid #eee}
 table.grid{border-collapse:separate;border-spacing:0;table-layout:fixed}
-.grid th.col{width:104px}.grid th.corner{width:30px}  /* the table's width: 30 + 104 per head */
 .grid th{font-size:12px;color:#555;padding:2px 6px;background:#fff}
 .grid th.col,.grid th.corner{position:sticky;top:0;z-index:2}
 .grid th.row,.grid th.corner{position:sticky;left:0;z-index:1}
@@ -183,6 +189,7 @@ font-size:12px;cursor:pointer}
 .pass .mark{color:#009E73}.fail .mark{color:#D55E00}.none .mark{color:#999}
 .circuit{margin:1em 0}
 """
+_STYLE += f".grid th.col{{width:{_HEAD_PX}px}}.grid th.corner{{width:{_LABEL_PX}px}}\n"
 
 _SCRIPT = """
 document.querySelectorAll('.cell').forEach(function(td){

@@ -47,9 +47,6 @@ class Check:
             text += f" ({marks})"
         return text
 
-    def to_dict(self) -> dict:
-        return {"sentence": self.sentence(), "passed": self.passed}
-
 
 def percent(rate: Optional[float]) -> str:
     """0.591 -> '59%' (None -> 'n/a')."""

@@ -33,6 +33,7 @@ __all__ = [
     "OutputPathError",
     "check_out",
     "write_result",
+    "write_text_atomic",
     "write_summary",
     "jsonable",
     "command_line",
@@ -114,6 +115,16 @@ def write_summary(
     return path
 
 
+def write_text_atomic(path, text: str) -> Path:
+    """Write `text` to `path` through a hidden file beside it, renamed into place: a reader
+    (or an interrupt) sees the old file or the new one, never half of one."""
+    path = Path(path)
+    partial = path.parent / f".{path.name}.writing"
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
 def check_out(out_dir, flag: str = "--out") -> Path:
     """Refuse an output folder that cannot be written, before any work is done, and return it.
 
@@ -165,7 +176,8 @@ def write_result(result, out_dir, *, command: Optional[str] = None, cost=None, f
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.writing-", dir=out.parent))
     try:
-        for name, fig in result.figures().items():
+        figures = result.figures()
+        for name, fig in figures.items():
             save_html(fig, staging / f"{name}.html")
         write_files = getattr(result, "write_files", None)
         if write_files is not None:
@@ -181,7 +193,7 @@ def write_result(result, out_dir, *, command: Optional[str] = None, cost=None, f
             command=command,
             seeds=prov.get("seeds"),
             data=prov.get("data"),
-            figures=[out / f"{name}.html" for name in result.figures()],
+            figures=[out / f"{name}.html" for name in figures],
             cost=cost,
             files=sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
             + ["summary.json"],

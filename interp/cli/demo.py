@@ -14,8 +14,6 @@ Writes, under OUT:
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 import traceback
 import warnings
@@ -31,7 +29,7 @@ from interp import zoo
 from interp.ablation import head_ablation_scores
 from interp.atlas import write_atlas
 from interp.plots import save_html
-from interp.report import OutputPathError, check_out, jsonable, write_result
+from interp.report import OutputPathError, check_out, jsonable, write_result, write_text_atomic
 from interp.testing import tiny_model
 from interp.views import attention_view
 
@@ -205,9 +203,7 @@ def run_demo(out: Path, spec: Optional[str] = None, analyzers: Optional[list[str
         "command": f"interp demo --out {out}" + (f" --model {spec}" if spec else ""),
         "seconds": round(time.perf_counter() - start, 1),
     }
-    partial = out / ".summary.json.writing"  # renamed in whole: never a half-written summary
-    partial.write_text(json.dumps(jsonable(summary), indent=2) + "\n")
-    os.replace(partial, out / "summary.json")
+    write_text_atomic(out / "summary.json", json.dumps(jsonable(summary), indent=2) + "\n")
     return summary
 
 
@@ -250,9 +246,7 @@ def atlas(
             raise OutputPathError(f"--out {out} is a folder; give the path of an .html page")
         check_out(work)
         summary = run_demo(work, model)
-    partial = out.parent / f".{out.name}.writing"
-    shutil.copyfile(work / "atlas.html", partial)
-    os.replace(partial, out)
+    write_text_atomic(out, (work / "atlas.html").read_text(encoding="utf-8"))
     typer.echo(
         f"atlas: {out} (analyzer outputs in {work}); roles: {json.dumps(summary['roles_found'])}"
     )

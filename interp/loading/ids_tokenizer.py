@@ -36,9 +36,7 @@ def missing_tokenizer_message(folder, files) -> str:
 class IdsOnlyTokenizer:
     """Special ids and vocabulary size from a model's config; no text."""
 
-    is_ids_only = True
-    padding_side = "left"
-    chat_template = None
+    chat_template = None  # read by interp.data.defaults to pick the NIAH template
 
     def __init__(
         self,
