@@ -43,6 +43,7 @@ from circuits.retrieval.running import answer_text
 from interp.cost import peak_allocated_bytes
 from interp.errors import InvalidArgumentError
 from interp.kv import full_policy, policy_from, random_policy, streaming_policy
+from interp.kv.policy import GROUPINGS
 from interp.progress import track
 from interp.tokens import Tokens
 
@@ -79,6 +80,23 @@ class Config:
         if not all(0 < float(b) <= 1 for b in self.budgets):
             raise InvalidArgumentError(
                 f"Config.budgets must be shares in (0, 1], got {self.budgets}"
+            )
+        if not all(0 <= float(d) <= 1 for d in self.depths):
+            raise InvalidArgumentError(
+                f"Config.depths must be fractions in [0, 1] (0 = needle at the start, 1 = at "
+                f"the end), got {self.depths}"
+            )
+        if self.group not in GROUPINGS:
+            raise InvalidArgumentError(
+                f"Config.group must be one of {GROUPINGS} (how a kv head scores from its query "
+                f"heads), got {self.group!r}"
+            )
+        if self.window is not None and (
+            isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1
+        ):
+            raise InvalidArgumentError(
+                f"Config.window must be an int >= 1 (recent positions a streaming head keeps), "
+                f"or None for a quarter of the shortest length; got {self.window!r}"
             )
         object.__setattr__(self, "budgets", tuple(float(b) for b in self.budgets))
         object.__setattr__(self, "depths", tuple(float(d) for d in self.depths))

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import torch
 
+from .errors import InvalidArgumentError
 from .interventions import PruneHeads
 from .results import HeadScores, data_hash
 
@@ -27,7 +28,7 @@ def answer_ids(model, answers: Sequence[str]) -> torch.Tensor:
     for answer in answers:
         pieces = model.tokenizer(" " + answer.strip(), add_special_tokens=False)["input_ids"]
         if not pieces:
-            raise ValueError(f"answer {answer!r} tokenizes to nothing")
+            raise InvalidArgumentError(f"answer {answer!r} tokenizes to nothing")
         ids.append(pieces[0])
     return torch.tensor(ids, device=model.device)
 
@@ -35,7 +36,7 @@ def answer_ids(model, answers: Sequence[str]) -> torch.Tensor:
 def answer_loss(model, prompts: Sequence[str], answers: Sequence[str], interventions=None) -> float:
     """Mean cross-entropy of each answer's first token after its prompt."""
     if len(prompts) != len(answers):
-        raise ValueError(f"got {len(prompts)} prompts but {len(answers)} answers")
+        raise InvalidArgumentError(f"got {len(prompts)} prompts but {len(answers)} answers")
     logits = model.forward(list(prompts), interventions=interventions)[:, -1]
     return float(torch.nn.functional.cross_entropy(logits.float(), answer_ids(model, answers)))
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import InterpError
+from .errors import InterpError, InvalidArgumentError
 
 __all__ = ["ArchSpec", "ARCHITECTURES", "SITES", "arch_spec", "UnsupportedArchitectureError"]
 
@@ -181,7 +181,7 @@ def split_qkv(
     if spec.qkv_layout == "per_head":
         q, k, v = fused.reshape(batch, pos, n_heads, 3 * d_head).chunk(3, dim=-1)
         return q, k, v
-    raise ValueError(f"no fused layout {spec.qkv_layout!r}")
+    raise InvalidArgumentError(f"no fused layout {spec.qkv_layout!r}")
 
 
 def merge_qkv(spec: ArchSpec, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -194,4 +194,4 @@ def merge_qkv(spec: ArchSpec, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor)
         )
     if spec.qkv_layout == "per_head":
         return torch.cat([q, k, v], dim=-1).reshape(batch, pos, -1)
-    raise ValueError(f"no fused layout {spec.qkv_layout!r}")
+    raise InvalidArgumentError(f"no fused layout {spec.qkv_layout!r}")

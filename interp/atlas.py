@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .checks import Check
+from .errors import InvalidArgumentError
 from .heads import Head
 
 __all__ = ["RoleMap", "atlas_html", "write_atlas", "ROLE_COLORS"]
@@ -80,7 +81,7 @@ def _cells(info: dict, roles: Sequence[RoleMap], colors: dict[str, str]) -> str:
     for role_map in roles:
         for head, score in role_map.parsed().items():
             if head.layer >= n_layers or head.head >= n_heads:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{role_map.analyzer} names {head}, outside the {n_layers}x{n_heads} model"
                 )
             by_head.setdefault(head, []).append((role_map, score))

@@ -26,9 +26,8 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from interp.errors import InvalidArgumentError
-
 from .backends.plan import Edit, EditContext, RunPlan
+from .errors import InvalidArgumentError
 from .heads import Head
 from .tokens import Tokens
 
@@ -129,7 +128,7 @@ def _check_patches(base, patches, n_prompts: int) -> list[CrossPatch]:
     for patch in patches:
         base.heads(patch.heads)
         if patch.positions is not None and len(patch.positions) != n_prompts:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"CrossPatch.positions needs one position per prompt ({n_prompts}), "
                 f"got {len(patch.positions)}"
             )
@@ -199,7 +198,7 @@ def cmap(
     last-position argmax is returned too.
     """
     if site not in CMAP_SITES:
-        raise ValueError(f"CMAP site must be one of {CMAP_SITES}, got {site!r}")
+        raise InvalidArgumentError(f"CMAP site must be one of {CMAP_SITES}, got {site!r}")
     check_compatible(base, source)
     tokens = _same_tokens(base, source, prompts)
     n = len(tokens)
@@ -222,7 +221,9 @@ def cmap(
 def _accuracy(logits: torch.Tensor, answer_ids) -> float:
     answers = torch.as_tensor(answer_ids, device=logits.device).long()
     if answers.shape[0] != logits.shape[0]:
-        raise ValueError(f"answer_ids has {answers.shape[0]} entries for {logits.shape[0]} prompts")
+        raise InvalidArgumentError(
+            f"answer_ids has {answers.shape[0]} entries for {logits.shape[0]} prompts"
+        )
     return float((logits.argmax(-1) == answers).float().mean())
 
 

@@ -27,6 +27,7 @@ import random
 import statistics
 from typing import Any, Callable, Optional, Sequence
 
+from .errors import InvalidArgumentError
 from .heads import Head
 
 __all__ = ["POOLS", "draw_head_sets", "control_pool", "random_head_control", "per_set"]
@@ -44,9 +45,9 @@ def draw_head_sets(
     when the pool has fewer distinct k-sets than asked."""
     pool = sorted(set(pool))
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+        raise InvalidArgumentError(f"k must be a positive int, got {k!r}")
     if k > len(pool):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"cannot draw {k} heads from a pool of {len(pool)}; lower k or widen the pool"
         )
     rng = random.Random(f"random-heads/{tag}/{int(seed)}/{k}")
@@ -68,7 +69,7 @@ def control_pool(
     """The heads a control draws from: outside `located` (and `measured`), every head but
     `measured`, or inside `located`."""
     if pool not in POOLS:
-        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+        raise InvalidArgumentError(f"pool must be one of {POOLS}, got {pool!r}")
     located, measured = set(located), set(measured)
     if pool == "inside":
         return [h for h in all_heads if h in located and h not in measured]
@@ -109,7 +110,9 @@ def random_head_control(
     sets = draw_head_sets(heads, k, n_draws, seed, tag)
     values = list(measure(sets)) if sets else []
     if len(values) != len(sets):
-        raise ValueError(f"measure returned {len(values)} values for {len(sets)} head sets")
+        raise InvalidArgumentError(
+            f"measure returned {len(values)} values for {len(sets)} head sets"
+        )
     size = magnitude or float
     mags = [float(size(v)) for v in values]
     return {

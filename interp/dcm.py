@@ -26,6 +26,7 @@ from typing import Optional, Sequence
 import torch
 
 from .backends.plan import Edit, EditContext, RunPlan
+from .errors import InvalidArgumentError
 from .heads import Head
 from .tokens import Tokens
 
@@ -134,7 +135,7 @@ def _rows(tokens: Tokens, index) -> Tokens:
 
 def _split(n: int, fractions, seed: int):
     if n < 4:
-        raise ValueError(f"DCM needs at least 4 pairs to split train/val/test, got {n}")
+        raise InvalidArgumentError(f"DCM needs at least 4 pairs to split train/val/test, got {n}")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_train = max(1, int(round(fractions[0] * n)))
     n_val = max(1, int(round(fractions[1] * n)))
@@ -225,24 +226,24 @@ def dcm(
     """
     base_t, source_t = model.to_tokens(base), model.to_tokens(source)
     if base_t.input_ids.shape != source_t.input_ids.shape:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"base and source must tokenize to the same shape, got "
             f"{tuple(base_t.input_ids.shape)} and {tuple(source_t.input_ids.shape)}"
         )
     n = len(base_t)
     targets = torch.as_tensor(target_ids).long()
     if targets.shape != (n,):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"target_ids must hold one token id per pair ({n}), got shape {tuple(targets.shape)}"
         )
     pos = None if positions is None else torch.as_tensor(positions).long()
     if pos is not None and pos.shape != (n,):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"positions must hold one index per pair ({n}), got shape {tuple(pos.shape)}"
         )
     candidates = list(model.all_heads() if heads is None else model.heads(heads))
     if not candidates:
-        raise ValueError("DCM needs at least one candidate head")
+        raise InvalidArgumentError("DCM needs at least one candidate head")
     train, val, test = _split(n, split, seed)
     mask = torch.ones(len(candidates), requires_grad=True)
     opt = torch.optim.Adam([mask], lr=lr)

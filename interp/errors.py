@@ -11,7 +11,13 @@ is shown with its traceback.
 
 from __future__ import annotations
 
-__all__ = ["InterpError", "InvalidArgumentError", "ArgumentTypeError"]
+__all__ = [
+    "InterpError",
+    "InvalidArgumentError",
+    "ArgumentTypeError",
+    "InterventionError",
+    "MissingFileError",
+]
 
 
 class InterpError(Exception):
@@ -24,3 +30,12 @@ class InvalidArgumentError(InterpError, ValueError):
 
 class ArgumentTypeError(InterpError, TypeError):
     """An argument of the wrong type; the message names the expected type."""
+
+
+class InterventionError(InvalidArgumentError):
+    """An intervention that cannot be built or applied as given; the message names the fix.
+    (Defined here so `interp.patch_source` can raise it; `interp.interventions` exports it.)"""
+
+
+class MissingFileError(InterpError, FileNotFoundError):
+    """A file the user named that is not there; the message names the path and what to pass."""

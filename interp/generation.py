@@ -74,7 +74,7 @@ def generate(
     >>> out = model.generate("Once upon a time", max_new_tokens=20)   # doctest: +SKIP
     >>> print(out.texts[0])                                           # doctest: +SKIP
     """
-    _check_options(model, max_new_tokens, do_sample, temperature, top_k)
+    _check_options(model, max_new_tokens, do_sample, temperature, top_k, seed)
     tokens = model.to_tokens(prompts)
     if tokens.input_ids.shape[1] + max_new_tokens > model.n_ctx:
         raise InvalidArgumentError(
@@ -140,8 +140,13 @@ def _caller_stacklevel() -> int:
     return level
 
 
-def _check_options(model, max_new_tokens, do_sample: bool, temperature, top_k) -> None:
+def _check_options(model, max_new_tokens, do_sample: bool, temperature, top_k, seed) -> None:
     """Refuse option values that would fail deep in the loop or be silently wrong."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise ArgumentTypeError(
+            f"seed must be an int (or None for fresh randomness), got {type(seed).__name__} "
+            f"{seed!r}"
+        )
     if not isinstance(do_sample, bool):
         raise ArgumentTypeError(
             f"do_sample must be True or False, got {type(do_sample).__name__} {do_sample!r}"
@@ -162,7 +167,10 @@ def _check_options(model, max_new_tokens, do_sample: bool, temperature, top_k) -
             f"{max_new_tokens!r}"
         )
     if max_new_tokens < 1:
-        raise InvalidArgumentError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        raise InvalidArgumentError(
+            f"max_new_tokens must be >= 1, got {max_new_tokens}: it is how many tokens to add "
+            "to each prompt (for the logits of the prompt alone, use model.forward)"
+        )
     if top_k is not None:
         if isinstance(top_k, bool) or not isinstance(top_k, int):
             raise ArgumentTypeError(

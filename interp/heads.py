@@ -76,7 +76,10 @@ class Head:
             value = int(value)  # a NumPy integer becomes a plain int (hash, JSON, str)
             object.__setattr__(self, name, value)
             if value < 0:
-                raise HeadIndexError(f"Head.{name} must be >= 0, got {value}")
+                raise HeadIndexError(
+                    f"Head.{name} must be >= 0 (indices count from 0; negative ones are not "
+                    f"read from the end), got {value}"
+                )
 
     @classmethod
     def parse(cls, spec: "HeadLike") -> "Head":

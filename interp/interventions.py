@@ -30,8 +30,9 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import torch
 
 from .backends.plan import Edit, EditContext
-from .errors import ArgumentTypeError, InvalidArgumentError
+from .errors import ArgumentTypeError, InterventionError
 from .heads import Head, HeadLike, check_heads, parse_heads
+from .patch_source import check_source, patch_fn, real_aligned
 
 __all__ = [
     "Intervention",
@@ -50,10 +51,6 @@ MAX_ALPHA = 1e4
 passes a finiteness check and turns every logit into NaN or 0), and no paper's sweep goes near."""
 
 
-class InterventionError(InvalidArgumentError):
-    """An intervention that cannot be built or applied as given; the message names the fix."""
-
-
 class Intervention:
     """Base class: compile to edits, combine with ``+``, serialise to JSON."""
 
@@ -65,7 +62,11 @@ class Intervention:
 
     def __add__(self, other: "Intervention") -> "Compose":
         if not isinstance(other, Intervention):
-            return NotImplemented
+            raise ArgumentTypeError(
+                f"an intervention combines with + only with another intervention, got "
+                f"{type(other).__name__} {other!r}; e.g. PruneHeads(['L1H0']) + "
+                "ScaleValues('L2H3', 2.0)"
+            )
         return Compose(self.parts() + other.parts())
 
     def to_dict(self) -> dict:
@@ -163,6 +164,11 @@ class PruneHeads(Intervention):
         object.__setattr__(self, "mode", mode)
         if means is not None:
             means = tuple(tuple(float(x) for x in row) for row in means)
+            if not all(math.isfinite(x) for row in means for x in row):
+                raise InterventionError(
+                    "PruneHeads means hold NaN or inf, which would make every later logit NaN; "
+                    "build them with PruneHeads.with_means(model, heads, texts)"
+                )
             if len(means) != len(self.heads):
                 raise InterventionError(
                     f"PruneHeads got {len(means)} mean vectors for {len(self.heads)} heads; "
@@ -273,6 +279,11 @@ class PatchHeads(Intervention):
             raise InterventionError(
                 "PatchHeads needs a source: a prompt, a list of prompts, or a z cache"
             )
+        if not isinstance(source, (str, list, tuple)) and not hasattr(source, "keys"):
+            raise ArgumentTypeError(
+                f"PatchHeads source must be a prompt, a list of prompts, or a z cache keyed by "
+                f"(layer, 'z') (from model.run_with_cache), got {type(source).__name__} {source!r}"
+            )
         object.__setattr__(self, "source", source)
 
     def _source_z(self, model) -> tuple[dict[int, torch.Tensor], Optional[torch.Tensor]]:
@@ -297,16 +308,14 @@ class PatchHeads(Intervention):
         tokens = getattr(source, "tokens", None)
         mask = None if tokens is None else tokens.attention_mask.bool()
         for layer, z in zs.items():
-            _check_source_shape(z, model, layer, mask)
+            check_source(z, model, layer, mask)
         return zs, mask
 
     def edits(self, model) -> list[Edit]:
         check_heads(self.heads, model.n_layers, model.n_heads)
         source, mask = self._source_z(model)
         return [
-            Edit(
-                h.layer, "z", _patch_fn(h.head, *_real_aligned(source[h.layer][:, :, h.head], mask))
-            )
+            Edit(h.layer, "z", patch_fn(h.head, *real_aligned(source[h.layer][:, :, h.head], mask)))
             for h in self.heads
         ]
 
@@ -347,7 +356,10 @@ class Compose(Intervention):
         flat: list[Intervention] = []
         for item in items:
             if not isinstance(item, Intervention):
-                raise ArgumentTypeError(f"Compose takes interventions, got {type(item).__name__}")
+                raise ArgumentTypeError(
+                    f"Compose takes Intervention objects, got {type(item).__name__} {item!r}; "
+                    "e.g. Compose([PruneHeads(['L1H0']), ScaleValues('L2H3', 2.0)])"
+                )
             flat.extend(item.parts())
         if not flat:
             raise InterventionError(
@@ -416,67 +428,6 @@ def _set_fn(head: int, value: torch.Tensor):
         return z
 
     return set_value
-
-
-def _check_source_shape(z: torch.Tensor, model, layer: int, mask: Optional[torch.Tensor]) -> None:
-    expected = f"[batch, pos, {model.n_heads} heads, d_head {model.d_head}]"
-    if z.dim() != 4 or z.shape[2] != model.n_heads or z.shape[3] != model.d_head:
-        raise InterventionError(
-            f"PatchHeads source z of layer {layer} has shape {tuple(z.shape)}; expected "
-            f"{expected} (head-major [batch, head, pos, d] must be transposed: "
-            "z.transpose(1, 2))"
-        )
-    if mask is not None and tuple(mask.shape) != tuple(z.shape[:2]):
-        raise InterventionError(
-            f"PatchHeads source tokens {tuple(mask.shape)} do not match its z {tuple(z.shape)}"
-        )
-
-
-def _real_aligned(
-    z: torch.Tensor, mask: Optional[torch.Tensor]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(z of each row's real tokens moved to the start [b, pos, d], real lengths [b]). Refuses a
-    source padded anywhere but on the left."""
-    if mask is None:
-        return z, torch.full((z.shape[0],), z.shape[1], dtype=torch.long)
-    lengths = mask.sum(1)
-    pads = z.shape[1] - lengths
-    if not bool((mask == (torch.arange(z.shape[1])[None, :] >= pads[:, None])).all()):
-        raise InterventionError(
-            "PatchHeads source is padded on the right or in the middle; "
-            "only left-padded sources can be aligned by real token"
-        )
-    index = (torch.arange(z.shape[1])[None, :] + pads[:, None]).clamp(max=z.shape[1] - 1)
-    return z.gather(1, index[..., None].expand_as(z)), lengths.cpu()
-
-
-def _patch_fn(head: int, source: torch.Tensor, lengths: torch.Tensor):
-    def patch(z: torch.Tensor, ctx: EditContext) -> torch.Tensor:
-        batch, q_len = z.shape[:2]
-        if source.shape[0] not in (1, batch):
-            raise InterventionError(
-                f"PatchHeads source has batch {source.shape[0]}, the run has {batch}; "
-                "give one source row per run row, or one for all"
-            )
-        pads = torch.zeros(batch, dtype=torch.long)
-        if ctx.key_mask is not None:
-            pads = (~ctx.key_mask.bool()).sum(1).cpu()  # interp left-pads: pads come first
-        real = (torch.arange(q_len)[None, :] + ctx.q_offset) - pads[:, None]  # [batch, q]
-        n_real = lengths.expand(batch) if lengths.numel() == 1 else lengths
-        valid = (real >= 0) & (real < n_real[:, None])
-        if not bool(valid.any()):
-            return z
-        rows = (
-            torch.arange(batch)[:, None]
-            if source.shape[0] == batch
-            else torch.zeros(batch, 1, dtype=torch.long)
-        )
-        values = source[rows, real.clamp(0, source.shape[1] - 1)].to(device=z.device, dtype=z.dtype)
-        z = z.clone()
-        z[:, :, head] = torch.where(valid[..., None].to(z.device), values, z[:, :, head])
-        return z
-
-    return patch
 
 
 def _uniform_fn(heads):

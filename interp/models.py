@@ -19,14 +19,24 @@ from typing import Iterable, Optional, Sequence, Union
 
 import torch
 
+from .activation_cache import ActivationCache, CacheKeyError
 from .arch import SITES, arch_spec, out_weight_per_head
 from .backends.plan import EditContext, RunPlan
-from .errors import ArgumentTypeError, InterpError, InvalidArgumentError
-from .heads import Head, HeadIndexError, HeadLike, check_heads, parse_heads
+from .errors import ArgumentTypeError, InvalidArgumentError
+from .heads import Head, check_heads, parse_heads
 from .interventions import Intervention, InterventionError
 from .lifetime import Intervening, InterventionNotEnteredWarning, check_once, combine
 from .loading import load_hf
 from .loading.weights_check import warn_non_finite
+from .run_args import (
+    BACKENDS,
+    UnknownSiteError,
+    check_backend,
+    check_count,
+    check_flag,
+    layer_indices,
+    site_names,
+)
 from .tokens import PromptError, Prompts, Tokens, to_tokens
 
 __all__ = [
@@ -34,55 +44,10 @@ __all__ = [
     "load",
     "BACKENDS",
     "ActivationCache",
+    "CacheKeyError",
     "UnknownSiteError",
     "InterventionNotEnteredWarning",
 ]
-
-BACKENDS = ("transformer_lens", "nnsight")
-
-
-class UnknownSiteError(InterpError, KeyError, ValueError):
-    """A site name that is not one of `interp.arch.SITES` (also a KeyError and a ValueError)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class CacheKeyError(InvalidArgumentError, KeyError):
-    """A site or layer that the cache did not capture; the message says how to capture it."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
-
-
-class ActivationCache(dict):
-    """Captured head sites: ``cache[layer, site]`` -> tensor in the canonical layout.
-
-    ``cache.head("z", "L1H3")`` slices one head. `tokens` is the batch that produced it.
-    """
-
-    def __init__(self, data, tokens: Tokens):
-        super().__init__(data)
-        self.tokens = tokens
-
-    def head(self, site: str, head: HeadLike) -> torch.Tensor:
-        head = Head.parse(head)
-        if (head.layer, site) not in self:
-            captured = sorted({f"{s}@L{layer}" for layer, s in self})
-            raise CacheKeyError(
-                f"this cache holds no {site!r} for layer {head.layer} (it holds "
-                f"{', '.join(captured[:8])}{' ...' if len(captured) > 8 else ''}); capture it "
-                f"with model.run_with_cache(prompts, sites=({site!r},), layers=[{head.layer}])"
-            )
-        tensor = self[head.layer, site]
-        n_heads = tensor.shape[1] if site == "pattern" else tensor.shape[2]
-        if not 0 <= head.head < n_heads:
-            raise HeadIndexError(
-                f"{head} is out of range: layer {head.layer} has heads 0..{n_heads - 1}"
-            )
-        if site == "pattern":
-            return tensor[:, head.head]
-        return tensor[:, :, head.head]
 
 
 def load(
@@ -107,7 +72,7 @@ class Model:
         self.hf = hf.eval()
         self.tokenizer = tokenizer
         self.name = name
-        self.backend = _check_backend(backend)
+        self.backend = check_backend(backend)
         self._active: list[Intervention] = []
         self._means_cache: dict[str, torch.Tensor] = {}
         self._engines: dict[str, object] = {}
@@ -192,7 +157,7 @@ class Model:
 
     def engine(self, backend: Optional[str] = None):
         """The engine object (built lazily, once) for `backend` or the model's default."""
-        name = _check_backend(backend or self.backend)
+        name = check_backend(backend or self.backend)
         if name not in self._engines:
             if name == "transformer_lens":
                 from .backends.transformer_lens import TransformerLensBackend as cls
@@ -243,7 +208,8 @@ class Model:
         top = int(tokens.input_ids.max())
         if top >= self.vocab_size or int(tokens.input_ids.min()) < 0:
             raise PromptError(
-                f"token id {top} is outside the vocabulary (0..{self.vocab_size - 1})"
+                f"token id {top} is outside the vocabulary (0..{self.vocab_size - 1}); the ids "
+                "must come from this model's tokenizer (model.to_tokens(text))"
             )
         return tokens
 
@@ -323,7 +289,7 @@ class Model:
         Put them in a ``RunPlan`` for `run_plan`; the list is new on each call, so a caller may
         append its own edits (a capture, a patch) without changing the model.
         """
-        items = list(self._active) if use_active else []
+        items = list(self._active) if check_flag("use_interventions", use_active) else []
         if interventions is not None and not isinstance(interventions, Intervention):
             if isinstance(interventions, (str, bytes)) or not isinstance(interventions, Iterable):
                 raise ArgumentTypeError(
@@ -422,20 +388,8 @@ class Model:
         """Logits and the requested head sites of every (or the given) layer.
 
         `sites` is one site name or several; `layers` one layer index or several."""
-        sites = (sites,) if isinstance(sites, str) else tuple(sites)
-        if isinstance(layers, int) and not isinstance(layers, bool):
-            layers = [layers]
-        for site in sites:
-            if site not in SITES:
-                raise UnknownSiteError(f"unknown site {site!r}; valid sites: {', '.join(SITES)}")
-        layers = range(self.n_layers) if layers is None else list(layers)
-        for layer in layers:
-            if isinstance(layer, bool) or not isinstance(layer, int):
-                raise ArgumentTypeError(
-                    f"layers must be ints, got {type(layer).__name__} {layer!r}"
-                )
-            if not 0 <= layer < self.n_layers:
-                raise InvalidArgumentError(f"layer {layer} is outside 0..{self.n_layers - 1}")
+        sites = site_names(sites)
+        layers = layer_indices(layers, self.n_layers)
         tokens = self.to_tokens(prompts)
         plan = RunPlan(
             self.edits(interventions, use_interventions),
@@ -448,8 +402,19 @@ class Model:
 
     def generate(self, prompts: Prompts, max_new_tokens: int = 32, **kwargs):
         """Continue prompts; see `interp.generation.generate` for the options."""
+        import inspect
+
         from .generation import generate
 
+        options = [
+            p for p in inspect.signature(generate).parameters if p not in ("model", "prompts")
+        ]
+        unknown = sorted(set(kwargs) - set(options))
+        if unknown:
+            raise ArgumentTypeError(
+                f"generate has no option {', '.join(map(repr, unknown))}; its options are "
+                f"{', '.join(options)} (see interp.generation.generate)"
+            )
         return generate(self, prompts, max_new_tokens=max_new_tokens, **kwargs)
 
     # --- reference activations -------------------------------------------------------------
@@ -475,6 +440,7 @@ class Model:
                 "head_means got an empty reference text: its mean would be over the "
                 "BOS token alone; give real texts (the prompts the heads are ablated on)"
             )
+        check_count("head_means batch_size", batch_size)
         key = hashlib.sha256(digest).hexdigest()[:16]
         if key not in self._means_cache:
             total = torch.zeros(self.n_layers, self.n_heads, self.d_head, dtype=torch.float64)
@@ -489,9 +455,3 @@ class Model:
                 count += int(mask.sum())
             self._means_cache[key] = (total / count).to(self.dtype)
         return self._means_cache[key]
-
-
-def _check_backend(name: str) -> str:
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
-    return name

@@ -34,6 +34,7 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 
 from .backends.plan import Edit, EditContext, RunPlan
+from .errors import InvalidArgumentError
 from .heads import Head
 from .results import HeadScores, data_hash
 from .tokens import Tokens
@@ -79,7 +80,7 @@ class Receivers:
         from .heads import parse_heads
 
         if site not in ("q", "k", "v"):
-            raise ValueError(f"receiver site must be 'q', 'k' or 'v', got {site!r}")
+            raise InvalidArgumentError(f"receiver site must be 'q', 'k' or 'v', got {site!r}")
         object.__setattr__(self, "heads", parse_heads(heads))
         object.__setattr__(self, "site", site)
         object.__setattr__(
@@ -100,7 +101,7 @@ def head_z(model, tokens: Tokens, *, interventions=None, backend=None) -> dict[i
 def _paired_tokens(model, base, source) -> tuple[Tokens, Tokens]:
     base_t, source_t = model.to_tokens(base), model.to_tokens(source)
     if base_t.input_ids.shape != source_t.input_ids.shape:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"base and source must tokenize to the same shape to patch position by position; got "
             f"{tuple(base_t.input_ids.shape)} and {tuple(source_t.input_ids.shape)}. "
             f"Use prompts of "
@@ -280,7 +281,9 @@ def path_patch(
     elif receivers == "logits":
         label = "path patching -> logits"
     else:
-        raise ValueError(f"receivers must be 'logits' or Receivers(heads, site), got {receivers!r}")
+        raise InvalidArgumentError(
+            f"receivers must be 'logits' or Receivers(heads, site), got {receivers!r}"
+        )
     rec = receivers if isinstance(receivers, Receivers) else None
     return _sweep(
         model,
@@ -313,7 +316,7 @@ def _receiver_edits(
     positions = None
     if receivers.positions is not None:
         if len(receivers.positions) != n_prompts:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Receivers.positions needs one position per prompt ({n_prompts}), "
                 f"got {len(receivers.positions)}"
             )

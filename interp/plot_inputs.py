@@ -9,6 +9,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .errors import ArgumentTypeError, InvalidArgumentError
+
 _HEAD_NAME = re.compile(r"^\s*[lL](\d+)\s*[hH](\d+)\s*$")
 
 
@@ -26,12 +28,12 @@ def _to_numpy(x: Any, name: str, ndim: Optional[int], shape_doc: str) -> np.ndar
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{name} must be a tensor or array of numbers with shape {shape_doc}, got "
             f"{type(x).__name__} that cannot be read as one; pass a torch.Tensor or np.ndarray"
         ) from None
     if (ndim is not None and arr.ndim != ndim) or 0 in arr.shape:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{name} must have shape {shape_doc} (non-empty), got shape {list(arr.shape)}; "
             f"select or reshape to match"
         )
@@ -48,7 +50,7 @@ def _layer_head(spec: Any) -> tuple[int, int]:
             return int(match.group(1)), int(match.group(2))
     elif isinstance(spec, (tuple, list)) and len(spec) == 2:
         return int(spec[0]), int(spec[1])
-    raise ValueError(
+    raise InvalidArgumentError(
         f"cannot read a head from {spec!r}; "
         f"use (layer, head) or 'L{{layer}}H{{head}}', e.g. (1, 2) or 'L1H2'"
     )
@@ -56,7 +58,7 @@ def _layer_head(spec: Any) -> tuple[int, int]:
 
 def _check_in_grid(layer: int, head: int, n_layers: int, n_heads: int, where: str) -> None:
     if not (0 <= layer < n_layers and 0 <= head < n_heads):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{where}: head L{layer}H{head} is outside the grid; layers are 0..{n_layers - 1} "
             f"and heads 0..{n_heads - 1}"
         )
@@ -81,13 +83,13 @@ def _unique_labels(tokens: Sequence[str]) -> list[str]:
 
 def _check_tokens(tokens: Any, name: str = "tokens") -> list[str]:
     if isinstance(tokens, str) or not isinstance(tokens, Sequence):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{name} must be a list of token strings, got {type(tokens).__name__}; "
             f"e.g. tokenizer.convert_ids_to_tokens(ids)"
         )
     bad = [t for t in tokens if not isinstance(t, str)]
     if bad:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{name} must all be str, got {type(bad[0]).__name__} {bad[0]!r}; "
             f"decode ids to strings first"
         )

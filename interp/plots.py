@@ -31,6 +31,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import numpy as np
 import plotly.graph_objects as go
 
+from .errors import ArgumentTypeError, InvalidArgumentError
 from .plot_inputs import (  # noqa: F401  (re-exported: split out to keep files small)
     _HEAD_NAME,
     _check_in_grid,
@@ -116,7 +117,7 @@ def head_heatmap(
     if hover is not None:
         extra = np.asarray(hover, dtype=object)
         if extra.shape != z.shape:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"hover must be a grid of strings with the shape of scores {list(z.shape)}, "
                 f"got shape {list(extra.shape)}"
             )
@@ -154,7 +155,7 @@ def _highlight_trace(
     i: int, group: str, members: Sequence[Any], n_layers: int, n_heads: int
 ) -> go.Scatter:
     if isinstance(members, (str, bytes)) or not isinstance(members, (Sequence, set, frozenset)):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"highlight[{group!r}] must be a list of heads like [(1, 2), 'L3H0'], "
             f"got {type(members).__name__}"
         )
@@ -219,7 +220,7 @@ def attention_pattern(
     for name, grid in zip(names, grids):
         q, k = grid.shape
         if k != k_pos or q > k:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"pattern for {name} has shape [q_pos={q}, k_pos={k}] but {k_pos} tokens were "
                 f"given; need k_pos == len(tokens) and q_pos <= k_pos"
             )
@@ -289,14 +290,16 @@ def _select_patterns(
         missing = [f"L{l}H{h}" for l, h in wanted if (l, h) not in by_name]
         if missing:
             have = ", ".join(f"L{l}H{h}" for l, h in by_name)
-            raise ValueError(f"heads {missing} are not in the pattern dict (it has {have})")
+            raise InvalidArgumentError(
+                f"heads {missing} are not in the pattern dict (it has {have})"
+            )
         if not wanted:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "pattern dict is empty; give at least one head's [q_pos, k_pos] pattern"
             )
         return [f"L{l}H{h}" for l, h in wanted], [by_name[w] for w in wanted]
     if heads is None or len(heads) == 0:
-        raise ValueError(
+        raise InvalidArgumentError(
             "attention_pattern needs `heads` to name the patterns, e.g. heads=[(1, 2)] or "
             "['L1H2']; or pass a dict {'L1H2': pattern}"
         )
@@ -311,7 +314,7 @@ def _select_patterns(
         for layer, head in pairs:
             _check_in_grid(layer, head, arr.shape[0], arr.shape[1], "attention_pattern")
         return names, [arr[l, h] for l, h in pairs]
-    raise ValueError(
+    raise InvalidArgumentError(
         f"pattern of shape {list(arr.shape)} does not fit {len(pairs)} head(s) {names}; expected "
         f"[{len(pairs)}, q_pos, k_pos], [q_pos, k_pos] for one head, "
         f"or [n_layers, n_heads, q_pos, k_pos]"
@@ -339,7 +342,7 @@ def line_curves(
     """
     xs = _to_numpy(x, "x", 1, "[n_points]")
     if not isinstance(curves, Mapping) or not curves:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"curves must be a non-empty dict {{name: [y values]}}, "
             f"got {type(curves).__name__} {curves!r:.60}"
         )
@@ -347,7 +350,7 @@ def line_curves(
     for name, ys in curves.items():
         y = _to_numpy(ys, f"curves[{name!r}]", 1, "[n_points]")
         if len(y) != len(xs):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"curves[{name!r}] has {len(y)} values but x has {len(xs)}; give one y per x"
             )
         fig.add_trace(
@@ -395,14 +398,14 @@ def heatmap_grid(
     rows = [str(r) for r in row_labels]
     cols = [str(c) for c in col_labels]
     if len(rows) != grid.shape[0] or len(cols) != grid.shape[1]:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"z has shape {list(grid.shape)} but {len(rows)} row labels and {len(cols)} column "
             f"labels were given; need one label per row and per column"
         )
     for kind, labels in (("row", rows), ("column", cols)):
         dupes = sorted(k for k, n in Counter(labels).items() if n > 1)
         if dupes:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{kind} labels must be unique (plotly merges equal labels), got duplicates {dupes}"
             )
     fig = go.Figure(
@@ -448,15 +451,17 @@ def save_html(fig: go.Figure, path: Union[str, os.PathLike], offline: bool = Tru
     ['fig.html', 'plotly.min.js']
     """
     if not isinstance(fig, go.Figure):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"save_html needs a plotly go.Figure, got {type(fig).__name__}; "
             f"build one with interp.plots"
         )
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"save_html path must be a str or Path, got {type(path).__name__}")
+        raise ArgumentTypeError(f"save_html path must be a str or Path, got {type(path).__name__}")
     path = Path(path)
     if path.suffix.lower() not in (".html", ".htm"):
-        raise ValueError(f"save_html writes HTML; path should end in .html, got {str(path)!r}")
+        raise InvalidArgumentError(
+            f"save_html writes HTML; path should end in .html, got {str(path)!r}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     if offline:
         _write_plotlyjs(path.parent / "plotly.min.js")

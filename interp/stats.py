@@ -26,6 +26,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from .errors import InvalidArgumentError
+
 __all__ = ["ranks", "spearman", "bootstrap_means", "interval", "wilson", "draw_spread"]
 
 
@@ -57,7 +59,7 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> Optional[float]:
     """
     x, y = _flat(a), _flat(b)
     if x.shape != y.shape:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"spearman needs two series of equal length, got {x.size} and {y.size} values"
         )
     keep = np.isfinite(x) & np.isfinite(y)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import InvalidArgumentError
+
 __all__ = ["TINY_ARCHITECTURES", "tiny_hf_model", "tiny_model", "word_tokenizer"]
 
 TINY_WORDS = (
@@ -106,7 +108,9 @@ def _config(arch: str, vocab: int, n_layers: int, n_ctx: int):
         )
     if arch in _NEWER:
         return _newer_config(arch, common)
-    raise ValueError(f"unknown tiny architecture {arch!r}; choose one of {TINY_ARCHITECTURES}")
+    raise InvalidArgumentError(
+        f"unknown tiny architecture {arch!r}; choose one of {TINY_ARCHITECTURES}"
+    )
 
 
 _NEWER = ("gemma3", "gemma2", "qwen3", "phi3", "olmo2")

@@ -8,6 +8,7 @@ padded prompt gives the same numbers as the same prompt alone.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
@@ -63,6 +64,11 @@ def to_tokens(
     elif isinstance(prompts, torch.Tensor):
         tokens = _from_ids(prompts)
     else:
+        if isinstance(prompts, (bytes, dict)) or not isinstance(prompts, (str, Iterable)):
+            raise PromptError(
+                f"prompts must be a string, a non-empty list of strings, or token ids; "
+                f"got {type(prompts).__name__} {prompts!r}"
+            )
         texts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not texts or not all(isinstance(t, str) for t in texts):
             raise PromptError(
@@ -142,7 +148,10 @@ def _warn_unknown(tokenizer, words: list[str]) -> None:
 
 def _from_ids(ids: torch.Tensor) -> Tokens:
     if ids.dtype not in (torch.int64, torch.int32):
-        raise PromptError(f"token ids must be an integer tensor, got dtype {ids.dtype}")
+        raise PromptError(
+            f"token ids must be an integer tensor, got dtype {ids.dtype}; convert them with "
+            "ids.long()"
+        )
     if ids.dim() == 1:
         ids = ids[None]
     if ids.dim() != 2:

@@ -36,6 +36,7 @@ from typing import Optional
 import torch
 
 from .arch import split_qkv
+from .errors import InvalidArgumentError
 
 __all__ = [
     "value_weight",
@@ -97,7 +98,7 @@ def final_norm_parts(model) -> tuple[torch.Tensor, float, bool]:
     norm = model.final_norm
     weight = getattr(norm, "weight", None)
     if weight is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"the final norm {type(norm).__name__} has no weight; a norm fold needs one"
         )
     eps = float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-5)))

@@ -14,6 +14,21 @@ def analyzer_app(register):
     return app
 
 
+def save_bert_folder(folder):
+    """A tiny BERT (not a causal LM) written as an ordinary HF folder; returns the folder."""
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        vocab_size=50,
+    )
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
 def save_model_folder(model, folder):
     """Write `model` as an ordinary HF folder (weights + tokenizer) and return the folder."""
     model.hf.save_pretrained(folder)

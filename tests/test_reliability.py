@@ -722,19 +722,12 @@ def test_a_folder_named_like_a_zoo_model_does_not_shadow_it(tmp_path, monkeypatc
 def test_a_folder_of_an_unsupported_architecture_is_refused_before_its_weights(tmp_path):
     """Before: a BERT folder loaded as BertLMHeadModel (random new weights), then failed on the
     tokenizer or on the head sites."""
-    from transformers import BertConfig, BertModel
+    from helpers import save_bert_folder
 
     import interp
     from interp.arch import UnsupportedArchitectureError
 
-    config = BertConfig(
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=37,
-        vocab_size=50,
-    )
-    BertModel(config).save_pretrained(tmp_path / "bert")
+    save_bert_folder(tmp_path / "bert")
     with pytest.raises(UnsupportedArchitectureError, match="BertModel.*LlamaForCausalLM"):
         interp.load(str(tmp_path / "bert"))
 
@@ -768,7 +761,7 @@ def test_a_recipe_path_that_is_a_folder_or_missing_is_a_typed_error(tmp_path):
     """Before: IsADirectoryError / FileNotFoundError tracebacks from `interp generate --recipe`."""
     from interp.interventions import Intervention, InterventionError
 
-    with pytest.raises(InterventionError, match="is a folder; give the .json file"):
+    with pytest.raises(InterventionError, match="is a folder; give the file inside it"):
         Intervention.from_json(str(tmp_path))
     with pytest.raises(InterventionError, match="no file .*check the path"):
         Intervention.from_json(str(tmp_path / "nope.json"))

@@ -20,6 +20,7 @@ import torch
 from interp.backends.plan import Edit
 from interp.controls import control_pool, random_head_control
 from interp.data.boxes import BoxDataset
+from interp.errors import InvalidArgumentError
 from interp.heads import Head
 from interp.interventions import Intervention, PruneHeads
 from interp.patching import head_z
@@ -45,7 +46,7 @@ __all__ = [
 def ablate_others(model, heads, reference: BoxDataset, ablation: str = "mean"):
     """The intervention that ablates every head not in `heads` (None when none is left out)."""
     if ablation not in ABLATIONS:
-        raise ValueError(f"ablation must be one of {ABLATIONS}, got {ablation!r}")
+        raise InvalidArgumentError(f"ablation must be one of {ABLATIONS}, got {ablation!r}")
     keep = set(heads)
     others = [h for h in model.all_heads() if h not in keep]
     if not others:
@@ -90,7 +91,7 @@ class PositionMeans(Intervention):
 def _set_positions(heads: list, mean: torch.Tensor):
     def fn(z: torch.Tensor, ctx) -> torch.Tensor:
         if z.shape[1] != mean.shape[0] or ctx.q_offset:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"position-mean ablation needs prompts of {mean.shape[0]} tokens, got {z.shape[1]}"
             )
         z = z.clone()

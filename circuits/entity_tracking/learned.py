@@ -20,6 +20,7 @@ import torch
 
 from interp.data.boxes import BoxDataset
 from interp.dcm import mask_plan
+from interp.errors import InvalidArgumentError
 from interp.progress import stage
 from interp.tokens import Tokens
 
@@ -150,9 +151,9 @@ def learned_circuit(
     counterpart of `greedy_circuit`: gradients weigh all heads at once, so redundant heads are
     judged together instead of one at a time."""
     if ablation not in ABLATIONS:
-        raise ValueError(f"ablation must be one of {ABLATIONS}, got {ablation!r}")
+        raise InvalidArgumentError(f"ablation must be one of {ABLATIONS}, got {ablation!r}")
     if loss not in MASK_LOSSES:
-        raise ValueError(f"loss must be one of {MASK_LOSSES}, got {loss!r}")
+        raise InvalidArgumentError(f"loss must be one of {MASK_LOSSES}, got {loss!r}")
     validation = select if validation is None else validation
     heads = list(model.all_heads())
     sources = ablation_sources(model, reference, ablation)

@@ -15,6 +15,7 @@ import torch
 
 from interp.backends.plan import RunPlan
 from interp.data.conflict import ConflictSet
+from interp.errors import ArgumentTypeError, InvalidArgumentError
 from interp.heads import Head
 from interp.results import HeadScores, data_hash
 from interp.weights import final_norm_parts, norm_scale
@@ -42,7 +43,7 @@ def final_norm_as_linear(
         getattr(norm, "variance_epsilon", getattr(norm, "eps", None)) is None
         or getattr(norm, "bias", None) is not None
     ):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"head attribution supports LayerNorm and RMSNorm final norms, "
             f"got {type(norm).__name__}"
         )
@@ -70,7 +71,7 @@ def head_dla(model, prompts, target_ids, foil_ids, batch_size: int = 256) -> dic
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     target_ids, foil_ids = torch.as_tensor(list(target_ids)), torch.as_tensor(list(foil_ids))
     if not (len(prompts) == len(target_ids) == len(foil_ids)):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"need one target and one foil id per prompt: {len(prompts)} prompts, "
             f"{len(target_ids)} targets, {len(foil_ids)} foils"
         )
@@ -128,7 +129,7 @@ def head_attribution(
 ) -> dict[str, HeadScores]:
     """Mean DLA onto logit(in-context) - logit(memorised), per behaviour group and over all."""
     if len(labels) != len(data):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"need one behaviour label per prompt: {len(labels)} labels, {len(data)} prompts"
         )
     dla = head_dla(model, data.prompts(), data.context_ids, data.memory_ids, batch_size)

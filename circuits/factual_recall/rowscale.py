@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from interp.backends.plan import Edit, EditContext
+from interp.errors import ArgumentTypeError, InvalidArgumentError
 from interp.heads import Head
 from interp.interventions import Intervention
 
@@ -32,16 +33,16 @@ class RowScaleValues(Intervention):
     def __init__(self, scales: torch.Tensor):
         scales = torch.as_tensor(scales, dtype=torch.float32)
         if scales.dim() != 3:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"scales must be [rows, n_layers, n_heads], got shape {tuple(scales.shape)}"
             )
         if not bool(torch.isfinite(scales).all()):
-            raise ValueError("scales must be finite numbers (no NaN/inf)")
+            raise InvalidArgumentError("scales must be finite numbers (no NaN/inf)")
         self.scales = scales
 
     def edits(self, model) -> list[Edit]:
         if tuple(self.scales.shape[1:]) != (model.n_layers, model.n_heads):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"scales must be [rows, {model.n_layers}, {model.n_heads}] for this model, "
                 f"got {tuple(self.scales.shape)}"
             )
@@ -49,7 +50,7 @@ class RowScaleValues(Intervention):
         return [Edit(l, "z", _row_scale_edit(self.scales[:, l])) for l in layers]
 
     def to_dict(self) -> dict:
-        raise TypeError(
+        raise ArgumentTypeError(
             "RowScaleValues is a batched sweep device; save the chosen setting as ScaleValues"
         )
 
@@ -57,7 +58,7 @@ class RowScaleValues(Intervention):
 def _row_scale_edit(scale: torch.Tensor):
     def edit(z: torch.Tensor, ctx: EditContext) -> torch.Tensor:
         if z.shape[0] != scale.shape[0]:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"RowScaleValues has {scale.shape[0]} rows, the batch has {z.shape[0]}"
             )
         return z * scale.to(device=z.device, dtype=z.dtype)[:, None, :, None]

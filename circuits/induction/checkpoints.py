@@ -22,7 +22,7 @@ import torch
 
 import interp
 from interp import zoo
-from interp.errors import ArgumentTypeError, InvalidArgumentError
+from interp.errors import ArgumentTypeError, InvalidArgumentError, MissingFileError
 from interp.zoo.recipes import Recipe
 from interp.zoo.train import build_model
 from interp.zoo.world import World
@@ -81,7 +81,7 @@ def _folder_label_and_step(model, spec: str) -> tuple[str, Optional[int]]:
 
 def _load_training_state(path: str):
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise MissingFileError(f"checkpoint {path} does not exist")
     state = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(state, dict) or not {"recipe", "model", "step"} <= set(state):
         raise InvalidArgumentError(

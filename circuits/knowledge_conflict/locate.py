@@ -19,6 +19,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from interp.data.conflict import ConflictDataError, ConflictSet
+from interp.errors import InvalidArgumentError
 from interp.heads import Head
 from interp.patching import attribution_patch, logit_diff, path_patch
 from interp.progress import track
@@ -60,7 +61,7 @@ def conflict_metric(
 def aligned_tokens(model, base: Sequence[str], source: Sequence[str]) -> tuple[Tokens, Tokens]:
     """Both prompt lists left-padded to one width, so their last tokens share a position."""
     if len(base) != len(source):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"need one source prompt per base prompt, got {len(base)} and {len(source)}"
         )
     both = model.to_tokens(list(base) + list(source))
@@ -220,7 +221,7 @@ def ranked(scores: HeadScores, role: str) -> list[Head]:
         return [h for h, s in sorted(flat, key=lambda x: -x[1]) if s > 0]
     if role == "context":
         return [h for h, s in sorted(flat, key=lambda x: x[1]) if s < 0]
-    raise ValueError(f"role must be 'memory' or 'context', got {role!r}")
+    raise InvalidArgumentError(f"role must be 'memory' or 'context', got {role!r}")
 
 
 def located(scores: HeadScores, frac: float = 0.1) -> list[Head]:

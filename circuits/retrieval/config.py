@@ -22,7 +22,7 @@ from interp.data.defaults import (
     restate_tokens,
 )
 from interp.data.niah import Needle, NiahPrompt, build_grid, prompt_overhead
-from interp.errors import InvalidArgumentError
+from interp.errors import ArgumentTypeError, InvalidArgumentError
 
 __all__ = ["Config", "MODES", "ROUTES", "PRUNE_MODES", "PRUNE_METRICS", "NoRetrievalWarning"]
 
@@ -84,40 +84,44 @@ class Config:
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
         if self.mode not in MODES:
-            raise ValueError(f"Config.mode must be one of {MODES}, got {self.mode!r}")
+            raise InvalidArgumentError(f"Config.mode must be one of {MODES}, got {self.mode!r}")
         if self.route not in ROUTES:
-            raise ValueError(f"Config.route must be one of {ROUTES}, got {self.route!r}")
+            raise InvalidArgumentError(f"Config.route must be one of {ROUTES}, got {self.route!r}")
         if self.prune_mode not in PRUNE_MODES:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Config.prune_mode must be 'uniform' (the paper's) or 'zero', "
                 f"got {self.prune_mode!r}"
             )
         if self.prune_metric not in PRUNE_METRICS:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Config.prune_metric must be one of {PRUNE_METRICS}, got {self.prune_metric!r}"
             )
         if self.lengths is not None:
             lengths = tuple(int(n) for n in self.lengths)
             if not lengths or min(lengths) < 8:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"Config.lengths must be context lengths >= 8 tokens, got {self.lengths}"
                 )
             set_("lengths", lengths)
         depths = tuple(float(d) for d in self.depths)
         if not depths or not all(0.0 <= d <= 1.0 for d in depths):
-            raise ValueError(f"Config.depths must be fractions in [0, 1], got {self.depths}")
+            raise InvalidArgumentError(
+                f"Config.depths must be fractions in [0, 1], got {self.depths}"
+            )
         set_("depths", depths)
         if self.needles is not None:
             needles = tuple(self.needles)
             if not needles or not all(isinstance(n, Needle) for n in needles):
-                raise TypeError("Config.needles must be a non-empty sequence of niah.Needle")
+                raise ArgumentTypeError(
+                    "Config.needles must be a non-empty sequence of niah.Needle"
+                )
             set_("needles", needles)
         for name, low in (("n_needles", 1), ("batch_size", 1), ("extra_tokens", 0), ("n_draws", 1)):
             value = getattr(self, name)
             if name == "extra_tokens" and value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"Config.{name} must be an int >= {low}, got {value!r}")
+                raise InvalidArgumentError(f"Config.{name} must be an int >= {low}, got {value!r}")
         if self.k is not None and (
             isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1
         ):
@@ -126,7 +130,9 @@ class Config:
                 f"got {self.k!r}"
             )
         if not 0.0 <= self.threshold or not 0.0 <= self.rouge_threshold < 1.0:
-            raise ValueError("Config.threshold must be >= 0 and rouge_threshold in [0, 1)")
+            raise InvalidArgumentError(
+                "Config.threshold must be >= 0 and rouge_threshold in [0, 1)"
+            )
 
     def grid_lengths(self, model) -> tuple:
         if self.lengths is not None:

@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Sequence
 
 from interp.data.niah import NiahPrompt
+from interp.errors import InvalidArgumentError
 
 __all__ = ["self_haystack", "without_needle", "STORY_OPENINGS"]
 
@@ -49,5 +50,5 @@ def self_haystack(
             if total >= n_tokens:
                 break
         if not parts:
-            raise ValueError("the model generated no text to build a haystack from")
+            raise InvalidArgumentError("the model generated no text to build a haystack from")
     return " ".join(parts)

@@ -12,6 +12,7 @@ import torch
 
 from interp import plots
 from interp.data.niah import NiahPrompt
+from interp.errors import ArgumentTypeError, InvalidArgumentError
 from interp.heads import Head
 from interp.results import HeadScores, data_hash
 
@@ -79,7 +80,7 @@ class RetrievalResult:
 
     def top(self, k: int) -> list[Head]:
         if not self.retrieves:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"no retrieval scores: the model solved 0 of {self.n_tests} tests; "
                 "use longer answers, shorter contexts or another model"
             )
@@ -175,7 +176,7 @@ def run(
     """
     cfg = Config() if cfg is None else cfg
     if not isinstance(cfg, Config):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"cfg must be a circuits.retrieval.Config, got {type(cfg).__name__}; "
             "e.g. Config(lengths=(64, 128), depths=(0.0, 0.5, 1.0))"
         )

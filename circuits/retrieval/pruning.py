@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from interp import plots
 from interp.controls import control_pool, draw_head_sets
 from interp.data.niah import NiahPrompt
+from interp.errors import InvalidArgumentError
 from interp.interventions import PruneHeads
 from interp.progress import track
 from interp.tokens import Tokens
@@ -58,7 +59,7 @@ def niah_accuracy(
     mid-answer; `analyze` reports both on the unpruned model, where decode comes free.
     """
     if metric not in PRUNE_METRICS:
-        raise ValueError(f"metric must be one of {PRUNE_METRICS}, got {metric!r}")
+        raise InvalidArgumentError(f"metric must be one of {PRUNE_METRICS}, got {metric!r}")
     prompts = list(prompts)
     solved = [False] * len(prompts)
     if metric == "teacher_forced":
@@ -180,19 +181,21 @@ def prune_experiment(
     seeded by (`seed`, k) through `interp.controls.draw_head_sets`.
     """
     if mode not in PRUNE_MODES:
-        raise ValueError(f"prune mode must be 'uniform' (the paper's) or 'zero', got {mode!r}")
+        raise InvalidArgumentError(
+            f"prune mode must be 'uniform' (the paper's) or 'zero', got {mode!r}"
+        )
     result = result if result is not None else run(model, cfg)
     cfg = result.config
     total = model.n_layers * model.n_heads
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < total:
-        raise ValueError(f"k must be an int in 1..{total - 1}, got {k!r}")
+        raise InvalidArgumentError(f"k must be an int in 1..{total - 1}, got {k!r}")
     if n_draws < 1:
-        raise ValueError(f"n_draws must be >= 1, got {n_draws}")
+        raise InvalidArgumentError(f"n_draws must be >= 1, got {n_draws}")
     top = tuple(result.top(k))
     n_out = max(k, len(result.heads)) if exclude is None else max(int(exclude), k)
     outside = control_pool(model.all_heads(), result.top(min(n_out, result.scores.n_scored)))
     if len(outside) < k:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"only {len(outside)} heads lie outside the top {n_out}; lower k or exclude"
         )
     opts = dict(
@@ -246,7 +249,7 @@ def prune_curve(
     """
     ks = sorted({int(k) for k in ks})
     if not ks:
-        raise ValueError("prune_curve needs at least one k")
+        raise InvalidArgumentError("prune_curve needs at least one k")
     curve: list[PruneResult] = []
     for k in track(ks, "retrieval: pruning curve", unit="k"):
         baseline = curve[0].baseline if curve else None

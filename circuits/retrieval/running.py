@@ -19,6 +19,7 @@ import torch
 
 from interp.backends.plan import RunPlan
 from interp.data.niah import NiahPrompt
+from interp.errors import InvalidArgumentError
 from interp.progress import track
 from interp.tokens import Tokens
 
@@ -327,15 +328,17 @@ def score_prompts(
     intervention edits the pattern or the engine does not call the HF attention function.
     """
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        raise InvalidArgumentError(f"mode must be one of {MODES}, got {mode!r}")
     if route not in ROUTES:
-        raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
+        raise InvalidArgumentError(f"route must be one of {ROUTES}, got {route!r}")
     prompts = list(prompts)
     if not prompts:
-        raise ValueError("score_prompts needs at least one NIAH prompt (see interp.data.niah)")
+        raise InvalidArgumentError(
+            "score_prompts needs at least one NIAH prompt (see interp.data.niah)"
+        )
     for p in prompts:
         if p.n_tokens + len(p.answer_ids) + extra_tokens > model.n_ctx:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"a prompt of {p.n_tokens} tokens + its answer exceeds the model's "
                 f"window of {model.n_ctx}; use shorter context lengths"
             )

@@ -28,6 +28,7 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMa
 
 from interp.backends.attention import attention_implementation
 from interp.backends.plan import Edit, EditContext
+from interp.errors import InvalidArgumentError
 
 __all__ = [
     "copy_hits",
@@ -97,7 +98,7 @@ def rouge1_recall(reference: str, response: str) -> float:
     """
     ref = Counter(re.findall(r"\w+", reference.lower()))
     if not ref:
-        raise ValueError("the reference answer has no words to score against")
+        raise InvalidArgumentError("the reference answer has no words to score against")
     got = Counter(re.findall(r"\w+", response.lower()))
     return sum(min(n, got[w]) for w, n in ref.items()) / sum(ref.values())
 

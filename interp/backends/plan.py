@@ -18,6 +18,8 @@ from typing import Callable, Iterable, Optional
 
 import torch
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["Edit", "EditContext", "RunPlan", "LayerPlan"]
 
 EditFn = Callable[[torch.Tensor, "EditContext"], torch.Tensor]
@@ -117,7 +119,7 @@ class RunPlan:
         for plan in self.layers.values():
             if plan.wants_result:
                 if w_out is None:
-                    raise ValueError("the 'result' site needs the model's output weights")
+                    raise InvalidArgumentError("the 'result' site needs the model's output weights")
                 plan.w_out = w_out(plan.layer)
 
     def _layer(self, layer: int) -> LayerPlan:

@@ -1,8 +1,8 @@
 """The typer app every ``interp`` command registers on, and what the commands share: loading a
 model quietly, failing with a clear message, and turning interp's own errors into that message.
 
-Only `InterpError` (and, until every analyzer raises typed errors, the builtin errors of bad
-input) is caught and printed as ``error: ...``; anything else is a bug and keeps its traceback.
+Only `InterpError` is caught and printed as ``error: ...``; anything else is a bug and keeps its
+traceback (tests/bad_inputs replays the bad input of every command to keep it so).
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ import typer
 import interp
 from interp.errors import InterpError, InvalidArgumentError
 
-__all__ = ["app", "load_model", "fail", "user_errors", "USER_ERRORS", "check_counts"]
+__all__ = [
+    "app",
+    "load_model",
+    "fail",
+    "user_errors",
+    "USER_ERRORS",
+    "check_counts",
+    "parse_numbers",
+]
 
 app = typer.Typer(
     help="interp: find and steer the heads that do the work in a causal LM.",
@@ -24,7 +32,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-USER_ERRORS = (InterpError, FileNotFoundError, ValueError, TypeError)
+USER_ERRORS = (InterpError,)
 """What a command reports as ``error: ...`` instead of a traceback."""
 
 
@@ -62,3 +70,22 @@ def check_counts(flag: str, values: Iterable[Optional[int]], default: str) -> No
             raise InvalidArgumentError(
                 f"{flag} must be 1 or more, got {value}; leave {flag} out for {default}"
             )
+
+
+def parse_numbers(text: Optional[str], flag: str, kind=float) -> Optional[tuple]:
+    """A flag's list of numbers: '48,80 112' -> (48, 80, 112) as `kind`; None stays None. The
+    error names the flag and shows the form it takes.
+
+        >>> parse_numbers("8,13 21", "--lengths", int)
+        (8, 13, 21)
+    """
+    if text is None:
+        return None
+    try:
+        return tuple(kind(x) for x in str(text).replace(",", " ").split())
+    except ValueError:
+        example = "8,13,21" if kind is int else "0.1,0.5,0.9"
+        raise InvalidArgumentError(
+            f"{flag} takes comma-separated {'integers' if kind is int else 'numbers'}, e.g. "
+            f"{example}; got {text!r}"
+        ) from None

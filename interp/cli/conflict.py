@@ -78,6 +78,8 @@ def conflict_cmd(
     with user_errors(), quiet(silent):
         check_out(out)
         check_counts("--k", k, "the default grid 1 3 5 7 9 15")
+        check_counts("--n-random", [n_random], "5 random draws")
+        check_counts("--n-per-subject", [n_per_subject], "3 items per subject")
         m = load_model(model)
         cfg = kc.Config(
             formats=parse_formats(formats),

@@ -29,9 +29,15 @@ def info(model: str = typer.Argument(..., help="HF id, local folder, .gguf file 
 def parse_scale(text: str):
     """'L5H1=2.0' -> ScaleValues('L5H1', 2.0)."""
     if "=" not in text:
-        raise ValueError(f"--scale takes HEAD=ALPHA, e.g. L5H1=2.0; got {text!r}")
+        raise InvalidArgumentError(f"--scale takes HEAD=ALPHA, e.g. L5H1=2.0; got {text!r}")
     head, alpha = text.split("=", 1)
-    return ScaleValues(head, float(alpha))
+    try:
+        value = float(alpha)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"--scale {text!r}: ALPHA must be a number, e.g. {head}=2.0"
+        ) from None
+    return ScaleValues(head, value)
 
 
 def build_recipe(prune: List[str], scale: List[str], recipe: Optional[Path], mode: str):

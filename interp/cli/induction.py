@@ -15,23 +15,13 @@ import typer
 
 from circuits import induction, induction_damage, registry
 from interp.analysis import run_with_cost
-from interp.errors import InvalidArgumentError
+from interp.errors import MissingFileError
 from interp.progress import quiet
 from interp.report import check_out, command_line, write_result
 
-from .app import app, user_errors
+from .app import app, check_counts, parse_numbers, user_errors
 
-__all__ = ["induction_cmd", "damage_cmd", "parse_ints"]
-
-
-def parse_ints(text: str, what: str) -> tuple:
-    """'8,13,21' -> (8, 13, 21); the error names the flag and shows the expected form."""
-    try:
-        return tuple(int(x) for x in str(text).split(",") if x.strip())
-    except ValueError:
-        raise InvalidArgumentError(
-            f"{what} must be comma-separated integers, e.g. 8,13,21; got {text!r}"
-        ) from None
+__all__ = ["induction_cmd", "damage_cmd"]
 
 
 def _checkpoint_specs(items: List[str]) -> list[str]:
@@ -90,10 +80,12 @@ def induction_cmd(
     """Induction heads of MODEL (scores, roles, copy loss, causal check), optionally over checkpoints."""  # noqa: E501
     with user_errors(), quiet(silent):
         check_out(out)
+        check_counts("--n", [n], "the default number of sequences")
+        check_counts("--n-random", [n_random], "20 random head sets")
         cfg = induction.Config(
             n=n,
-            span_lengths=parse_ints(lengths, "--lengths"),
-            offsets=parse_ints(offsets, "--offsets"),
+            span_lengths=parse_numbers(lengths, "--lengths", int),
+            offsets=parse_numbers(offsets, "--offsets", int),
             seed=seed,
             top_k=top_k,
             n_random=n_random,
@@ -103,10 +95,16 @@ def induction_cmd(
             sweep=sweep,
             shortlist=shortlist,
         )
+        specs = _checkpoint_specs(checkpoints)
+        missing = [s for s in specs if s.endswith(".pt") and not Path(s).is_file()]
+        if missing:  # before the analysis, not after it
+            raise MissingFileError(
+                f"--checkpoints: no training state at {', '.join(missing)}; give saved .pt "
+                "files, model folders or ids (see interp induction --help)"
+            )
         m, _, _ = induction.load_checkpoint(model)
         cfg = replace(cfg, token_ids=induction.world_content_tokens(model))
         result, cost = run_with_cost(registry.get("induction").run, m, cfg, compare_tl=compare_tl)
-        specs = _checkpoint_specs(checkpoints)
         if specs:
             result = replace(result, trajectory=induction.track(specs + [model], cfg))
         path = write_result(result, out, command=command_line(), cost=cost)
@@ -138,10 +136,11 @@ def damage_cmd(
     and summed by the study itself rather than by `run_with_cost`, which meters one model."""
     with user_errors(), quiet(silent):
         check_out(out)
+        check_counts("--n", [n], "the default number of sequences")
         scoring = induction.Config(
             n=n,
-            span_lengths=parse_ints(lengths, "--lengths"),
-            offsets=parse_ints(offsets, "--offsets"),
+            span_lengths=parse_numbers(lengths, "--lengths", int),
+            offsets=parse_numbers(offsets, "--offsets", int),
             seed=seed,
             causal=False,
         )

@@ -23,13 +23,9 @@ from interp.progress import quiet as quiet_progress
 from interp.report import check_out, write_result
 from interp.results import HeadScores
 
-from .app import app, load_model, user_errors
+from .app import app, check_counts, load_model, parse_numbers, user_errors
 
 __all__ = ["kv"]
-
-
-def _numbers(text: Optional[str], kind=float) -> Optional[tuple]:
-    return None if text is None else tuple(kind(x) for x in text.split(",") if x.strip())
 
 
 @app.command()
@@ -76,12 +72,13 @@ def kv(
     """NIAH accuracy vs KV memory: retrieval heads kept whole vs random heads vs sink + window."""
     with user_errors():
         check_out(out)
+        check_counts("--n-random", [n_random], "5 random draws per budget")
         m = load_model(model)
         cfg = K.with_defaults(
             K.Config(),
-            lengths=_numbers(lengths, int),
-            depths=_numbers(depths),
-            budgets=_numbers(budgets),
+            lengths=parse_numbers(lengths, "--lengths", int),
+            depths=parse_numbers(depths, "--depths"),
+            budgets=parse_numbers(budgets, "--budgets"),
             n_random=n_random,
             group=group,
             sink=sink,

@@ -19,7 +19,7 @@ from interp.data.conflict import load_counts, load_items, load_templates
 from interp.progress import quiet
 from interp.report import check_out, command_line, write_result
 
-from .app import app, load_model, user_errors
+from .app import app, check_counts, load_model, user_errors
 
 __all__ = ["recall_cmd", "sweep_alphas"]
 
@@ -70,6 +70,8 @@ def recall_cmd(
     """Factual-recall heads: head attribution and value scaling (Yu, Merullo, Pavlick 2023)."""
     with user_errors(), quiet(silent):
         check_out(out)
+        check_counts("--n-random", [n_random], "5 random draws")
+        check_counts("--n-per-subject", [n_per_subject], "3 items per subject")
         m = load_model(model)
         cfg = fr.Config(
             format=fmt,

@@ -19,22 +19,14 @@ from circuits import registry, retrieval
 from interp.analysis import run_with_cost
 from interp.data.niah import PAPER_NEEDLE, PAPER_TEMPLATE, Needle
 from interp.errors import InvalidArgumentError
+from interp.jsonio import read_user_file
 from interp.progress import quiet
 from interp.report import check_out, command_line, write_result
 
-from .app import app, check_counts, load_model, user_errors
+from ..errors import MissingFileError
+from .app import app, check_counts, load_model, parse_numbers, user_errors
 
-__all__ = ["retrieval_cmd", "parse_numbers", "build_config"]
-
-
-def parse_numbers(text: Optional[str], kind=float) -> Optional[tuple]:
-    """'48,80 112' -> (48, 80, 112) as `kind`; None stays None."""
-    if text is None:
-        return None
-    try:
-        return tuple(kind(x) for x in text.replace(",", " ").split())
-    except ValueError:
-        raise InvalidArgumentError(f"expected comma-separated numbers, got {text!r}") from None
+__all__ = ["retrieval_cmd", "build_config"]
 
 
 def _haystack(model, haystack: Optional[str]) -> Optional[str]:
@@ -42,10 +34,7 @@ def _haystack(model, haystack: Optional[str]) -> Optional[str]:
         return retrieval.self_haystack(model)
     if haystack is None:
         return None
-    path = Path(haystack)
-    if not path.is_file():
-        raise FileNotFoundError(f"haystack file {haystack} not found (or pass --haystack self)")
-    return path.read_text(encoding="utf-8")
+    return read_user_file(haystack, MissingFileError, "haystack (or pass --haystack self)")
 
 
 def build_config(
@@ -76,14 +65,14 @@ def build_config(
             PAPER_TEMPLATE if (text is not None and not all(given)) else None
         )  # None: the model's
     kwargs = dict(
-        lengths=parse_numbers(lengths, int),
+        lengths=parse_numbers(lengths, "--lengths", int),
         haystack=text,
         needles=needles,
         template=template,
         **fields,
     )
     if depths is not None:
-        kwargs["depths"] = parse_numbers(depths)
+        kwargs["depths"] = parse_numbers(depths, "--depths")
     return retrieval.Config(**kwargs)
 
 

@@ -41,9 +41,10 @@ import json
 import random
 import warnings
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Optional, Sequence
 
+from ..errors import ArgumentTypeError
+from ..jsonio import read_user_file
 from . import facts
 from .conflict_items import (  # noqa: F401  (re-exported: split out to keep files small)
     _ITEM_KEYS,
@@ -133,10 +134,11 @@ def is_zoo_model(model) -> bool:
 
 def load_templates(path) -> dict[str, Template]:
     """Templates from a JSON file: a list of template objects (see `Template`)."""
+    text = read_user_file(path, ConflictDataError, "templates")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConflictDataError(f"cannot read templates from {path}: {err}") from None
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConflictDataError(f"templates file {path} is not valid JSON: {err}") from None
     if not isinstance(data, list) or not data:
         raise ConflictDataError(f"{path}: expected a JSON list of template objects")
     return {t.name: t for t in (Template.from_dict(d) for d in data)}
@@ -349,12 +351,15 @@ def build_conflict_set(
     `ConflictSet.excluded` counts the items dropped for each reason; `per_relation` counts,
     for each relation, the candidates, the drops and the subjects kept (what the model knows)."""
     if not isinstance(template, Template):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"template must be an interp.data.conflict.Template, got {type(template).__name__}"
         )
     items = list(items)
     if not items:
-        raise ConflictDataError("no conflict items given")
+        raise ConflictDataError(
+            "no conflict items given: the item file is empty (or none was built); give JSONL "
+            "lines with subject, memory_answer and context_answer"
+        )
     reasons: list[Optional[str]] = []
     mem_tokens, ctx_first = [], []
     for item in items:

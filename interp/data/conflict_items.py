@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Optional
 
 from interp.errors import InvalidArgumentError
 
+from ..jsonio import read_user_file
 from . import facts
 
 
@@ -93,6 +93,12 @@ class Template:
     @classmethod
     def from_dict(cls, data: dict) -> "Template":
         allowed = {"name", "context", "query", "joiner", "answer_prefix", "stop"}
+        if not isinstance(data, dict):
+            raise ConflictDataError(
+                f"a template must be a JSON object with the fields name, context and query "
+                f"(optional: {', '.join(sorted(allowed - {'name', 'context', 'query'}))}); "
+                f"got {type(data).__name__} {data!r}"
+            )
         extra = set(data) - allowed
         if extra:
             raise ConflictDataError(
@@ -133,10 +139,7 @@ def load_items(path) -> list[ConflictItem]:
     ``relation``. Blank lines are skipped; unknown keys are refused, with the line number.
     """
     items = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as err:
-        raise ConflictDataError(f"cannot read items from {path}: {err}") from None
+    lines = read_user_file(path, ConflictDataError, "conflict items").splitlines()
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -166,7 +169,7 @@ def load_items(path) -> list[ConflictItem]:
 
 def load_counts(path) -> dict[str, float]:
     """A subject -> training-frequency table: JSON object, or CSV/TSV lines ``subject,count``."""
-    text = Path(path).read_text(encoding="utf-8")
+    text = read_user_file(path, ConflictDataError, "subject count table")
     try:
         data = json.loads(text)
         if not isinstance(data, dict):

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..errors import ArgumentTypeError
 from .niah_templates import (
     CHAT_REQUEST,
     COMPLETION_TEMPLATE,
@@ -151,7 +152,7 @@ class NiahPrompt:
 
 def _encode(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
     if not getattr(tokenizer, "is_fast", False):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"NIAH prompts need a fast tokenizer (character offsets), got "
             f"{type(tokenizer).__name__}; load the model's tokenizer with use_fast=True"
         )
@@ -239,7 +240,7 @@ def _back_to_boundary(bounds: list[int], char: int) -> int:
 def _haystack_tokens(tokenizer, haystack: str, n_tokens: int):
     """The haystack (repeated as needed) and its token offsets, at least `n_tokens` long."""
     if not isinstance(haystack, str):
-        raise TypeError(f"haystack must be a str of text, got {type(haystack).__name__}")
+        raise ArgumentTypeError(f"haystack must be a str of text, got {type(haystack).__name__}")
     base = haystack.strip()
     if not base:
         raise EmptyHaystackError(

@@ -28,7 +28,7 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from interp.errors import InvalidArgumentError
+from ..errors import ArgumentTypeError, InvalidArgumentError
 
 __all__ = [
     "RepeatSet",
@@ -112,7 +112,7 @@ class RepeatSet:
         """
         start = self.first if which == "first" else self.second
         if which not in ("first", "second"):
-            raise ValueError(f"which must be 'first' or 'second', got {which!r}")
+            raise InvalidArgumentError(f"which must be 'first' or 'second', got {which!r}")
         pos = torch.arange(self.seq_len)[None]
         lo = start[:, None] + int(skip_first_token)
         return (pos >= lo) & (pos < (start + self.span_len)[:, None])
@@ -134,7 +134,7 @@ def _usable_ids(
     if isinstance(vocab, (bool, str)) or not isinstance(
         vocab, (int, np.integer, Sequence, np.ndarray, torch.Tensor)
     ):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"vocab must be a vocabulary size (int) or a sequence of token ids, "
             f"got {type(vocab).__name__}"
         )
@@ -158,7 +158,10 @@ def _check_lengths(span_lengths, offsets, seq_len, n_ctx, n_usable):
             f"got {span_lengths}"
         )
     if min(offsets) < 0:
-        raise RepeatDataError(f"offsets must be >= 0, got {offsets}")
+        raise RepeatDataError(
+            f"offsets must be >= 0 (tokens of random prefix before the first copy), got "
+            f"{offsets}; use 0 for no prefix"
+        )
     need = 1 + max(offsets) + 2 * max(span_lengths)
     seq_len = need if seq_len is None else int(seq_len)
     if seq_len < need:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Union
 
 from ..circuit import Circuit
+from ..errors import ArgumentTypeError, InvalidArgumentError
 from ..plots import save_html
 from .dot import to_dot
 from .figure import circuit_figure
@@ -31,20 +32,20 @@ def export_circuit(circuit: Circuit, path: Union[str, os.PathLike], **kw) -> Pat
     ``.html`` writes the plotly figure via `interp.plots.save_html` (plotly.js beside the page).
     """
     if not isinstance(circuit, Circuit):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"export_circuit needs an interp.circuit.Circuit, got {type(circuit).__name__}"
         )
     path = Path(path)
     fmt = EXPORT_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"cannot tell the export format from {path.name!r}; use one of the suffixes "
             f"{sorted(EXPORT_FORMATS)}"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "json":
         if kw:
-            raise TypeError(f"JSON export takes no options, got {sorted(kw)}")
+            raise ArgumentTypeError(f"JSON export takes no options, got {sorted(kw)}")
         circuit.to_json(path)
     elif fmt == "plotly":
         save_html(circuit_figure(circuit, **kw), path)

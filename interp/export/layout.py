@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..circuit import EDGE_KINDS, Circuit
+from ..errors import ArgumentTypeError, InvalidArgumentError
 
 LOGITS = "logits"
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies.
@@ -60,11 +61,11 @@ def grid_size(circuit: Circuit, n_layers: Optional[int], n_heads: Optional[int])
     need_l, need_h = (max(layers) + 1 if layers else 1), (max(heads) + 1 if heads else 1)
     for name, given, need in (("n_layers", n_layers, need_l), ("n_heads", n_heads, need_h)):
         if given is not None and (isinstance(given, bool) or not isinstance(given, int)):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"{name} must be an int (the model's {name}), got {type(given).__name__}"
             )
         if given is not None and given < need:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{name}={given!r} is too small for the circuit, which needs at least "
                 f"{need}; pass the model's size or leave it out"
             )

@@ -16,6 +16,7 @@ import jsonschema
 
 from ..circuit import Circuit, CircuitError, check_schema_version
 from ..errors import ArgumentTypeError
+from ..jsonio import read_json_text
 from .layout import LOGITS
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "circuit.schema.json"
@@ -115,19 +116,11 @@ def load_circuit(source: Union[str, os.PathLike, dict]) -> Circuit:
         )
     else:
         text = str(source).lstrip("\ufeff")
-        if not text.lstrip().startswith("{"):
-            path = Path(source)
-            if path.is_dir():
-                raise CircuitError(f"{path} is a folder; give the circuit's .json file inside it")
-            if path.suffix.lower() in (".graphml", ".xml"):
-                raise CircuitError(
-                    f"{path} is GraphML; load_circuit reads the JSON schema: read GraphML with "
-                    "interp.export.from_graphml(path)"
-                )
-            text = path.read_text(encoding="utf-8-sig")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise CircuitError(f"circuit is not valid JSON: {err}") from None
+        if not text.lstrip().startswith("{") and Path(text).suffix.lower() in (".graphml", ".xml"):
+            raise CircuitError(
+                f"{text} is GraphML; load_circuit reads the JSON schema: read GraphML with "
+                "interp.export.from_graphml(path)"
+            )
+        data = read_json_text(text, CircuitError, "circuit")
     validate_circuit_json(data)
     return Circuit.from_dict(data)

@@ -72,7 +72,10 @@ def resolve_dtype(dtype) -> torch.dtype:
         return dtype
     if isinstance(dtype, str) and dtype.lower() in _DTYPES:
         return _DTYPES[dtype.lower()]
-    raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)} or a torch.dtype")
+    raise InvalidArgumentError(
+        f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)} or a torch.dtype (or leave it "
+        "out for float32)"
+    )
 
 
 def load_hf(spec: str, *, dtype=None, device="cpu", revision: Optional[str] = None):

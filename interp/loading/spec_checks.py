@@ -89,10 +89,18 @@ def check_folder_architecture(folder) -> None:
 
     from ..arch import ARCHITECTURES, UnsupportedArchitectureError
 
+    path = Path(folder) / "config.json"
     try:
-        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return  # unreadable configs get transformers' own error, with the path
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelNotAvailableError(
+            f"{path} cannot be read as JSON ({type(err).__name__}: {err}); a model folder's "
+            "config.json is the JSON that save_pretrained writes: copy it again"
+        ) from None
+    if not isinstance(config, dict):
+        raise ModelNotAvailableError(
+            f"{path} holds a JSON {type(config).__name__}, not the object save_pretrained writes"
+        )
     model_type = config.get("model_type")
     names = list(config.get("architectures") or [])
     causal = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type)

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import ArgumentTypeError, InvalidArgumentError
+
 
 def head_name(layer: int, head: int) -> str:
     """The name of a head: ``L{layer}H{head}``, zero-based."""
@@ -35,23 +37,23 @@ def as_scores(scores: Any) -> torch.Tensor:
                 else torch.tensor(scores)
             )
         except (ValueError, TypeError, RuntimeError) as exc:
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"HeadScores.scores must be a rectangular [n_layers, n_heads] grid of numbers, "
                 f"got {type(scores).__name__} that cannot be read as one ({exc}); "
                 f"pass a torch.Tensor of shape [n_layers, n_heads]"
             ) from None
     else:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"HeadScores.scores must be a torch.Tensor of shape [n_layers, n_heads], got "
             f"{type(scores).__name__}; wrap it with torch.tensor(...)"
         )
     if t.dtype == torch.bool or t.is_complex():
-        raise TypeError(
+        raise ArgumentTypeError(
             f"HeadScores.scores must hold real numbers, got dtype {t.dtype}; "
             f"convert with .float() (a boolean selection of heads belongs in `mask`)"
         )
     if t.dim() != 2 or t.shape[0] == 0 or t.shape[1] == 0:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"HeadScores.scores must have shape [n_layers, n_heads] with both >= 1, got shape "
             f"{list(t.shape)}; reshape to [n_layers, n_heads] (one score per head)"
         )
@@ -67,19 +69,19 @@ def as_mask(mask: Any, scores: torch.Tensor) -> torch.Tensor:
     m = torch.as_tensor(np.asarray(mask)) if not isinstance(mask, torch.Tensor) else mask
     m = m.detach().to("cpu")
     if m.dtype != torch.bool:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"HeadScores.mask must be a boolean tensor (True = head was scored), got dtype "
             f"{m.dtype}; build it with `tensor != 0` or torch.ones(..., dtype=torch.bool)"
         )
     if tuple(m.shape) != tuple(scores.shape):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"HeadScores.mask must have the shape of scores {list(scores.shape)}, got "
             f"{list(m.shape)}; give one True/False per head"
         )
     bad = torch.nonzero(m & torch.isnan(scores))
     if len(bad):
         names = ", ".join(head_name(int(l), int(h)) for l, h in bad[:5].tolist())
-        raise ValueError(
+        raise InvalidArgumentError(
             f"HeadScores.scores is NaN at scored head(s) {names}: NaN may only mark heads that "
             f"were not scored; set mask False there or give a number"
         )
@@ -92,7 +94,7 @@ def check_optional(name: str, value: Any, kinds: tuple, expected: str) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, kinds):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"HeadScores.{name} must be {expected} or None, got {type(value).__name__} {value!r}"
         )
 
@@ -100,13 +102,13 @@ def check_optional(name: str, value: Any, kinds: tuple, expected: str) -> None:
 def json_normal(meta: Any) -> dict:
     """`meta` as it will read back from JSON (tuples -> lists); TypeError if not JSON-able."""
     if not isinstance(meta, dict):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"HeadScores.meta must be a dict, got {type(meta).__name__}; use meta={{...}}"
         )
     try:
         return json.loads(json.dumps(meta))
     except (TypeError, ValueError) as exc:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"HeadScores.meta must be JSON-serialisable ({exc}); convert tensors with "
             f".tolist() and other objects to str/float/int/list/dict"
         ) from None

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import ArgumentTypeError
+
 __all__ = ["data_hash"]
 
 
@@ -34,12 +36,12 @@ def _canonical(obj: Any) -> Any:
     if isinstance(obj, dict):
         bad = [k for k in obj if not isinstance(k, str)]
         if bad:
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"data_hash needs str dict keys (JSON has no other kind), got key {bad[0]!r} of "
                 f"type {type(bad[0]).__name__}; convert keys with str()"
             )
         return {k: _canonical(v) for k, v in obj.items()}
-    raise TypeError(
+    raise ArgumentTypeError(
         f"data_hash accepts JSON data (dict/list/str/int/float/bool/None), tensors and numpy "
         f"arrays, got {type(obj).__name__}; convert it to one of those first"
     )

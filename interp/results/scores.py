@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..errors import ArgumentTypeError, InvalidArgumentError
 from ..plots import head_heatmap
 from ..version import __version__
 from .checks import as_mask, as_scores, check_optional, head_name, json_normal
@@ -75,7 +76,7 @@ class HeadScores:
         for name in ("model", "method", "version"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
-                raise TypeError(f"HeadScores.{name} must be a non-empty str, got {value!r}")
+                raise ArgumentTypeError(f"HeadScores.{name} must be a non-empty str, got {value!r}")
         check_optional("data_hash", self.data_hash, (str,), "a str (see interp.results.data_hash)")
         check_optional("seed", self.seed, (int, np.integer), "an int")
         check_optional("threshold", self.threshold, (int, float, np.number), "a float")
@@ -85,13 +86,13 @@ class HeadScores:
             set_("threshold", float(self.threshold))
         set_("meta", json_normal(self.meta))
         if not isinstance(self.created, str):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"HeadScores.created must be an ISO-8601 str, got {type(self.created).__name__}"
             )
         try:
             datetime.fromisoformat(self.created)
         except ValueError:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"HeadScores.created must be an ISO-8601 timestamp "
                 f"like '2025-01-31T12:00:00+00:00', "
                 f"got {self.created!r}; leave it out to stamp the current time"
@@ -122,13 +123,13 @@ class HeadScores:
         if threshold is None:
             threshold = self.threshold
         if threshold is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"HeadScores.{caller}() needs a threshold: none was passed and this result has "
                 f"threshold=None (method {self.method!r}); call {caller}(threshold=0.1) or build "
                 f"the HeadScores with threshold=..."
             )
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"threshold must be a float, got {type(threshold).__name__} {threshold!r}"
             )
         return float(threshold)
@@ -149,10 +150,10 @@ class HeadScores:
         [(0, 1, -1.0)]
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"top(k) needs a positive int k, got {k!r}; e.g. top(10)")
+            raise InvalidArgumentError(f"top(k) needs a positive int k, got {k!r}; e.g. top(10)")
         k = int(k)
         if k > self.n_scored:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"top(k={k}) asks for more heads than the {self.n_scored} scored heads "
                 f"({self.n_layers} layers x {self.n_heads} heads); use k <= {self.n_scored}"
             )
@@ -209,7 +210,9 @@ class HeadScores:
         """
         cut = self._resolve_threshold(threshold, "share_above")
         if self.n_scored == 0:
-            raise ValueError("share_above() is undefined: no head is scored (mask is all False)")
+            raise InvalidArgumentError(
+                "share_above() is undefined: no head is scored (mask is all False)"
+            )
         return len(self.heads(cut)) / self.n_scored
 
     # ------------------------------------------------------------------ export

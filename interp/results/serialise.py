@@ -24,6 +24,8 @@ from typing import Any, Optional, Union
 
 import torch
 
+from ..errors import ArgumentTypeError, InvalidArgumentError
+
 FORMAT = "interp.HeadScores"
 FORMAT_VERSION = 1
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -72,35 +74,37 @@ def decode_grid(data: dict) -> torch.Tensor:
     """The score tensor of a ``HeadScores`` JSON object, checked: a known format, every required
     field present, a known dtype, a rectangular grid of numbers or null that matches ``shape``."""
     if not isinstance(data, dict):
-        raise ValueError(f"HeadScores JSON must be an object, got {type(data).__name__}")
+        raise InvalidArgumentError(f"HeadScores JSON must be an object, got {type(data).__name__}")
     fmt = data.get("format", FORMAT)
     if fmt != FORMAT:
-        raise ValueError(f"not a HeadScores file: format is {fmt!r}, expected {FORMAT!r}")
+        raise InvalidArgumentError(f"not a HeadScores file: format is {fmt!r}, expected {FORMAT!r}")
     missing = [name for name in REQUIRED_JSON_FIELDS if name not in data]
     if missing:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"HeadScores JSON is missing field {missing[0]!r} (all missing: {missing}); "
             f"write files with HeadScores.to_json() or add the field"
         )
     dtype = data["dtype"]
     if dtype not in DTYPES:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"HeadScores JSON field 'dtype' must be one of {sorted(DTYPES)}, got {dtype!r}"
         )
     grid = data["scores"]
     rows_ok = isinstance(grid, list) and grid and all(isinstance(r, list) for r in grid)
     if not rows_ok or len({len(r) for r in grid}) != 1:
-        raise ValueError(
+        raise InvalidArgumentError(
             "HeadScores JSON field 'scores' must be a rectangular list of lists "
             "[n_layers][n_heads] of numbers or null"
         )
     try:
         values = [[math.nan if x is None else float(x) for x in row] for row in grid]
     except (TypeError, ValueError):
-        raise ValueError("HeadScores JSON field 'scores' must hold only numbers or null") from None
+        raise InvalidArgumentError(
+            "HeadScores JSON field 'scores' must hold only numbers or null"
+        ) from None
     scores = torch.tensor(values, dtype=DTYPES[dtype])
     if "shape" in data and list(data["shape"]) != list(scores.shape):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"HeadScores JSON 'shape' {data['shape']} disagrees with 'scores' of shape "
             f"{list(scores.shape)}; the file was edited or truncated"
         )
@@ -121,17 +125,17 @@ def read_json(source: Union[str, os.PathLike]) -> Any:
     ):
         path = Path(source)
         if not path.is_file():
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"HeadScores.from_json got {str(source)[:80]!r}, which is neither JSON text "
                 f"(starting with '{{') nor an existing file; pass to_json() output or its path"
             )
         source = path.read_text(encoding="utf-8")
     elif not isinstance(source, str):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"HeadScores.from_json needs a JSON str or a path, got {type(source).__name__}"
         )
     try:
         data = json.loads(source)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"HeadScores.from_json: invalid JSON ({exc})") from None
+        raise InvalidArgumentError(f"HeadScores.from_json: invalid JSON ({exc})") from None
     return data

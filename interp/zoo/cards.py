@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from ..errors import InvalidArgumentError
 from .batches import RepeatPool
 from .evaluate import evaluate
 from .recipes import Recipe, get_recipe
@@ -240,7 +241,7 @@ def adopt(model_dir: Path, name: str, notes: str | None = None) -> Path:
         if k not in RUN_LOCAL_FIELDS and card["recipe"].get(k) != v
     }
     if diff:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{model_dir} was not trained with recipe {name!r}; differing fields "
             f"(card, recipe): {diff}. Update the recipe or train again."
         )
