@@ -10,6 +10,7 @@ interventions (the test suite checks this), because every edit sees the absolute
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import os
@@ -26,7 +27,7 @@ from .errors import ArgumentTypeError, InvalidArgumentError
 from .kv.cache import policy_generation
 from .tokens import Prompts, Tokens
 
-__all__ = ["generate", "Generation"]
+__all__ = ["generate", "Generation", "check_option_names", "OPTIONS"]
 
 
 @dataclass
@@ -138,6 +139,21 @@ def _caller_stacklevel() -> int:
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
         frame, level = frame.f_back, level + 1
     return level
+
+
+OPTIONS = tuple(p for p in inspect.signature(generate).parameters if p not in ("model", "prompts"))
+"""The keyword options `generate` takes (read once from its signature)."""
+
+
+def check_option_names(kwargs) -> None:
+    """Refuse an option `generate` does not have (``top_p``), naming the ones it has, instead of
+    Python's bare "unexpected keyword argument"."""
+    unknown = sorted(set(kwargs) - set(OPTIONS))
+    if unknown:
+        raise ArgumentTypeError(
+            f"generate has no option {', '.join(map(repr, unknown))}; its options are "
+            f"{', '.join(OPTIONS)} (see interp.generation.generate)"
+        )
 
 
 def _check_options(model, max_new_tokens, do_sample: bool, temperature, top_k, seed) -> None:

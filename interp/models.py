@@ -402,19 +402,9 @@ class Model:
 
     def generate(self, prompts: Prompts, max_new_tokens: int = 32, **kwargs):
         """Continue prompts; see `interp.generation.generate` for the options."""
-        import inspect
+        from .generation import check_option_names, generate
 
-        from .generation import generate
-
-        options = [
-            p for p in inspect.signature(generate).parameters if p not in ("model", "prompts")
-        ]
-        unknown = sorted(set(kwargs) - set(options))
-        if unknown:
-            raise ArgumentTypeError(
-                f"generate has no option {', '.join(map(repr, unknown))}; its options are "
-                f"{', '.join(options)} (see interp.generation.generate)"
-            )
+        check_option_names(kwargs)
         return generate(self, prompts, max_new_tokens=max_new_tokens, **kwargs)
 
     # --- reference activations -------------------------------------------------------------
