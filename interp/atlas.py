@@ -24,6 +24,7 @@ from typing import Optional, Sequence
 from .checks import Check
 from .errors import InvalidArgumentError
 from .heads import Head
+from .role_overlap import role_overlap
 
 __all__ = ["RoleMap", "atlas_html", "write_atlas", "ROLE_COLORS"]
 
@@ -60,6 +61,29 @@ class RoleMap:
 
     def parsed(self) -> dict[Head, float]:
         return {Head.parse(h): float(s) for h, s in self.heads.items()}
+
+    def to_dict(self) -> dict:
+        """The role as JSON: every analyzer's `summary.json` keeps its roles this way, so an
+        atlas can be rebuilt from saved results (`roles_from_summaries`) without a rerun."""
+        return {
+            "role": self.role,
+            "analyzer": self.analyzer,
+            "heads": {str(h): s for h, s in self.parsed().items()},
+            "causal_check": dict(self.causal_check),
+            "note": self.note,
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RoleMap":
+        return cls(
+            str(data["role"]),
+            str(data["analyzer"]),
+            {str(h): float(s) for h, s in data["heads"].items()},
+            dict(data.get("causal_check", {})),
+            str(data.get("note", "")),
+            tuple(Check.from_dict(c) for c in data.get("checks", ())),
+        )
 
 
 def _e(text) -> str:
@@ -154,6 +178,26 @@ def _checks(roles: Sequence[RoleMap]) -> str:
     return "".join(parts)
 
 
+def _overlap(roles: Sequence[RoleMap], info: dict) -> str:
+    """The heads each pair of roles shares, against chance (`interp.role_overlap`)."""
+    rows = role_overlap(roles, int(info["n_layers"]) * int(info["n_heads"]))
+    if not rows:
+        return ""
+    body = "".join(
+        f"<tr><td>{_e(r['roles'][0])} ({r['sizes'][0]})</td><td>{_e(r['roles'][1])} "
+        f"({r['sizes'][1]})</td><td>{len(r['shared'])}</td><td>{r['expected_by_chance']:.2f}</td>"
+        f"<td>{r['p_at_least_shared']:.2g}</td><td>{_e(', '.join(r['shared']))}</td></tr>"
+        for r in rows
+    )
+    return (
+        "<h2>Heads shared between roles</h2><table class='overlap'><tr><th>role (heads)</th>"
+        "<th>role (heads)</th><th>shared</th><th>by chance</th><th>p(&ge; shared)</th>"
+        f"<th>heads</th></tr>{body}</table><p><small>by chance: the mean count if one role "
+        "were a random set of its size; p: the hypergeometric chance of sharing at least as "
+        "many.</small></p>"
+    )
+
+
 def _circuits(circuits, info) -> str:
     from .export import to_svg
 
@@ -189,6 +233,8 @@ font-size:12px;cursor:pointer}
 .mark{display:inline-block;width:1.3em;font-weight:bold}
 .pass .mark{color:#009E73}.fail .mark{color:#D55E00}.none .mark{color:#999}
 .circuit{margin:1em 0}
+table.overlap{border-collapse:collapse;font-size:13px}
+.overlap td,.overlap th{border:1px solid #ddd;padding:2px 8px;text-align:left}
 """
 _STYLE += f".grid th.col{{width:{_HEAD_PX}px}}.grid th.corner{{width:{_LABEL_PX}px}}\n"
 
@@ -242,6 +288,7 @@ def atlas_html(
         f"<style>{_STYLE}</style></head><body><h1>{_e(title)}</h1><p>{facts}</p>"
         f"<div class='legend'>{legend}</div><p><small>Click a head for its roles; click a role to "
         f"hide or show it.</small></p>{_cells(info, roles, colors)}<div id='detail'></div>"
+        f"{_overlap(roles, info)}"
         f"<h2>Causal checks</h2>{_checks(roles) or '<p>none recorded</p>'}"
         f"<h2>Circuits</h2>{_circuits(circuits, info) or '<p>none found</p>'}"
         f"<h2>Notes</h2><ul>{notes_html}</ul><script>{_SCRIPT}</script></body></html>"

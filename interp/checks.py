@@ -39,6 +39,19 @@ class Check:
         """True when every bar is met, False when one is not, None when no bar is stated."""
         return None if not self.bars else all(bool(met) for _, met in self.bars)
 
+    def to_dict(self) -> dict:
+        """The check as JSON (`summary.json`'s ``roles``); `from_dict` reads it back."""
+        return {
+            "effect": self.effect,
+            "control": self.control,
+            "bars": [list(b) for b in self.bars],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Check":
+        bars = tuple((str(text), bool(met)) for text, met in data.get("bars", ()))
+        return cls(str(data["effect"]), str(data.get("control", "")), bars)
+
     def sentence(self) -> str:
         """The check in one line: effect; control (bar: met; bar: not met)."""
         text = self.effect + (f"; {self.control}" if self.control else "")

@@ -41,6 +41,9 @@ __all__ = [
 ]
 
 
+MODEL_INFO_KEYS = ("name", "architecture", "n_layers", "n_heads", "n_kv_heads", "d_model")
+
+
 class OutputPathError(InvalidArgumentError):
     """An ``--out`` path that cannot hold a result (a file, or a place that refuses writes)."""
 
@@ -87,8 +90,15 @@ def write_summary(
     figures: Optional[list] = None,
     cost=None,
     files: Optional[list] = None,
+    roles: Optional[list] = None,
+    circuits: Optional[list] = None,
+    model_info: Optional[dict] = None,
 ) -> Path:
-    """Write OUT/summary.json and return its path (`files`: the names written beside it)."""
+    """Write OUT/summary.json and return its path (`files`: the names written beside it).
+
+    `roles` and `circuits` (`RoleMap` / `Circuit` objects) are kept as JSON, and `model_info`
+    (`Model.info()`) as its shape, so that `interp atlas MODEL --from DIR` can draw the atlas
+    of saved results without rerunning them."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = {
@@ -110,6 +120,12 @@ def write_summary(
         summary["cost"] = jsonable(cost.to_dict())
     if files is not None:
         summary["files"] = [str(f) for f in files]
+    if model_info is not None:
+        summary["model_info"] = {k: model_info[k] for k in MODEL_INFO_KEYS if k in model_info}
+    if roles is not None:
+        summary["roles"] = jsonable([r.to_dict() for r in roles])
+    if circuits is not None:
+        summary["circuits"] = jsonable([c.to_dict() for c in circuits])
     path = out / "summary.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
     return path
@@ -158,14 +174,17 @@ def check_out(out_dir, flag: str = "--out") -> Path:
     return out
 
 
-def write_result(result, out_dir, *, command: Optional[str] = None, cost=None, files=None) -> Path:
+def write_result(
+    result, out_dir, *, command: Optional[str] = None, cost=None, files=None, model_info=None
+) -> Path:
     """Write any analyzer result (`interp.analysis.AnalysisResult`) into OUT and return the
     path of its summary.json. Every analyzer's ``--out DIR`` goes through here.
 
     OUT gets one HTML page per figure (``NAME.html``), the result's data files (its
     ``write_files(folder)`` when it has one, then `files(folder)` when given) and
-    ``summary.json`` with the numbers, provenance, (given an `interp.cost.Cost`) the cost, and
-    the list of every file written (``files``).
+    ``summary.json`` with the numbers, provenance, the roles and circuits it found (the atlas
+    reads them back), (given an `interp.cost.Cost`) the cost, (given ``model.info()``) the
+    model's shape, and the list of every file written (``files``).
 
     Atomic: everything is written into a hidden folder beside OUT, which is then renamed to
     OUT, so an interrupt or a crash leaves the earlier result whole (or no folder), never new
@@ -195,6 +214,9 @@ def write_result(result, out_dir, *, command: Optional[str] = None, cost=None, f
             data=prov.get("data"),
             figures=[out / f"{name}.html" for name in figures],
             cost=cost,
+            roles=_found(result, "roles"),
+            circuits=_found(result, "circuits"),
+            model_info=model_info,
             files=sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
             + ["summary.json"],
         )
@@ -202,6 +224,13 @@ def write_result(result, out_dir, *, command: Optional[str] = None, cost=None, f
         return out / "summary.json"
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _found(result, what: str) -> Optional[list]:
+    """`result.roles()` / `result.circuits()`, or None for a result without them (a summary
+    then has no such key, as before summaries kept them)."""
+    method = getattr(result, what, None)
+    return list(method()) if callable(method) else None
 
 
 def _written_by_interp(out: Path) -> set:

@@ -84,7 +84,7 @@ def test_atlas_command_on_a_tiny_model(tmp_path, monkeypatch):
         lambda spec=None: (
             tiny_model("llama"),
             (["the cat saw a red", "the dog was in the"], ["box", "box"]),
-            "tiny",
+            demo.TINY_FALLBACK,
         ),
     )
     result = runner.invoke(app, ["atlas", "tiny", "--out", str(tmp_path / "atlas.html")])

@@ -101,6 +101,6 @@ def conflict_cmd(
             items=user_items,
             templates=user_templates,
         )
-        path = write_result(result, out, command=command_line(), cost=cost)
+        path = write_result(result, out, command=command_line(), cost=cost, model_info=m.info())
     typer.echo(result.report())
     typer.echo(f"wrote {path}")

@@ -1,7 +1,10 @@
 """The main job of the README: run every analyzer on the default model and write `figures/`.
 
 Default model: the zoo's base organism (`world-base`) when it is installed; otherwise a tiny
-random Llama built on the spot (then only the generic head map runs, clearly labelled).
+random Llama built on the spot (then only the generic head map runs, clearly labelled). Any
+other model (``--model smollm2-135m``) runs every analyzer with its built-in English data, as
+each analyzer's own command does with no flags (tens of minutes on a CPU for a 135M model;
+``interp atlas --from DIR`` draws the atlas of runs already made instead).
 Writes, under OUT:
 - one folder per analyzer (its HTML figures and summary.json, as its own CLI writes them),
 - head_importance.html and attention.html (zero-ablation map, top heads on a prompt),
@@ -27,17 +30,21 @@ import interp
 from circuits import registry
 from interp import zoo
 from interp.ablation import head_ablation_scores
-from interp.atlas import write_atlas
+from interp.atlas import atlas_html, write_atlas
+from interp.errors import InvalidArgumentError
 from interp.plots import save_html
 from interp.report import OutputPathError, check_out, jsonable, write_result, write_text_atomic
+from interp.role_overlap import overlap_lines, role_overlap
+from interp.saved_results import read_saved_results
 from interp.testing import tiny_model
 from interp.views import attention_view
 
 from .app import app, fail, user_errors
 
-__all__ = ["run_demo", "default_model", "ANALYZER_STEPS", "demo", "atlas"]
+__all__ = ["run_demo", "default_model", "ANALYZER_STEPS", "demo", "atlas", "atlas_from_saved"]
 
 DEFAULT_ZOO_MODEL = "world-base"
+TINY_FALLBACK = "tiny random Llama (no zoo model installed)"  # random weights: no analyzer runs
 
 
 def default_model(spec: Optional[str] = None):
@@ -56,7 +63,7 @@ def default_model(spec: Optional[str] = None):
             return (
                 model,
                 (prompts, ["box", "girl", "box"]),
-                "tiny random Llama (no zoo model installed)",
+                TINY_FALLBACK,
             )
         model = interp.load(spec)
     if spec in zoo.names():
@@ -80,7 +87,7 @@ def _registered(name: str) -> Callable:
     def step(model, out: Path):
         entry = registry.get(name)
         result = entry.run(model, entry.default_config(model))
-        write_result(result, out)
+        write_result(result, out, model_info=model.info())
         return result.numbers(), result.roles(), result.circuits()
 
     return step
@@ -172,17 +179,20 @@ def run_demo(out: Path, spec: Optional[str] = None, analyzers: Optional[list[str
         ),
         out / "attention.html",
     )
-    is_zoo = description.startswith("zoo organism")
+    trained = description != TINY_FALLBACK
     steps = (
         {k: v for k, v in ANALYZER_STEPS.items() if analyzers is None or k in analyzers}
-        if is_zoo
+        if trained
         else {}
     )
     progress = lambda items: tqdm(items, desc="analyzers", unit="analyzer")  # noqa: E731
     numbers, roles, circuits, errors = _run_analyzers(model, out, steps, progress)
     notes = [f"{name}: {msg}" for name, msg in errors.items()]
-    if not is_zoo:
-        notes.append("the analyzers need a zoo world model; only the generic head map ran")
+    if not trained:
+        notes.append(
+            "no zoo model is installed: the analyzers need a trained model, so only "
+            "the generic head map ran on random weights"
+        )
     write_atlas(
         out / "atlas.html", model.info(), roles, circuits, notes=notes or ["all analyzers ran"]
     )
@@ -230,20 +240,72 @@ def _fail_on_analyzer_errors(summary: dict) -> None:
         raise typer.Exit(code=1)
 
 
+def atlas_from_saved(folder: Path, out: Path, model: Optional[str] = None) -> dict:
+    """Draw the atlas of the results saved under FOLDER (one analyzer per sub-folder) into
+    OUT, with the heads each pair of roles shares against chance beside it in
+    ``<out stem>_overlap.json``; no analyzer is rerun. Returns that overlap record."""
+    saved = read_saved_results(folder)
+    name = saved.model_info.get("name")
+    if model is not None and model != name:
+        raise InvalidArgumentError(
+            f"--from {folder} holds results of {name!r}, not {model!r}; give that model's "
+            "name or leave MODEL out"
+        )
+    notes = [f"drawn from the saved results in {folder}: {', '.join(saved.analyzers)}"]
+    notes += [f"{k} left out: {why}" for k, why in saved.skipped.items()]
+    page = atlas_html(saved.model_info, saved.roles, saved.circuits, notes=notes)
+    rows = role_overlap(saved.roles, saved.n_heads_total)
+    record = {
+        "model": name,
+        "from": str(folder),
+        "analyzers": saved.analyzers,
+        "skipped": saved.skipped,
+        "n_heads_total": saved.n_heads_total,
+        "roles": {r.role: sorted(r.heads) for r in saved.roles},
+        "overlap": rows,
+        "sentences": overlap_lines(rows),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out, page)
+    overlap_path = out.with_name(f"{out.stem}_overlap.json")
+    write_text_atomic(overlap_path, json.dumps(jsonable(record), indent=2) + "\n")
+    return record
+
+
 @app.command()
 def atlas(
-    model: str = typer.Argument(
-        ..., help="Zoo name (the analyzers' data come from the zoo world), or any model."
+    model: Optional[str] = typer.Argument(
+        None,
+        help="Zoo name (the analyzers' data come from the zoo world), or any model; with "
+        "--from, optional (checked against the saved results).",
     ),
     out: Path = typer.Option(Path("figures/atlas.html"), "--out", help="Path of the atlas page."),
+    saved: Optional[Path] = typer.Option(
+        None,
+        "--from",
+        help="Draw the atlas from saved results (a folder with one analyzer's --out per "
+        "sub-folder, e.g. results/smollm2-135m) instead of running the analyzers.",
+    ),
 ):
-    """Run every analyzer on MODEL and write the head atlas (one self-contained HTML page)."""
+    """Run every analyzer on MODEL and write the head atlas (one self-contained HTML page);
+    with --from DIR, draw it from results saved under DIR instead."""
     if out.suffix != ".html":
         fail(f"--out must be an .html path, got {out}")
-    work = out.parent / f"{out.stem}_analyzers"
     with user_errors():
         if out.is_dir():
             raise OutputPathError(f"--out {out} is a folder; give the path of an .html page")
+        if saved is not None:
+            check_out(out.parent)
+            record = atlas_from_saved(saved, out, model)
+            typer.echo(f"atlas: {out} (from {saved}: {', '.join(record['analyzers'])})")
+            for line in record["sentences"]:
+                typer.echo(f"  {line}")
+            return
+        if model is None:
+            raise InvalidArgumentError(
+                "interp atlas needs MODEL (to run the analyzers) or --from DIR (saved results)"
+            )
+        work = out.parent / f"{out.stem}_analyzers"
         check_out(work)
         summary = run_demo(work, model)
     write_text_atomic(out, (work / "atlas.html").read_text(encoding="utf-8"))

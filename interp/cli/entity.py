@@ -86,6 +86,6 @@ def entity_cmd(
         m = load_model(model, backend)
         ft = load_model(finetuned, backend) if finetuned else None
         result, cost = run_with_cost(registry.get("entity_tracking").run, m, cfg, finetuned=ft)
-        path = write_result(result, out, command=command_line(), cost=cost)
+        path = write_result(result, out, command=command_line(), cost=cost, model_info=m.info())
     typer.echo(result.report())
     typer.echo(f"wrote {path}")

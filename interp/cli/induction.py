@@ -107,7 +107,7 @@ def induction_cmd(
         result, cost = run_with_cost(registry.get("induction").run, m, cfg, compare_tl=compare_tl)
         if specs:
             result = replace(result, trajectory=induction.track(specs + [model], cfg))
-        path = write_result(result, out, command=command_line(), cost=cost)
+        path = write_result(result, out, command=command_line(), cost=cost, model_info=m.info())
     typer.echo(result.report())
     typer.echo(f"wrote {path}")
 

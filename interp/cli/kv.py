@@ -107,7 +107,12 @@ def kv(
                 ).save(folder / "policies" / f"retrieval_budget_{budget:.2f}.json")
 
         summary = write_result(
-            result, out, command=f"interp kv {model}", cost=cost, files=data_files
+            result,
+            out,
+            command=f"interp kv {model}",
+            cost=cost,
+            files=data_files,
+            model_info=m.info(),
         )
     typer.echo(result.report())
     typer.echo(

@@ -90,6 +90,6 @@ def recall_cmd(
             templates=load_templates(templates) if templates else None,
             counts=load_counts(counts) if counts is not None else None,
         )
-        path = write_result(result, out, command=command_line(), cost=cost)
+        path = write_result(result, out, command=command_line(), cost=cost, model_info=m.info())
     typer.echo(result.report())
     typer.echo(f"wrote {path}")

@@ -150,6 +150,6 @@ def retrieval_cmd(
             curve=None if no_curve is None else not no_curve,
         )
         result, cost = run_with_cost(registry.get("retrieval").run, m, cfg)
-        path = write_result(result, out, command=command_line(), cost=cost)
+        path = write_result(result, out, command=command_line(), cost=cost, model_info=m.info())
     typer.echo(result.report())
     typer.echo(f"wrote {path}")

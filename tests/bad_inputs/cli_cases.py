@@ -25,6 +25,25 @@ def _out(c, name: str) -> str:
     return str(c.scratch / "cli-out" / name)
 
 
+def _page(c) -> str:
+    return str(c.scratch / "cli-out" / "atlas.html")
+
+
+def _summary_folder(c, text) -> str:
+    """A results folder with one analyzer's summary.json: `text`, or (None) a valid summary of
+    world-base that keeps its roles."""
+    from interp.report import write_summary
+
+    folder = c.scratch / "cli-saved" / ("bad" if text else "good")
+    if text is None:
+        info = {"name": M, "n_layers": 4, "n_heads": 8}
+        write_summary(folder / "x", "x", {}, model=M, roles=[], model_info=info)
+    else:
+        (folder / "x").mkdir(parents=True, exist_ok=True)
+        (folder / "x" / "summary.json").write_text(text)
+    return str(folder)
+
+
 NO_MODEL = ("induction-damage",)  # commands that take --family (a zoo family) for MODEL
 
 
@@ -286,5 +305,24 @@ CLI_CASES = (
             lambda c: c.cli("demo", "--model", str(c.scratch / "none"), "--out", _out(c, "demo")),
         ),
         ("atlas --out is a folder", lambda c: c.cli("atlas", M, "--out", str(c.scratch))),
+        ("atlas with neither MODEL nor --from", lambda c: c.cli("atlas", "--out", _page(c))),
+        (
+            "atlas --from a folder that does not exist",
+            lambda c: c.cli("atlas", "--from", str(c.scratch / "none"), "--out", _page(c)),
+        ),
+        (
+            "atlas --from a folder without analyzer results",
+            lambda c: c.cli("atlas", "--from", str(c.scratch / "cli-files"), "--out", _page(c)),
+        ),
+        (
+            "atlas --from a summary that is not JSON",
+            lambda c: c.cli("atlas", "--from", _summary_folder(c, "{not json"), "--out", _page(c)),
+        ),
+        (
+            "atlas --from results of another MODEL",
+            lambda c: c.cli(
+                "atlas", "other-model", "--from", _summary_folder(c, None), "--out", _page(c)
+            ),
+        ),
     )
 )
