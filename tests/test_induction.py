@@ -592,12 +592,16 @@ def test_result_follows_the_analyzer_protocol(llama):
         "heads_ov_eigen",
         "copy_loss",
     }
-    (role,) = res.roles()
+    role, prefix = res.roles()
     assert (
         role.role == "induction"
         and set(role.heads) == set(res.induction_heads)
         and role.note == res.verdict
     )
+    assert prefix.role == "prefix-matching (no copying)" and set(prefix.heads) == set(
+        res.heads_with_role("prefix-matching (no copying)")
+    )
+    assert not set(prefix.heads) & set(role.heads) and not prefix.checks
     (check,) = role.checks  # the atlas sentence: the ablation against random head sets
     c = res.causal
     assert check.effect.endswith(

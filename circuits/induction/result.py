@@ -211,12 +211,15 @@ class Result:
         )
 
     def roles(self) -> list[RoleMap]:
-        """The induction heads for the atlas, with the causal check and the copy-loss ratio."""
+        """The induction heads for the atlas, with the causal check and the copy-loss ratio,
+        then the heads that prefix-match without copying (the other candidates the ablation
+        draws from), each with its induction score."""
         grid = self.scores["induction"].scores
-        heads = {
-            name: float(grid[Head.parse(name).layer, Head.parse(name).head])
-            for name in self.induction_heads
-        }
+
+        def scored(names: list[str]) -> dict[str, float]:
+            return {n: float(grid[Head.parse(n).layer, Head.parse(n).head]) for n in names}
+
+        heads = scored(self.induction_heads)
         causal = self.causal or {}
         checks = {
             "second-copy loss x, top heads ablated": causal.get("top_ratio"),
@@ -231,7 +234,13 @@ class Result:
                 {k: v for k, v in checks.items() if isinstance(v, (int, float))},
                 note=self.verdict,
                 checks=self.checks(),
-            )
+            ),
+            RoleMap(
+                "prefix-matching (no copying)",
+                "induction (Olsson / Hernandez)",
+                scored(self.heads_with_role("prefix-matching (no copying)")),
+                note="attend to the token after the earlier copy but do not raise its logit",
+            ),
         ]
 
     def checks(self) -> list[Check]:
