@@ -189,3 +189,32 @@ def test_cached_folders_of_an_older_format_are_converted_again(tmp_path):
     assert real._cache_format(folder) == real.CACHE_FORMAT
     (folder / real.SOURCE_FILE).write_text("{not json")
     assert real._cache_format(folder) == 0
+
+
+def _with_tensor_type(stories_path, folder, type_name: str):
+    """A copy of stories260K whose blk.0.attn_q.weight is labelled `type_name` (the data
+    bytes stay as they are: only the tensor table says otherwise)."""
+    import shutil
+
+    from gguf import GGMLQuantizationType, GGUFReader
+
+    path = folder / f"stories_{type_name}.gguf"
+    shutil.copy(stories_path, path)
+    reader = GGUFReader(str(path), "r+")
+    (tensor,) = [t for t in reader.tensors if t.name == "blk.0.attn_q.weight"]
+    tensor.field.parts[-2][0] = int(GGMLQuantizationType[type_name])  # the type field
+    del reader
+    return path
+
+
+def test_a_gguf_whose_quantization_cannot_be_dequantized_names_the_tensor(tmp_path, stories_path):
+    unsupported = _with_tensor_type(stories_path, tmp_path, "Q8_1")
+    with pytest.raises(
+        interp.GGUFMetadataError,
+        match="blk.0.attn_q.weight is stored as Q8_1.*" "re-quantize the file",
+    ):
+        interp.load(str(unsupported))
+    torn = _with_tensor_type(stories_path, tmp_path, "Q8_K")  # 64-value rows, 256-value blocks
+    with pytest.raises(interp.GGUFMetadataError, match="damaged or mislabelled"):
+        interp.load(str(torn))
+    assert stories_path.stat().st_size == unsupported.stat().st_size  # only the label changed

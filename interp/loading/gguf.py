@@ -20,11 +20,11 @@ from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFa
 from transformers.initialization import no_init_weights
 from transformers.integrations.gguf import convert_gguf_tokenizer
 from transformers.integrations.gguf.gguf_tokenizer_mapping import GGUF_TOKENIZER_MAPPING
-from transformers.integrations.gguf.reader import read_gguf_metadata
+from transformers.integrations.gguf.reader import GGML_NAME, read_gguf_metadata
 
 from .errors import GGUFMetadataError
 
-__all__ = ["load_gguf", "gguf_tokenizer", "plain_copy"]
+__all__ = ["load_gguf", "gguf_tokenizer", "plain_copy", "check_tensor_types"]
 
 _SPECIAL_IDS = (
     ("bos_token", "bos_token_id"),
@@ -32,6 +32,36 @@ _SPECIAL_IDS = (
     ("unk_token", "unknown_token_id"),
     ("pad_token", "padding_token_id"),
 )
+
+
+_FLOAT_TYPES = {"F32", "F16", "BF16"}
+
+
+def check_tensor_types(path: Path) -> None:
+    """Refuse a GGUF whose tensors transformers cannot dequantize, naming the first such
+    tensor, its type and the fix (transformers' own message names a ggml type number and no
+    tensor). `load_gguf` runs it only once transformers has failed: it reads the whole
+    metadata (seconds on a real model), which a good file need not pay for. A tensor table the reader cannot parse (rows
+    that are not whole blocks of their type, a cut-off file) is refused the same way."""
+    from gguf import GGUFReader  # lazy: only a GGUF load needs it
+
+    try:
+        tensors = GGUFReader(str(path)).tensors
+    except Exception as err:  # the reader raises many types on a damaged file
+        raise GGUFMetadataError(
+            f"{path} is not a readable GGUF file ({type(err).__name__}: {err}); it is damaged "
+            "or mislabelled: download or export it again"
+        ) from err
+    supported = sorted(_FLOAT_TYPES | set(GGML_NAME.values()))
+    for tensor in tensors:
+        kind = tensor.tensor_type.name
+        if kind not in _FLOAT_TYPES and kind not in GGML_NAME.values():
+            raise GGUFMetadataError(
+                f"{path.name}: tensor {tensor.name} is stored as {kind}, which transformers "
+                f"cannot dequantize (it reads {', '.join(supported)}); re-quantize the file to "
+                "one of those (llama.cpp's llama-quantize, e.g. Q4_K_M or Q8_0) or load the "
+                "model's original HF folder"
+            )
 
 
 def load_gguf(path: Path, dtype: torch.dtype):
@@ -52,6 +82,7 @@ def load_gguf(path: Path, dtype: torch.dtype):
                 local_files_only=True,
             )
     except Exception as err:  # transformers raises many types for an unreadable file
+        check_tensor_types(path)  # the clearer message, when a tensor type is the cause
         raise GGUFMetadataError(
             f"cannot read {path} as a causal LM: {type(err).__name__}: {err}"
         ) from err
