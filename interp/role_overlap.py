@@ -45,7 +45,8 @@ def _head_set(role_map) -> set[Head]:
 def role_overlap(roles: Sequence, n_heads_total: int) -> list[dict]:
     """One row per pair of roles (`interp.atlas.RoleMap`) that both name a head: the two
     roles, their sizes, the heads they share (layer order), the count expected by chance,
-    and `shared_by_chance_p`. Pairs where either role is empty are left out."""
+    and `shared_by_chance_p`, least likely by chance first. Pairs where either role is empty
+    are left out."""
     rows = []
     for a, b in combinations([r for r in roles if r.heads], 2):
         heads_a, heads_b = _head_set(a), _head_set(b)
@@ -62,7 +63,11 @@ def role_overlap(roles: Sequence, n_heads_total: int) -> list[dict]:
                 ),
             }
         )
-    return rows
+    return sorted(rows, key=lambda row: row["p_at_least_shared"])  # stable: ties keep order
+
+
+def _heads(n: int) -> str:
+    return f"{n} head" if n == 1 else f"{n} heads"
 
 
 def overlap_lines(rows: Sequence[dict]) -> list[str]:
@@ -73,7 +78,7 @@ def overlap_lines(rows: Sequence[dict]) -> list[str]:
         shared = row["shared"]
         names = f" ({', '.join(shared)})" if shared else ""
         lines.append(
-            f"{ra} ({na} heads) and {rb} ({nb} heads) share {len(shared)}{names}; "
+            f"{ra} ({_heads(na)}) and {rb} ({_heads(nb)}) share {len(shared)}{names}; "
             f"chance {row['expected_by_chance']:.2f}, p(>= {len(shared)}) = "
             f"{row['p_at_least_shared']:.2g}"
         )
