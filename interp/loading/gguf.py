@@ -41,8 +41,9 @@ def check_tensor_types(path: Path) -> None:
     """Refuse a GGUF whose tensors transformers cannot dequantize, naming the first such
     tensor, its type and the fix (transformers' own message names a ggml type number and no
     tensor). `load_gguf` runs it only once transformers has failed: it reads the whole
-    metadata (seconds on a real model), which a good file need not pay for. A tensor table the reader cannot parse (rows
-    that are not whole blocks of their type, a cut-off file) is refused the same way."""
+    metadata (seconds on a real model), which a good file need not pay for. A tensor table
+    the reader cannot parse (rows that are not whole blocks of their type, a cut-off file) is
+    refused the same way."""
     from gguf import GGUFReader  # lazy: only a GGUF load needs it
 
     try:
