@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 
 from .checks import Check
 from .errors import InvalidArgumentError
+from .export.svg import to_svg
 from .heads import Head
 from .role_overlap import role_overlap
 
@@ -199,8 +200,6 @@ def _overlap(roles: Sequence[RoleMap], info: dict) -> str:
 
 
 def _circuits(circuits, info) -> str:
-    from .export import to_svg
-
     parts = []
     for circuit in circuits:
         svg = to_svg(circuit, n_layers=int(info["n_layers"]), n_heads=int(info["n_heads"]))

@@ -31,6 +31,9 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
 import torch
 
 from interp.errors import InvalidArgumentError
@@ -93,8 +96,6 @@ class TokenAttribution:
 
     def to_frame(self):
         """pandas table: one row per prompt token; total, then one column per target token."""
-        import pandas as pd  # noqa: PLC0415
-
         frame = pd.DataFrame(
             {
                 "position": list(self.positions),
@@ -136,9 +137,6 @@ _METHOD_NAMES = {
 
 
 def _heatmap(rows: dict, tokens: Sequence[str], positions: Sequence[int], title: str):
-    import numpy as np  # noqa: PLC0415
-    import plotly.graph_objects as go  # noqa: PLC0415
-
     labels = [f"{tok} ({pos})" for tok, pos in zip(tokens, positions)]
     z = np.array([row.tolist() for row in rows.values()])
     text = [[f"{v:.3f}" for v in row] for row in z]
@@ -245,7 +243,7 @@ def _baseline_id(model, baseline) -> int:
 
 
 def _prompt_input(model, prompt: str, baseline_id: int):
-    from captum.attr import TextTokenInput  # noqa: PLC0415
+    from captum.attr import TextTokenInput  # lazy: captum is slow to import (0.6 s)
 
     skip = [model.tokenizer.bos_token_id] if model.prepends_bos else None
     inp = TextTokenInput(prompt, _ModelTokenizer(model), baselines=baseline_id, skip_tokens=skip)
@@ -260,10 +258,10 @@ def _prompt_input(model, prompt: str, baseline_id: int):
 
 
 def _run_captum(model, method: str, inp, targets: torch.Tensor, n_samples: int, n_steps: int):
-    from captum.attr import (
+    from captum.attr import (  # lazy: captum is slow to import (0.6 s); only a run needs it
         FeatureAblation,
         LayerIntegratedGradients,
-        LLMAttribution,  # noqa: PLC0415
+        LLMAttribution,
         LLMGradientAttribution,
         ShapleyValueSampling,
     )
@@ -370,7 +368,7 @@ def token_attribution(
 
 
 def _captum_version() -> str:
-    import captum  # noqa: PLC0415
+    import captum  # lazy: slow to import (0.6 s); only a run's record reads its version
 
     return str(captum.__version__)
 

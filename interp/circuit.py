@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 from .errors import InterpError, InvalidArgumentError
 from .heads import Head
+from .jsonio import read_json_text, write_json_text
 
 __all__ = ["Circuit", "Node", "Edge", "CircuitError", "EDGE_KINDS"]
 
@@ -186,8 +187,6 @@ class Circuit:
         }
 
     def to_json(self, path=None, indent: int = 2) -> str:
-        from .jsonio import write_json_text
-
         return write_json_text(self.to_dict(), path, indent)
 
     @classmethod
@@ -226,6 +225,4 @@ class Circuit:
 
     @classmethod
     def from_json(cls, text_or_path: str) -> "Circuit":
-        from .jsonio import read_json_text
-
         return cls.from_dict(read_json_text(text_or_path, CircuitError, "circuit"))

@@ -28,7 +28,7 @@ import torch
 
 from .backends.plan import Edit, EditContext, RunPlan
 from .errors import InvalidArgumentError
-from .heads import Head
+from .heads import Head, parse_heads
 from .tokens import Tokens
 
 __all__ = [
@@ -58,8 +58,6 @@ class CrossPatch:
     positions: Optional[tuple[int, ...]] = None
 
     def __init__(self, heads, positions=None):
-        from .heads import parse_heads
-
         object.__setattr__(self, "heads", parse_heads(heads))
         if positions is not None:
             positions = tuple(

@@ -32,6 +32,7 @@ import torch
 from .backends.plan import Edit, EditContext
 from .errors import ArgumentTypeError, InterventionError
 from .heads import Head, HeadLike, check_heads, parse_heads
+from .jsonio import read_json_text, write_json_text
 from .patch_source import check_source, patch_fn, real_aligned
 
 __all__ = [
@@ -74,8 +75,6 @@ class Intervention:
 
     def to_json(self, path=None, indent: int = 2) -> str:
         """JSON text of this intervention (written to `path` too, if given)."""
-        from .jsonio import write_json_text
-
         return write_json_text(self.to_dict(), path, indent)
 
     @staticmethod
@@ -94,8 +93,6 @@ class Intervention:
     @staticmethod
     def from_json(text_or_path: str) -> "Intervention":
         """Read an intervention from JSON text or from a file path."""
-        from .jsonio import read_json_text
-
         return Intervention.from_dict(
             read_json_text(text_or_path, InterventionError, "intervention recipe")
         )

@@ -35,7 +35,7 @@ import torch
 
 from .backends.plan import Edit, EditContext, RunPlan
 from .errors import InvalidArgumentError
-from .heads import Head
+from .heads import Head, parse_heads
 from .results import HeadScores, data_hash
 from .tokens import Tokens
 
@@ -77,8 +77,6 @@ class Receivers:
     positions: Optional[Sequence[int]] = None
 
     def __init__(self, heads, site: str = "q", positions=None):
-        from .heads import parse_heads
-
         if site not in ("q", "k", "v"):
             raise InvalidArgumentError(f"receiver site must be 'q', 'k' or 'v', got {site!r}")
         object.__setattr__(self, "heads", parse_heads(heads))

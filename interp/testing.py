@@ -11,8 +11,25 @@ them. Each comes with a small word-level tokenizer (one token per word).
 from __future__ import annotations
 
 import torch
+from tokenizers import Tokenizer, decoders, pre_tokenizers
+from tokenizers.models import WordLevel
+from transformers import (
+    AutoModelForCausalLM,
+    Gemma2Config,
+    Gemma3TextConfig,
+    GPT2Config,
+    GPTNeoXConfig,
+    LlamaConfig,
+    MistralConfig,
+    Olmo2Config,
+    Phi3Config,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen3Config,
+)
 
 from .errors import InvalidArgumentError
+from .models import Model
 
 __all__ = ["TINY_ARCHITECTURES", "tiny_hf_model", "tiny_model", "word_tokenizer"]
 
@@ -39,12 +56,9 @@ TINY_ARCHITECTURES = (
 
 def word_tokenizer(words=TINY_WORDS):
     """A whitespace word-level fast tokenizer with <bos>, <eos>, <pad>, <unk> at ids 0..3."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
     specials = ["<bos>", "<eos>", "<pad>", "<unk>"]
     vocab = {token: i for i, token in enumerate(specials + list(dict.fromkeys(words)))}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend = Tokenizer(WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     backend.decoder = decoders.WordPiece(prefix="##", cleanup=False)
     return PreTrainedTokenizerFast(
@@ -57,8 +71,6 @@ def word_tokenizer(words=TINY_WORDS):
 
 
 def _config(arch: str, vocab: int, n_layers: int, n_ctx: int):
-    from transformers import GPT2Config, GPTNeoXConfig, LlamaConfig, MistralConfig, Qwen2Config
-
     common = dict(
         vocab_size=vocab,
         num_hidden_layers=n_layers,
@@ -128,8 +140,6 @@ def _newer_config(arch: str, common: dict):
     """Tiny configs exercising what the newer families add: one kv head, head_dim != d_model /
     n_heads, sliding-window layers (window 4, shorter than the test prompts), q/k norms, logit
     soft-capping, scaled embeddings, a fused qkv projection (Phi-3)."""
-    from transformers import Gemma2Config, Gemma3TextConfig, Olmo2Config, Phi3Config, Qwen3Config
-
     if arch == "gemma3":
         return Gemma3TextConfig(architectures=["Gemma3ForCausalLM"], **_GEMMA, **common)
     if arch == "gemma2":
@@ -165,8 +175,6 @@ def tiny_hf_model(
     arch: str = "llama", *, n_layers: int = 2, n_ctx: int = 128, seed: int = 0, vocab: int = None
 ):
     """A randomly initialised HF causal LM of `arch` (weights scaled up so heads differ)."""
-    from transformers import AutoModelForCausalLM
-
     tokenizer = word_tokenizer()
     config = _config(arch, vocab or len(tokenizer), n_layers, n_ctx)
     torch.manual_seed(seed)
@@ -180,7 +188,5 @@ def tiny_hf_model(
 
 def tiny_model(arch: str = "llama", *, backend: str = "nnsight", **kwargs):
     """An `interp.Model` around `tiny_hf_model(arch)`."""
-    from .models import Model
-
     hf, tokenizer = tiny_hf_model(arch, **kwargs)
     return Model(hf, tokenizer, name=f"tiny-{arch}", backend=backend)

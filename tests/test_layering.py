@@ -7,7 +7,10 @@ Layers, bottom to top: ``interp`` (the core) <- ``circuits`` (the analyzers) <- 
     functions as well as at module top (a function-level import only hides a cycle);
 (b) no module of ``interp`` outside ``interp/cli/`` imports ``circuits``;
 (c) no module of ``circuits`` imports ``interp.cli``;
-(d) no file in ``interp/`` or ``circuits/`` is over 500 lines.
+(d) no file in ``interp/`` or ``circuits/`` is over 500 lines;
+(e) an import inside a function says why it is not at the top of its module: a comment on its
+    first line or on the line above (``# lazy: captum is slow to import``); a bare ``# noqa``
+    is no reason. The top of the module is the default, so the import graph stays in view.
 
 An edge ``a -> b`` is an ``import`` or ``from ... import`` statement in module ``a`` that names
 module ``b`` (``from pkg import name`` names ``pkg.name`` when that is a module, else ``pkg``).
@@ -22,6 +25,7 @@ fail.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,6 +168,39 @@ def long_files(root: Path = ROOT, packages=PACKAGES, limit: int = MAX_LINES) -> 
     return out
 
 
+def _reason(line: str) -> str:
+    """The comment text of a source line, without ``noqa`` / ``type: ignore`` directives."""
+    if "#" not in line:
+        return ""
+    comment = line.split("#", 1)[1].strip()
+    comment = re.sub(
+        r"^(noqa(:\s*[A-Z]+[0-9]+(,\s*[A-Z]+[0-9]+)*)?|type:\s*ignore(\[.*?\])?)", "", comment
+    )
+    return comment.strip(" -()")
+
+
+def unexplained_lazy_imports(root: Path = ROOT, packages=PACKAGES) -> list[str]:
+    """``"path:line"`` of each import inside a function with no reason given beside it."""
+    out = []
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            lines = path.read_text(encoding="utf-8").splitlines()
+            tree = ast.parse("\n".join(lines))
+            found = {
+                node.lineno
+                for fn in ast.walk(tree)
+                if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
+                for node in ast.walk(fn)
+                if isinstance(node, (ast.Import, ast.ImportFrom))
+            }
+            for n in sorted(found):
+                above = lines[n - 2].strip() if n >= 2 else ""
+                told = _reason(lines[n - 1]) or (above.startswith("#") and _reason(above))
+                if not told:
+                    out.append(f"{path.relative_to(root)}:{n}")
+    return out
+
+
 # --------------------------------------------------------------------------- the real tree
 
 GRAPH = import_graph()
@@ -195,6 +232,14 @@ def test_analyzers_never_import_the_cli():
 
 def test_no_file_over_500_lines():
     assert LONG == [], "files over 500 lines: " + ", ".join(LONG)
+
+
+def test_every_import_inside_a_function_says_why():
+    unexplained = unexplained_lazy_imports()
+    assert unexplained == [], (
+        "imports inside functions with no reason given (move them to the top of the module, or "
+        "say why they are lazy in a comment on the line): " + ", ".join(unexplained)
+    )
 
 
 # --------------------------------------------------------------------------- each check can fail
@@ -261,3 +306,24 @@ def test_imports_inside_functions_and_relative_imports_are_edges(tmp_path):
 def test_long_files_on_a_synthetic_tree(tmp_path):
     _write_tree(tmp_path, {"pkg/short.py": "x = 1\n" * 3, "pkg/long.py": "x = 1\n" * 4})
     assert long_files(tmp_path, ("pkg",), limit=3) == ["pkg/long.py (4 lines)"]
+
+
+def test_unexplained_lazy_imports_on_a_synthetic_tree(tmp_path):
+    _write_tree(
+        tmp_path,
+        {
+            "pkg/m.py": (
+                "import json\n"
+                "def bare():\n    import os\n"
+                "def noqa_only():\n    import re  # noqa: PLC0415\n"
+                "def told():\n    import csv  # lazy: only this reads csv\n"
+                "def told_above():\n    # lazy: slow to import\n    import math\n"
+                "class C:\n    def method(self):\n        from . import m\n"
+            ),
+        },
+    )
+    assert unexplained_lazy_imports(tmp_path, ("pkg",)) == [
+        "pkg/m.py:3",
+        "pkg/m.py:5",
+        "pkg/m.py:13",
+    ]

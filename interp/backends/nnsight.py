@@ -13,6 +13,7 @@ from __future__ import annotations
 from functools import cached_property
 
 import torch
+from nnsight import NNsight
 
 from ..arch import merge_qkv, split_qkv
 from .attention import install_pattern_sites, pattern_attention
@@ -29,8 +30,6 @@ class NNsightBackend:
 
     @cached_property
     def envoy(self):
-        from nnsight import NNsight
-
         install_pattern_sites(self.model.attention_modules())
         return NNsight(self.model.hf)
 

@@ -54,6 +54,7 @@ class TransformerLensBackend:
 
     @cached_property
     def bridge(self):
+        # lazy: transformer-lens takes seconds to import; only the first bridge run needs it
         from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
 
         module = share_weights_copy(self.model.hf)

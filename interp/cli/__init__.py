@@ -13,8 +13,6 @@ imports it.
 
 from __future__ import annotations
 
-import importlib
-
 from interp.zoo.cli import app as zoo_app
 
 from . import (  # noqa: F401  (registers their commands)
@@ -27,27 +25,11 @@ from . import (  # noqa: F401  (registers their commands)
     recall,
     retrieval,
 )
-from .app import app, fail, load_model
+from .app import app
 
 __all__ = ["app", "main"]
 
 app.add_typer(zoo_app, name="zoo", help="Model zoo: small LMs trained here with known behaviours.")
-
-_fail, _load = fail, load_model  # the analyzers' own register() still use these until they move
-
-
-def _register_legacy() -> None:
-    """Analyzers that still add their own subcommand through `register(app)` (until they move
-    to a commands module here)."""
-    from circuits import ANALYZERS  # transitional: goes with the last legacy register()
-
-    for name in ANALYZERS:
-        register = getattr(importlib.import_module(f"circuits.{name}"), "register", None)
-        if register is not None:
-            register(app)
-
-
-_register_legacy()
 
 
 def main() -> None:  # pragma: no cover

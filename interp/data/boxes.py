@@ -39,6 +39,8 @@ from typing import Optional, Sequence
 
 import torch
 
+from ..tokens import to_tokens
+from ..zoo.world import BOX_LABELS, OBJECTS, World
 from .box_types import (  # noqa: F401  (re-exported: split out to keep files small)
     DESIDERATA,
     ENGLISH_PATH,
@@ -113,8 +115,6 @@ def speaks_world(tokenizer) -> bool:
 
     English words such as "apple" are whole entries of large BPE vocabularies too, so the
     world's invented country names (never single entries of an English vocabulary) decide."""
-    from interp.zoo.world import BOX_LABELS, OBJECTS, World
-
     vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
     words = list(OBJECTS[:5]) + list(BOX_LABELS[:5]) + list(World(0).countries[:3])
     return all(w in vocab for w in words)
@@ -163,8 +163,6 @@ def _defaults(tokenizer, objects, labels):
     of where they came from (`BoxDataset.vocabulary`)."""
     record = {"source": "given"}
     if objects is None or labels is None:
-        from interp.zoo.world import BOX_LABELS, OBJECTS
-
         if speaks_world(tokenizer):
             default_o, default_l, record = OBJECTS, BOX_LABELS, {"source": "zoo world"}
         else:
@@ -245,8 +243,6 @@ def _last_index(row: list[int], token: int) -> int:
 
 
 def _build(model_or_tokenizer, samples, template) -> BoxDataset:
-    from interp.tokens import to_tokens
-
     tokenizer = _tokenizer_of(model_or_tokenizer)
     used_o = sorted({o for s in samples for o in s.objects})
     used_l = sorted({l for s in samples for l in s.labels + (s.query_label,)})

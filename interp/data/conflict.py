@@ -43,8 +43,12 @@ import warnings
 from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
+import numpy as np
+
+from .. import zoo
 from ..errors import ArgumentTypeError
 from ..jsonio import read_user_file
+from ..zoo.world import World
 from . import facts
 from .conflict_items import (  # noqa: F401  (re-exported: split out to keep files small)
     _ITEM_KEYS,
@@ -80,10 +84,6 @@ __all__ = [
 
 def _zoo_filler(world_seed: int = 0, seed: int = 0) -> str:
     """One fixed filler sentence of the zoo's world (e.g. ``a flondy lais rums with a shal .``)."""
-    import numpy as np
-
-    from ..zoo.world import World
-
     return " ".join(World(world_seed).filler_sentence(np.random.default_rng(seed)))
 
 
@@ -125,9 +125,7 @@ def templates_for(model) -> dict[str, Template]:
 def is_zoo_model(model) -> bool:
     """Whether `model` is a shipped zoo organism (loaded by its zoo name)."""
     try:
-        from ..zoo import names
-
-        return model.name in names()
+        return model.name in zoo.names()
     except Exception:  # noqa: BLE001 - no zoo checkpoints shipped
         return False
 
@@ -148,15 +146,11 @@ def zoo_counts(name: str = "world-base", world_seed: int = 0) -> tuple[dict[str,
     """Per-country training mentions of a zoo model (from its card), else the world's fact
     probabilities."""
     try:
-        from .. import zoo
-
         counts = zoo.card(name).get("country_train_counts")
         if counts:
             return {k: float(v) for k, v in counts.items()}, f"{name} card: country_train_counts"
     except Exception:  # noqa: BLE001 - not shipped: fall back to the generator's probabilities
         pass
-    from ..zoo.world import World
-
     world = World(world_seed)
     return {
         c: world.fact_probs.get(c, 0.0) for c in world.countries
@@ -167,8 +161,6 @@ def zoo_items(
     n_per_subject: int = 2, seed: int = 0, world_seed: int = 0, counts: Optional[dict] = None
 ) -> list[ConflictItem]:
     """Items for every zoo country (unknown ones are dropped later by `build_conflict_set`)."""
-    from ..zoo.world import World
-
     world = World(world_seed)
     rng = random.Random(f"conflict-items-{seed}")
     counts = (

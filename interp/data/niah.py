@@ -38,7 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
+
 from ..errors import ArgumentTypeError
+from ..zoo.world import World
 from .niah_templates import (
     CHAT_REQUEST,
     COMPLETION_TEMPLATE,
@@ -394,20 +397,12 @@ def build_grid(
 
 def zoo_haystack(n_tokens: int = 2000, seed: int = 0, world_seed: int = 0) -> str:
     """Filler sentences of the zoo's world language (what its needles are hidden in)."""
-    import numpy as np
-
-    from interp.zoo.world import World
-
     rng = np.random.default_rng([world_seed, seed, 7])
     return " ".join(World(world_seed).filler(rng, n_tokens))
 
 
 def zoo_needles(n: int = 3, seed: int = 0, world_seed: int = 0) -> list[Needle]:
     """`n` world-language needles ``the code of P is N .`` asked as ``the code of P is`` -> N."""
-    import numpy as np
-
-    from interp.zoo.world import World
-
     world = World(world_seed)
     rng = np.random.default_rng([world_seed, seed, 11])
     people = rng.choice(len(world.people), size=n, replace=False)

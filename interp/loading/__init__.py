@@ -26,6 +26,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
+from .. import zoo
 from ..errors import InvalidArgumentError
 from . import real
 from .errors import (
@@ -108,8 +109,6 @@ def _load_any(spec, dtype, revision):
         model, tokenizer = _load_folder(str(path), dtype, revision=None)
         name = path.name
     elif _is_zoo_name(spec):
-        from .. import zoo
-
         _no_revision(revision, spec, "a zoo model")
         model, tokenizer = _load_folder(str(zoo.path(spec)), dtype, revision=None)
         name = str(spec)
@@ -131,8 +130,6 @@ class ShadowedNameWarning(UserWarning):
 
 
 def _warn_shadowed(spec: str) -> None:
-    import warnings
-
     warnings.warn(
         f"{spec!r} is a model name and also a folder here; loading the named model. "
         f"To load the folder, pass './{spec}'",
@@ -143,13 +140,7 @@ def _warn_shadowed(spec: str) -> None:
 
 def _known_names() -> list[str]:
     """Every zoo and real model name `interp.load` reads without a path."""
-    try:
-        from .. import zoo
-
-        zoo_names = list(zoo.names())
-    except ImportError:
-        zoo_names = []
-    return zoo_names + real.names()
+    return list(zoo.names()) + real.names()
 
 
 def _no_revision(revision: Optional[str], spec, kind: str) -> None:
@@ -164,10 +155,6 @@ def _no_revision(revision: Optional[str], spec, kind: str) -> None:
 
 
 def _is_zoo_name(spec) -> bool:
-    try:
-        from .. import zoo
-    except ImportError:
-        return False
     return str(spec) in zoo.names()
 
 
@@ -231,14 +218,12 @@ def _load_hub(model_id: str, dtype, revision):
             return model, tokenizer
         except Exception as err:  # hub errors come in many types; all mean "not available"
             last_error = err
-    from ..zoo import names as zoo_names
-
     raise ModelNotAvailableError(
         f"model {model_id!r}{'' if revision is None else f' (revision {revision})'} is not on this "
         f"machine and could not be downloaded ({type(last_error).__name__}). Put its files "
         "(config.json, model.safetensors, tokenizer.json) in a folder and pass the folder's path "
         f"to interp.load, or place them in the Hugging Face cache ({_hf_cache()}). Offline "
-        f"models: a .gguf path, a local folder, a zoo name ({', '.join(zoo_names())}) or a real "
+        f"models: a .gguf path, a local folder, a zoo name ({', '.join(zoo.names())}) or a real "
         f"model's name ({', '.join(real.names())})."
     ) from None
 

@@ -22,11 +22,15 @@ Each turns a confusing failure into a typed error that names what was expected:
 from __future__ import annotations
 
 import difflib
+import json
 import os
+from pathlib import Path
 from typing import Sequence
 
 import torch
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
+from ..arch import ARCHITECTURES, UnsupportedArchitectureError
 from ..errors import ArgumentTypeError, InvalidArgumentError
 from .errors import ModelNotAvailableError
 
@@ -82,13 +86,6 @@ def check_folder_architecture(folder) -> None:
     """Refuse a model folder whose config.json names no architecture interp supports: the
     config's ``architectures`` and the causal-LM class transformers would build for its
     ``model_type`` are the candidates, as `interp.arch.arch_spec` reads them after loading."""
-    import json
-    from pathlib import Path
-
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-
-    from ..arch import ARCHITECTURES, UnsupportedArchitectureError
-
     path = Path(folder) / "config.json"
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
