@@ -21,11 +21,8 @@ import torch
 
 from .activation_cache import ActivationCache, CacheKeyError
 from .arch import SITES, arch_spec, out_weight_per_head
-from .backends.nnsight import NNsightBackend
 from .backends.plan import EditContext, RunPlan
-from .backends.transformer_lens import TransformerLensBackend
 from .errors import ArgumentTypeError, InvalidArgumentError
-from .generation import check_option_names, generate
 from .heads import Head, check_heads, parse_heads
 from .interventions import Intervention, InterventionError
 from .lifetime import Intervening, InterventionNotEnteredWarning, check_once, combine
@@ -162,7 +159,12 @@ class Model:
         """The engine object (built lazily, once) for `backend` or the model's default."""
         name = check_backend(backend or self.backend)
         if name not in self._engines:
-            cls = TransformerLensBackend if name == "transformer_lens" else NNsightBackend
+            # lazy: a backend imports its library (transformer-lens 0.5 s, nnsight); a model
+            # pays only for the backends it runs on
+            if name == "transformer_lens":
+                from .backends.transformer_lens import TransformerLensBackend as cls  # lazy
+            else:
+                from .backends.nnsight import NNsightBackend as cls  # lazy, as above
             self._engines[name] = cls(self)
         return self._engines[name]
 
@@ -402,6 +404,9 @@ class Model:
 
     def generate(self, prompts: Prompts, max_new_tokens: int = 32, **kwargs):
         """Continue prompts; see `interp.generation.generate` for the options."""
+        # lazy: generation reads transformers' cache and attention modules (1.1 s to import)
+        from .generation import check_option_names, generate
+
         check_option_names(kwargs)
         return generate(self, prompts, max_new_tokens=max_new_tokens, **kwargs)
 

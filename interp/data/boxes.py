@@ -40,7 +40,6 @@ from typing import Optional, Sequence
 import torch
 
 from ..tokens import to_tokens
-from ..zoo.world import BOX_LABELS, OBJECTS, World
 from .box_types import (  # noqa: F401  (re-exported: split out to keep files small)
     DESIDERATA,
     ENGLISH_PATH,
@@ -115,6 +114,9 @@ def speaks_world(tokenizer) -> bool:
 
     English words such as "apple" are whole entries of large BPE vocabularies too, so the
     world's invented country names (never single entries of an English vocabulary) decide."""
+    # lazy: the zoo package brings its trainer (~1 s to import)
+    from ..zoo.world import BOX_LABELS, OBJECTS, World
+
     vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
     words = list(OBJECTS[:5]) + list(BOX_LABELS[:5]) + list(World(0).countries[:3])
     return all(w in vocab for w in words)
@@ -163,6 +165,9 @@ def _defaults(tokenizer, objects, labels):
     of where they came from (`BoxDataset.vocabulary`)."""
     record = {"source": "given"}
     if objects is None or labels is None:
+        # lazy: the zoo package brings its trainer (~1 s to import)
+        from ..zoo.world import BOX_LABELS, OBJECTS
+
         if speaks_world(tokenizer):
             default_o, default_l, record = OBJECTS, BOX_LABELS, {"source": "zoo world"}
         else:

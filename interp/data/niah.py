@@ -41,7 +41,6 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import ArgumentTypeError
-from ..zoo.world import World
 from .niah_templates import (
     CHAT_REQUEST,
     COMPLETION_TEMPLATE,
@@ -397,12 +396,16 @@ def build_grid(
 
 def zoo_haystack(n_tokens: int = 2000, seed: int = 0, world_seed: int = 0) -> str:
     """Filler sentences of the zoo's world language (what its needles are hidden in)."""
+    from ..zoo.world import World  # lazy: the zoo package brings its trainer (~1 s)
+
     rng = np.random.default_rng([world_seed, seed, 7])
     return " ".join(World(world_seed).filler(rng, n_tokens))
 
 
 def zoo_needles(n: int = 3, seed: int = 0, world_seed: int = 0) -> list[Needle]:
     """`n` world-language needles ``the code of P is N .`` asked as ``the code of P is`` -> N."""
+    from ..zoo.world import World  # lazy: the zoo package brings its trainer (~1 s)
+
     world = World(world_seed)
     rng = np.random.default_rng([world_seed, seed, 11])
     people = rng.choice(len(world.people), size=n, replace=False)

@@ -26,7 +26,6 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from .. import zoo
 from ..errors import InvalidArgumentError
 from . import real
 from .errors import (
@@ -110,7 +109,7 @@ def _load_any(spec, dtype, revision):
         name = path.name
     elif _is_zoo_name(spec):
         _no_revision(revision, spec, "a zoo model")
-        model, tokenizer = _load_folder(str(zoo.path(spec)), dtype, revision=None)
+        model, tokenizer = _load_folder(str(_zoo().path(spec)), dtype, revision=None)
         name = str(spec)
     elif real.is_name(spec):
         _no_revision(revision, spec, "a named real model (one pinned version)")
@@ -140,7 +139,7 @@ def _warn_shadowed(spec: str) -> None:
 
 def _known_names() -> list[str]:
     """Every zoo and real model name `interp.load` reads without a path."""
-    return list(zoo.names()) + real.names()
+    return list(_zoo().names()) + real.names()
 
 
 def _no_revision(revision: Optional[str], spec, kind: str) -> None:
@@ -154,8 +153,15 @@ def _no_revision(revision: Optional[str], spec, kind: str) -> None:
         )
 
 
+def _zoo():
+    """The `interp.zoo` package, imported on first use."""
+    from .. import zoo  # lazy: the zoo package brings its trainer (~1 s); only names need it
+
+    return zoo
+
+
 def _is_zoo_name(spec) -> bool:
-    return str(spec) in zoo.names()
+    return str(spec) in _zoo().names()
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -223,7 +229,7 @@ def _load_hub(model_id: str, dtype, revision):
         f"machine and could not be downloaded ({type(last_error).__name__}). Put its files "
         "(config.json, model.safetensors, tokenizer.json) in a folder and pass the folder's path "
         f"to interp.load, or place them in the Hugging Face cache ({_hf_cache()}). Offline "
-        f"models: a .gguf path, a local folder, a zoo name ({', '.join(zoo.names())}) or a real "
+        f"models: a .gguf path, a local folder, a zoo name ({', '.join(_zoo().names())}) or a real "
         f"model's name ({', '.join(real.names())})."
     ) from None
 
