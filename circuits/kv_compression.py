@@ -20,8 +20,8 @@ analyzer's rule).
     >>> import warnings, interp.testing
     >>> model = interp.testing.tiny_model("llama")
     >>> cfg = Config(
-    ...     lengths=(40,), depths=(0.5,), budgets=(0.5,), n_random=1, window=8,
-    ...     retrieval_lengths=(32,),
+    ...     lengths=(64,), depths=(0.5,), budgets=(0.5,), n_random=1, window=8,
+    ...     retrieval_lengths=(48,),
     ... )
     >>> with warnings.catch_warnings(record=True):
     ...     result = run(model, cfg)
@@ -173,13 +173,17 @@ def _answer(model, prompt, policy, n_new: int, probe: bool) -> tuple[str, int, O
 
 @dataclass
 class KVResult:
-    """Every (prompt, policy) point and the retrieval scores the policies came from."""
+    """Every (prompt, policy) point and the retrieval scores the policies came from.
+
+    scoring_floor: the floor of the retrieval scoring this run did itself (0 when the scores
+    were given), part of `floor`."""
 
     model: str
     config: Config
     scores: object
     points: list = field(default_factory=list)
     analyzer: str = "kv_compression"
+    scoring_floor: float = 0.0
 
     # --- aggregates ---------------------------------------------------------------------------
 
@@ -309,9 +313,14 @@ class KVResult:
     def floor(self) -> tuple:
         n = len({(p["length"], p["depth"]) for p in self.points})
         n_policies = len({(p["policy"], p["budget"], p["draw"]) for p in self.points})
-        return float(n * n_policies), (
-            "one prefill per prompt and policy (decode steps count their KV share "
-            "on top); the retrieval scoring's own forwards on top"
+        scoring = (
+            f" + retrieval scoring {self.scoring_floor:.3g} (one forward per scoring prompt)"
+            if self.scoring_floor
+            else ""
+        )
+        return float(n * n_policies + self.scoring_floor), (
+            f"one prefill per prompt and policy, {n} x {n_policies} (decode steps count their "
+            f"KV share on top){scoring}"
         )
 
     def report(self) -> str:
@@ -335,23 +344,27 @@ class KVResult:
         return "\n".join(lines)
 
 
-def _retrieval_scores(model, cfg: Config):
+def _retrieval_scoring(model, cfg: Config) -> R.RetrievalResult:
     rcfg = (
         R.Config()
         if cfg.retrieval_lengths is None
         else R.Config(lengths=tuple(cfg.retrieval_lengths))
     )
-    return R.run(model, rcfg).scores
+    return R.run(model, rcfg)
 
 
 def run(model, cfg: Optional[Config] = None, *, scores=None) -> KVResult:
     """The experiment (see the module docstring); `scores` (HeadScores or [layers, heads]) skips
     the retrieval scoring."""
     cfg = Config() if cfg is None else cfg
-    scores = _retrieval_scores(model, cfg) if scores is None else scores
+    scoring = _retrieval_scoring(model, cfg) if scores is None else None
+    if scoring is not None:
+        scores = scoring.scores
     niah = cfg.niah(model, cfg.grid_lengths(model))
     prompts = niah.prompts(model)
-    result = KVResult(model.name, cfg, scores)
+    result = KVResult(
+        model.name, cfg, scores, scoring_floor=0.0 if scoring is None else scoring.floor()
+    )
     plan = policies(model, scores, cfg)
     probed: set = set()
     for prompt, entry in track(

@@ -1,8 +1,12 @@
 """`ActivationCache`: the head sites a forward captured, keyed by (layer, site).
 
-    >>> logits, cache = model.run_with_cache("once upon a time", sites="z")  # doctest: +SKIP
-    >>> cache[1, "z"].shape          # [batch, pos, n_heads, d_head]           doctest: +SKIP
-    >>> cache.head("z", "L1H3")      # one head: [batch, pos, d_head]          doctest: +SKIP
+    >>> from interp.testing import tiny_model
+    >>> model = tiny_model("llama")
+    >>> logits, cache = model.run_with_cache("once upon a time", sites="z")
+    >>> cache[1, "z"].shape  # [batch, pos, n_heads, d_head]
+    torch.Size([1, 5, 8, 8])
+    >>> cache.head("z", "L1H3").shape  # one head: [batch, pos, d_head]
+    torch.Size([1, 5, 8])
 
 A key the forward did not capture is a `CacheKeyError` that lists what the cache holds and the
 `run_with_cache` call that captures the missing one.

@@ -6,7 +6,7 @@ the pruning check of the default run) and the prompts it builds for a model.
     >>> Config(mode="greedy")
     Traceback (most recent call last):
     ...
-    ValueError: Config.mode must be one of ('teacher_forced', 'decode'), got 'greedy'
+    interp.errors.InvalidArgumentError: Config.mode must be one of (...), got 'greedy'
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from .config import Config, NoRetrievalWarning
 from .running import NiahRecord, score_prompts
 from .scoring import retrieval_scores
 
-__all__ = ["RetrievalResult", "run"]
+__all__ = ["RetrievalResult", "run", "decode_share"]
 
 
 def _grid(values: Sequence[float], records: Sequence[NiahRecord], lengths, depths):
@@ -32,6 +32,12 @@ def _grid(values: Sequence[float], records: Sequence[NiahRecord], lengths, depth
         [(sum(cells[(d, n)]) / len(cells[(d, n)])) if (d, n) in cells else None for n in lengths]
         for d in depths
     ]
+
+
+def decode_share(tests: Sequence[tuple]) -> float:
+    """Forward equivalents of decoding each (prompt tokens, answer tokens): 1 for the prompt,
+    then 1 / (context length) for each further step over the KV cache."""
+    return float(sum(1 + sum(1 / (t + j + 1) for j in range(a - 1)) for t, a in tests))
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +62,16 @@ class RetrievalResult:
     @property
     def n_tests(self) -> int:
         return len(self.tests)
+
+    def floor(self) -> float:
+        """The fewest full-sequence forward equivalents this scoring needs (`interp.cost`):
+        teacher-forced, one forward over prompt + reference answer per test; decode, per test
+        one forward over the prompt, then each further answer step over the cache at its share
+        1 / (tokens before it + 1), for the answer's length (the shortest decode that can emit
+        the reference)."""
+        if self.config.mode == "teacher_forced":
+            return float(self.n_tests)
+        return decode_share([(p.n_tokens, len(p.answer_ids)) for p in self.prompts])
 
     @property
     def n_kept(self) -> int:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from interp.atlas import RoleMap
 from interp.checks import Check, heads_phrase, percent, random_sets, signed
 
 from .config import MODES, Config
-from .modes import RetrievalResult
+from .modes import RetrievalResult, decode_share
 from .pruning import PruneResult, curve_numbers, prune_curve_figure
 
 __all__ = ["Result", "describe"]
@@ -168,11 +168,10 @@ class Result:
           random draw at every k of the curve (and at k when the curve did not run it).
         """
         n = self.primary.n_tests
-        tests = [(p.n_tokens, len(p.answer_ids)) for p in self.primary.prompts]
         parts = {
-            "teacher-forced scoring": float(n),
-            "decode scoring": _decode_share(tests),
-            "no-needle control": _decode_share(self.control),
+            f"{self.primary.config.mode} scoring": self.primary.floor(),
+            f"{self.other.config.mode} scoring": self.other.floor(),
+            "no-needle control": decode_share(self.control),
         }
         checks = list(self.prune_curve or ())
         if self.prune is not None and all(c.k != self.prune.k for c in checks):
@@ -181,12 +180,6 @@ class Result:
             parts["pruning"] = float(n * (1 + sum(1 + len(c.random_draws) for c in checks)))
         how = " + ".join(f"{k} {v:.3g}" for k, v in parts.items() if v)
         return float(sum(parts.values())), f"forward equivalents: {how} (N = {n} test prompts)"
-
-
-def _decode_share(tests: Sequence[tuple]) -> float:
-    """Forward equivalents of decoding each (prompt tokens, answer tokens): 1 for the prompt,
-    then 1 / (context length) for each further step over the KV cache."""
-    return float(sum(1 + sum(1 / (t + j + 1) for j in range(a - 1)) for t, a in tests))
 
 
 def describe(numbers: dict) -> str:

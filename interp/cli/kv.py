@@ -20,7 +20,7 @@ from circuits import kv_compression as K
 from interp.analysis import run_with_cost
 from interp.kv import policy_from
 from interp.progress import quiet as quiet_progress
-from interp.report import check_out, write_result
+from interp.report import check_out, command_line, write_result
 from interp.results import HeadScores
 
 from .app import app, check_counts, load_model, parse_numbers, user_errors
@@ -109,7 +109,7 @@ def kv(
         summary = write_result(
             result,
             out,
-            command=f"interp kv {model}",
+            command=command_line(),
             cost=cost,
             files=data_files,
             model_info=m.info(),

@@ -37,6 +37,7 @@ class Template:
     >>> t = Template("s", "the capital of {subject} is {answer} .", "the capital of {subject} is")
     >>> t.conflict_prompt("Avaria", "Rusk")
     'the capital of Avaria is Rusk . the capital of Avaria is'
+    >>> from interp.data.conflict import EN_TEMPLATES
     >>> EN_TEMPLATES["qa"].conflict_prompt("Lyon", "Italy", relation="city_country")
     'Lyon is a city in Italy.\\nQ: In which country is the city of Lyon?\\nA:'
     """
