@@ -9,7 +9,12 @@ and depths by greedy generation under:
 - ``retrieval``: `interp.kv.policy_from` at each budget (share of kv heads kept whole; query-head
   scores mapped to kv heads by the max or mean over each GQA group);
 - ``random``: the same budgets with the kept kv heads drawn at random (`n_random` draws);
-- ``streaming``: sink + window for every head (budget 0).
+- ``streaming``: sink + window for every head (budget 0);
+- the controls, when `Config.controls` asks: ``layer_order`` keeps the first kv heads in layer
+  order, no scores (the order the retrieval policy falls back to for heads of equal score, often
+  the many that scored 0); ``random_ties`` keeps the retrieval policy's scored heads and draws
+  the rest of the budget at random from the tied ones (`n_random` draws). Together they say
+  whether the scores or the tie order explain the retrieval policy's accuracy.
 
 Every point records the theoretical KV bytes of the kept cache, the bytes the cache actually held
 (`Generation.kv_cache_bytes`) and, for the first prompt of each (length, policy), the peak bytes
@@ -42,12 +47,21 @@ from circuits import retrieval as R
 from circuits.retrieval.running import answer_text
 from interp.cost import peak_allocated_bytes
 from interp.errors import InvalidArgumentError
-from interp.kv import full_policy, policy_from, random_policy, streaming_policy
+from interp.kv import (
+    full_policy,
+    layer_order_policy,
+    policy_from,
+    random_policy,
+    streaming_policy,
+)
 from interp.kv.policy import GROUPINGS
 from interp.progress import track
 from interp.tokens import Tokens
 
-__all__ = ["Config", "KVResult", "run", "policies"]
+__all__ = ["Config", "KVResult", "run", "policies", "CONTROLS"]
+
+CONTROLS = ("layer_order", "random_ties")
+"""The optional control policies (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,7 @@ class Config:
     seed: int = 0
     retrieval_lengths: Optional[tuple] = None  # the retrieval scoring grid (None: its default)
     memory_probe: bool = True
+    controls: tuple = ()  # any of CONTROLS
 
     def __post_init__(self):
         for name in ("n_random", "sink", "extra_tokens"):
@@ -98,6 +113,12 @@ class Config:
                 f"Config.window must be an int >= 1 (recent positions a streaming head keeps), "
                 f"or None for a quarter of the shortest length; got {self.window!r}"
             )
+        unknown = set(self.controls) - set(CONTROLS)
+        if isinstance(self.controls, str) or unknown:
+            raise InvalidArgumentError(
+                f"Config.controls must be a tuple of {CONTROLS}, got {self.controls!r}"
+            )
+        object.__setattr__(self, "controls", tuple(self.controls))
         object.__setattr__(self, "budgets", tuple(float(b) for b in self.budgets))
         object.__setattr__(self, "depths", tuple(float(d) for d in self.depths))
 
@@ -156,6 +177,27 @@ def policies(model, scores, cfg: Config) -> list[dict]:
             }
             for d in range(cfg.n_random)
         ]
+        if "layer_order" in cfg.controls:
+            out.append(
+                {
+                    "policy": "layer_order",
+                    "budget": budget,
+                    "draw": None,
+                    "kv_policy": layer_order_policy(model, budget, **kw),
+                }
+            )
+        if "random_ties" in cfg.controls:
+            out += [
+                {
+                    "policy": "random_ties",
+                    "budget": budget,
+                    "draw": d,
+                    "kv_policy": policy_from(
+                        scores, model, budget=budget, group=cfg.group, ties="random", seed=d, **kw
+                    ),
+                }
+                for d in range(cfg.n_random)
+            ]
     return out
 
 
@@ -231,18 +273,27 @@ class KVResult:
                 ),
             }
         best = min(ok, key=lambda r: r["budget"])
-        random = next(
-            (r for r in curve if r["policy"] == "random" and r["budget"] == best["budget"]), None
-        )
+
+        def at_budget(policy: str) -> Optional[dict]:
+            row = next(
+                (r for r in curve if r["policy"] == policy and r["budget"] == best["budget"]), None
+            )
+            if row is None:
+                return None
+            return {
+                "accuracy": row["accuracy"],
+                "range": [row["accuracy_min"], row["accuracy_max"]],
+            }
+
+        random = at_budget("random")
         return {
             "full_accuracy": full,
             "budget_within": best["budget"],
             "retrieval_accuracy": best["accuracy"],
             "kv_saved_share": 1 - best["kv_share"],
             "random_accuracy": None if random is None else random["accuracy"],
-            "random_accuracy_range": None
-            if random is None
-            else [random["accuracy_min"], random["accuracy_max"]],
+            "random_accuracy_range": None if random is None else random["range"],
+            "controls": {c: at_budget(c) for c in self.config.controls},
         }
 
     # --- the analysis protocol ------------------------------------------------------------------
@@ -258,7 +309,7 @@ class KVResult:
     def figures(self) -> dict:
         fig = go.Figure()
         curve = self.curve()
-        for policy in ("retrieval", "random", "streaming", "full"):
+        for policy in ("retrieval", "random", *CONTROLS, "streaming", "full"):
             rows = sorted((r for r in curve if r["policy"] == policy), key=lambda r: r["kv_share"])
             if not rows:
                 continue
@@ -269,7 +320,7 @@ class KVResult:
                     array=[r["accuracy_max"] - r["accuracy"] for r in rows],
                     arrayminus=[r["accuracy"] - r["accuracy_min"] for r in rows],
                 )
-                if policy == "random"
+                if policy in ("random", "random_ties")
                 else None
             )
             fig.add_trace(
@@ -328,18 +379,22 @@ class KVResult:
         lines = [f"KV compression on {self.model}: {len(self.points)} generations"]
         for r in self.curve():
             lines.append(
-                f"  {r['policy']:<10} budget {r['budget']:.2f}: accuracy {r['accuracy']:.2f} "
+                f"  {r['policy']:<12} budget {r['budget']:.2f}: accuracy {r['accuracy']:.2f} "
                 f"(draws {r['n_draws']}), KV kept {r['kv_share']:.1%}"
             )
         if h.get("budget_within") is None:
             lines.append(f"  {h['note']}")
         else:
+            others = {"random heads": h["random_accuracy"]} | {
+                name: None if row is None else row["accuracy"]
+                for name, row in h["controls"].items()
+            }
+            at_budget = "; ".join(f"{k} {v:.2f}" for k, v in others.items() if v is not None)
             lines.append(
                 f"  retrieval heads at budget {h['budget_within']:.2f} "
                 f"keep {h['retrieval_accuracy']:.2f} "
                 f"(full {h['full_accuracy']:.2f}) and save {h['kv_saved_share']:.1%} "
-                f"of the KV cache; "
-                f"random heads at that budget: {h['random_accuracy']:.2f}"
+                f"of the KV cache; at that budget: {at_budget or 'no control ran'}"
             )
         return "\n".join(lines)
 

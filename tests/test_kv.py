@@ -20,6 +20,7 @@ from interp.kv import (
     PolicyLayoutError,
     full_policy,
     kv_head_scores,
+    layer_order_policy,
     policy_from,
     random_policy,
     streaming_policy,
@@ -32,6 +33,11 @@ PROMPT = "a b c d e f g h i j k l m n o p q r"
 @pytest.fixture(scope="module")
 def model():
     return tiny_model("llama")  # 2 layers, 8 query heads, 4 kv heads (GQA)
+
+
+def small_config(**changes) -> K.Config:
+    """One 64-token prompt, one budget, an 8-position window: the experiment in seconds."""
+    return K.Config(lengths=(64,), depths=(0.5,), budgets=(0.5,), window=8, **changes)
 
 
 def test_budget_one_gives_the_full_cache_tokens(model):
@@ -132,6 +138,36 @@ def test_group_scores_map_query_heads_to_kv_heads(model):
 def test_random_policy_is_seeded_and_sized(model):
     a, b = random_policy(model, 0.5, seed=1), random_policy(model, 0.5, seed=1)
     assert a == b and len(a.full) == 4 and random_policy(model, 0.5, seed=2) != a
+
+
+def test_ties_by_position_or_at_random_and_the_layer_order_control(model):
+    """One scored kv head (L1 kv 2); a budget of 3 of 8 fills 2 from the tied zeros."""
+    scores = torch.zeros(2, 8)
+    scores[1, 4] = 0.7  # query head 4 shares kv head 2
+    by_position = policy_from(scores, model, budget=3 / 8)
+    assert by_position.full == ((0, 0), (0, 1), (1, 2))  # the scored head, then layer order
+    assert layer_order_policy(model, 3 / 8).full == ((0, 0), (0, 1), (0, 2))
+    draws = [policy_from(scores, model, budget=3 / 8, ties="random", seed=s) for s in range(6)]
+    assert all((1, 2) in d.full and len(d.full) == 3 for d in draws)  # scores still first
+    assert len({d.full for d in draws}) > 1 and draws[0].kind == "retrieval/max/random-ties"
+    again = policy_from(scores, model, budget=3 / 8, ties="random", seed=0)
+    assert again == draws[0]
+    with pytest.raises(InterpError, match="ties must be one of"):
+        policy_from(scores, model, budget=0.5, ties="layer")
+
+
+def test_controls_run_beside_the_retrieval_policy(model):
+    cfg = small_config(n_random=2, controls=("layer_order", "random_ties"))
+    with warnings.catch_warnings(record=True):
+        result = K.run(model, cfg, scores=torch.rand(2, 8))
+    runs = sorted({(p["policy"], p["draw"] or 0) for p in result.points})
+    assert ("layer_order", 0) in runs and ("random_ties", 1) in runs
+    assert set(result.headline().get("controls", {})) <= {"layer_order", "random_ties"}
+    assert "layer_order" in result.report()
+    with pytest.raises(InterpError, match="Config.controls"):
+        K.Config(controls=("layer",))
+    with pytest.raises(InterpError, match="Config.controls"):
+        K.Config(controls="layer_order")
 
 
 def test_json_round_trip_and_unknown_keys(model, tmp_path):
@@ -237,14 +273,7 @@ def test_kv_command_writes_curve_summary_policies(model, tmp_path):
 def test_floor_counts_the_retrieval_scoring_only_when_the_run_did_it(model):
     """Given scores: one prefill per prompt and policy. Scored here: plus one forward per
     retrieval scoring prompt (teacher-forced), and the measured forwards stay within 1.5x."""
-    cfg = K.Config(
-        lengths=(64,),
-        depths=(0.5,),
-        budgets=(0.5,),
-        n_random=1,
-        window=8,
-        retrieval_lengths=(48,),
-    )
+    cfg = small_config(n_random=1, retrieval_lengths=(48,))
     with warnings.catch_warnings(record=True):  # the tiny model may solve no scoring test
         scoring = R.run(model, R.Config(lengths=(48,)))
         given = K.run(model, cfg, scores=scoring.scores)

@@ -61,6 +61,12 @@ def kv(
         None, help="Retrieval HeadScores JSON to use instead of scoring."
     ),
     seed: Optional[int] = typer.Option(None, help="Seed of the random policies (default 0)."),
+    controls: Optional[str] = typer.Option(
+        None,
+        help="Control policies beside random heads, e.g. layer_order,random_ties: the first kv "
+        "heads in layer order (no scores), and the scored heads with the rest of the budget "
+        "drawn at random from the tied ones (--n-random draws).",
+    ),
     memory_probe: bool = typer.Option(
         True,
         "--memory-probe/--no-memory-probe",
@@ -85,6 +91,7 @@ def kv(
             window=window,
             seed=seed,
             memory_probe=memory_probe,
+            controls=None if controls is None else tuple(c.strip() for c in controls.split(",")),
         )
         given = None if scores is None else HeadScores.from_json(scores)
         with quiet_progress(quiet):

@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 GROUPINGS = ("max", "mean")
+TIES = ("position", "random")
 SCHEMA = "interp.kv_policy/1"
 
 
@@ -261,12 +262,19 @@ def policy_from(
     group: str = "max",
     sink: int = 4,
     window: int = 256,
+    ties: str = "position",
+    seed: int = 0,
 ) -> HeadKVPolicy:
     """The policy that keeps the highest-scoring kv heads whole.
 
     `result`: a retrieval result (anything with ``.scores``, a `HeadScores`), or a `HeadScores`,
-    or a [layers, heads] tensor. Give `budget` (share of kv heads kept whole, top by score, ties by
-    position) or `threshold` (every kv head whose grouped score exceeds it)."""
+    or a [layers, heads] tensor. Give `budget` (share of kv heads kept whole, top by score) or
+    `threshold` (every kv head whose grouped score exceeds it).
+
+    A budget larger than the scored heads is filled from heads of equal score (often the many
+    heads that scored 0): `ties="position"` takes them in (layer, kv head) order, earliest first,
+    which carries a layer prior of its own (`layer_order_policy` is that order alone);
+    `ties="random"` draws them at random (seeded by `seed`), so only the scores choose."""
     scores = getattr(result, "scores", result)
     scores = getattr(scores, "scores", scores)
     if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
@@ -283,27 +291,54 @@ def policy_from(
         raise InvalidArgumentError(
             "give exactly one of budget= (share of kv heads) or threshold= (score cut)"
         )
+    if ties not in TIES:
+        raise InvalidArgumentError(
+            f"ties must be one of {TIES} (how heads of equal score are taken), got {ties!r}"
+        )
     grouped = kv_head_scores(scores, model.n_kv_heads, group)
     flat = grouped.flatten()
     if budget is not None:
         budget = _check_budget(budget)
-        order = sorted(range(flat.numel()), key=lambda i: (-float(flat[i]), i))
+        tie_rank = list(range(flat.numel()))
+        if ties == "random":
+            random.Random(f"kv-ties/{int(seed)}/{budget}").shuffle(tie_rank)
+        order = sorted(range(flat.numel()), key=lambda i: (-float(flat[i]), tie_rank[i]))
         chosen = order[: _n_kept(budget, model.n_layers, model.n_kv_heads)]
     else:
         chosen = [i for i in range(flat.numel()) if float(flat[i]) > float(threshold)]
         budget = len(chosen) / flat.numel()
     full = tuple(divmod(i, model.n_kv_heads) for i in chosen)
+    kind = f"retrieval/{group}" + ("/random-ties" if ties == "random" else "")
+    return _built(model, full, kind, budget, sink, window)
+
+
+def _kv_heads(model) -> list[tuple[int, int]]:
+    """Every (layer, kv head) of `model`, in layer order."""
+    return [(l, h) for l in range(model.n_layers) for h in range(model.n_kv_heads)]
+
+
+def _built(model, full, kind: str, budget: float, sink: int, window: int) -> HeadKVPolicy:
+    """A policy for `model`'s layout that keeps the `full` (layer, kv head) pairs whole."""
     return HeadKVPolicy(
-        full,
+        tuple(full),
         model.n_layers,
         model.n_kv_heads,
         sink,
         window,
-        kind=f"retrieval/{group}",
+        kind=kind,
         budget=budget,
         model=model.name,
         spans=layer_spans(model),
     )
+
+
+def layer_order_policy(model, budget: float, *, sink: int = 4, window: int = 256) -> HeadKVPolicy:
+    """The first kv heads in (layer, kv head) order, as many as `budget` asks: no scores at all.
+    A control for `policy_from`, whose ties fall back to this order: what it keeps beyond the
+    scored heads is this policy's choice."""
+    budget = _check_budget(budget)
+    full = tuple(_kv_heads(model)[: _n_kept(budget, model.n_layers, model.n_kv_heads)])
+    return _built(model, full, "layer_order", budget, sink, window)
 
 
 def random_policy(
@@ -311,42 +346,20 @@ def random_policy(
 ) -> HeadKVPolicy:
     """The same number of kv heads kept whole as `budget` asks, drawn at random (seeded)."""
     budget = _check_budget(budget)
-    pool = [(l, h) for l in range(model.n_layers) for h in range(model.n_kv_heads)]
     rng = random.Random(f"kv-random/{int(seed)}/{budget}")
-    full = tuple(rng.sample(pool, _n_kept(budget, model.n_layers, model.n_kv_heads)))
-    return HeadKVPolicy(
-        full,
-        model.n_layers,
-        model.n_kv_heads,
-        sink,
-        window,
-        kind="random",
-        budget=budget,
-        model=model.name,
-        spans=layer_spans(model),
-    )
+    full = tuple(rng.sample(_kv_heads(model), _n_kept(budget, model.n_layers, model.n_kv_heads)))
+    return _built(model, full, "random", budget, sink, window)
 
 
 def streaming_policy(model, *, sink: int = 4, window: int = 256) -> HeadKVPolicy:
     """Every kv head keeps only sink + window (StreamingLLM's cache, for all heads)."""
-    return HeadKVPolicy(
-        (),
-        model.n_layers,
-        model.n_kv_heads,
-        sink,
-        window,
-        kind="streaming",
-        budget=0.0,
-        model=model.name,
-        spans=layer_spans(model),
-    )
+    return _built(model, (), "streaming", 0.0, sink, window)
 
 
 def full_policy(model) -> HeadKVPolicy:
     """Every kv head keeps every position: the full cache, through the policy's code path."""
-    pairs = tuple((l, h) for l in range(model.n_layers) for h in range(model.n_kv_heads))
     return HeadKVPolicy(
-        pairs,
+        tuple(_kv_heads(model)),
         model.n_layers,
         model.n_kv_heads,
         kind="full",
