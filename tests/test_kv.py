@@ -297,6 +297,10 @@ def test_kv_command_bad_budget_is_a_clear_error(model, tmp_path):
         app, ["kv", str(folder), "--out", str(tmp_path / "o"), "--budgets", "1.5"]
     )
     assert result.exit_code == 2 and "budgets must be shares in (0, 1]" in result.output
+    result = CliRunner().invoke(
+        app, ["kv", str(folder), "--out", str(tmp_path / "o"), "--controls", "layers"]
+    )
+    assert result.exit_code == 2 and "layer_order" in result.output  # names the valid ones
 
 
 @pytest.fixture(scope="module")
