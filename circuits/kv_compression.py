@@ -36,8 +36,10 @@ analyzer's rule).
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Optional
 
 import plotly.graph_objects as go
@@ -58,7 +60,7 @@ from interp.kv.policy import GROUPINGS
 from interp.progress import track
 from interp.tokens import Tokens
 
-__all__ = ["Config", "KVResult", "run", "policies", "CONTROLS"]
+__all__ = ["Config", "KVResult", "run", "policies", "from_summary", "CONTROLS"]
 
 CONTROLS = ("layer_order", "random_ties")
 """The optional control policies (see the module docstring)."""
@@ -72,7 +74,7 @@ class Config:
 
     lengths: Optional[tuple] = None
     depths: tuple = (0.1, 0.5, 0.9)
-    budgets: tuple = (0.1, 0.25, 0.5)
+    budgets: tuple = (0.1, 0.25, 0.5, 0.75, 0.9)
     n_random: int = 5
     group: str = "max"
     sink: int = 4
@@ -317,8 +319,8 @@ class KVResult:
                 dict(
                     type="data",
                     symmetric=False,
-                    array=[r["accuracy_max"] - r["accuracy"] for r in rows],
-                    arrayminus=[r["accuracy"] - r["accuracy_min"] for r in rows],
+                    array=[100 * (r["accuracy_max"] - r["accuracy"]) for r in rows],
+                    arrayminus=[100 * (r["accuracy"] - r["accuracy_min"]) for r in rows],
                 )
                 if policy in ("random", "random_ties")
                 else None
@@ -457,6 +459,21 @@ def run(model, cfg: Optional[Config] = None, *, scores=None) -> KVResult:
             }
         )
     return result
+
+
+def from_summary(path) -> KVResult:
+    """The result a saved ``summary.json`` of ``interp kv`` holds (its points and config; the
+    scores are not in it): to redraw or re-aggregate a run without rerunning it.
+
+    >>> import circuits, pathlib
+    >>> saved = pathlib.Path(circuits.__file__).parents[1] / "results/world-base/kv_compression"
+    >>> from_summary(saved / "summary.json").headline()["budget_within"]
+    0.25
+    """
+    data = json.loads(Path(path).read_text())
+    numbers = data["numbers"]
+    config = {k: tuple(v) if isinstance(v, list) else v for k, v in numbers["config"].items()}
+    return KVResult(data["model"], Config(**config), None, list(numbers["points"]))
 
 
 def with_defaults(cfg: Config, **changes) -> Config:

@@ -2,6 +2,7 @@
 
 import json
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -335,3 +336,20 @@ def test_a_policy_for_other_layer_spans_is_refused(gemma, model):
     assert HeadKVPolicy.from_dict(full_policy(gemma).to_dict()) == full_policy(gemma)
     with pytest.raises(InterpError, match="one span per layer"):
         HeadKVPolicy((), 2, 1, spans=(4,))
+
+
+def test_saved_run_redraws_with_error_bars_in_the_axis_units():
+    """from_summary rebuilds a saved run; the random draws' range is drawn in percent, like y."""
+    saved = K.from_summary(
+        Path(__file__).parents[1] / "results/world-base/kv_compression/summary.json"
+    )
+    fig = saved.figures()["kv_compression"]
+    trace = next(t for t in fig.data if t.name == "random")
+    rows = sorted(
+        (r for r in saved.curve() if r["policy"] == "random"), key=lambda r: r["kv_share"]
+    )
+    assert list(trace.y) == pytest.approx([100 * r["accuracy"] for r in rows])
+    assert list(trace.error_y.array) == pytest.approx(
+        [100 * (r["accuracy_max"] - r["accuracy"]) for r in rows]
+    )
+    assert max(trace.error_y.array) > 1  # a range of draws, not a fraction of a percent

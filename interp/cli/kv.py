@@ -39,7 +39,7 @@ def kv(
     ),
     depths: Optional[str] = typer.Option(None, help="Needle depths in [0, 1], e.g. 0.1,0.5,0.9."),
     budgets: Optional[str] = typer.Option(
-        None, help="Shares of kv heads kept whole, e.g. 0.1,0.25,0.5."
+        None, help="Shares of kv heads kept whole (default 0.1,0.25,0.5,0.75,0.9)."
     ),
     n_random: Optional[int] = typer.Option(
         None, "--n-random", help="Random-head draws per budget (default 5)."
