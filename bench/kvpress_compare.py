@@ -79,18 +79,20 @@ def export(args) -> None:
 
 
 def _ours() -> tuple[list[dict], dict]:
-    rows, full = [], {}
-    for path in sorted(OURS.glob("*summary.json")) + sorted(OURS.glob("high_budgets/summary.json")):
-        numbers = json.loads(path.read_text())["numbers"]
-        for r in numbers["curve"]:
-            if r["policy"] in ("full", "retrieval", "streaming"):
-                if not any((o["policy"], o["budget"]) == (r["policy"], r["budget"]) for o in rows):
-                    keys = ("policy", "budget", "accuracy", "kv_share", "n_prompts")
-                    rows.append({**{k: r[k] for k in keys}, "source": str(path)})
-        for p in numbers["points"]:
-            if p["policy"] in ("full", "streaming"):
-                full.setdefault(p["policy"], {})[(p["length"], p["depth"])] = p["answer"]
-    return rows, full
+    """Our curve rows (full, retrieval, streaming) and our full/streaming answers per prompt."""
+    path = OURS / "summary.json"
+    numbers = json.loads(path.read_text())["numbers"]
+    keys = ("policy", "budget", "accuracy", "kv_share", "n_prompts")
+    rows = [
+        {**{k: r[k] for k in keys}, "source": str(path)}
+        for r in numbers["curve"]
+        if r["policy"] in ("full", "retrieval", "streaming")
+    ]
+    answers: dict = {}
+    for p in numbers["points"]:
+        if p["policy"] in ("full", "streaming"):
+            answers.setdefault(p["policy"], {})[(p["length"], p["depth"])] = p["answer"]
+    return rows, answers
 
 
 def key(p: dict) -> tuple:

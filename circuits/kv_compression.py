@@ -152,53 +152,36 @@ class Config:
 def policies(model, scores, cfg: Config) -> list[dict]:
     """Every policy of the experiment, each ``{"policy", "budget", "draw", "kv_policy"}``."""
     kw = {"sink": cfg.sink, "window": cfg.window_for(model)}
+
+    def entry(name: str, budget: float, kv_policy, draw: Optional[int] = None) -> dict:
+        return {"policy": name, "budget": budget, "draw": draw, "kv_policy": kv_policy}
+
     out = [
-        {"policy": "full", "budget": 1.0, "draw": None, "kv_policy": full_policy(model)},
-        {
-            "policy": "streaming",
-            "budget": 0.0,
-            "draw": None,
-            "kv_policy": streaming_policy(model, **kw),
-        },
+        entry("full", 1.0, full_policy(model)),
+        entry("streaming", 0.0, streaming_policy(model, **kw)),
     ]
-    for budget in cfg.budgets:
+    for b in cfg.budgets:
         out.append(
-            {
-                "policy": "retrieval",
-                "budget": budget,
-                "draw": None,
-                "kv_policy": policy_from(scores, model, budget=budget, group=cfg.group, **kw),
-            }
+            entry("retrieval", b, policy_from(scores, model, budget=b, group=cfg.group, **kw))
         )
+        draws = range(cfg.n_random)
         out += [
-            {
-                "policy": "random",
-                "budget": budget,
-                "draw": d,
-                "kv_policy": random_policy(model, budget, seed=cfg.seed * 1000 + d, **kw),
-            }
-            for d in range(cfg.n_random)
+            entry("random", b, random_policy(model, b, seed=cfg.seed * 1000 + d, **kw), d)
+            for d in draws
         ]
         if "layer_order" in cfg.controls:
-            out.append(
-                {
-                    "policy": "layer_order",
-                    "budget": budget,
-                    "draw": None,
-                    "kv_policy": layer_order_policy(model, budget, **kw),
-                }
-            )
+            out.append(entry("layer_order", b, layer_order_policy(model, b, **kw)))
         if "random_ties" in cfg.controls:
             out += [
-                {
-                    "policy": "random_ties",
-                    "budget": budget,
-                    "draw": d,
-                    "kv_policy": policy_from(
-                        scores, model, budget=budget, group=cfg.group, ties="random", seed=d, **kw
+                entry(
+                    "random_ties",
+                    b,
+                    policy_from(
+                        scores, model, budget=b, group=cfg.group, ties="random", seed=d, **kw
                     ),
-                }
-                for d in range(cfg.n_random)
+                    d,
+                )
+                for d in draws
             ]
     return out
 
@@ -423,6 +406,7 @@ def run(model, cfg: Optional[Config] = None, *, scores=None) -> KVResult:
         model.name, cfg, scores, scoring_floor=0.0 if scoring is None else scoring.floor()
     )
     plan = policies(model, scores, cfg)
+    full = full_policy(model)  # the denominator of every point's KV share
     probed: set = set()
     for prompt, entry in track(
         [(p, e) for p in prompts for e in plan], "kv: NIAH under each policy"
@@ -434,6 +418,7 @@ def run(model, cfg: Optional[Config] = None, *, scores=None) -> KVResult:
         n_new = len(prompt.answer_ids) + niah.extra_tokens
         text, kept, peak = _answer(model, prompt, policy, n_new, probe)
         cached = prompt.n_tokens + n_new - 1
+        rouge = R.rouge1_recall(prompt.answer, text)
         result.points.append(
             {
                 "policy": entry["policy"],
@@ -443,12 +428,12 @@ def run(model, cfg: Optional[Config] = None, *, scores=None) -> KVResult:
                 "n_tokens": prompt.n_tokens,
                 "depth": prompt.depth,
                 "answer": text,
-                "rouge1": R.rouge1_recall(prompt.answer, text),
-                "solved": R.rouge1_recall(prompt.answer, text) > cfg.rouge_threshold,
+                "rouge1": rouge,
+                "solved": rouge > cfg.rouge_threshold,
                 "kv_bytes": policy.kv_bytes(
                     cached, model.d_head, bytes_per_value=model.dtype.itemsize
                 ),
-                "kv_bytes_full": full_policy(model).kv_bytes(
+                "kv_bytes_full": full.kv_bytes(
                     cached, model.d_head, bytes_per_value=model.dtype.itemsize
                 ),
                 "kv_bytes_kept": kept,

@@ -91,7 +91,7 @@ def kv(
             window=window,
             seed=seed,
             memory_probe=memory_probe,
-            controls=None if controls is None else tuple(c.strip() for c in controls.split(",")),
+            controls=parse_numbers(controls, "--controls", str),
         )
         given = None if scores is None else HeadScores.from_json(scores)
         with quiet_progress(quiet):
