@@ -47,7 +47,7 @@ import torch
 
 from circuits import retrieval as R
 from circuits.retrieval.running import answer_text
-from interp.cost import peak_allocated_bytes
+from interp.cost import is_large, peak_allocated_bytes
 from interp.errors import InvalidArgumentError
 from interp.kv import (
     full_policy,
@@ -65,17 +65,26 @@ __all__ = ["Config", "KVResult", "run", "policies", "from_summary", "CONTROLS"]
 CONTROLS = ("layer_order", "random_ties")
 """The optional control policies (see the module docstring)."""
 
+ZOO_BUDGETS, ZOO_DRAWS = (0.1, 0.25, 0.5, 0.75, 0.9), 5
+LARGE_BUDGETS, LARGE_DRAWS = (0.25, 0.5, 0.75), 3
+"""The default grid: every budget and 5 random draws each on the zoo's models (seconds), a
+quarter, a half and three quarters of the kv heads with 3 draws each on large ones
+(`interp.cost.is_large`), where each (prompt, policy) point is a long-prompt generation (on
+SmolLM2-135M, 14 policies x 9 prompts fit the 10-minute budget; 32 x 9 took 58 min). Flags ask for
+more: ``--budgets 0.1,0.25,0.5,0.75,0.9 --n-random 5``."""
+
 
 @dataclass(frozen=True)
 class Config:
     """What to test. `lengths=None` picks 1k, 2k, 4k tokens within the model's window (a quarter,
     a half and nearly all of a window under 2k); `window=None` keeps a quarter of the shortest
-    length, at most 256 positions, for the streaming heads."""
+    length, at most 256 positions, for the streaming heads; `budgets=None` / `n_random=None` take
+    the grid sized to the model (`ZOO_BUDGETS` / `LARGE_BUDGETS`; `for_model`)."""
 
     lengths: Optional[tuple] = None
     depths: tuple = (0.1, 0.5, 0.9)
-    budgets: tuple = (0.1, 0.25, 0.5, 0.75, 0.9)
-    n_random: int = 5
+    budgets: Optional[tuple] = None
+    n_random: Optional[int] = None
     group: str = "max"
     sink: int = 4
     window: Optional[int] = None
@@ -90,11 +99,11 @@ class Config:
     def __post_init__(self):
         for name in ("n_random", "sink", "extra_tokens"):
             value = getattr(self, name)
-            if name == "extra_tokens" and value is None:
+            if name in ("extra_tokens", "n_random") and value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidArgumentError(f"Config.{name} must be an int >= 0, got {value!r}")
-        if not all(0 < float(b) <= 1 for b in self.budgets):
+        if self.budgets is not None and not all(0 < float(b) <= 1 for b in self.budgets):
             raise InvalidArgumentError(
                 f"Config.budgets must be shares in (0, 1], got {self.budgets}"
             )
@@ -121,8 +130,22 @@ class Config:
                 f"Config.controls must be a tuple of {CONTROLS}, got {self.controls!r}"
             )
         object.__setattr__(self, "controls", tuple(self.controls))
-        object.__setattr__(self, "budgets", tuple(float(b) for b in self.budgets))
+        if self.budgets is not None:
+            object.__setattr__(self, "budgets", tuple(float(b) for b in self.budgets))
         object.__setattr__(self, "depths", tuple(float(d) for d in self.depths))
+
+    def for_model(self, model) -> "Config":
+        """This config with the model-sized defaults filled in (budgets, draws)."""
+        large = is_large(model)
+        return replace(
+            self,
+            budgets=(LARGE_BUDGETS if large else ZOO_BUDGETS)
+            if self.budgets is None
+            else self.budgets,
+            n_random=(LARGE_DRAWS if large else ZOO_DRAWS)
+            if self.n_random is None
+            else self.n_random,
+        )
 
     def niah(self, model, lengths: Optional[tuple] = None) -> R.Config:
         """The retrieval analyzer's NIAH config of these tests (one needle, this decode room)."""
@@ -151,6 +174,7 @@ class Config:
 
 def policies(model, scores, cfg: Config) -> list[dict]:
     """Every policy of the experiment, each ``{"policy", "budget", "draw", "kv_policy"}``."""
+    cfg = cfg.for_model(model)
     kw = {"sink": cfg.sink, "window": cfg.window_for(model)}
 
     def entry(name: str, budget: float, kv_policy, draw: Optional[int] = None) -> dict:
@@ -396,7 +420,7 @@ def _retrieval_scoring(model, cfg: Config) -> R.RetrievalResult:
 def run(model, cfg: Optional[Config] = None, *, scores=None) -> KVResult:
     """The experiment (see the module docstring); `scores` (HeadScores or [layers, heads]) skips
     the retrieval scoring."""
-    cfg = Config() if cfg is None else cfg
+    cfg = (Config() if cfg is None else cfg).for_model(model)
     scoring = _retrieval_scoring(model, cfg) if scores is None else None
     if scoring is not None:
         scores = scoring.scores

@@ -353,3 +353,51 @@ def test_saved_run_redraws_with_error_bars_in_the_axis_units():
         [100 * (r["accuracy_max"] - r["accuracy"]) for r in rows]
     )
     assert max(trace.error_y.array) > 1  # a range of draws, not a fraction of a percent
+
+
+@pytest.mark.parametrize("sink,window,min_chunk", [(2, 5, 1), (0, 7, 3), (4, 40, 64), (3, 1, 2)])
+def test_the_chunked_streaming_prefill_equals_the_masked_one(sink, window, min_chunk, monkeypatch):
+    from interp.kv import attention as A  # the module under test, patched per case
+
+    monkeypatch.setattr(A, "MIN_CHUNK", min_chunk)
+    torch.manual_seed(0)
+    total = 150
+    query, keys, values = torch.randn(2, 3, 2, total, 8), *torch.randn(2, 2, 3, total, 8)
+    pos = torch.arange(total)
+    band = A.allowed(None, total, total, "cpu") & A.near(pos, total, total, sink, window)
+    slow = A.attend(query, keys, values, band, None)
+    fast = A.window_prefill(query, keys, values, pos, sink, window, None)
+    assert torch.allclose(fast, slow, atol=1e-5)
+
+
+def test_the_causal_route_equals_the_masked_one():
+    from interp.kv import attention as A  # the module under test
+
+    query, keys, values = torch.randn(1, 3, 2, 40, 8), *torch.randn(2, 1, 3, 40, 8)
+    masked = A.attend(query, keys, values, A.allowed(None, 40, 40, "cpu"), None)
+    assert torch.allclose(A.attend(query, keys, values, None, None, causal=True), masked, atol=1e-6)
+
+
+@pytest.mark.parametrize("full", [(), ((0, 1), (1, 3))])
+def test_a_long_prompt_in_many_chunks_reads_exactly_sink_and_window(model, full, monkeypatch):
+    from interp.kv import attention as A  # patched: chunks of the window itself
+
+    monkeypatch.setattr(A, "MIN_CHUNK", 1)
+    policy = HeadKVPolicy(full, model.n_layers, model.n_kv_heads, sink=2, window=3)
+    prompt = " ".join([PROMPT] * 4)
+    got = model.generate(prompt, max_new_tokens=6, kv_policy=policy)
+    assert torch.equal(got.tokens, _reference_greedy(model, policy, prompt, 6))
+
+
+def test_the_default_grid_is_sized_to_the_model(model, monkeypatch):
+    assert (K.Config().for_model(model).budgets, K.Config().for_model(model).n_random) == (
+        K.ZOO_BUDGETS,
+        K.ZOO_DRAWS,
+    )
+    monkeypatch.setattr(K, "is_large", lambda m: True)
+    large = K.Config().for_model(model)
+    assert (large.budgets, large.n_random) == (K.LARGE_BUDGETS, K.LARGE_DRAWS)
+    asked = K.Config(budgets=(0.1,), n_random=0).for_model(model)  # flags win
+    assert (asked.budgets, asked.n_random) == ((0.1,), 0)
+    n_policies = len(K.policies(model, torch.rand(2, 8), K.Config(window=8)))
+    assert n_policies == 2 + len(K.LARGE_BUDGETS) * (1 + K.LARGE_DRAWS)

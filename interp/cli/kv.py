@@ -39,10 +39,14 @@ def kv(
     ),
     depths: Optional[str] = typer.Option(None, help="Needle depths in [0, 1], e.g. 0.1,0.5,0.9."),
     budgets: Optional[str] = typer.Option(
-        None, help="Shares of kv heads kept whole (default 0.1,0.25,0.5,0.75,0.9)."
+        None,
+        help="Shares of kv heads kept whole (default 0.1,0.25,0.5,0.75,0.9; on large models "
+        "0.25,0.5,0.75).",
     ),
     n_random: Optional[int] = typer.Option(
-        None, "--n-random", help="Random-head draws per budget (default 5)."
+        None,
+        "--n-random",
+        help="Random-head draws per budget (default 5; on large models 3).",
     ),
     group: Optional[str] = typer.Option(
         None, help="Query heads -> kv head score: max or mean (default max)."
@@ -103,7 +107,7 @@ def kv(
             if isinstance(result.scores, HeadScores):
                 result.scores.to_json(folder / "retrieval_scores.json")
             (folder / "policies").mkdir()
-            for budget in cfg.budgets:
+            for budget in result.config.budgets:
                 policy_from(
                     result.scores,
                     m,

@@ -16,7 +16,10 @@ longer covers (`HeadKVPolicy.spans`), as the model's own cache does there.
 The same rule holds in the prefill (a Λ-shaped mask, as DuoAttention does), so a prompt's last
 position already reads through the compressed view, and a token-by-token run gives the same
 result as one prefill. With every kv head full, `headkv_attention` is the model's own SDPA over
-the same keys: the tokens equal the full-cache tokens (tested).
+the same keys: the tokens equal the full-cache tokens (tested). The SDPA calls themselves are in
+`interp.kv.attention`: on a prompt with no padding the prefill of the full heads runs SDPA's
+causal kernel and that of the streaming heads reads the sink and window chunk by chunk, so a
+prefill under a policy costs about what a plain one does, and less the more heads stream.
 
 Keys are cached after the rotary embedding, so dropping positions does not disturb the others'
 positions. Under left padding the pad slots count as positions (masked as usual).
@@ -45,6 +48,8 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMa
 
 from ..backends.attention import attention_implementation
 from ..errors import InvalidArgumentError
+from . import attention as kv_attention
+from .attention import allowed, attend, near, window_prefill
 from .policy import HeadKVPolicy
 
 __all__ = [
@@ -174,29 +179,6 @@ class HeadKVCache(Cache):
         return sum(layer.stored_bytes() for layer in self.layers)
 
 
-def _allowed(
-    attention_mask: Optional[torch.Tensor], q_len: int, total: int, device
-) -> torch.Tensor:
-    """Boolean [b or 1, 1, q, total]: the model's mask (causal and padding) as booleans."""
-    if attention_mask is None:
-        q_pos = torch.arange(total - q_len, total, device=device)[:, None]
-        return (torch.arange(total, device=device)[None, :] <= q_pos)[None, None]
-    mask = attention_mask[..., -q_len:, :total]
-    return mask if mask.dtype == torch.bool else mask == 0
-
-
-def _attend(query, keys, values, mask, scaling):
-    """SDPA of query [b, n_kv, G, q, d] over keys/values [b, n_kv, k, d] under mask
-    [b|1, 1, q, k]."""
-    b, n_kv, groups, q_len, d = query.shape
-    keys = keys.repeat_interleave(groups, 1)
-    values = values.repeat_interleave(groups, 1)
-    out = torch.nn.functional.scaled_dot_product_attention(
-        query.reshape(b, n_kv * groups, q_len, d), keys, values, attn_mask=mask, scale=scaling
-    )
-    return out.view(b, n_kv, groups, q_len, values.shape[-1])
-
-
 def headkv_attention(
     module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs
 ):
@@ -214,21 +196,33 @@ def headkv_attention(
     n_kv = len(key.full_heads) + len(key.stream_heads)
     grouped = query.view(b, n_kv, n_heads // n_kv, q_len, d)
     out = query.new_empty(b, n_kv, n_heads // n_kv, q_len, value.full.shape[-1])
-    allowed = _allowed(attention_mask, q_len, key.total, query.device)
+    # no padding: the fast routes of interp.kv.attention (the same attention, less work)
+    unpadded = attention_mask is None and kv_attention.FAST_ROUTES
+    prefill, decode = unpadded and q_len == key.total, unpadded and q_len == 1
+
+    def seen(key_pos: torch.Tensor) -> torch.Tensor:
+        return allowed(attention_mask, q_len, key.total, query.device)[..., key_pos]
+
     if key.full_heads:
-        seen = allowed if key.full_pos.numel() == key.total else allowed[..., key.full_pos]
-        out[:, key.full_heads] = _attend(
-            grouped[:, key.full_heads], key.full, value.full, seen, scaling
+        whole = key.full_pos.numel() == key.total
+        fast = (prefill and whole) or decode
+        out[:, key.full_heads] = attend(
+            grouped[:, key.full_heads],
+            key.full,
+            value.full,
+            None if fast else seen(key.full_pos),
+            scaling,
+            causal=prefill and whole and q_len > 1,
         )
     if key.stream_heads:
-        q_pos = torch.arange(key.total - q_len, key.total, device=query.device)[:, None]
-        near = (key.stream_pos[None, :] < key.sink) | (
-            q_pos - key.stream_pos[None, :] <= key.window
-        )
-        mask = allowed[..., key.stream_pos] & near
-        out[:, key.stream_heads] = _attend(
-            grouped[:, key.stream_heads], key.stream, value.stream, mask, scaling
-        )
+        queries, parts = grouped[:, key.stream_heads], (key.sink, key.window)
+        if prefill and key.stream_pos.numel() == key.total:
+            out[:, key.stream_heads] = window_prefill(
+                queries, key.stream, value.stream, key.stream_pos, *parts, scaling
+            )
+        else:
+            mask = seen(key.stream_pos) & near(key.stream_pos, q_len, key.total, *parts)
+            out[:, key.stream_heads] = attend(queries, key.stream, value.stream, mask, scaling)
     return out.view(b, n_heads, q_len, -1).transpose(1, 2).contiguous(), None
 
 
