@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -77,6 +78,30 @@ class RoleMap:
 
     @classmethod
     def from_dict(cls, data: dict) -> "RoleMap":
+        """The role `to_dict` wrote; an InvalidArgumentError naming what is missing when `data`
+        is not one."""
+        if not isinstance(data, dict) or not {"role", "analyzer", "heads"} <= set(data):
+            got = data
+            if isinstance(data, dict):
+                got = "an object without " + ", ".join(
+                    k for k in ("role", "analyzer", "heads") if k not in data
+                )
+            raise InvalidArgumentError(
+                f"a role is an object with role, analyzer and heads (RoleMap.to_dict()); "
+                f"got {str(got)[:80]}"
+            )
+        heads, checks = data["heads"], data.get("checks", ())
+        if not isinstance(heads, dict) or not all(
+            isinstance(s, numbers.Real) and not isinstance(s, bool) for s in heads.values()
+        ):
+            raise InvalidArgumentError(
+                f"role {data['role']!r}: heads must map head names to scores, e.g. "
+                f"{{'L2H1': 0.6}}, got {str(heads)[:80]}"
+            )
+        if not isinstance(checks, (list, tuple)):
+            raise InvalidArgumentError(
+                f"role {data['role']!r}: checks must be a list of checks, got {str(checks)[:80]}"
+            )
         return cls(
             str(data["role"]),
             str(data["analyzer"]),
@@ -107,7 +132,8 @@ def _cells(info: dict, roles: Sequence[RoleMap], colors: dict[str, str]) -> str:
         for head, score in role_map.parsed().items():
             if head.layer >= n_layers or head.head >= n_heads:
                 raise InvalidArgumentError(
-                    f"{role_map.analyzer} names {head}, outside the {n_layers}x{n_heads} model"
+                    f"{role_map.analyzer} names {head}, outside the {n_layers}x{n_heads} model: "
+                    "give roles of this model's heads (zero-based layers and heads)"
                 )
             by_head.setdefault(head, []).append((role_map, score))
     head_row = "".join(f"<th class='col'>H{h}</th>" for h in range(n_heads))

@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
+from .errors import InvalidArgumentError
+
 __all__ = ["Check", "percent", "signed", "heads_phrase", "random_sets", "rate_check"]
 
 
@@ -49,6 +51,10 @@ class Check:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Check":
+        if not isinstance(data, dict) or "effect" not in data:
+            raise InvalidArgumentError(
+                f"a check is an object with an effect sentence (Check.to_dict()), got {data!r}"
+            )
         bars = tuple((str(text), bool(met)) for text, met in data.get("bars", ()))
         return cls(str(data["effect"]), str(data.get("control", "")), bars)
 

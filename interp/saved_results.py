@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .atlas import RoleMap
 from .circuit import Circuit
-from .errors import InvalidArgumentError, MissingFileError
+from .errors import InterpError, InvalidArgumentError, MissingFileError
 from .jsonio import read_user_file
 from .report import MODEL_INFO_KEYS
 
@@ -51,8 +51,47 @@ def _summary(path: Path) -> dict:
     except json.JSONDecodeError as err:
         raise InvalidArgumentError(f"{path} is not JSON ({err}); rerun the analyzer") from None
     if not isinstance(data, dict):
-        raise InvalidArgumentError(f"{path} is not an analyzer summary (a JSON object)")
+        raise InvalidArgumentError(
+            f"{path} is not an analyzer summary (a JSON object); rerun the analyzer to rewrite it"
+        )
     return data
+
+
+def _shape(path: Path, info: dict) -> tuple[int, int]:
+    """The (n_layers, n_heads) a summary's model_info states, checked to be counts."""
+    shape = (info["n_layers"], info["n_heads"])
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape):
+        raise InvalidArgumentError(
+            f"{path}: model_info n_layers and n_heads must be whole numbers >= 1, got "
+            f"{shape[0]!r} and {shape[1]!r}; rerun the analyzer to rewrite its summary"
+        )
+    return shape
+
+
+def _roles(path: Path, data: dict, shape: tuple[int, int]) -> list[RoleMap]:
+    """The summary's roles, each read back and checked to name heads of the model's shape."""
+    if not isinstance(data["roles"], list):
+        raise InvalidArgumentError(
+            f"{path}: roles must be a list of roles (RoleMap.to_dict()), got "
+            f"{type(data['roles']).__name__}; rerun the analyzer to rewrite its summary"
+        )
+    roles = []
+    for i, item in enumerate(data["roles"]):
+        try:
+            role = RoleMap.from_dict(item)
+            outside = [h for h in role.parsed() if h.layer >= shape[0] or h.head >= shape[1]]
+        except InterpError as err:  # a bad role, check or head name
+            raise InvalidArgumentError(
+                f"{path}: roles[{i}]: {err}; rerun the analyzer to rewrite its summary"
+            ) from None
+        if outside:
+            raise InvalidArgumentError(
+                f"{path}: role {role.role!r} names {outside[0]}, outside the model's "
+                f"{shape[0]} layers x {shape[1]} heads (model_info); the summary is edited or "
+                "of another model: rerun the analyzer on this one"
+            )
+        roles.append(role)
+    return roles
 
 
 def _why_skipped(data: dict) -> str:
@@ -63,6 +102,13 @@ def _why_skipped(data: dict) -> str:
     return ""
 
 
+def _circuits(path: Path, data: dict) -> list[Circuit]:
+    try:
+        return [Circuit.from_dict(c) for c in data.get("circuits", [])]
+    except InterpError as err:
+        raise type(err)(f"{path}: {err}; rerun the analyzer to rewrite its summary") from None
+
+
 def read_saved_results(folder) -> SavedResults:
     """The roles and circuits of every ``<folder>/*/summary.json``, checked to be of one model.
 
@@ -70,6 +116,11 @@ def read_saved_results(folder) -> SavedResults:
     names the command that writes one); InvalidArgumentError when the summaries are of
     different models."""
     folder = Path(folder)
+    if folder.is_file():
+        raise InvalidArgumentError(
+            f"--from {folder} is a file; give the folder whose sub-folders hold the analyzers' "
+            "results (for results/m/retrieval/summary.json, results/m)"
+        )
     if not folder.is_dir():
         raise MissingFileError(
             f"--from {folder}: no such folder; give the folder whose sub-folders hold the "
@@ -84,6 +135,7 @@ def read_saved_results(folder) -> SavedResults:
             skipped[name] = why
             continue
         info = {k: data["model_info"][k] for k in MODEL_INFO_KEYS if k in data["model_info"]}
+        shape = _shape(path, info)
         if found is None:
             found = SavedResults(folder, info)
         elif info.get("name") != found.model_info.get("name"):
@@ -91,8 +143,14 @@ def read_saved_results(folder) -> SavedResults:
                 f"--from {folder}: {name} is a result of {info.get('name')!r}, the others of "
                 f"{found.model_info.get('name')!r}; keep one model's results per folder"
             )
-        found.roles += [RoleMap.from_dict(r) for r in data["roles"]]
-        found.circuits += [Circuit.from_dict(c) for c in data.get("circuits", [])]
+        elif shape != (found.model_info["n_layers"], found.model_info["n_heads"]):
+            raise InvalidArgumentError(
+                f"--from {folder}: {name} is of a {shape[0]}x{shape[1]} {info.get('name')!r}, "
+                f"the others of a {found.model_info['n_layers']}x{found.model_info['n_heads']} "
+                "one; rerun the analyzers whose results are out of date"
+            )
+        found.roles += _roles(path, data, shape)
+        found.circuits += _circuits(path, data)
         found.analyzers.append(name)
     if found is None:
         reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "no */summary.json"

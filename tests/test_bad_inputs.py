@@ -3,7 +3,16 @@ confusing error, and none may leave a hook, an applied intervention or a changed
 behind. `scripts/replay_bad_inputs.py` prints the same replay as counts per family."""
 
 import pytest
-from bad_inputs import ACCEPTED, API_CASES, CLI_CASES, FILE_CASES, Context, replay
+from bad_inputs import (
+    ACCEPTED,
+    API_CASES,
+    CLI_CASES,
+    FILE_CASES,
+    KV_CASES,
+    SAVED_CASES,
+    Context,
+    replay,
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +31,16 @@ def _check(case, ctx):
 
 @pytest.mark.parametrize("case", API_CASES + FILE_CASES, ids=lambda c: c.id)
 def test_bad_input_is_refused_warned_or_right(case, ctx):
+    _check(case, ctx)
+
+
+@pytest.mark.parametrize("case", KV_CASES, ids=lambda c: c.id)
+def test_bad_kv_policy_input_is_refused_warned_or_right(case, ctx):
+    _check(case, ctx)
+
+
+@pytest.mark.parametrize("case", SAVED_CASES, ids=lambda c: c.id)
+def test_bad_saved_results_are_refused_warned_or_right(case, ctx):
     _check(case, ctx)
 
 

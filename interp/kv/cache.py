@@ -22,7 +22,9 @@ causal kernel and that of the streaming heads reads the sink and window chunk by
 prefill under a policy costs about what a plain one does, and less the more heads stream.
 
 Keys are cached after the rotary embedding, so dropping positions does not disturb the others'
-positions. Under left padding the pad slots count as positions (masked as usual).
+positions. Under left padding the pad slots count as positions (masked as usual), so a sink
+would be padding: `interp.generation.generate` refuses a policy with a sink and streaming heads
+on a left-padded batch.
 
     >>> from interp.testing import tiny_model
     >>> from interp.kv import streaming_policy

@@ -27,18 +27,22 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import random
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import torch
 
-from ..errors import ArgumentTypeError, InvalidArgumentError
+from ..errors import ArgumentTypeError, InvalidArgumentError, MissingFileError
+from ..jsonio import read_user_file
 
 __all__ = [
     "HeadKVPolicy",
     "PolicyLayoutError",
+    "KVPolicyWarning",
     "GROUPINGS",
     "policy_from",
     "random_policy",
@@ -57,12 +61,51 @@ class PolicyLayoutError(InvalidArgumentError):
     """A policy built for another head layout (layers x kv heads) than the model's."""
 
 
+class KVPolicyWarning(UserWarning):
+    """A KV policy that was built as asked but is likely not what was meant (scores or a policy
+    of another model, a budget that rounds to no kv head)."""
+
+
+_MEANING = {  # what each count of a policy is, for the error that refuses a bad one
+    "n_layers": "the model's layer count",
+    "n_kv_heads": "the model's kv heads per layer",
+    "sink": "the first positions every streaming kv head keeps; 4 by default",
+    "window": "the most recent positions every streaming kv head keeps; 256 by default",
+    "spans entry": "a layer's attention span, 0 for a global layer",
+    "full layer/kv head": "zero-based (layer, kv head) indices",
+}
+
+
 def _count(value: Any, name: str, minimum: int) -> int:
+    meaning = f" ({_MEANING[name]})" if name in _MEANING else ""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ArgumentTypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+        raise ArgumentTypeError(
+            f"{name} must be an int >= {minimum}{meaning}, got {type(value).__name__} {value!r}"
+        )
     if value < minimum:
-        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}")
+        raise InvalidArgumentError(f"{name} must be >= {minimum}{meaning}, got {value}")
     return value
+
+
+def _check_seed(seed: Any, what: str) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ArgumentTypeError(
+            f"seed must be an int ({what}, so the same seed gives the same policy), got "
+            f"{type(seed).__name__} {seed!r}"
+        )
+    return int(seed)
+
+
+def _warn_other_model(what: str, of: Any, model) -> None:
+    """Warn when `what` names a model other than `model` (an empty or missing name: no word)."""
+    if isinstance(of, str) and of and of != model.name:
+        warnings.warn(
+            f"{what} {of!r}, not {model.name!r}: a policy keeps the heads that model scored high; "
+            f"build the policy from {model.name!r}'s own scores (or, if it is the same model "
+            "under another name, ignore this)",
+            KVPolicyWarning,
+            stacklevel=3,
+        )
 
 
 @dataclass(frozen=True)
@@ -86,6 +129,13 @@ class HeadKVPolicy:
         _count(self.n_kv_heads, "n_kv_heads", 1)
         _count(self.sink, "sink", 0)
         _count(self.window, "window", 1)
+        if self.budget is not None:
+            object.__setattr__(self, "budget", _check_budget(self.budget))
+        for name, holds in (("full", "(layer, kv_head) pairs, e.g. [(0, 1)]"), ("spans", "ints")):
+            if not isinstance(getattr(self, name), (tuple, list)):
+                raise ArgumentTypeError(
+                    f"{name} must be a list or tuple of {holds}, got {getattr(self, name)!r}"
+                )
         spans = tuple(_count(x, "spans entry", 0) for x in self.spans)
         if spans and len(spans) != self.n_layers:
             raise InvalidArgumentError(
@@ -95,12 +145,16 @@ class HeadKVPolicy:
         pairs = []
         for pair in self.full:
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise ArgumentTypeError(f"full holds (layer, kv_head) pairs, got {pair!r}")
+                raise ArgumentTypeError(
+                    f"full holds (layer, kv_head) index pairs such as (0, 1), got {pair!r} "
+                    "(kv heads, not query-head names: see interp.kv.kv_head_scores)"
+                )
             layer, head = (_count(x, "full layer/kv head", 0) for x in pair)
             if layer >= self.n_layers or head >= self.n_kv_heads:
                 raise InvalidArgumentError(
                     f"kv head ({layer}, {head}) is outside {self.n_layers} layers x "
-                    f"{self.n_kv_heads} kv heads"
+                    f"{self.n_kv_heads} kv heads: give zero-based (layer, kv head) indices "
+                    "below those (query head h shares kv head h // (heads per kv head))"
                 )
             pairs.append((layer, head))
         object.__setattr__(self, "full", tuple(sorted(set(pairs))))
@@ -151,7 +205,8 @@ class HeadKVPolicy:
         return 2 * batch * d_head * bytes_per_value * self.kv_positions(seq_len)
 
     def check_model(self, model) -> None:
-        """Refuse a model whose head layout is not the one this policy was built for."""
+        """Refuse a model whose head layout is not the one this policy was built for; warn
+        (`KVPolicyWarning`) when it has that layout but the policy names another model."""
         if (model.n_layers, model.n_kv_heads) != (self.n_layers, self.n_kv_heads):
             raise PolicyLayoutError(
                 f"this KV policy is for {self.n_layers} layers x {self.n_kv_heads} kv heads"
@@ -165,6 +220,7 @@ class HeadKVPolicy:
                 f"has {layer_spans(model) or 'all global'}: build one for this model with "
                 "interp.kv.policy_from(result, model, ...)"
             )
+        _warn_other_model("this KV policy was built for", self.model, model)
 
     # --- JSON ---------------------------------------------------------------------------------
 
@@ -175,6 +231,11 @@ class HeadKVPolicy:
 
     @classmethod
     def from_dict(cls, data: dict) -> "HeadKVPolicy":
+        if not isinstance(data, dict):
+            raise InvalidArgumentError(
+                f"a KV policy is a JSON object (HeadKVPolicy.to_dict()), got "
+                f"{type(data).__name__}; write policies with HeadKVPolicy.save"
+            )
         data = dict(data)
         schema = data.pop("schema", SCHEMA)
         if schema != SCHEMA:
@@ -186,18 +247,39 @@ class HeadKVPolicy:
             raise InvalidArgumentError(
                 f"unknown KV policy key(s) {sorted(set(data) - known)}; known: {sorted(known)}"
             )
-        data["full"] = tuple(tuple(pair) for pair in data.get("full", ()))
-        data["spans"] = tuple(data.get("spans", ()))
+        missing = [k for k in ("full", "n_layers", "n_kv_heads") if k not in data]
+        if missing:
+            raise InvalidArgumentError(
+                f"the KV policy has no {', '.join(missing)}: a policy holds full (the kv heads "
+                "kept whole), n_layers and n_kv_heads; write policies with HeadKVPolicy.save"
+            )
+        for key in ("full", "spans"):  # JSON lists back to the tuples the policy holds
+            if isinstance(data.get(key), list):
+                data[key] = tuple(tuple(x) if isinstance(x, list) else x for x in data[key])
         return cls(**data)
 
     def save(self, path: Union[str, Path]) -> Path:
+        """Write the policy as JSON to `path` (its folder is made when missing)."""
         path = Path(path)
+        if path.is_dir():
+            raise InvalidArgumentError(
+                f"{path} is a folder; give the path of the policy's .json file inside it"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "HeadKVPolicy":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        text = read_user_file(path, MissingFileError, "KV policy")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InvalidArgumentError(
+                f"KV policy {str(path)!r} is not JSON ({err}); give a file written by "
+                "HeadKVPolicy.save (interp kv writes them under policies/)"
+            ) from None
+        return cls.from_dict(data)
 
 
 # --- building policies --------------------------------------------------------------------------
@@ -232,7 +314,17 @@ def _check_budget(budget: Any) -> float:
 
 
 def _n_kept(budget: float, n_layers: int, n_kv_heads: int) -> int:
-    return int(round(budget * n_layers * n_kv_heads))
+    total = n_layers * n_kv_heads
+    kept = int(round(budget * total))
+    if budget > 0 and kept == 0:
+        warnings.warn(
+            f"budget {budget} of {total} kv heads rounds to none kept whole: this is the "
+            f"streaming policy; give budget >= {1 / total:.3g} to keep one kv head (or 0 to "
+            "mean none)",
+            KVPolicyWarning,
+            stacklevel=3,
+        )
+    return kept
 
 
 def kv_head_scores(scores: torch.Tensor, n_kv_heads: int, group: str = "max") -> torch.Tensor:
@@ -240,7 +332,11 @@ def kv_head_scores(scores: torch.Tensor, n_kv_heads: int, group: str = "max") ->
     over each group of query heads sharing a kv head (unscored NaN heads count as -inf for max
     and are left out of the mean)."""
     if group not in GROUPINGS:
-        raise InvalidArgumentError(f"group must be one of {GROUPINGS}, got {group!r}")
+        raise InvalidArgumentError(
+            f"group must be one of {GROUPINGS} (how a kv head scores from its query heads), "
+            f"got {group!r}"
+        )
+    _count(n_kv_heads, "n_kv_heads", 1)
     n_layers, n_heads = scores.shape
     if n_heads % n_kv_heads:
         raise InvalidArgumentError(
@@ -263,7 +359,7 @@ def policy_from(
     sink: int = 4,
     window: int = 256,
     ties: str = "position",
-    seed: int = 0,
+    seed: Optional[int] = None,
 ) -> HeadKVPolicy:
     """The policy that keeps the highest-scoring kv heads whole.
 
@@ -274,34 +370,68 @@ def policy_from(
     A budget larger than the scored heads is filled from heads of equal score (often the many
     heads that scored 0): `ties="position"` takes them in (layer, kv head) order, earliest first,
     which carries a layer prior of its own (`layer_order_policy` is that order alone);
-    `ties="random"` draws them at random (seeded by `seed`), so only the scores choose."""
-    scores = getattr(result, "scores", result)
-    scores = getattr(scores, "scores", scores)
+    `ties="random"` draws them at random (seeded by `seed`, 0 when not given), so only the
+    scores choose. A `seed` with ``ties="position"`` draws nothing (`KVPolicyWarning`)."""
+    holder = getattr(result, "scores", result)  # a retrieval result holds a HeadScores
+    holder = result if isinstance(holder, torch.Tensor) else holder
+    scores = getattr(holder, "scores", holder)
     if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
+        got = type(result).__name__
+        if isinstance(scores, torch.Tensor):
+            got = f"a {scores.dim()}-dim tensor of shape {tuple(scores.shape)}"
         raise ArgumentTypeError(
             f"policy_from needs a retrieval result, HeadScores or [layers, heads] tensor, "
-            f"got {type(result).__name__}"
+            f"got {got}; for a list pass torch.tensor(scores), for a file "
+            "HeadScores.from_json(path)"
         )
     if tuple(scores.shape) != (model.n_layers, model.n_heads):
         raise PolicyLayoutError(
             f"scores of shape {tuple(scores.shape)} are not for {model.name} "
-            f"({model.n_layers} layers x {model.n_heads} heads)"
+            f"({model.n_layers} layers x {model.n_heads} heads): give scores of this model's "
+            "query heads (e.g. its retrieval result)"
         )
+    if bool(torch.isnan(scores.float()).all()):
+        warnings.warn(
+            "the scores hold no scored head (every entry is NaN), so this policy is layer "
+            "order alone (budget=) or keeps no kv head whole (threshold=); give the scores of a "
+            "run that scored heads (for that control on purpose: interp.kv.layer_order_policy)",
+            KVPolicyWarning,
+            stacklevel=2,
+        )
+    _warn_other_model("these scores are of", getattr(holder, "model", None), model)
     if (budget is None) == (threshold is None):
         raise InvalidArgumentError(
             "give exactly one of budget= (share of kv heads) or threshold= (score cut)"
+        )
+    if threshold is not None and (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, numbers.Real)
+        or not math.isfinite(threshold)
+    ):
+        raise ArgumentTypeError(
+            f"threshold must be a finite number (kv heads scoring above it are kept whole), "
+            f"got {type(threshold).__name__} {threshold!r}"
         )
     if ties not in TIES:
         raise InvalidArgumentError(
             f"ties must be one of {TIES} (how heads of equal score are taken), got {ties!r}"
         )
+    if seed is not None:
+        seed = _check_seed(seed, "it orders the random ties")
+        if ties == "position":
+            warnings.warn(
+                f"seed={seed} draws nothing with ties='position' (heads of equal score are "
+                "taken in layer order); pass ties='random' for seeded ties, or leave seed out",
+                KVPolicyWarning,
+                stacklevel=2,
+            )
     grouped = kv_head_scores(scores, model.n_kv_heads, group)
     flat = grouped.flatten()
     if budget is not None:
         budget = _check_budget(budget)
         tie_rank = list(range(flat.numel()))
         if ties == "random":
-            random.Random(f"kv-ties/{int(seed)}/{budget}").shuffle(tie_rank)
+            random.Random(f"kv-ties/{seed or 0}/{budget}").shuffle(tie_rank)
         order = sorted(range(flat.numel()), key=lambda i: (-float(flat[i]), tie_rank[i]))
         chosen = order[: _n_kept(budget, model.n_layers, model.n_kv_heads)]
     else:
@@ -346,7 +476,7 @@ def random_policy(
 ) -> HeadKVPolicy:
     """The same number of kv heads kept whole as `budget` asks, drawn at random (seeded)."""
     budget = _check_budget(budget)
-    rng = random.Random(f"kv-random/{int(seed)}/{budget}")
+    rng = random.Random(f"kv-random/{_check_seed(seed, 'it draws the kv heads')}/{budget}")
     full = tuple(rng.sample(_kv_heads(model), _n_kept(budget, model.n_layers, model.n_kv_heads)))
     return _built(model, full, "random", budget, sink, window)
 

@@ -10,14 +10,18 @@ from .api_cases import API_CASES
 from .cli_cases import CLI_CASES
 from .context import Context
 from .file_cases import FILE_CASES
+from .kv_cases import KV_CASES
 from .replay import ACCEPTED, OUTCOMES, Case, Outcome, replay
+from .saved_cases import SAVED_CASES
 
-ALL_CASES = API_CASES + FILE_CASES + CLI_CASES
+ALL_CASES = API_CASES + KV_CASES + FILE_CASES + SAVED_CASES + CLI_CASES
 
 __all__ = [
     "ALL_CASES",
     "API_CASES",
     "FILE_CASES",
+    "KV_CASES",
+    "SAVED_CASES",
     "CLI_CASES",
     "Context",
     "Case",
