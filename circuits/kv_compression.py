@@ -66,12 +66,15 @@ CONTROLS = ("layer_order", "random_ties")
 """The optional control policies (see the module docstring)."""
 
 ZOO_BUDGETS, ZOO_DRAWS = (0.1, 0.25, 0.5, 0.75, 0.9), 5
-LARGE_BUDGETS, LARGE_DRAWS = (0.25, 0.5, 0.75), 3
-"""The default grid: every budget and 5 random draws each on the zoo's models (seconds), a
-quarter, a half and three quarters of the kv heads with 3 draws each on large ones
-(`interp.cost.is_large`), where each (prompt, policy) point is a long-prompt generation (on
-SmolLM2-135M, 14 policies x 9 prompts fit the 10-minute budget; 32 x 9 took 58 min). Flags ask for
-more: ``--budgets 0.1,0.25,0.5,0.75,0.9 --n-random 5``."""
+LARGE_BUDGETS, LARGE_DRAWS = (0.25, 0.75), 3
+"""The default grid, sized to the 10-minute budget: every budget and 5 random draws each, with
+the memory probe, on the zoo's models (seconds); a quarter and three quarters of the kv heads with
+3 draws each and no memory probe on large ones (`interp.cost.is_large`), where each (prompt,
+policy) point is a long-prompt generation. Measured on SmolLM2-135M (9 prompts, 2 CPU threads):
+about 50 s per policy without the probe; the probe's profiler makes the first prompt of each
+length 1.4-1.6x slower and held 14 GB of trace; 3 budgets x 3 draws with the probe took 866 s,
+the full zoo grid 58 min. Flags ask for more: ``--budgets 0.1,0.25,0.5,0.75,0.9 --n-random 5
+--memory-probe``."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,8 @@ class Config:
     """What to test. `lengths=None` picks 1k, 2k, 4k tokens within the model's window (a quarter,
     a half and nearly all of a window under 2k); `window=None` keeps a quarter of the shortest
     length, at most 256 positions, for the streaming heads; `budgets=None` / `n_random=None` take
-    the grid sized to the model (`ZOO_BUDGETS` / `LARGE_BUDGETS`; `for_model`)."""
+    the grid sized to the model (`ZOO_BUDGETS` / `LARGE_BUDGETS`; `for_model`), and
+    `memory_probe=None` probes on the zoo's models only."""
 
     lengths: Optional[tuple] = None
     depths: tuple = (0.1, 0.5, 0.9)
@@ -93,7 +97,7 @@ class Config:
     within: float = 0.05  # "keeps accuracy": within this much of the full cache
     seed: int = 0
     retrieval_lengths: Optional[tuple] = None  # the retrieval scoring grid (None: its default)
-    memory_probe: bool = True
+    memory_probe: Optional[bool] = None  # None: on for the zoo's models, off on large ones
     controls: tuple = ()  # any of CONTROLS
 
     def __post_init__(self):
@@ -145,6 +149,7 @@ class Config:
             n_random=(LARGE_DRAWS if large else ZOO_DRAWS)
             if self.n_random is None
             else self.n_random,
+            memory_probe=not large if self.memory_probe is None else self.memory_probe,
         )
 
     def niah(self, model, lengths: Optional[tuple] = None) -> R.Config:

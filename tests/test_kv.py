@@ -390,14 +390,16 @@ def test_a_long_prompt_in_many_chunks_reads_exactly_sink_and_window(model, full,
 
 
 def test_the_default_grid_is_sized_to_the_model(model, monkeypatch):
-    assert (K.Config().for_model(model).budgets, K.Config().for_model(model).n_random) == (
-        K.ZOO_BUDGETS,
-        K.ZOO_DRAWS,
-    )
+    zoo = K.Config().for_model(model)
+    assert (zoo.budgets, zoo.n_random, zoo.memory_probe) == (K.ZOO_BUDGETS, K.ZOO_DRAWS, True)
     monkeypatch.setattr(K, "is_large", lambda m: True)
     large = K.Config().for_model(model)
-    assert (large.budgets, large.n_random) == (K.LARGE_BUDGETS, K.LARGE_DRAWS)
-    asked = K.Config(budgets=(0.1,), n_random=0).for_model(model)  # flags win
-    assert (asked.budgets, asked.n_random) == ((0.1,), 0)
+    assert (large.budgets, large.n_random, large.memory_probe) == (
+        K.LARGE_BUDGETS,
+        K.LARGE_DRAWS,
+        False,
+    )
+    asked = K.Config(budgets=(0.1,), n_random=0, memory_probe=True).for_model(model)  # flags win
+    assert (asked.budgets, asked.n_random, asked.memory_probe) == ((0.1,), 0, True)
     n_policies = len(K.policies(model, torch.rand(2, 8), K.Config(window=8)))
     assert n_policies == 2 + len(K.LARGE_BUDGETS) * (1 + K.LARGE_DRAWS)

@@ -41,7 +41,7 @@ def kv(
     budgets: Optional[str] = typer.Option(
         None,
         help="Shares of kv heads kept whole (default 0.1,0.25,0.5,0.75,0.9; on large models "
-        "0.25,0.5,0.75).",
+        "0.25,0.75).",
     ),
     n_random: Optional[int] = typer.Option(
         None,
@@ -71,11 +71,12 @@ def kv(
         "heads in layer order (no scores), and the scored heads with the rest of the budget "
         "drawn at random from the tied ones (--n-random draws).",
     ),
-    memory_probe: bool = typer.Option(
-        True,
+    memory_probe: Optional[bool] = typer.Option(
+        None,
         "--memory-probe/--no-memory-probe",
         help="Measure peak memory on the first prompt of each (length, policy) under the torch "
-        "profiler (slow on CPU); --no-memory-probe keeps the theoretical and cached KV bytes only.",
+        "profiler (slow on CPU; default: on for the zoo's models, off on large ones); without it "
+        "the theoretical and cached KV bytes are still recorded.",
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
