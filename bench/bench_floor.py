@@ -33,6 +33,7 @@ import circuits  # noqa: E402
 from circuits import kv_compression  # noqa: E402
 from interp.analysis import run_with_cost  # noqa: E402
 from interp.cost import is_large  # noqa: E402
+from interp.progress import quiet  # noqa: E402
 
 RATIO_TARGET, MINUTES_TARGET = 1.5, 10.0
 NOT_A_MODEL = ("induction_damage",)  # runs on a trained family of models
@@ -49,7 +50,7 @@ def analyzers() -> dict:
 
 def measure(model, name: str, run, config) -> dict:
     start = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quiet(not sys.stderr.isatty()):  # bars only on a terminal
         warnings.simplefilter("ignore")
         _, cost = run_with_cost(run, model, config())
     row = cost.to_dict() | {"analyzer": name, "wall_seconds": time.perf_counter() - start}
