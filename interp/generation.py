@@ -24,8 +24,7 @@ import torch
 
 from .backends.plan import RunPlan
 from .errors import ArgumentTypeError, InvalidArgumentError
-from .kv.cache import KVPolicyError, policy_generation
-from .kv.policy import HeadKVPolicy
+from .kv.cache import policy_generation
 from .tokens import Prompts, Tokens
 
 __all__ = ["generate", "Generation", "check_option_names", "OPTIONS"]
@@ -84,7 +83,6 @@ def generate(
             f"prompt ({tokens.input_ids.shape[1]} tokens) + {max_new_tokens} new tokens "
             f"exceed the context window of {model.n_ctx}; ask for fewer tokens"
         )
-    _check_kv_policy(kv_policy, tokens.attention_mask)
     edits = model.edits(interventions, use_interventions)
     generator = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
     ids, mask = tokens.input_ids, tokens.attention_mask
@@ -94,7 +92,7 @@ def generate(
     route = (
         nullcontext()
         if kv_policy is None
-        else policy_generation(model, kv_policy, ids.shape[1], use_cache=use_cache, backend=backend)
+        else policy_generation(model, kv_policy, mask, use_cache=use_cache, backend=backend)
     )
     with torch.no_grad(), route as cache:
         past = cache
@@ -126,32 +124,6 @@ def generate(
     prompt_len = tokens.input_ids.shape[1]
     texts = [model.decode(row[prompt_len:]) for row in ids]
     return Generation(ids, prompt_len, mask, texts, None if cache is None else cache.stored_bytes())
-
-
-def _check_kv_policy(policy, mask: torch.Tensor) -> None:
-    """Refuse a `kv_policy` that is no policy, or one whose sink would land on left padding,
-    naming the fix (`interp.kv.cache` checks the rest: the model's layout, the cache, the
-    engine)."""
-    if policy is None:
-        return
-    if not isinstance(policy, HeadKVPolicy):
-        builders: dict[type, str] = {
-            dict: "HeadKVPolicy.from_dict(data)",
-            str: "HeadKVPolicy.load(path)",
-        }
-        build = builders.get(type(policy), "interp.kv.policy_from(result, model, budget=...)")
-        raise KVPolicyError(
-            f"kv_policy must be an interp.kv.HeadKVPolicy, got {type(policy).__name__}; build "
-            f"one with {build}"
-        )
-    streaming = len(policy.full) < policy.n_layers * policy.n_kv_heads
-    if streaming and policy.sink and not bool(mask.all()):
-        raise KVPolicyError(
-            f"the KV policy's sink of {policy.sink} counts cache slots from the batch's first, so "
-            "a left-padded row's sink would be padding and the row would keep other tokens than "
-            "it does alone; generate prompts of different lengths one at a time, or in batches "
-            "of one length (or give the policy sink=0)"
-        )
 
 
 class SamplingOptionWarning(UserWarning):

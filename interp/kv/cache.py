@@ -202,28 +202,28 @@ def headkv_attention(
     unpadded = attention_mask is None and kv_attention.FAST_ROUTES
     prefill, decode = unpadded and q_len == key.total, unpadded and q_len == 1
 
-    def seen(key_pos: torch.Tensor) -> torch.Tensor:
-        return allowed(attention_mask, q_len, key.total, query.device)[..., key_pos]
-
+    full_fast = (prefill and key.full_pos.numel() == key.total) or decode
+    stream_fast = prefill and key.stream_pos.numel() == key.total
+    general = (key.full_heads and not full_fast) or (key.stream_heads and not stream_fast)
+    # the model's mask as booleans [b|1, 1, q, total], built only when a general route runs
+    seen = allowed(attention_mask, q_len, key.total, query.device) if general else None
     if key.full_heads:
-        whole = key.full_pos.numel() == key.total
-        fast = (prefill and whole) or decode
         out[:, key.full_heads] = attend(
             grouped[:, key.full_heads],
             key.full,
             value.full,
-            None if fast else seen(key.full_pos),
+            None if full_fast else seen[..., key.full_pos],
             scaling,
-            causal=prefill and whole and q_len > 1,
+            causal=full_fast and prefill and q_len > 1,
         )
     if key.stream_heads:
         queries, parts = grouped[:, key.stream_heads], (key.sink, key.window)
-        if prefill and key.stream_pos.numel() == key.total:
+        if stream_fast:
             out[:, key.stream_heads] = window_prefill(
                 queries, key.stream, value.stream, key.stream_pos, *parts, scaling
             )
         else:
-            mask = seen(key.stream_pos) & near(key.stream_pos, q_len, key.total, *parts)
+            mask = seen[..., key.stream_pos] & near(key.stream_pos, q_len, key.total, *parts)
             out[:, key.stream_heads] = attend(queries, key.stream, value.stream, mask, scaling)
     return out.view(b, n_heads, q_len, -1).transpose(1, 2).contiguous(), None
 
@@ -234,11 +234,20 @@ def _register() -> None:
 
 
 def _check_call(
-    model, policy: HeadKVPolicy, prompt_len: int, use_cache: bool, backend: Optional[str]
+    model, policy, prompt_mask: torch.Tensor, use_cache: bool, backend: Optional[str]
 ) -> None:
+    """Refuse a call the policy cannot serve, naming the fix: no policy at all, another layout,
+    no cache, the wrong engine, soft-capped logits, a window over the whole prompt, or a sink
+    on a left-padded batch (the sink counts cache slots, so a padded row's would be padding)."""
     if not isinstance(policy, HeadKVPolicy):
+        builders: dict[type, str] = {
+            dict: "HeadKVPolicy.from_dict(data)",
+            str: "HeadKVPolicy.load(path)",
+        }
+        build = builders.get(type(policy), "interp.kv.policy_from(result, model, budget=...)")
         raise KVPolicyError(
-            f"kv_policy must be an interp.kv.HeadKVPolicy, got {type(policy).__name__}"
+            f"kv_policy must be an interp.kv.HeadKVPolicy, got {type(policy).__name__}; build "
+            f"one with {build}"
         )
     policy.check_model(model)
     if not use_cache:
@@ -253,30 +262,37 @@ def _check_call(
             f"{model.name} soft-caps its attention logits, which head-aware KV policies do "
             "not support yet"
         )
-    if policy.full != tuple(
-        (l, h) for l in range(policy.n_layers) for h in range(policy.n_kv_heads)
-    ):
-        if policy.sink + policy.window >= prompt_len:
-            raise KVPolicyError(
-                f"sink {policy.sink} + window {policy.window} cover the whole prompt of "
-                f"{prompt_len} tokens: nothing would be evicted; lower the window or use "
-                "the full cache"
-            )
+    if len(policy.full) == policy.n_layers * policy.n_kv_heads:
+        return  # every kv head whole: nothing streams, nothing is evicted
+    prompt_len = prompt_mask.shape[1]
+    if policy.sink + policy.window >= prompt_len:
+        raise KVPolicyError(
+            f"sink {policy.sink} + window {policy.window} cover the whole prompt of "
+            f"{prompt_len} tokens: nothing would be evicted; lower the window or use "
+            "the full cache"
+        )
+    if policy.sink and not bool(prompt_mask.all()):
+        raise KVPolicyError(
+            f"the KV policy's sink of {policy.sink} counts cache slots from the batch's first, so "
+            "a left-padded row's sink would be padding and the row would keep other tokens than "
+            "it does alone; generate prompts of different lengths one at a time, or in batches "
+            "of one length (or give the policy sink=0)"
+        )
 
 
 @contextmanager
 def policy_generation(
     model,
     policy: HeadKVPolicy,
-    prompt_len: int,
+    prompt_mask: torch.Tensor,
     *,
     use_cache: bool = True,
     backend: Optional[str] = None,
 ) -> Iterator[HeadKVCache]:
     """Inside the block the model attends with `headkv_attention`; yields the cache to pass as
-    ``past_key_values`` of the first step. Checks the call first (a `KVPolicyError` names the
-    fix)."""
-    _check_call(model, policy, prompt_len, use_cache, backend)
+    ``past_key_values`` of the first step. `prompt_mask` is the prompts' attention mask
+    [batch, positions]. Checks the call first (a `KVPolicyError` names the fix)."""
+    _check_call(model, policy, prompt_mask, use_cache, backend)
     _register()
     with attention_implementation(model.hf, IMPLEMENTATION):
         yield HeadKVCache(policy)
