@@ -49,9 +49,8 @@ def is_large(model) -> bool:
     """True for a model of `LARGE_MODEL_PARAMS` or more parameters: every real pretrained model
     (SmolLM2-135M, Gemma-3-270m and up); the zoo's have a few million. The one sizing rule the
     analyzers' defaults share where the zoo's default would not fit the budget on a real model
-    (induction's exact single-head sweep, retrieval's pruning curve, kv's
-    budget grid): a cost rule, never a
-    threshold on what a model shows."""
+    (induction's exact single-head sweep, retrieval's pruning curve, kv's budget grid): a cost
+    rule, never a threshold on what a model shows."""
     return sum(p.numel() for p in model.hf.parameters()) >= LARGE_MODEL_PARAMS
 
 
